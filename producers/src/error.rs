@@ -1,0 +1,40 @@
+//! Errors of event sources and of publishing to Kafka.
+
+use rdkafka::error::KafkaError;
+
+/// Result of producer operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while producing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kafka producer could not be created from the given client configuration.
+    #[error("cannot create the Kafka producer: {0}")]
+    CreateProducer(#[source] KafkaError),
+
+    /// A source event could not be encoded with its schema.
+    #[error("cannot encode an event: {0}")]
+    Encode(#[from] sluice_schemas::Error),
+
+    /// No topic is configured for a subject the source emitted.
+    #[error("no topic is configured for subject `{0}`")]
+    NoTopic(String),
+
+    /// Kafka did not acknowledge an event. Nothing after it is reported as published.
+    #[error("Kafka did not acknowledge an event for topic `{topic}`: {source}")]
+    Delivery {
+        /// The topic the event was for.
+        topic: String,
+        /// librdkafka's reason.
+        source: KafkaError,
+    },
+
+    /// Outstanding events were not acknowledged before the flush timeout.
+    #[error("Kafka did not acknowledge all events within {seconds} s of flushing: {source}")]
+    Flush {
+        /// How long the flush waited.
+        seconds: u64,
+        /// librdkafka's reason.
+        source: KafkaError,
+    },
+}

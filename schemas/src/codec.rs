@@ -1,0 +1,248 @@
+//! Encoding records into framed messages and decoding them back with the newest schema.
+
+use std::collections::HashMap;
+
+use apache_avro::{
+    reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter,
+};
+
+use crate::{Catalogue, Error, Framing, Result, SchemaVersion, error::redacted_reason};
+
+/// Writes records as framed Avro messages. Builds one Avro writer per schema version, once.
+pub struct Encoder<'c> {
+    /// Framing put in front of every body.
+    framing: Framing,
+    /// A prepared writer per schema fingerprint.
+    writers: HashMap<u64, GenericDatumWriter<'c>>,
+}
+
+impl<'c> Encoder<'c> {
+    /// Prepares writers for every version in the catalogue.
+    pub fn new(catalogue: &'c Catalogue, framing: Framing) -> Self {
+        let writers = all_versions(catalogue)
+            .map(|version| {
+                let writer = GenericDatumWriter::builder(version.schema())
+                    .build()
+                    .expect("catalogue schemas resolve: checked when the catalogue is built");
+                (version.fingerprint(), writer)
+            })
+            .collect();
+        Encoder { framing, writers }
+    }
+
+    /// The framing this encoder writes.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Encodes a record with `version` of its subject's schema, framed.
+    pub fn encode(&self, version: &SchemaVersion, value: &Value) -> Result<Vec<u8>> {
+        let writer = self
+            .writers
+            .get(&version.fingerprint())
+            .ok_or_else(|| Error::UnknownSubject(version.label()))?;
+        let mut out = Vec::with_capacity(256);
+        self.framing.write_header(version.fingerprint(), version.schema_id(), &mut out);
+        writer.write_value_ref(&mut out, value).map_err(|error| Error::Encode {
+            subject: version.subject().to_owned(),
+            version: version.version(),
+            reason: redacted_reason(&error),
+        })?;
+        Ok(out)
+    }
+}
+
+/// A decoded message: the record, read with the newest version of its subject.
+#[derive(Debug)]
+pub struct DecodedEvent<'c> {
+    /// The version the producer wrote with (recorded for lineage and audit).
+    pub writer: &'c SchemaVersion,
+    /// The version the record was resolved to: always the newest of the subject.
+    pub reader: &'c SchemaVersion,
+    /// The record, shaped by `reader`.
+    pub value: Value,
+}
+
+/// Decodes framed messages of any framing and any known version, resolving each record to the
+/// newest version of its subject.
+pub struct Decoder<'c> {
+    /// Where writer schemas are looked up.
+    catalogue: &'c Catalogue,
+    /// A prepared reader per writer fingerprint: (reader version, datum reader).
+    readers: HashMap<u64, (&'c SchemaVersion, GenericDatumReader<'c>)>,
+}
+
+impl<'c> Decoder<'c> {
+    /// Prepares a resolving reader for every version in the catalogue.
+    pub fn new(catalogue: &'c Catalogue) -> Self {
+        let readers = all_versions(catalogue)
+            .map(|writer| {
+                let reader = catalogue.latest(writer.subject()).expect("subject of a listed version");
+                let datum_reader = GenericDatumReader::builder(writer.schema())
+                    .reader_schema(reader.schema())
+                    .build()
+                    .expect("catalogue schemas resolve: checked when the catalogue is built");
+                (writer.fingerprint(), (reader, datum_reader))
+            })
+            .collect();
+        Decoder { catalogue, readers }
+    }
+
+    /// Decodes one message. Fails without panicking on any input: unknown framing, unknown
+    /// writer schema, a truncated or corrupt body, or bytes left over after the record.
+    pub fn decode(&self, message: &[u8]) -> Result<DecodedEvent<'c>> {
+        let (writer_ref, body) = Framing::split(message)?;
+        let writer = self.catalogue.resolve(writer_ref)?;
+        let (reader, datum_reader) = &self.readers[&writer.fingerprint()];
+        let decode_error = |reason: String| Error::Decode {
+            subject: writer.subject().to_owned(),
+            version: writer.version(),
+            reason,
+        };
+        let mut remaining = TruncationDetectingReader { rest: body, read_past_end: false };
+        let value = datum_reader
+            .read_value(&mut remaining)
+            .map_err(|error| decode_error(redacted_reason(&error)))?;
+        if remaining.read_past_end {
+            return Err(decode_error("body is truncated".to_owned()));
+        }
+        if !remaining.rest.is_empty() {
+            return Err(decode_error(format!("{} bytes left after the record", remaining.rest.len())));
+        }
+        Ok(DecodedEvent { writer, reader, value })
+    }
+}
+
+/// Reads a message body and remembers whether the decoder asked for bytes past its end.
+///
+/// apache-avro reads a union index that hits the end of input as branch 0 (`null` in our
+/// schemas) instead of failing, so a body cut short after its last non-null field would decode
+/// "successfully" with nulls. This reader makes such truncation visible.
+struct TruncationDetectingReader<'b> {
+    /// Bytes not yet read.
+    rest: &'b [u8],
+    /// A read was attempted with nothing left.
+    read_past_end: bool,
+}
+
+impl std::io::Read for TruncationDetectingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.rest.is_empty() && !buf.is_empty() {
+            self.read_past_end = true;
+        }
+        self.rest.read(buf)
+    }
+}
+
+fn all_versions(catalogue: &Catalogue) -> impl Iterator<Item = &SchemaVersion> {
+    catalogue
+        .subject_names()
+        .flat_map(|subject| catalogue.versions(subject).expect("listed subject"))
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::types::Value;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn nullable(value: Option<Value>) -> Value {
+        match value {
+            None => Value::Union(0, Box::new(Value::Null)),
+            Some(v) => Value::Union(1, Box::new(v)),
+        }
+    }
+
+    /// An observation written by a version 1 source.
+    fn observation_v1(value: Option<f64>, comment: Option<String>, nhs: Option<String>) -> Value {
+        Value::Record(vec![
+            ("event_id".into(), Value::Uuid(apache_avro::Uuid::from_u128(7))),
+            ("occurred_at".into(), Value::TimestampMicros(1_700_000_000_000_000)),
+            ("recorded_at".into(), Value::TimestampMicros(1_700_000_000_100_000)),
+            ("source_organisation".into(), Value::String("RR8".into())),
+            ("source_system".into(), Value::String("LIMS".into())),
+            ("nhs_number".into(), nullable(nhs.map(Value::String))),
+            ("local_patient_id".into(), Value::String("H123".into())),
+            ("family_name".into(), nullable(None)),
+            ("given_name".into(), nullable(None)),
+            ("date_of_birth".into(), nullable(Some(Value::Date(-3000)))),
+            ("sex".into(), nullable(Some(Value::Enum(1, "MALE".into())))),
+            ("postcode".into(), nullable(None)),
+            ("code_system".into(), Value::Enum(1, "LOINC".into())),
+            ("code".into(), Value::String("8867-4".into())),
+            ("display".into(), Value::String("Heart rate".into())),
+            ("value".into(), nullable(value.map(Value::Double))),
+            ("unit".into(), nullable(Some(Value::String("/min".into())))),
+            ("comment".into(), nullable(comment.map(Value::String))),
+        ])
+    }
+
+    fn field<'v>(record: &'v Value, name: &str) -> &'v Value {
+        let Value::Record(fields) = record else { panic!("not a record") };
+        &fields.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no field {name}")).1
+    }
+
+    proptest! {
+        #[test]
+        fn v1_records_round_trip_and_read_as_v2(
+            value in proptest::option::of(-1e9f64..1e9),
+            comment in proptest::option::of(".{0,40}"),
+            nhs in proptest::option::of("[0-9]{10}"),
+            confluent: bool,
+        ) {
+            let catalogue = Catalogue::embedded();
+            let framing = if confluent { Framing::Confluent } else { Framing::SingleObject };
+            let v1 = catalogue.version("observation", 1).unwrap();
+            let record = observation_v1(value, comment.clone(), nhs.clone());
+            let bytes = Encoder::new(catalogue, framing).encode(v1, &record).unwrap();
+            let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
+            prop_assert_eq!(decoded.writer.version(), 1);
+            prop_assert_eq!(decoded.reader.version(), 2);
+            // Fields of v1 come back unchanged; the v2 field takes its default.
+            if let Value::Record(original) = &record {
+                for (name, original_value) in original {
+                    prop_assert_eq!(field(&decoded.value, name), original_value);
+                }
+            }
+            prop_assert_eq!(field(&decoded.value, "interpretation"), &Value::Union(0, Box::new(Value::Null)));
+        }
+
+        #[test]
+        fn corrupt_bodies_are_errors_not_panics(noise: Vec<u8>, cut in 0usize..200) {
+            let catalogue = Catalogue::embedded();
+            let v1 = catalogue.version("observation", 1).unwrap();
+            let mut bytes = Encoder::new(catalogue, Framing::SingleObject)
+                .encode(v1, &observation_v1(Some(1.0), None, None))
+                .unwrap();
+            bytes.truncate(cut.min(bytes.len()));
+            bytes.extend_from_slice(&noise);
+            let _ = Decoder::new(catalogue).decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_schema_but_never_a_value() {
+        let catalogue = Catalogue::embedded();
+        let v1 = catalogue.version("observation", 1).unwrap();
+        let bytes = Encoder::new(catalogue, Framing::SingleObject)
+            .encode(v1, &observation_v1(None, None, Some("9434765919".into())))
+            .unwrap();
+        // Cut inside the trailing nullable fields, which apache-avro alone would read as nulls.
+        let error = Decoder::new(catalogue).decode(&bytes[..bytes.len() - 3]).unwrap_err().to_string();
+        assert!(error.contains("observation") && error.contains("v1"), "{error}");
+        assert!(error.contains("truncated"), "{error}");
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        let error = Decoder::new(catalogue).decode(&trailing).unwrap_err().to_string();
+        assert!(error.contains("1 bytes left"), "{error}");
+
+        // A value that does not fit the schema: the error must not quote it.
+        let mut wrong = observation_v1(None, None, None);
+        if let Value::Record(fields) = &mut wrong {
+            fields[5].1 = Value::String("9434765919".into());
+        }
+        let error = Encoder::new(catalogue, Framing::SingleObject).encode(v1, &wrong).unwrap_err().to_string();
+        assert!(!error.contains("9434765919"), "{error}");
+    }
+}

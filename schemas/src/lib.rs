@@ -1,0 +1,62 @@
+//! # sluice-schemas: the Avro catalogue of clinical events
+//!
+//! Every event that moves through sluice is an Avro record of one *subject* (`adt`,
+//! `observation`, `diagnosis`, `consent`) under one numbered *version* of that subject's
+//! schema. The schema files at `schemas/avro/<subject>/v<N>.avsc` are the single source of
+//! truth; they are embedded into this crate at build time and can also be loaded from disk
+//! (which is what `sluice schemas check` does before a new version is merged).
+//!
+//! This crate owns four things:
+//!
+//! * the [`Catalogue`] of subjects and versions, indexed by CRC-64-AVRO fingerprint and by a
+//!   Confluent-style schema id;
+//! * the wire [`Framing`] of a Kafka message value: Avro single-object encoding
+//!   (`C3 01` + 8-byte little-endian fingerprint + body, the default) or the Confluent wire
+//!   format (`00` + 4-byte big-endian schema id + body);
+//! * the [`Encoder`] and [`Decoder`]: a consumer resolves the writer's schema from the framing
+//!   header and reads every record with the **newest** version of its subject, using Avro
+//!   schema resolution, so downstream code sees one shape per subject;
+//! * the BACKWARD_TRANSITIVE [`compatibility`] rules that every new version must follow.
+//!
+//! It also holds [`NhsNumber`], the validated patient identifier that every subject carries.
+//!
+//! ```
+//! use apache_avro::types::Value;
+//! use sluice_schemas::{Catalogue, Decoder, Encoder, Framing};
+//!
+//! let catalogue = Catalogue::embedded();
+//! // Write a consent change with the newest consent schema, in single-object framing.
+//! let consent = catalogue.latest("consent")?;
+//! let mut record = apache_avro::types::Record::new(consent.schema()).unwrap();
+//! record.put("event_id", Value::Uuid(apache_avro::Uuid::nil()));
+//! record.put("effective_at", Value::TimestampMicros(1_700_000_000_000_000));
+//! record.put("recorded_at", Value::TimestampMicros(1_700_000_000_000_000));
+//! record.put("source_organisation", "X26");
+//! record.put("nhs_number", "9434765919");
+//! record.put("scope", Value::Enum(0, "NATIONAL_DATA_OPT_OUT".into()));
+//! record.put("study_id", Value::Union(0, Box::new(Value::Null)));
+//! record.put("decision", Value::Enum(1, "DENY".into()));
+//! record.put("purposes", Value::Array(vec![]));
+//! let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(consent, &record.into())?;
+//! assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+//!
+//! let decoded = Decoder::new(catalogue).decode(&bytes)?;
+//! assert_eq!(decoded.writer.subject(), "consent");
+//! # Ok::<(), sluice_schemas::Error>(())
+//! ```
+
+mod catalogue;
+mod codec;
+pub mod compatibility;
+mod error;
+mod framing;
+mod nhs_number;
+
+pub use catalogue::{Catalogue, SchemaVersion, subjects};
+pub use codec::{DecodedEvent, Decoder, Encoder};
+pub use error::{Error, Result};
+pub use framing::{Framing, WriterSchemaRef};
+pub use nhs_number::{InvalidNhsNumber, NhsNumber};
+
+/// Re-exported so that users of this crate build and read values with the same Avro version.
+pub use apache_avro;
