@@ -303,8 +303,8 @@ fn adt_fields(patient: &SyntheticPatient, rng: &mut StdRng, fields: &mut Vec<(St
         field("address_line", nullable(Some(Value::String(patient.address_line.clone())))),
         field("event_type", Value::Enum(event_type as u32, EVENT_TYPES[event_type].to_owned())),
         field("patient_class", nullable(Some(Value::Enum(patient_class.0, patient_class.1.to_owned())))),
-        field("location_code", nullable(Some(Value::String(pick(rng, LOCATIONS).to_owned())))),
-        field("treatment_function_code", nullable(Some(Value::String(pick(rng, TREATMENT_FUNCTIONS).to_owned())))),
+        field("location_code", nullable(Some(Value::String((*pick(rng, LOCATIONS)).to_owned())))),
+        field("treatment_function_code", nullable(Some(Value::String((*pick(rng, TREATMENT_FUNCTIONS)).to_owned())))),
     ]);
 }
 

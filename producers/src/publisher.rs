@@ -1,0 +1,192 @@
+//! Publishing framed events to Kafka, idempotently and in patient order.
+//!
+//! Following rust-rdkafka's at-least-once example, nothing is reported as published until Kafka
+//! has acknowledged it: [`EventPublisher::publish_all`] keeps at most
+//! [`PublisherConfig::max_in_flight`] events unacknowledged, awaits every acknowledgement, and
+//! stops at the first failure. With `enable.idempotence=true` and `acks=all` a retried send is
+//! never written twice and never reordered within a partition.
+
+use std::{collections::BTreeMap, collections::HashMap, time::Duration};
+
+use futures::{StreamExt, stream::FuturesUnordered};
+use rdkafka::{
+    ClientConfig,
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, future_producer::OwnedDeliveryResult},
+};
+use futures::channel::oneshot::Canceled;
+use serde::{Deserialize, Serialize};
+use sluice_schemas::{Catalogue, Encoder, Framing};
+
+use crate::{Error, Result, SyntheticEvent};
+
+/// How the publisher behaves, apart from the broker connection (which comes as a librdkafka
+/// client configuration so TLS, SASL and any other client setting pass through unchanged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublisherConfig {
+    /// The most events handed to librdkafka and not yet acknowledged. Bounds memory and the
+    /// amount of work to redo after a crash.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long to wait for outstanding acknowledgements when flushing, in seconds.
+    #[serde(default = "default_flush_timeout_secs")]
+    pub flush_timeout_secs: u64,
+    /// Framing of every message value.
+    #[serde(default)]
+    pub framing: Framing,
+}
+
+fn default_max_in_flight() -> usize {
+    20_000
+}
+fn default_flush_timeout_secs() -> u64 {
+    60
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            max_in_flight: default_max_in_flight(),
+            flush_timeout_secs: default_flush_timeout_secs(),
+            framing: Framing::default(),
+        }
+    }
+}
+
+/// What Kafka acknowledged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Acknowledged events per subject.
+    pub per_subject: BTreeMap<String, u64>,
+}
+
+impl PublishReport {
+    /// All acknowledged events.
+    pub fn total(&self) -> u64 {
+        self.per_subject.values().sum()
+    }
+}
+
+/// An idempotent Kafka producer for catalogue events.
+pub struct EventPublisher<'c> {
+    /// The librdkafka producer.
+    producer: FutureProducer,
+    /// Encodes and frames records.
+    encoder: Encoder<'c>,
+    /// Where schema versions are looked up.
+    catalogue: &'c Catalogue,
+    /// Topic of each subject.
+    topics: HashMap<String, String>,
+    /// Behaviour settings.
+    config: PublisherConfig,
+}
+
+impl<'c> EventPublisher<'c> {
+    /// Creates a publisher. `client` carries the broker address and any librdkafka settings;
+    /// the delivery guarantees (idempotence, `acks=all`) are always set on top of it.
+    pub fn new(
+        client: &ClientConfig,
+        catalogue: &'c Catalogue,
+        topics: HashMap<String, String>,
+        config: PublisherConfig,
+    ) -> Result<Self> {
+        let mut client = client.clone();
+        client
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // The Java client's partitioner, so keys land where other Kafka producers put them.
+            .set("partitioner", "murmur2_random");
+        for (key, default) in [("linger.ms", "5"), ("compression.type", "lz4"), ("queue.buffering.max.messages", "100000")] {
+            if client.get(key).is_none() {
+                client.set(key, default);
+            }
+        }
+        let producer: FutureProducer = client.create().map_err(Error::CreateProducer)?;
+        Ok(EventPublisher { producer, encoder: Encoder::new(catalogue, config.framing), catalogue, topics, config })
+    }
+
+    /// Publishes every event, waiting for Kafka to acknowledge each. `on_acknowledged` is called
+    /// with the running count, for progress output. Stops at the first event Kafka refuses.
+    pub async fn publish_all(
+        &self,
+        events: impl IntoIterator<Item = SyntheticEvent>,
+        on_acknowledged: impl FnMut(u64),
+    ) -> Result<PublishReport> {
+        let mut pending = Acknowledgements { in_flight: FuturesUnordered::new(), report: PublishReport::default(), on_acknowledged };
+        for event in events {
+            if pending.in_flight.len() >= self.config.max_in_flight.max(1) {
+                pending.settle_one().await?;
+            }
+            let topic = self.topics.get(event.subject).ok_or_else(|| Error::NoTopic(event.subject.to_owned()))?;
+            let version = self.catalogue.version(event.subject, event.version)?;
+            let payload = self.encoder.encode(version, &event.value)?;
+            let delivery = loop {
+                let record = FutureRecord::to(topic).key(&event.key).payload(&payload);
+                match self.producer.send_result(record) {
+                    Ok(delivery) => break delivery,
+                    // librdkafka's local queue is full: make room by waiting for acknowledgements.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if !pending.in_flight.is_empty() => {
+                        pending.settle_one().await?;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((source, _)) => return Err(Error::Delivery { topic: topic.clone(), source }),
+                }
+            };
+            pending.in_flight.push(tagged(event.subject, topic.clone(), delivery));
+        }
+        while !pending.in_flight.is_empty() {
+            pending.settle_one().await?;
+        }
+        self.flush()?;
+        Ok(pending.report)
+    }
+
+    /// Waits until librdkafka has no unacknowledged message left.
+    pub fn flush(&self) -> Result<()> {
+        let seconds = self.config.flush_timeout_secs;
+        self.producer
+            .flush(Duration::from_secs(seconds))
+            .map_err(|source| Error::Flush { seconds, source })
+    }
+}
+
+/// The outcome of one delivery future.
+type DeliveryOutcome = std::result::Result<OwnedDeliveryResult, Canceled>;
+
+/// A delivery future that remembers the subject and topic it is for.
+fn tagged(subject: &'static str, topic: String, delivery: DeliveryFuture) -> impl Future<Output = (&'static str, String, DeliveryOutcome)> {
+    async move { (subject, topic, delivery.await) }
+}
+
+/// Events handed to librdkafka and not yet acknowledged, and what has been acknowledged so far.
+struct Acknowledgements<F, P> {
+    /// Delivery futures of unacknowledged events.
+    in_flight: FuturesUnordered<F>,
+    /// Acknowledged events per subject.
+    report: PublishReport,
+    /// Progress callback, given the running total.
+    on_acknowledged: P,
+}
+
+impl<F, P> Acknowledgements<F, P>
+where
+    F: Future<Output = (&'static str, String, DeliveryOutcome)>,
+    P: FnMut(u64),
+{
+    /// Waits for the next acknowledgement; a refusal is an error.
+    async fn settle_one(&mut self) -> Result<()> {
+        let (subject, topic, outcome) = self.in_flight.next().await.expect("called with events in flight");
+        match outcome {
+            Ok(Ok(_delivery)) => {
+                *self.report.per_subject.entry(subject.to_owned()).or_default() += 1;
+                (self.on_acknowledged)(self.report.total());
+                Ok(())
+            }
+            Ok(Err((source, _message))) => Err(Error::Delivery { topic, source }),
+            Err(Canceled) => Err(Error::Delivery { topic, source: KafkaError::Canceled }),
+        }
+    }
+}
