@@ -1,1 +1,34 @@
-//! placeholder
+//! # sluice-consumers: landing governed clinical data
+//!
+//! The landing side of sluice, shaped like the data flow:
+//!
+//! ```text
+//! Kafka topic -> decode (sluice-schemas) -> consent -> pseudonymise -> batch -> Parquet -> commit
+//! ```
+//!
+//! * [`consent`]: the consent store built from the compacted consent topic and the rules that
+//!   decide, per purpose, whether an event may be released (pure, no Kafka).
+//! * [`policy`]: the pseudonymisation policy and its per-subject [`policy::LandingPlan`], which
+//!   refuses at start-up any field the policy does not cover (fail closed).
+//! * [`pseudonymise`]: keyed HMAC-SHA256 pseudonyms and generalisation of quasi-identifiers,
+//!   turning a decoded record into an output row (pure).
+//! * [`batch`]: Arrow builders, one buffer per file to be written.
+//! * [`parquet_sink`]: atomic, fsynced Parquet files with provenance metadata.
+//! * [`lander`]: the async service that ties them together and commits offsets only after the
+//!   files covering them are durable.
+//!
+//! Records that cannot be decoded or checked go to a dead-letter topic with the reason in a
+//! header; nothing is dropped silently and no field value appears in a log line or error.
+
+pub mod batch;
+pub mod consent;
+pub mod lander;
+pub mod parquet_sink;
+pub mod policy;
+pub mod pseudonymise;
+pub mod record;
+
+mod error;
+
+pub use error::{Error, Result};
+pub use lander::{LanderConfig, LandingReport, RunUntil, run};

@@ -1,0 +1,129 @@
+//! Batching output rows into Arrow record batches, one buffer per landed file.
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{
+        ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+        TimestampMicrosecondBuilder,
+    },
+    record_batch::RecordBatch,
+};
+
+use crate::{
+    policy::{ColumnKind, LandingPlan},
+    pseudonymise::Cell,
+};
+
+/// An Arrow builder for one column.
+enum ColumnBuilder {
+    Utf8(StringBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Date32(Date32Builder),
+    TimestampMicros(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(kind: ColumnKind) -> Self {
+        match kind {
+            ColumnKind::Utf8 => ColumnBuilder::Utf8(StringBuilder::new()),
+            ColumnKind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
+            ColumnKind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+            ColumnKind::Float64 => ColumnBuilder::Float64(Float64Builder::new()),
+            ColumnKind::Boolean => ColumnBuilder::Boolean(BooleanBuilder::new()),
+            ColumnKind::Date32 => ColumnBuilder::Date32(Date32Builder::new()),
+            ColumnKind::TimestampMicros => {
+                ColumnBuilder::TimestampMicros(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+        }
+    }
+
+    /// Appends a cell; the pseudonymiser guarantees it has the column's kind (or is null).
+    fn append(&mut self, cell: Cell) {
+        match (self, cell) {
+            (ColumnBuilder::Utf8(b), Cell::Utf8(v)) => b.append_value(v),
+            (ColumnBuilder::Int32(b), Cell::Int32(v)) => b.append_value(v),
+            (ColumnBuilder::Int64(b), Cell::Int64(v)) => b.append_value(v),
+            (ColumnBuilder::Float64(b), Cell::Float64(v)) => b.append_value(v),
+            (ColumnBuilder::Boolean(b), Cell::Boolean(v)) => b.append_value(v),
+            (ColumnBuilder::Date32(b), Cell::Date32(v)) => b.append_value(v),
+            (ColumnBuilder::TimestampMicros(b), Cell::TimestampMicros(v)) => b.append_value(v),
+            (builder, cell) => {
+                debug_assert_eq!(cell, Cell::Null, "cell kind does not match its column");
+                builder.append_null();
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Utf8(b) => b.append_null(),
+            ColumnBuilder::Int32(b) => b.append_null(),
+            ColumnBuilder::Int64(b) => b.append_null(),
+            ColumnBuilder::Float64(b) => b.append_null(),
+            ColumnBuilder::Boolean(b) => b.append_null(),
+            ColumnBuilder::Date32(b) => b.append_null(),
+            ColumnBuilder::TimestampMicros(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date32(b) => Arc::new(b.finish()),
+            ColumnBuilder::TimestampMicros(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Rows of one dataset waiting to be written.
+pub struct RowBuffer {
+    /// The plan the rows follow.
+    plan: Arc<LandingPlan>,
+    /// One builder per planned column.
+    builders: Vec<ColumnBuilder>,
+    /// Rows appended since the last [`RowBuffer::finish`].
+    rows: usize,
+}
+
+impl RowBuffer {
+    /// An empty buffer for a plan.
+    pub fn new(plan: Arc<LandingPlan>) -> Self {
+        let builders = plan.columns.iter().map(|c| ColumnBuilder::new(c.kind)).collect();
+        RowBuffer { plan, builders, rows: 0 }
+    }
+
+    /// Appends one row produced by [`crate::pseudonymise::pseudonymise`] for the same plan.
+    pub fn push(&mut self, row: Vec<Cell>) {
+        debug_assert_eq!(row.len(), self.builders.len());
+        for (builder, cell) in self.builders.iter_mut().zip(row) {
+            builder.append(cell);
+        }
+        self.rows += 1;
+    }
+
+    /// Rows waiting.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The plan the rows follow.
+    pub fn plan(&self) -> &Arc<LandingPlan> {
+        &self.plan
+    }
+
+    /// Takes the waiting rows as a record batch and empties the buffer.
+    pub fn finish(&mut self) -> RecordBatch {
+        let columns = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(self.plan.arrow_schema.clone(), columns)
+            .expect("builders follow the plan's schema, and nullability is checked by pseudonymise")
+    }
+}
