@@ -1,0 +1,14 @@
+//! # sluice: governed streaming of clinical events into pseudonymised Parquet
+//!
+//! This package holds the one `sluice` command and the pieces that tie the workspace crates
+//! together: the topic definitions ([`topics`]), broker connection settings ([`broker`]),
+//! pseudonymisation keys ([`keys`]) and the end-to-end [`demo`].
+//!
+//! * `sluice-schemas`: the Avro catalogue, wire framing and compatibility rules;
+//! * `sluice-producers`: sources of events and the Kafka publisher;
+//! * `sluice-consumers`: consent, pseudonymisation and exactly-once Parquet landing.
+
+pub mod broker;
+pub mod demo;
+pub mod keys;
+pub mod topics;
