@@ -4,7 +4,8 @@
 use rdkafka::ClientConfig;
 
 /// librdkafka properties whose values are secrets and must never be printed.
-const SECRET_PROPERTIES: &[&str] = &["sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem", "sasl.oauthbearer.client.secret"];
+const SECRET_PROPERTIES: &[&str] =
+    &["sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem", "sasl.oauthbearer.client.secret"];
 
 /// Builds the base client configuration shared by every producer and consumer.
 pub fn client_config(bootstrap_servers: &str, properties: &[(String, String)]) -> ClientConfig {
@@ -40,7 +41,8 @@ mod tests {
     #[test]
     fn properties_pass_through_and_secrets_are_redacted() {
         let property = parse_property("sasl.password=hunter2").unwrap();
-        let config = client_config("127.0.0.1:9092", &[property, parse_property("security.protocol=SASL_SSL").unwrap()]);
+        let config =
+            client_config("127.0.0.1:9092", &[property, parse_property("security.protocol=SASL_SSL").unwrap()]);
         assert_eq!(config.get("sasl.password"), Some("hunter2"));
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(redact("sasl.password=hunter2"), "sasl.password=<redacted>");

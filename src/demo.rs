@@ -22,7 +22,6 @@ use rdkafka::{
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     mocking::MockCluster,
-    producer::DefaultProducerContext,
     types::RDKafkaErrorCode,
 };
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
@@ -115,7 +114,10 @@ impl DemoSummary {
             ));
         }
         if self.landing.skipped_offsets > 0 {
-            problems.push(format!("{} events were removed by the broker before they were read", self.landing.skipped_offsets));
+            problems.push(format!(
+                "{} events were removed by the broker before they were read",
+                self.landing.skipped_offsets
+            ));
         }
         for purpose in self.landing.unreconciled(&self.purposes) {
             problems.push(format!("purpose {purpose}: consumed != landed + withheld + dead-lettered"));
@@ -128,9 +130,19 @@ impl DemoSummary {
         let mut out = String::new();
         let landing = &self.landing;
         let _ = writeln!(out, "\nsluice demo finished in {:.1} s on {}\n", self.elapsed.as_secs_f64(), self.broker);
-        let per_subject: Vec<String> = self.produced.per_subject.iter().map(|(s, n)| format!("{s} {}", group(*n))).collect();
-        let _ = writeln!(out, "  produced       {:>10} clinical events ({})", group(self.produced.total()), per_subject.join(", "));
-        let _ = writeln!(out, "                 {:>10} consent changes (opt-outs and withdrawals)", group(self.consent_published));
+        let per_subject: Vec<String> =
+            self.produced.per_subject.iter().map(|(s, n)| format!("{s} {}", group(*n))).collect();
+        let _ = writeln!(
+            out,
+            "  produced       {:>10} clinical events ({})",
+            group(self.produced.total()),
+            per_subject.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "                 {:>10} consent changes (opt-outs and withdrawals)",
+            group(self.consent_published)
+        );
         let _ = writeln!(out, "  consumed       {:>10}", group(landing.consumed_total()));
         let _ = writeln!(out, "  dead-lettered  {:>10}\n", group(landing.dead_lettered));
         let reasons: Vec<String> = {
@@ -172,11 +184,17 @@ impl DemoSummary {
             entry.1 += file.rows;
         }
         for (dir, (files, rows)) in &datasets {
-            let _ = writeln!(out, "    {:<48} {files:>4} files {:>10} rows", format!("{}/", dir.display()), group(*rows as u64));
+            let _ = writeln!(
+                out,
+                "    {:<48} {files:>4} files {:>10} rows",
+                format!("{}/", dir.display()),
+                group(*rows as u64)
+            );
         }
         let problems = self.problems();
         if problems.is_empty() {
-            let _ = writeln!(out, "\n  reconciliation: every event landed or withheld exactly once, for every purpose: OK");
+            let _ =
+                writeln!(out, "\n  reconciliation: every event landed or withheld exactly once, for every purpose: OK");
         } else {
             let _ = writeln!(out, "\n  RECONCILIATION FAILED:");
             for problem in &problems {
@@ -198,7 +216,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -217,7 +235,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let (bootstrap, broker_label) = match &options.brokers {
         Some(brokers) => (brokers.clone(), format!("brokers {brokers}")),
         None => {
-            mock_cluster = Some(MockCluster::new(1).map_err(|e| DemoError::Broker(format!("cannot start the mock cluster: {e}")))?);
+            mock_cluster = Some(
+                MockCluster::new(1).map_err(|e| DemoError::Broker(format!("cannot start the mock cluster: {e}")))?,
+            );
             let cluster = mock_cluster.as_ref().expect("just set");
             for topic in &options.topics.topic {
                 cluster
@@ -328,7 +348,8 @@ fn prepare_lake(lake: &Path) -> Result<(), DemoError> {
         }
     }
     std::fs::create_dir_all(lake).map_err(error)?;
-    std::fs::write(lake.join(DEMO_MARKER), "written by `sluice demo`; a later demo run replaces this directory\n").map_err(error)
+    std::fs::write(lake.join(DEMO_MARKER), "written by `sluice demo`; a later demo run replaces this directory\n")
+        .map_err(error)
 }
 
 /// Creates the topics on an existing cluster; topics that already exist are left alone.
@@ -339,14 +360,19 @@ async fn create_topics(client: &ClientConfig, topics: &Topics) -> Result<(), Dem
         .map_err(|e| DemoError::Broker(format!("cannot reach the cluster: {e}")))?
         .brokers()
         .len() as i32;
-    let retention: Vec<String> = topics.topic.iter().map(|t| t.retention_hours.map(|h| (h * 3_600_000).to_string()).unwrap_or_default()).collect();
+    let retention: Vec<String> = topics
+        .topic
+        .iter()
+        .map(|t| t.retention_hours.map(|h| (h * 3_600_000).to_string()).unwrap_or_default())
+        .collect();
     let new_topics: Vec<NewTopic> = topics
         .topic
         .iter()
         .zip(&retention)
         .map(|(t, retention_ms)| {
-            let mut topic = NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication_factor.min(brokers.max(1))))
-                .set("cleanup.policy", &t.cleanup_policy);
+            let mut topic =
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication_factor.min(brokers.max(1))))
+                    .set("cleanup.policy", &t.cleanup_policy);
             if !retention_ms.is_empty() {
                 topic = topic.set("retention.ms", retention_ms);
             }
@@ -367,7 +393,10 @@ async fn create_topics(client: &ClientConfig, topics: &Topics) -> Result<(), Dem
 }
 
 /// The high watermark of every partition of the given topics.
-fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> Result<BTreeMap<(String, i32), i64>, DemoError> {
+fn high_watermarks(
+    client: &ClientConfig,
+    topics: &BTreeMap<String, String>,
+) -> Result<BTreeMap<(String, i32), i64>, DemoError> {
     let mut config = client.clone();
     config.set("group.id", "sluice-demo-watermarks");
     let consumer: BaseConsumer = config.create().map_err(|e| DemoError::Broker(e.to_string()))?;
@@ -385,7 +414,3 @@ fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> 
     }
     Ok(targets)
 }
-
-/// The type of the mock cluster kept alive during a run.
-#[allow(dead_code)]
-type Mock = MockCluster<'static, DefaultProducerContext>;

@@ -28,12 +28,14 @@ struct KeyEntry {
 /// Reads the keys for `purposes` from a key file.
 pub fn load(path: &Path, purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-    let entries: BTreeMap<String, KeyEntry> =
-        toml::from_str(&text).map_err(|_| format!("key file {} is not valid (expected [purpose] key_id, secret_hex)", path.display()))?;
+    let entries: BTreeMap<String, KeyEntry> = toml::from_str(&text)
+        .map_err(|_| format!("key file {} is not valid (expected [purpose] key_id, secret_hex)", path.display()))?;
     purposes
         .iter()
         .map(|purpose| {
-            let entry = entries.get(purpose).ok_or_else(|| format!("key file {} has no key for `{purpose}`", path.display()))?;
+            let entry = entries
+                .get(purpose)
+                .ok_or_else(|| format!("key file {} has no key for `{purpose}`", path.display()))?;
             let secret = hex::decode(entry.secret_hex.trim())
                 .map_err(|_| format!("the secret of key `{}` is not hex", entry.key_id))?;
             Ok((purpose.clone(), PurposeKey::new(&entry.key_id, &secret)?))
@@ -51,7 +53,8 @@ pub fn generate(purposes: &[String]) -> BTreeMap<String, PurposeKey> {
             rng.fill_bytes(&mut secret);
             let mut id = [0u8; 4];
             rng.fill_bytes(&mut id);
-            let key = PurposeKey::new(&format!("ephemeral-{purpose}-{}", hex::encode(id)), &secret).expect("32-byte key");
+            let key =
+                PurposeKey::new(&format!("ephemeral-{purpose}-{}", hex::encode(id)), &secret).expect("32-byte key");
             (purpose.clone(), key)
         })
         .collect()
@@ -65,7 +68,9 @@ pub fn from_environment_or_generate(purposes: &[String]) -> Result<(BTreeMap<Str
             let path = Path::new(&path);
             Ok((load(path, purposes)?, format!("key file {}", path.display())))
         }
-        None => Ok((generate(purposes), format!("generated for this run (set {KEYS_FILE_VARIABLE} to use a key file)"))),
+        None => {
+            Ok((generate(purposes), format!("generated for this run (set {KEYS_FILE_VARIABLE} to use a key file)")))
+        }
     }
 }
 

@@ -136,7 +136,12 @@ fn schemas_list() -> ExitCode {
     println!("{:<14}{:>8}  {:<18}{:>12}", "subject", "version", "fingerprint", "schema id");
     for subject in catalogue.subject_names() {
         for version in catalogue.versions(subject).unwrap_or_default() {
-            println!("{subject:<14}{:>8}  {:016x}  {:>12}", version.version(), version.fingerprint(), version.schema_id());
+            println!(
+                "{subject:<14}{:>8}  {:016x}  {:>12}",
+                version.version(),
+                version.fingerprint(),
+                version.schema_id()
+            );
         }
     }
     ExitCode::SUCCESS

@@ -149,7 +149,10 @@ impl ConsentChange {
             Some("NATIONAL_DATA_OPT_OUT") => ConsentScope::NationalDataOptOut,
             Some("TYPE_1_OPT_OUT") => ConsentScope::Type1OptOut,
             Some("STUDY") => ConsentScope::Study(
-                view.string("study_id").filter(|id| !id.is_empty()).ok_or("a STUDY consent change needs a study_id")?.to_owned(),
+                view.string("study_id")
+                    .filter(|id| !id.is_empty())
+                    .ok_or("a STUDY consent change needs a study_id")?
+                    .to_owned(),
             ),
             _ => return Err("consent change has an unknown scope".to_owned()),
         };
@@ -222,7 +225,9 @@ impl ConsentStore {
                 let index = match patient.studies.iter().position(|(study, _)| *study == id) {
                     Some(index) => index,
                     None => {
-                        patient.studies.push((id, InForce { deny: false, effective_at: i64::MIN, purposes: Vec::new() }));
+                        patient
+                            .studies
+                            .push((id, InForce { deny: false, effective_at: i64::MIN, purposes: Vec::new() }));
                         patient.studies.len() - 1
                     }
                 };
@@ -233,7 +238,10 @@ impl ConsentStore {
         };
         match slot {
             Some(in_force) => replace_if_newer(in_force, change.deny, change.effective_at, change.purposes),
-            None => *slot = Some(InForce { deny: change.deny, effective_at: change.effective_at, purposes: change.purposes }),
+            None => {
+                *slot =
+                    Some(InForce { deny: change.deny, effective_at: change.effective_at, purposes: change.purposes })
+            }
         }
     }
 
@@ -308,7 +316,10 @@ mod tests {
             ]
         );
         let study = Purpose::Study("IRAS-123456".into());
-        assert_eq!(store.decide(&study, Some(nhs("9434765919")), false), Decision::Withhold(WithholdReason::NationalDataOptOut));
+        assert_eq!(
+            store.decide(&study, Some(nhs("9434765919")), false),
+            Decision::Withhold(WithholdReason::NationalDataOptOut)
+        );
     }
 
     #[test]
@@ -327,7 +338,10 @@ mod tests {
         let mut store = ConsentStore::new();
         store.apply(change(ConsentScope::Study("ABC".into()), true, 10));
         let patient = Some(nhs("9434765919"));
-        assert_eq!(store.decide(&Purpose::Study("ABC".into()), patient, false), Decision::Withhold(WithholdReason::StudyDissent));
+        assert_eq!(
+            store.decide(&Purpose::Study("ABC".into()), patient, false),
+            Decision::Withhold(WithholdReason::StudyDissent)
+        );
         assert_eq!(store.decide(&Purpose::Study("XYZ".into()), patient, false), Decision::Release);
         assert_eq!(store.decide(&Purpose::Research, patient, false), Decision::Release);
     }
@@ -339,14 +353,20 @@ mod tests {
         limited.purposes = vec!["research".into()];
         store.apply(limited);
         let patient = Some(nhs("9434765919"));
-        assert_eq!(store.decide(&Purpose::Research, patient, false), Decision::Withhold(WithholdReason::NationalDataOptOut));
+        assert_eq!(
+            store.decide(&Purpose::Research, patient, false),
+            Decision::Withhold(WithholdReason::NationalDataOptOut)
+        );
         assert_eq!(store.decide(&Purpose::Planning, patient, false), Decision::Release);
     }
 
     #[test]
     fn events_without_a_usable_nhs_number_are_withheld_where_opt_outs_apply() {
         let store = ConsentStore::new();
-        assert_eq!(store.decide(&Purpose::Research, None, false), Decision::Withhold(WithholdReason::NoUsableNhsNumber));
+        assert_eq!(
+            store.decide(&Purpose::Research, None, false),
+            Decision::Withhold(WithholdReason::NoUsableNhsNumber)
+        );
         assert_eq!(store.decide(&Purpose::DirectCare, None, false), Decision::Release);
     }
 
@@ -360,7 +380,10 @@ mod tests {
         store.apply(change(ConsentScope::NationalDataOptOut, true, 15));
         assert_eq!(store.decide(&Purpose::Research, patient, false), Decision::Release, "older change ignored");
         store.apply(change(ConsentScope::NationalDataOptOut, true, 20));
-        assert_eq!(store.decide(&Purpose::Research, patient, false), Decision::Withhold(WithholdReason::NationalDataOptOut));
+        assert_eq!(
+            store.decide(&Purpose::Research, patient, false),
+            Decision::Withhold(WithholdReason::NationalDataOptOut)
+        );
         assert_eq!(store.changes_applied(), 4);
         assert_eq!(store.patients(), 1);
     }

@@ -41,7 +41,9 @@ pub enum Error {
 
     /// The pseudonymisation policy does not say what to do with a field of a schema that
     /// would be landed. Fail closed: such a field is never landed by default.
-    #[error("policy `{policy}` has no action for field `{field}` of subject `{subject}` v{version}; add one before landing")]
+    #[error(
+        "policy `{policy}` has no action for field `{field}` of subject `{subject}` v{version}; add one before landing"
+    )]
     UnmappedField {
         /// The policy's name.
         policy: String,

@@ -157,7 +157,9 @@ pub async fn run(
     let decoder = Decoder::new(catalogue);
 
     let consent_reader = block(|| ConsentReader::start(client, config))?;
-    let loaded = block(|| consent_reader.read_to_end(&decoder, &mut state, Duration::from_secs(config.consent_load_timeout_secs)))?;
+    let loaded = block(|| {
+        consent_reader.read_to_end(&decoder, &mut state, Duration::from_secs(config.consent_load_timeout_secs))
+    })?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
 
     let consumer: StreamConsumer = consumer_config(client, &config.group_id)
@@ -169,6 +171,12 @@ pub async fn run(
     let idle = Duration::from_secs(config.idle_flush_secs.max(1));
     let mut targets: Option<BTreeMap<(String, i32), i64>> = None;
     let mut committed_at_start: HashMap<(String, i32), i64> = HashMap::new();
+    if let RunUntil::CaughtUp(receiver) = &mut until
+        && let Some(known) = receiver.borrow_and_update().clone()
+    {
+        committed_at_start = block(|| committed_offsets(&consumer, &known))?;
+        targets = Some(known);
+    }
     let mut last_consent_poll = Instant::now();
     loop {
         if let Some(targets) = &targets
@@ -243,14 +251,16 @@ fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
     config
 }
 
-fn committed_offsets(consumer: &StreamConsumer, targets: &BTreeMap<(String, i32), i64>) -> Result<HashMap<(String, i32), i64>> {
+fn committed_offsets(
+    consumer: &StreamConsumer,
+    targets: &BTreeMap<(String, i32), i64>,
+) -> Result<HashMap<(String, i32), i64>> {
     let mut list = TopicPartitionList::new();
     for (topic, partition) in targets.keys() {
         list.add_partition(topic, *partition);
     }
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(30))
-        .map_err(Error::kafka("read committed offsets"))?;
+    let committed =
+        consumer.committed_offsets(list, Duration::from_secs(30)).map_err(Error::kafka("read committed offsets"))?;
     Ok(committed
         .elements()
         .iter()
@@ -276,9 +286,8 @@ impl ConsentReader {
             .create()
             .map_err(|source| Error::CreateClient { role: "consent reader", source })?;
         let timeout = Duration::from_secs(config.consent_load_timeout_secs.max(1));
-        let metadata = consumer
-            .fetch_metadata(Some(&config.consent_topic), timeout)
-            .map_err(|e| unavailable(e.to_string()))?;
+        let metadata =
+            consumer.fetch_metadata(Some(&config.consent_topic), timeout).map_err(|e| unavailable(e.to_string()))?;
         let partitions = metadata
             .topics()
             .iter()
@@ -335,7 +344,8 @@ impl ConsentReader {
     /// Applies consent changes that arrived since the last call, without waiting.
     fn apply_new(&self, decoder: &Decoder<'_>, state: &mut LandingState<'_>) -> Result<()> {
         while let Some(polled) = self.consumer.poll(Duration::ZERO) {
-            let message = polled.map_err(|e| Error::ConsentUnavailable { topic: self.topic.clone(), reason: e.to_string() })?;
+            let message =
+                polled.map_err(|e| Error::ConsentUnavailable { topic: self.topic.clone(), reason: e.to_string() })?;
             state.handle_consent(decoder, &message)?;
         }
         Ok(())
@@ -406,9 +416,8 @@ impl<'a> LandingState<'a> {
         }
         let mut producer_config = client.clone();
         producer_config.set("enable.idempotence", "true").set("acks", "all");
-        let dead_letter_producer = producer_config
-            .create()
-            .map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
+        let dead_letter_producer =
+            producer_config.create().map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
         Ok(LandingState {
             config,
             policy,
@@ -427,10 +436,8 @@ impl<'a> LandingState<'a> {
     }
 
     fn handle_consent(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>) -> Result<()> {
-        let change = decoder
-            .decode(message.payload().unwrap_or_default())
-            .map_err(|e| e.to_string())
-            .and_then(|event| {
+        let change =
+            decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string()).and_then(|event| {
                 if event.reader.subject() == subjects::CONSENT {
                     ConsentChange::from_record(&event.value)
                 } else {
@@ -478,7 +485,12 @@ impl<'a> LandingState<'a> {
 
     /// Decodes, checks consent for every purpose and buffers the pseudonymised rows. An `Err`
     /// is a reason to dead-letter the whole event (nothing of it is buffered).
-    fn route(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>, expected_subject: &str) -> Result<(), String> {
+    fn route(
+        &mut self,
+        decoder: &Decoder<'_>,
+        message: &BorrowedMessage<'_>,
+        expected_subject: &str,
+    ) -> Result<(), String> {
         let event = decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
         if event.reader.subject() != expected_subject {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
@@ -558,15 +570,20 @@ impl<'a> LandingState<'a> {
         for ((index, topic, partition), mut pending) in std::mem::take(&mut self.pending) {
             let (purpose, key) = &self.purposes[index];
             let plan = pending.rows.plan().clone();
-            let path = self.config.lake_dir.join(purpose.name()).join(&plan.subject).join(format!(
-                "{topic}+{partition}+{:020}-{:020}.parquet",
-                pending.offsets.0, pending.offsets.1
-            ));
+            let path = self
+                .config
+                .lake_dir
+                .join(purpose.name())
+                .join(&plan.subject)
+                .join(format!("{topic}+{partition}+{:020}-{:020}.parquet", pending.offsets.0, pending.offsets.1));
             let metadata = vec![
                 ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
                 ("sluice.purpose".to_owned(), purpose.name()),
                 ("sluice.subject".to_owned(), plan.subject.clone()),
-                ("sluice.reader_schema".to_owned(), format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint)),
+                (
+                    "sluice.reader_schema".to_owned(),
+                    format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint),
+                ),
                 (
                     "sluice.writer_schema_fingerprints".to_owned(),
                     pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>().join(","),
@@ -574,7 +591,10 @@ impl<'a> LandingState<'a> {
                 ("sluice.policy".to_owned(), self.policy.label()),
                 ("sluice.policy_hash".to_owned(), self.policy.hash()),
                 ("sluice.key_id".to_owned(), key.id().to_owned()),
-                ("sluice.source".to_owned(), format!("{topic}/{partition}/{}-{}", pending.offsets.0, pending.offsets.1)),
+                (
+                    "sluice.source".to_owned(),
+                    format!("{topic}/{partition}/{}-{}", pending.offsets.0, pending.offsets.1),
+                ),
             ];
             let batch = pending.rows.finish();
             let landed = tokio::task::spawn_blocking(move || write_atomically(&path, &batch, metadata))
@@ -600,7 +620,12 @@ impl<'a> LandingState<'a> {
             block(|| consumer.commit(&offsets, CommitMode::Sync)).map_err(Error::kafka("commit offsets"))?;
         }
         let rows: usize = written.iter().map(|f| f.rows).sum();
-        info!(files = written.len(), rows, partitions = self.uncommitted.len(), "checkpoint: files landed, offsets committed");
+        info!(
+            files = written.len(),
+            rows,
+            partitions = self.uncommitted.len(),
+            "checkpoint: files landed, offsets committed"
+        );
         self.report.files.extend(written);
         self.uncommitted.clear();
         self.buffered_rows = 0;

@@ -41,7 +41,8 @@ pub fn write_atomically(path: &Path, batch: &RecordBatch, metadata: Vec<(String,
         .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let parquet_error = |error: parquet::errors::ParquetError| Error::WriteFile { path: temporary.clone(), reason: error.to_string() };
+    let parquet_error =
+        |error: parquet::errors::ParquetError| Error::WriteFile { path: temporary.clone(), reason: error.to_string() };
     let file = File::create(&temporary).map_err(Error::write(&temporary))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
     writer.write(batch).map_err(parquet_error)?;

@@ -76,9 +76,24 @@ impl Policy {
     pub fn baseline() -> Self {
         use FieldAction::*;
         let keep = [
-            "event_id", "occurred_at", "recorded_at", "source_organisation", "source_system", "sex", "event_type",
-            "patient_class", "location_code", "treatment_function_code", "code_system", "code", "display", "value",
-            "unit", "interpretation", "is_primary", "onset_date",
+            "event_id",
+            "occurred_at",
+            "recorded_at",
+            "source_organisation",
+            "source_system",
+            "sex",
+            "event_type",
+            "patient_class",
+            "location_code",
+            "treatment_function_code",
+            "code_system",
+            "code",
+            "display",
+            "value",
+            "unit",
+            "interpretation",
+            "is_primary",
+            "onset_date",
         ];
         let drop = ["local_patient_id", "family_name", "given_name", "address_line", "comment"];
         let actions = keep
@@ -127,7 +142,8 @@ impl Policy {
             let (name, transform, kind, nullable) = match action {
                 FieldAction::Drop => continue,
                 FieldAction::Keep => {
-                    let kind = kind.ok_or_else(|| self.mismatch(version, &field.name, "this Avro type cannot be landed yet"))?;
+                    let kind =
+                        kind.ok_or_else(|| self.mismatch(version, &field.name, "this Avro type cannot be landed yet"))?;
                     (field.name.clone(), Transform::Copy, kind, nullable)
                 }
                 FieldAction::Hmac { column } => {
@@ -139,7 +155,12 @@ impl Policy {
                     (column.clone(), Transform::DateToYear, ColumnKind::Int32, nullable)
                 }
                 FieldAction::PostcodeOutward { column } => {
-                    self.expect(version, &field.name, kind == Some(ColumnKind::Utf8), "outward-code needs a string field")?;
+                    self.expect(
+                        version,
+                        &field.name,
+                        kind == Some(ColumnKind::Utf8),
+                        "outward-code needs a string field",
+                    )?;
                     // An unparseable postcode becomes null rather than being landed whole.
                     (column.clone(), Transform::PostcodeOutward, ColumnKind::Utf8, true)
                 }
@@ -289,13 +310,25 @@ mod tests {
         for subject in subjects::CLINICAL {
             let plan = Policy::baseline().plan(catalogue.latest(subject).unwrap()).unwrap();
             let names: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
-            for identifier in ["nhs_number", "local_patient_id", "family_name", "given_name", "postcode", "date_of_birth", "address_line", "comment"] {
+            for identifier in [
+                "nhs_number",
+                "local_patient_id",
+                "family_name",
+                "given_name",
+                "postcode",
+                "date_of_birth",
+                "address_line",
+                "comment",
+            ] {
                 assert!(!names.contains(&identifier), "{subject} lands {identifier}");
             }
             for derived in ["patient_pseudonym", "birth_year", "postcode_district", "event_id", "occurred_at"] {
                 assert!(names.contains(&derived), "{subject} lacks {derived}");
             }
-            assert_eq!(plan.arrow_schema.field_with_name("occurred_at").unwrap().data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+            assert_eq!(
+                plan.arrow_schema.field_with_name("occurred_at").unwrap().data_type(),
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            );
         }
     }
 

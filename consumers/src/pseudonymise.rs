@@ -88,7 +88,11 @@ pub fn pseudonymise(plan: &LandingPlan, key: &PurposeKey, record: &Value) -> Res
             let value = fields.get(column.field_index).and_then(|(_, value)| non_null(value));
             let wrong_type = || format!("column `{}` of `{}`: unexpected value type", column.name, plan.subject);
             let Some(value) = value else {
-                return if column.nullable { Ok(Cell::Null) } else { Err(format!("column `{}` is required", column.name)) };
+                return if column.nullable {
+                    Ok(Cell::Null)
+                } else {
+                    Err(format!("column `{}` is required", column.name))
+                };
             };
             match column.transform {
                 Transform::Copy => copy(column.kind, value).ok_or_else(wrong_type),

@@ -8,13 +8,13 @@
 
 use std::{collections::BTreeMap, collections::HashMap, time::Duration};
 
+use futures::channel::oneshot::Canceled;
 use futures::{StreamExt, stream::FuturesUnordered};
 use rdkafka::{
     ClientConfig,
     error::{KafkaError, RDKafkaErrorCode},
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, future_producer::OwnedDeliveryResult},
 };
-use futures::channel::oneshot::Canceled;
 use serde::{Deserialize, Serialize};
 use sluice_schemas::{Catalogue, Encoder, Framing};
 
@@ -97,7 +97,9 @@ impl<'c> EventPublisher<'c> {
             .set("acks", "all")
             // The Java client's partitioner, so keys land where other Kafka producers put them.
             .set("partitioner", "murmur2_random");
-        for (key, default) in [("linger.ms", "5"), ("compression.type", "lz4"), ("queue.buffering.max.messages", "100000")] {
+        for (key, default) in
+            [("linger.ms", "5"), ("compression.type", "lz4"), ("queue.buffering.max.messages", "100000")]
+        {
             if client.get(key).is_none() {
                 client.set(key, default);
             }
@@ -113,7 +115,8 @@ impl<'c> EventPublisher<'c> {
         events: impl IntoIterator<Item = SyntheticEvent>,
         on_acknowledged: impl FnMut(u64),
     ) -> Result<PublishReport> {
-        let mut pending = Acknowledgements { in_flight: FuturesUnordered::new(), report: PublishReport::default(), on_acknowledged };
+        let mut pending =
+            Acknowledgements { in_flight: FuturesUnordered::new(), report: PublishReport::default(), on_acknowledged };
         for event in events {
             if pending.in_flight.len() >= self.config.max_in_flight.max(1) {
                 pending.settle_one().await?;
@@ -126,7 +129,9 @@ impl<'c> EventPublisher<'c> {
                 match self.producer.send_result(record) {
                     Ok(delivery) => break delivery,
                     // librdkafka's local queue is full: make room by waiting for acknowledgements.
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if !pending.in_flight.is_empty() => {
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                        if !pending.in_flight.is_empty() =>
+                    {
                         pending.settle_one().await?;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -147,9 +152,7 @@ impl<'c> EventPublisher<'c> {
     /// Waits until librdkafka has no unacknowledged message left.
     pub fn flush(&self) -> Result<()> {
         let seconds = self.config.flush_timeout_secs;
-        self.producer
-            .flush(Duration::from_secs(seconds))
-            .map_err(|source| Error::Flush { seconds, source })
+        self.producer.flush(Duration::from_secs(seconds)).map_err(|source| Error::Flush { seconds, source })
     }
 }
 
@@ -157,8 +160,12 @@ impl<'c> EventPublisher<'c> {
 type DeliveryOutcome = std::result::Result<OwnedDeliveryResult, Canceled>;
 
 /// A delivery future that remembers the subject and topic it is for.
-fn tagged(subject: &'static str, topic: String, delivery: DeliveryFuture) -> impl Future<Output = (&'static str, String, DeliveryOutcome)> {
-    async move { (subject, topic, delivery.await) }
+async fn tagged(
+    subject: &'static str,
+    topic: String,
+    delivery: DeliveryFuture,
+) -> (&'static str, String, DeliveryOutcome) {
+    (subject, topic, delivery.await)
 }
 
 /// Events handed to librdkafka and not yet acknowledged, and what has been acknowledged so far.

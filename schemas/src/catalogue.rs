@@ -104,9 +104,11 @@ pub struct Catalogue {
 }
 
 static EMBEDDED: LazyLock<Catalogue> = LazyLock::new(|| {
-    Catalogue::from_files(EMBEDDED_SCHEMA_FILES.iter().map(|(subject, stem, json)| {
-        (subject.to_string(), stem.to_string(), json.to_string())
-    }))
+    Catalogue::from_files(
+        EMBEDDED_SCHEMA_FILES
+            .iter()
+            .map(|(subject, stem, json)| (subject.to_string(), stem.to_string(), json.to_string())),
+    )
     .expect("the embedded schema catalogue is checked by this crate's tests")
 });
 
@@ -118,28 +120,25 @@ impl Catalogue {
 
     /// Loads a catalogue from a directory laid out as `<subject>/v<N>.avsc`.
     pub fn load_dir(dir: &Path) -> Result<Catalogue> {
-        let read_dir = |path: &Path| {
-            fs::read_dir(path).map_err(|source| Error::ReadSchemaFile { path: path.to_owned(), source })
-        };
+        let read_dir =
+            |path: &Path| fs::read_dir(path).map_err(|source| Error::ReadSchemaFile { path: path.to_owned(), source });
         let mut files = Vec::new();
         for subject_entry in read_dir(dir)? {
-            let subject_dir = subject_entry
-                .map_err(|source| Error::ReadSchemaFile { path: dir.to_owned(), source })?
-                .path();
+            let subject_dir =
+                subject_entry.map_err(|source| Error::ReadSchemaFile { path: dir.to_owned(), source })?.path();
             if !subject_dir.is_dir() {
                 continue;
             }
             let subject = subject_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
             for file_entry in read_dir(&subject_dir)? {
-                let path = file_entry
-                    .map_err(|source| Error::ReadSchemaFile { path: subject_dir.clone(), source })?
-                    .path();
+                let path =
+                    file_entry.map_err(|source| Error::ReadSchemaFile { path: subject_dir.clone(), source })?.path();
                 if path.extension().is_none_or(|ext| ext != "avsc") {
                     continue;
                 }
                 let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-                let json = fs::read_to_string(&path)
-                    .map_err(|source| Error::ReadSchemaFile { path: path.clone(), source })?;
+                let json =
+                    fs::read_to_string(&path).map_err(|source| Error::ReadSchemaFile { path: path.clone(), source })?;
                 files.push((subject.clone(), stem, json));
             }
         }
@@ -158,11 +157,8 @@ impl Catalogue {
             let schema = SchemaVersion::parse(&subject, version, &json)?;
             parsed.entry(subject).or_default().insert(version, schema);
         }
-        let mut catalogue = Catalogue {
-            subjects: BTreeMap::new(),
-            by_fingerprint: HashMap::new(),
-            by_schema_id: HashMap::new(),
-        };
+        let mut catalogue =
+            Catalogue { subjects: BTreeMap::new(), by_fingerprint: HashMap::new(), by_schema_id: HashMap::new() };
         for (subject, versions) in parsed {
             let numbers: Vec<u32> = versions.keys().copied().collect();
             if numbers.iter().enumerate().any(|(i, n)| *n != i as u32 + 1) {
@@ -196,10 +192,7 @@ impl Catalogue {
 
     /// Every version of a subject, oldest first.
     pub fn versions(&self, subject: &str) -> Result<&[SchemaVersion]> {
-        self.subjects
-            .get(subject)
-            .map(Vec::as_slice)
-            .ok_or_else(|| Error::UnknownSubject(subject.to_owned()))
+        self.subjects.get(subject).map(Vec::as_slice).ok_or_else(|| Error::UnknownSubject(subject.to_owned()))
     }
 
     /// The newest version of a subject: the one consumers read every record of that subject with.
@@ -236,9 +229,7 @@ mod tests {
         assert_eq!(names, ["adt", "consent", "diagnosis", "observation"]);
         for subject in &names {
             for version in catalogue.versions(subject).unwrap() {
-                let Schema::Record(record) = version.schema() else {
-                    panic!("{} is not a record", version.label())
-                };
+                let Schema::Record(record) = version.schema() else { panic!("{} is not a record", version.label()) };
                 assert!(record.doc.as_deref().is_some_and(|d| !d.is_empty()), "{} has no doc", version.label());
                 for field in &record.fields {
                     assert!(
@@ -263,10 +254,7 @@ mod tests {
         assert_eq!((found.subject(), found.version()), ("observation", 1));
         let found = catalogue.resolve(WriterSchemaRef::SchemaId(v2.schema_id())).unwrap();
         assert_eq!((found.subject(), found.version()), ("observation", 2));
-        assert!(matches!(
-            catalogue.resolve(WriterSchemaRef::Fingerprint(42)),
-            Err(Error::UnknownWriterSchema(_))
-        ));
+        assert!(matches!(catalogue.resolve(WriterSchemaRef::Fingerprint(42)), Err(Error::UnknownWriterSchema(_))));
     }
 
     #[test]
@@ -279,7 +267,10 @@ mod tests {
     #[test]
     fn gaps_and_bad_names_are_refused() {
         let record = r#"{"type":"record","name":"R","fields":[]}"#.to_owned();
-        let gap = Catalogue::from_files([("s".into(), "v1".into(), record.clone()), ("s".into(), "v3".into(), record.clone())]);
+        let gap = Catalogue::from_files([
+            ("s".into(), "v1".into(), record.clone()),
+            ("s".into(), "v3".into(), record.clone()),
+        ]);
         assert!(matches!(gap, Err(Error::VersionGap { found, .. }) if found == [1, 3]));
         let bad = Catalogue::from_files([("s".into(), "version1".into(), record)]);
         assert!(matches!(bad, Err(Error::BadSchemaFileName { .. })));
@@ -290,7 +281,8 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
         let loaded = Catalogue::load_dir(&dir).unwrap();
         for subject in Catalogue::embedded().subject_names() {
-            let embedded: Vec<u64> = Catalogue::embedded().versions(subject).unwrap().iter().map(|v| v.fingerprint()).collect();
+            let embedded: Vec<u64> =
+                Catalogue::embedded().versions(subject).unwrap().iter().map(|v| v.fingerprint()).collect();
             let on_disk: Vec<u64> = loaded.versions(subject).unwrap().iter().map(|v| v.fingerprint()).collect();
             assert_eq!(embedded, on_disk, "{subject}");
         }

@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use apache_avro::{
-    reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter,
-};
+use apache_avro::{reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter};
 
 use crate::{Catalogue, Error, Framing, Result, SchemaVersion, error::redacted_reason};
 
@@ -37,10 +35,7 @@ impl<'c> Encoder<'c> {
 
     /// Encodes a record with `version` of its subject's schema, framed.
     pub fn encode(&self, version: &SchemaVersion, value: &Value) -> Result<Vec<u8>> {
-        let writer = self
-            .writers
-            .get(&version.fingerprint())
-            .ok_or_else(|| Error::UnknownSubject(version.label()))?;
+        let writer = self.writers.get(&version.fingerprint()).ok_or_else(|| Error::UnknownSubject(version.label()))?;
         let mut out = Vec::with_capacity(256);
         self.framing.write_header(version.fingerprint(), version.schema_id(), &mut out);
         writer.write_value_ref(&mut out, value).map_err(|error| Error::Encode {
@@ -94,15 +89,10 @@ impl<'c> Decoder<'c> {
         let (writer_ref, body) = Framing::split(message)?;
         let writer = self.catalogue.resolve(writer_ref)?;
         let (reader, datum_reader) = &self.readers[&writer.fingerprint()];
-        let decode_error = |reason: String| Error::Decode {
-            subject: writer.subject().to_owned(),
-            version: writer.version(),
-            reason,
-        };
+        let decode_error =
+            |reason: String| Error::Decode { subject: writer.subject().to_owned(), version: writer.version(), reason };
         let mut remaining = TruncationDetectingReader { rest: body, read_past_end: false };
-        let value = datum_reader
-            .read_value(&mut remaining)
-            .map_err(|error| decode_error(redacted_reason(&error)))?;
+        let value = datum_reader.read_value(&mut remaining).map_err(|error| decode_error(redacted_reason(&error)))?;
         if remaining.read_past_end {
             return Err(decode_error("body is truncated".to_owned()));
         }
@@ -135,9 +125,7 @@ impl std::io::Read for TruncationDetectingReader<'_> {
 }
 
 fn all_versions(catalogue: &Catalogue) -> impl Iterator<Item = &SchemaVersion> {
-    catalogue
-        .subject_names()
-        .flat_map(|subject| catalogue.versions(subject).expect("listed subject"))
+    catalogue.subject_names().flat_map(|subject| catalogue.versions(subject).expect("listed subject"))
 }
 
 #[cfg(test)]

@@ -105,7 +105,11 @@ impl<'s> Context<'s> {
             }
             (Schema::Record(w), Schema::Record(r)) => {
                 if w.name.name() != r.name.name() && !r.aliases.iter().flatten().any(|a| a.name() == w.name.name()) {
-                    return fail(format!("record renamed from {} to {} without an alias", w.name.name(), r.name.name()));
+                    return fail(format!(
+                        "record renamed from {} to {} without an alias",
+                        w.name.name(),
+                        r.name.name()
+                    ));
                 }
                 for reader_field in &r.fields {
                     let field_path = if path.is_empty() {
@@ -113,9 +117,8 @@ impl<'s> Context<'s> {
                     } else {
                         format!("{path}.{}", reader_field.name)
                     };
-                    let writer_field = w.fields.iter().find(|f| {
-                        f.name == reader_field.name || reader_field.aliases.iter().any(|alias| *alias == f.name)
-                    });
+                    let writer_field =
+                        w.fields.iter().find(|f| f.name == reader_field.name || reader_field.aliases.contains(&f.name));
                     match writer_field {
                         Some(writer_field) => self.can_read(&writer_field.schema, &reader_field.schema, &field_path)?,
                         None if reader_field.default.is_some() => {}
@@ -231,10 +234,7 @@ mod tests {
 
     fn catalogue(versions: &[&str]) -> Catalogue {
         Catalogue::from_files(
-            versions
-                .iter()
-                .enumerate()
-                .map(|(i, json)| ("lab".to_owned(), format!("v{}", i + 1), json.to_string())),
+            versions.iter().enumerate().map(|(i, json)| ("lab".to_owned(), format!("v{}", i + 1), json.to_string())),
         )
         .unwrap()
     }

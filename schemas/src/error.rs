@@ -112,9 +112,6 @@ pub enum Error {
 /// offending value, which may be a patient identifier, so only the variant name is kept.
 pub(crate) fn redacted_reason(error: &apache_avro::Error) -> String {
     let debug = format!("{:?}", error.details());
-    let kind: String = debug
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
+    let kind: String = debug.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
     if kind.is_empty() { "malformed data".to_owned() } else { kind }
 }

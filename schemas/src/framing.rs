@@ -152,7 +152,10 @@ mod tests {
             Framing::split(&[0xC3, 0x01, 1, 2]),
             Err(Error::TruncatedHeader { framing: Framing::SingleObject, len: 4 })
         ));
-        assert!(matches!(Framing::split(&[0x00, 1]), Err(Error::TruncatedHeader { framing: Framing::Confluent, len: 2 })));
+        assert!(matches!(
+            Framing::split(&[0x00, 1]),
+            Err(Error::TruncatedHeader { framing: Framing::Confluent, len: 2 })
+        ));
         assert!(matches!(Framing::split(b"{\"json\":1}"), Err(Error::UnknownFraming { first_byte: b'{' })));
     }
 }

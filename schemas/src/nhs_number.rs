@@ -71,11 +71,7 @@ impl NhsNumber {
 /// The Modulus 11 check digit of the first nine digits: weights 10 down to 2, remainder of the
 /// sum by 11 subtracted from 11; 11 becomes 0 and 10 means the digits cannot form a number.
 fn check_digit(first_nine: &[u8; 9]) -> Option<u8> {
-    let sum: u32 = first_nine
-        .iter()
-        .zip((2..=10).rev())
-        .map(|(digit, weight)| u32::from(*digit) * weight)
-        .sum();
+    let sum: u32 = first_nine.iter().zip((2..=10).rev()).map(|(digit, weight)| u32::from(*digit) * weight).sum();
     match 11 - sum % 11 {
         11 => Some(0),
         10 => None,

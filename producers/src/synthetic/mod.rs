@@ -21,7 +21,7 @@ use sluice_schemas::subjects;
 use uuid::Uuid;
 
 pub use patient::SyntheticPatient;
-use patient::{OptOutShares, derive_patient, days_from_civil};
+use patient::{OptOutShares, days_from_civil, derive_patient};
 use vocabulary::*;
 
 /// Microseconds in a day.
@@ -188,14 +188,35 @@ impl SyntheticSource {
             let opted_out_at = self.period_start_micros - rng.random_range(30..3_000) * DAY_MICROS;
             let mut changes = Vec::new();
             if patient.national_opt_out || patient.national_opt_out_withdrawn {
-                changes.push(consent_change(&patient, &mut rng, opted_out_at, "X26", (0, "NATIONAL_DATA_OPT_OUT"), (1, "DENY")));
+                changes.push(consent_change(
+                    &patient,
+                    &mut rng,
+                    opted_out_at,
+                    "X26",
+                    (0, "NATIONAL_DATA_OPT_OUT"),
+                    (1, "DENY"),
+                ));
             }
             if patient.national_opt_out_withdrawn {
                 let withdrawn_at = opted_out_at + rng.random_range(1..25) * DAY_MICROS;
-                changes.push(consent_change(&patient, &mut rng, withdrawn_at, "X26", (0, "NATIONAL_DATA_OPT_OUT"), (0, "PERMIT")));
+                changes.push(consent_change(
+                    &patient,
+                    &mut rng,
+                    withdrawn_at,
+                    "X26",
+                    (0, "NATIONAL_DATA_OPT_OUT"),
+                    (0, "PERMIT"),
+                ));
             }
             if patient.type1_opt_out {
-                changes.push(consent_change(&patient, &mut rng, opted_out_at, patient.gp_practice, (1, "TYPE_1_OPT_OUT"), (1, "DENY")));
+                changes.push(consent_change(
+                    &patient,
+                    &mut rng,
+                    opted_out_at,
+                    patient.gp_practice,
+                    (1, "TYPE_1_OPT_OUT"),
+                    (1, "DENY"),
+                ));
             }
             changes
         })
@@ -210,12 +231,16 @@ impl SyntheticSource {
     fn clinical_event(&self, rng: &mut StdRng) -> SyntheticEvent {
         let patient = self.patient(rng.random_range(0..self.config.patients));
         let nhs_number_sent = !rng.random_bool(self.config.missing_nhs_number_share);
-        let occurred_at = self.period_start_micros + rng.random_range(0..i64::from(self.config.period_days) * DAY_MICROS);
+        let occurred_at =
+            self.period_start_micros + rng.random_range(0..i64::from(self.config.period_days) * DAY_MICROS);
         let recorded_at = occurred_at + rng.random_range(0..7_200_000_000);
         let kind = rng.random_range(0..100);
         let gp_sourced = kind >= 25 && rng.random_bool(if kind < 80 { 0.3 } else { 0.5 });
-        let (organisation, system) =
-            if gp_sourced { (patient.gp_practice, "GP-SYSTEM") } else { (patient.trust, if kind < 25 { "PAS" } else { "LIMS" }) };
+        let (organisation, system) = if gp_sourced {
+            (patient.gp_practice, "GP-SYSTEM")
+        } else {
+            (patient.trust, if kind < 25 { "PAS" } else { "LIMS" })
+        };
         let event_id = Uuid::from_bytes(rng.random::<[u8; 16]>());
         let event_id = uuid::Builder::from_random_bytes(*event_id.as_bytes()).into_uuid();
         let mut fields = vec![
@@ -291,13 +316,33 @@ fn consent_change(
 }
 
 fn adt_fields(patient: &SyntheticPatient, rng: &mut StdRng, fields: &mut Vec<(String, Value)>) {
-    const EVENT_TYPES: [&str; 8] =
-        ["ADMIT", "TRANSFER", "DISCHARGE", "REGISTER", "UPDATE_PATIENT", "CANCEL_ADMIT", "CANCEL_DISCHARGE", "MERGE_PATIENT"];
+    const EVENT_TYPES: [&str; 8] = [
+        "ADMIT",
+        "TRANSFER",
+        "DISCHARGE",
+        "REGISTER",
+        "UPDATE_PATIENT",
+        "CANCEL_ADMIT",
+        "CANCEL_DISCHARGE",
+        "MERGE_PATIENT",
+    ];
     const WEIGHTS: [u32; 8] = [25, 15, 25, 20, 11, 2, 1, 1];
     let event_type = weighted(rng, &WEIGHTS);
     let patient_class = match EVENT_TYPES[event_type] {
-        "REGISTER" => if rng.random_bool(0.5) { (1, "OUTPATIENT") } else { (2, "EMERGENCY") },
-        _ => if rng.random_bool(0.85) { (0, "INPATIENT") } else { (3, "DAY_CASE") },
+        "REGISTER" => {
+            if rng.random_bool(0.5) {
+                (1, "OUTPATIENT")
+            } else {
+                (2, "EMERGENCY")
+            }
+        }
+        _ => {
+            if rng.random_bool(0.85) {
+                (0, "INPATIENT")
+            } else {
+                (3, "DAY_CASE")
+            }
+        }
     };
     fields.extend([
         field("address_line", nullable(Some(Value::String(patient.address_line.clone())))),
@@ -309,8 +354,14 @@ fn adt_fields(patient: &SyntheticPatient, rng: &mut StdRng, fields: &mut Vec<(St
 }
 
 /// Appends observation fields; returns the schema version used (GP systems still send v1).
-fn observation_fields(patient: &SyntheticPatient, rng: &mut StdRng, gp: bool, fields: &mut Vec<(String, Value)>) -> u32 {
-    let (code_system, catalogue) = if gp { ((0, "SNOMED_CT"), GP_OBSERVATIONS) } else { ((1, "LOINC"), HOSPITAL_OBSERVATIONS) };
+fn observation_fields(
+    patient: &SyntheticPatient,
+    rng: &mut StdRng,
+    gp: bool,
+    fields: &mut Vec<(String, Value)>,
+) -> u32 {
+    let (code_system, catalogue) =
+        if gp { ((0, "SNOMED_CT"), GP_OBSERVATIONS) } else { ((1, "LOINC"), HOSPITAL_OBSERVATIONS) };
     let (code, display, unit, typical, spread) = *pick(rng, catalogue);
     // Sum of three uniforms: a cheap bell curve around the typical value.
     let deviation: f64 = (0..3).map(|_| rng.random_range(-1.0..1.0)).sum::<f64>();
@@ -341,11 +392,11 @@ fn observation_fields(patient: &SyntheticPatient, rng: &mut StdRng, gp: bool, fi
 }
 
 fn diagnosis_fields(rng: &mut StdRng, gp: bool, occurred_at: i64, fields: &mut Vec<(String, Value)>) {
-    let (code_system, catalogue) = if gp { ((1, "SNOMED_CT"), GP_DIAGNOSES) } else { ((0, "ICD10"), HOSPITAL_DIAGNOSES) };
+    let (code_system, catalogue) =
+        if gp { ((1, "SNOMED_CT"), GP_DIAGNOSES) } else { ((0, "ICD10"), HOSPITAL_DIAGNOSES) };
     let (code, display) = *pick(rng, catalogue);
-    let onset = rng
-        .random_bool(0.6)
-        .then(|| Value::Date((occurred_at / DAY_MICROS) as i32 - rng.random_range(0..3_650)));
+    let onset =
+        rng.random_bool(0.6).then(|| Value::Date((occurred_at / DAY_MICROS) as i32 - rng.random_range(0..3_650)));
     fields.extend([
         field("code_system", Value::Enum(code_system.0, code_system.1.to_owned())),
         field("code", Value::String(code.to_owned())),
@@ -435,7 +486,8 @@ mod tests {
 
     #[test]
     fn opt_out_shares_and_consent_changes_match_the_configuration() {
-        let source = SyntheticSource::new(SyntheticSourceConfig { patients: 20_000, events: 0, ..Default::default() }).unwrap();
+        let source =
+            SyntheticSource::new(SyntheticSourceConfig { patients: 20_000, events: 0, ..Default::default() }).unwrap();
         let patients: Vec<SyntheticPatient> = (0..20_000).map(|i| source.patient(i)).collect();
         let national = patients.iter().filter(|p| p.national_opt_out).count() as f64 / 20_000.0;
         let type1 = patients.iter().filter(|p| p.type1_opt_out).count() as f64 / 20_000.0;
@@ -444,7 +496,11 @@ mod tests {
         let withdrawn = patients.iter().filter(|p| p.national_opt_out_withdrawn).count();
         let expected_changes = patients
             .iter()
-            .map(|p| usize::from(p.national_opt_out) + 2 * usize::from(p.national_opt_out_withdrawn) + usize::from(p.type1_opt_out))
+            .map(|p| {
+                usize::from(p.national_opt_out)
+                    + 2 * usize::from(p.national_opt_out_withdrawn)
+                    + usize::from(p.type1_opt_out)
+            })
             .sum::<usize>();
         assert!(withdrawn > 0);
         assert_eq!(source.consent_events().count(), expected_changes);
@@ -452,9 +508,12 @@ mod tests {
 
     #[test]
     fn bad_configuration_is_refused_with_the_setting_named() {
-        let error = SyntheticSource::new(SyntheticSourceConfig { type1_opt_out_share: 1.5, ..Default::default() }).unwrap_err();
+        let error =
+            SyntheticSource::new(SyntheticSourceConfig { type1_opt_out_share: 1.5, ..Default::default() }).unwrap_err();
         assert!(error.contains("type1_opt_out_share"), "{error}");
-        let error = SyntheticSource::new(SyntheticSourceConfig { period_start: "2026-13-01".into(), ..Default::default() }).unwrap_err();
+        let error =
+            SyntheticSource::new(SyntheticSourceConfig { period_start: "2026-13-01".into(), ..Default::default() })
+                .unwrap_err();
         assert!(error.contains("period_start"), "{error}");
     }
 }

@@ -3,28 +3,36 @@
 
 /// Family names common in England.
 pub(super) const FAMILY_NAMES: &[&str] = &[
-    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel", "Robinson",
-    "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson",
-    "Clarke", "Khan", "Ahmed", "Hussain", "Lewis", "Harris", "Martin", "Cooper", "King", "Okafor",
+    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel", "Robinson", "Wright",
+    "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson", "Clarke", "Khan", "Ahmed",
+    "Hussain", "Lewis", "Harris", "Martin", "Cooper", "King", "Okafor",
 ];
 
 /// Given names across generations.
 pub(super) const GIVEN_NAMES: &[&str] = &[
-    "Olivia", "Amelia", "Isla", "Ava", "Mia", "Noah", "Oliver", "George", "Arthur", "Muhammad", "Leo",
-    "Harry", "Margaret", "Susan", "David", "John", "Patricia", "Peter", "Priya", "Aisha", "Jack", "Emily",
-    "Sophie", "James", "Thomas", "Grace", "Barbara", "Kenneth", "Chidi", "Zofia",
+    "Olivia", "Amelia", "Isla", "Ava", "Mia", "Noah", "Oliver", "George", "Arthur", "Muhammad", "Leo", "Harry",
+    "Margaret", "Susan", "David", "John", "Patricia", "Peter", "Priya", "Aisha", "Jack", "Emily", "Sophie", "James",
+    "Thomas", "Grace", "Barbara", "Kenneth", "Chidi", "Zofia",
 ];
 
 /// Street names for the first address line.
 pub(super) const STREETS: &[&str] = &[
-    "Station Road", "Church Lane", "Park Avenue", "Victoria Street", "Mill Lane", "Kirkstall Road",
-    "Manor Way", "Queens Drive", "Westfield Crescent", "Hawthorn Close",
+    "Station Road",
+    "Church Lane",
+    "Park Avenue",
+    "Victoria Street",
+    "Mill Lane",
+    "Kirkstall Road",
+    "Manor Way",
+    "Queens Drive",
+    "Westfield Crescent",
+    "Hawthorn Close",
 ];
 
 /// Postcode outward codes in West Yorkshire, Greater Manchester and South Yorkshire.
 pub(super) const OUTWARD_CODES: &[&str] = &[
-    "LS1", "LS2", "LS6", "LS7", "LS8", "LS9", "LS11", "LS12", "LS17", "BD1", "BD3", "BD7", "M1", "M4", "M14",
-    "M20", "S1", "S10", "HD1", "WF1",
+    "LS1", "LS2", "LS6", "LS7", "LS8", "LS9", "LS11", "LS12", "LS17", "BD1", "BD3", "BD7", "M1", "M4", "M14", "M20",
+    "S1", "S10", "HD1", "WF1",
 ];
 
 /// Letters allowed in the inward part of a postcode (C, I, K, M, O and V are never used).
@@ -34,9 +42,8 @@ pub(super) const INWARD_LETTERS: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
 pub(super) const TRUSTS: &[&str] = &["RR8", "RAE", "R0A", "RHQ"];
 
 /// GP practices (ODS codes: one letter and five digits), whose data Type 1 opt-outs cover.
-pub(super) const GP_PRACTICES: &[&str] = &[
-    "B86001", "B86002", "B86010", "B86016", "B83005", "P84001", "P84010", "C88001", "C88038", "Y02494",
-];
+pub(super) const GP_PRACTICES: &[&str] =
+    &["B86001", "B86002", "B86010", "B86016", "B83005", "P84001", "P84010", "C88001", "C88038", "Y02494"];
 
 /// (code, display, unit, typical value, spread) of observations measured in hospital (LOINC).
 pub(super) const HOSPITAL_OBSERVATIONS: &[(&str, &str, &str, f64, f64)] = &[

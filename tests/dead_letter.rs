@@ -1,0 +1,160 @@
+//! Poison input on the mock cluster: every record that cannot be decoded or checked goes to the
+//! dead-letter topic with a reason, the lander keeps going, and every consumed record is
+//! accounted for.
+
+mod support;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use rdkafka::{
+    ClientConfig, Message,
+    consumer::{BaseConsumer, Consumer},
+    message::Headers,
+    mocking::MockCluster,
+    producer::{FutureProducer, FutureRecord},
+};
+use sluice::{keys, topics::Topics};
+use sluice_consumers::{LanderConfig, RunUntil, policy::Policy};
+use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
+use sluice_schemas::{Catalogue, Encoder, Framing};
+use tokio::sync::watch;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topics = Topics::embedded();
+    for topic in &topics.topic {
+        cluster.create_topic(&topic.name, topic.partitions, 1).unwrap();
+    }
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", cluster.bootstrap_servers());
+
+    let catalogue = Catalogue::embedded();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 50, events: 200, ..Default::default() }).unwrap();
+    let publisher = EventPublisher::new(&client, catalogue, topics.by_subject(), PublisherConfig::default()).unwrap();
+    publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
+    let good = publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap();
+
+    // Poison: not Avro at all; an unknown writer schema; a body cut short; an ADT event on the
+    // observation topic; a consent change with an invalid NHS number.
+    let adt = source.clinical_events().find(|e| e.subject == "adt").unwrap();
+    let encoder = Encoder::new(catalogue, Framing::SingleObject);
+    let adt_bytes = encoder.encode(catalogue.version("adt", 1).unwrap(), &adt.value).unwrap();
+    let mut unknown_schema = vec![0xC3, 0x01];
+    unknown_schema.extend_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
+    unknown_schema.extend_from_slice(&adt_bytes[10..]);
+    let truncated = adt_bytes[..adt_bytes.len() / 2].to_vec();
+    let mut bad_consent = source.consent_events().next().unwrap();
+    if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut bad_consent.value {
+        fields[4].1 = sluice_schemas::apache_avro::types::Value::String("1234567890".into());
+    }
+    let bad_consent_bytes = encoder.encode(catalogue.version("consent", 1).unwrap(), &bad_consent.value).unwrap();
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("clinical.observation", b"{\"resourceType\":\"Observation\"}".to_vec()),
+        ("clinical.observation", unknown_schema),
+        ("clinical.adt", truncated),
+        ("clinical.observation", adt_bytes.clone()),
+        ("clinical.consent", bad_consent_bytes),
+    ];
+    let producer: FutureProducer = client.create().unwrap();
+    for (topic, payload) in &poison {
+        producer.send(FutureRecord::<(), _>::to(topic).payload(payload), Duration::from_secs(5)).await.unwrap();
+    }
+
+    let targets = high_watermarks(&client, &topics.clinical());
+    let (_targets_tx, targets_rx) = watch::channel(Some(targets));
+    let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned()];
+    let config = LanderConfig {
+        lake_dir: lake.path().to_owned(),
+        purposes: purposes.clone(),
+        group_id: "dead-letter-test".into(),
+        clinical_topics: topics.clinical(),
+        consent_topic: topics.consent().into(),
+        dead_letter_topic: topics.dead_letter().into(),
+        max_buffered_rows: 1_000,
+        idle_flush_secs: 1,
+        consent_load_timeout_secs: 30,
+    };
+    let report = sluice_consumers::run(
+        &client,
+        &config,
+        &Policy::baseline(),
+        &keys::generate(&purposes),
+        catalogue,
+        RunUntil::CaughtUp(targets_rx),
+        shutdown_rx,
+        |_| {},
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(report.dead_lettered, 4);
+    assert_eq!(report.consent_dead_lettered, 1);
+    assert_eq!(report.consumed_total(), good.total() + 4);
+    assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
+    assert!(report.landed["research"] > 150);
+
+    // The dead-letter topic holds each poison record unchanged, with where it came from and why.
+    let dead_letters = read_all(&client, topics.dead_letter(), 5);
+    assert_eq!(dead_letters.len(), 5);
+    let mut reasons = BTreeMap::new();
+    for (payload, headers) in &dead_letters {
+        let reason = &headers["sluice.dead_letter.reason"];
+        assert!(
+            poison
+                .iter()
+                .any(|(topic, bytes)| bytes == payload && headers["sluice.dead_letter.source_topic"] == *topic)
+        );
+        assert!(headers.contains_key("sluice.dead_letter.source_offset"));
+        assert!(!reason.contains("1234567890"), "a reason must not quote a value: {reason}");
+        reasons.insert(reason.clone(), headers["sluice.dead_letter.source_topic"].clone());
+    }
+    let all_reasons: Vec<&String> = reasons.keys().collect();
+    assert!(all_reasons.iter().any(|r| r.contains("framing marker")), "{all_reasons:?}");
+    assert!(
+        all_reasons.iter().any(|r| r.contains("no schema in the catalogue is fingerprint 123456789abcdef0")),
+        "{all_reasons:?}"
+    );
+    assert!(all_reasons.iter().any(|r| r.contains("cannot decode a `adt` v1 body")), "{all_reasons:?}");
+    assert!(all_reasons.iter().any(|r| r.contains("a `adt` event on the topic of `observation`")), "{all_reasons:?}");
+    assert!(all_reasons.iter().any(|r| r.contains("invalid NHS number")), "{all_reasons:?}");
+}
+
+fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> BTreeMap<(String, i32), i64> {
+    let consumer: BaseConsumer = client.clone().set("group.id", "watermarks").create().unwrap();
+    let mut targets = BTreeMap::new();
+    for topic in topics.values() {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        for partition in 0..metadata.topics()[0].partitions().len() as i32 {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap();
+            targets.insert((topic.clone(), partition), high);
+        }
+    }
+    targets
+}
+
+fn read_all(client: &ClientConfig, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer =
+        client.clone().set("group.id", "dead-letter-reader").set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((message.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    records
+}
