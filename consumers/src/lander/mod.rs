@@ -1,0 +1,266 @@
+//! The lander: consume -> decode -> consent -> pseudonymise -> batch -> Parquet -> commit.
+//!
+//! One [`run`] call is one landing service. It first reads the whole consent topic up to its high
+//! watermark (and holds, returning [`Error::ConsentUnavailable`], if it cannot), then consumes the
+//! clinical topics in its consumer group. Each event is decoded with the newest schema of its
+//! subject, checked against every configured purpose, pseudonymised for each purpose that may
+//! receive it, and buffered per (purpose, topic, partition). New consent changes keep being
+//! applied while it runs, so a later opt-out stops later releases.
+//!
+//! A *checkpoint* writes every buffer to its own Parquet file (atomically and durably), waits for
+//! every dead-letter record to be acknowledged, and only then commits the consumed offsets: an
+//! offset is never committed before the work it covers is durable. Checkpoints happen when the
+//! buffered rows reach [`LanderConfig::max_buffered_rows`], after
+//! [`LanderConfig::idle_flush_secs`] without events, on shutdown, and when the run's target
+//! offsets are reached.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+};
+use serde::{Deserialize, Serialize};
+use sluice_schemas::{Catalogue, Decoder};
+use tokio::sync::watch;
+use tracing::info;
+
+mod consent_reader;
+mod state;
+
+use consent_reader::ConsentReader;
+use state::LandingState;
+
+use crate::{Error, Result, parquet_sink::LandedFile, policy::Policy, pseudonymise::PurposeKey};
+
+/// Configuration of a lander (everything but the broker connection and the keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanderConfig {
+    /// Root of the lake; datasets are written to `<lake_dir>/<purpose>/<subject>/`.
+    pub lake_dir: PathBuf,
+    /// Purposes to land for (`direct-care`, `planning`, `research`, `study:<id>`).
+    pub purposes: Vec<String>,
+    /// Consumer group; landers in one group share the clinical partitions.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Topic of each clinical subject to land, by subject.
+    pub clinical_topics: BTreeMap<String, String>,
+    /// The compacted topic of consent changes.
+    pub consent_topic: String,
+    /// Topic that records which cannot be decoded or checked are sent to, with the reason.
+    pub dead_letter_topic: String,
+    /// Rows held in memory, over all datasets, before files are written and offsets committed.
+    #[serde(default = "default_max_buffered_rows")]
+    pub max_buffered_rows: usize,
+    /// Seconds without new events after which buffered rows are written anyway.
+    #[serde(default = "default_idle_flush_secs")]
+    pub idle_flush_secs: u64,
+    /// Seconds allowed to read the consent topic to its end at start-up before landing holds.
+    #[serde(default = "default_consent_load_timeout_secs")]
+    pub consent_load_timeout_secs: u64,
+}
+
+fn default_group_id() -> String {
+    "sluice-lander".to_owned()
+}
+fn default_max_buffered_rows() -> usize {
+    200_000
+}
+fn default_idle_flush_secs() -> u64 {
+    5
+}
+fn default_consent_load_timeout_secs() -> u64 {
+    60
+}
+
+/// When a run ends (besides shutdown).
+#[derive(Debug)]
+pub enum RunUntil {
+    /// Run until shut down: the long-running service.
+    Stopped,
+    /// Stop once every listed partition has been consumed up to the given offset (its high
+    /// watermark when producing finished). `None` until the targets are known.
+    CaughtUp(watch::Receiver<Option<BTreeMap<(String, i32), i64>>>),
+}
+
+/// What a run did, for the summary and for reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LandingReport {
+    /// Clinical messages consumed, per subject (from the topic they were read from).
+    pub consumed: BTreeMap<String, u64>,
+    /// Clinical messages sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Consent messages sent to the dead-letter topic.
+    pub consent_dead_lettered: u64,
+    /// Consent changes applied (at start-up and while running).
+    pub consent_changes: u64,
+    /// Rows landed, per purpose.
+    pub landed: BTreeMap<String, u64>,
+    /// Events withheld, per purpose and reason label.
+    pub withheld: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Offsets skipped over in clinical partitions (data removed by the broker before it was read).
+    pub skipped_offsets: u64,
+    /// Files written, in order.
+    pub files: Vec<LandedFile>,
+}
+
+impl LandingReport {
+    /// All clinical messages consumed.
+    pub fn consumed_total(&self) -> u64 {
+        self.consumed.values().sum()
+    }
+
+    /// Events withheld from one purpose, all reasons.
+    pub fn withheld_total(&self, purpose: &str) -> u64 {
+        self.withheld.get(purpose).map_or(0, |reasons| reasons.values().sum())
+    }
+
+    /// Checks, for each purpose, that every consumed message is accounted for exactly once:
+    /// consumed = landed + withheld + dead-lettered. Returns the purposes that do not add up.
+    pub fn unreconciled(&self, purposes: &[String]) -> Vec<String> {
+        purposes
+            .iter()
+            .filter(|p| {
+                let landed = self.landed.get(*p).copied().unwrap_or(0);
+                landed + self.withheld_total(p) + self.dead_lettered != self.consumed_total()
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// Runs a lander until `until` is met or `shutdown` turns true. `on_progress` receives the
+/// number of clinical messages consumed so far.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    client: &ClientConfig,
+    config: &LanderConfig,
+    policy: &Policy,
+    keys: &BTreeMap<String, PurposeKey>,
+    catalogue: &Catalogue,
+    mut until: RunUntil,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_progress: impl FnMut(u64),
+) -> Result<LandingReport> {
+    let mut state = LandingState::new(client, config, policy, keys, catalogue)?;
+    let decoder = Decoder::new(catalogue);
+
+    let consent_reader = block(|| ConsentReader::start(client, config))?;
+    let loaded = block(|| {
+        consent_reader.read_to_end(&decoder, &mut state, Duration::from_secs(config.consent_load_timeout_secs))
+    })?;
+    info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
+
+    let consumer: StreamConsumer = consumer_config(client, &config.group_id)
+        .create()
+        .map_err(|source| Error::CreateClient { role: "clinical consumer", source })?;
+    let topics: Vec<&str> = config.clinical_topics.values().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(Error::kafka("subscribe to the clinical topics"))?;
+
+    let idle = Duration::from_secs(config.idle_flush_secs.max(1));
+    let mut targets: Option<BTreeMap<(String, i32), i64>> = None;
+    let mut committed_at_start: HashMap<(String, i32), i64> = HashMap::new();
+    if let RunUntil::CaughtUp(receiver) = &mut until
+        && let Some(known) = receiver.borrow_and_update().clone()
+    {
+        committed_at_start = block(|| committed_offsets(&consumer, &known))?;
+        targets = Some(known);
+    }
+    let mut last_consent_poll = Instant::now();
+    loop {
+        if let Some(targets) = &targets
+            && state.caught_up(targets, &committed_at_start)
+        {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    info!("shutdown requested: landing the rows in hand");
+                    break;
+                }
+            }
+            changed = wait_for_targets(&mut until) => {
+                if let Some(new_targets) = changed {
+                    committed_at_start = block(|| committed_offsets(&consumer, &new_targets))?;
+                    targets = Some(new_targets);
+                }
+            }
+            message = consumer.recv() => {
+                let message = message.map_err(Error::kafka("consume"))?;
+                state.handle_clinical(&decoder, &message)?;
+                on_progress(state.report.consumed_total());
+                if state.buffered_rows >= config.max_buffered_rows.max(1) {
+                    state.checkpoint(&consumer).await?;
+                }
+            }
+            _ = tokio::time::sleep(idle) => {
+                if state.has_uncommitted() {
+                    state.checkpoint(&consumer).await?;
+                }
+            }
+        }
+        if last_consent_poll.elapsed() >= Duration::from_millis(200) {
+            block(|| consent_reader.apply_new(&decoder, &mut state))?;
+            last_consent_poll = Instant::now();
+        }
+    }
+    state.checkpoint(&consumer).await?;
+    Ok(state.report)
+}
+
+/// Waits for new run targets; never completes when running until stopped.
+async fn wait_for_targets(until: &mut RunUntil) -> Option<BTreeMap<(String, i32), i64>> {
+    match until {
+        RunUntil::Stopped => std::future::pending().await,
+        RunUntil::CaughtUp(receiver) => {
+            if receiver.changed().await.is_err() {
+                // The sender is gone: no targets will ever come, so wait forever (until shutdown).
+                std::future::pending::<()>().await;
+            }
+            receiver.borrow_and_update().clone()
+        }
+    }
+}
+
+/// Runs a blocking librdkafka call without stalling the runtime's other tasks.
+fn block<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
+    let mut config = client.clone();
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed");
+    config
+}
+
+fn committed_offsets(
+    consumer: &StreamConsumer,
+    targets: &BTreeMap<(String, i32), i64>,
+) -> Result<HashMap<(String, i32), i64>> {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in targets.keys() {
+        list.add_partition(topic, *partition);
+    }
+    let committed =
+        consumer.committed_offsets(list, Duration::from_secs(30)).map_err(Error::kafka("read committed offsets"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
+            _ => None,
+        })
+        .collect())
+}
