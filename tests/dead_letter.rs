@@ -10,24 +10,18 @@ use rdkafka::{
     ClientConfig, Message,
     consumer::{BaseConsumer, Consumer},
     message::Headers,
-    mocking::MockCluster,
     producer::{FutureProducer, FutureRecord},
 };
-use sluice::{keys, topics::Topics};
-use sluice_consumers::{LanderConfig, RunUntil, policy::Policy};
+use sluice::keys;
+use sluice_consumers::{RunUntil, policy::Policy};
 use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Encoder, Framing};
+use support::*;
 use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing() {
-    let cluster = MockCluster::new(1).unwrap();
-    let topics = Topics::embedded();
-    for topic in &topics.topic {
-        cluster.create_topic(&topic.name, topic.partitions, 1).unwrap();
-    }
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", cluster.bootstrap_servers());
+    let (_cluster, client, topics) = mock_cluster();
 
     let catalogue = Catalogue::embedded();
     let source =
@@ -67,17 +61,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     let (_shutdown_tx, shutdown_rx) = watch::channel(false);
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["research".to_owned()];
-    let config = LanderConfig {
-        lake_dir: lake.path().to_owned(),
-        purposes: purposes.clone(),
-        group_id: "dead-letter-test".into(),
-        clinical_topics: topics.clinical(),
-        consent_topic: topics.consent().into(),
-        dead_letter_topic: topics.dead_letter().into(),
-        max_buffered_rows: 1_000,
-        idle_flush_secs: 1,
-        consent_load_timeout_secs: 30,
-    };
+    let config = lander_config(lake.path(), &purposes, "dead-letter-test", &topics);
     let report = sluice_consumers::run(
         &client,
         &config,
@@ -121,19 +105,6 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     assert!(all_reasons.iter().any(|r| r.contains("cannot decode a `adt` v1 body")), "{all_reasons:?}");
     assert!(all_reasons.iter().any(|r| r.contains("a `adt` event on the topic of `observation`")), "{all_reasons:?}");
     assert!(all_reasons.iter().any(|r| r.contains("invalid NHS number")), "{all_reasons:?}");
-}
-
-fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> BTreeMap<(String, i32), i64> {
-    let consumer: BaseConsumer = client.clone().set("group.id", "watermarks").create().unwrap();
-    let mut targets = BTreeMap::new();
-    for topic in topics.values() {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-        for partition in 0..metadata.topics()[0].partitions().len() as i32 {
-            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap();
-            targets.insert((topic.clone(), partition), high);
-        }
-    }
-    targets
 }
 
 fn read_all(client: &ClientConfig, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {

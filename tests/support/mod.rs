@@ -10,6 +10,55 @@ use std::{
 
 use arrow::{array::RecordBatch, datatypes::DataType, util::display::ArrayFormatter};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::{
+    ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+    mocking::MockCluster,
+    producer::DefaultProducerContext,
+};
+use sluice::topics::Topics;
+use sluice_consumers::LanderConfig;
+
+/// An in-process mock cluster with every topic of `infra/topics.toml`, and a client for it.
+pub fn mock_cluster() -> (MockCluster<'static, DefaultProducerContext>, ClientConfig, Topics) {
+    let cluster = MockCluster::new(1).unwrap();
+    let topics = Topics::embedded();
+    for topic in &topics.topic {
+        cluster.create_topic(&topic.name, topic.partitions, 1).unwrap();
+    }
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", cluster.bootstrap_servers());
+    (cluster, client, topics)
+}
+
+/// A lander configuration for the repository's topics.
+pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &Topics) -> LanderConfig {
+    LanderConfig {
+        lake_dir: lake.to_owned(),
+        purposes: purposes.to_vec(),
+        group_id: group_id.to_owned(),
+        clinical_topics: topics.clinical(),
+        consent_topic: topics.consent().into(),
+        dead_letter_topic: topics.dead_letter().into(),
+        max_buffered_rows: 1_000,
+        idle_flush_secs: 1,
+        consent_load_timeout_secs: 30,
+    }
+}
+
+/// The high watermark of every partition of the given topics.
+pub fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> BTreeMap<(String, i32), i64> {
+    let consumer: BaseConsumer = client.clone().set("group.id", "watermarks").create().unwrap();
+    let mut targets = BTreeMap::new();
+    for topic in topics.values() {
+        let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10)).unwrap();
+        for partition in 0..metadata.topics()[0].partitions().len() as i32 {
+            let (_, high) = consumer.fetch_watermarks(topic, partition, std::time::Duration::from_secs(10)).unwrap();
+            targets.insert((topic.clone(), partition), high);
+        }
+    }
+    targets
+}
 
 /// Every Parquet file under `dir`, recursively, in path order.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {

@@ -134,7 +134,7 @@ impl LandingReport {
     }
 }
 
-/// Runs a lander until `until` is met or `shutdown` turns true. `on_progress` receives the
+/// Runs a lander until `until` is met or `shutdown` turns true (or its sender is dropped). `on_progress` receives the
 /// number of clinical messages consumed so far.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -173,14 +173,18 @@ pub async fn run(
     }
     let mut last_consent_poll = Instant::now();
     loop {
+        if *shutdown.borrow() {
+            break;
+        }
         if let Some(targets) = &targets
             && state.caught_up(targets, &committed_at_start)
         {
             break;
         }
         tokio::select! {
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
+            changed = shutdown.changed() => {
+                // A dropped sender means whoever could ask for shutdown is gone: stop too.
+                if changed.is_err() || *shutdown.borrow() {
                     info!("shutdown requested: landing the rows in hand");
                     break;
                 }
@@ -211,6 +215,9 @@ pub async fn run(
         }
     }
     state.checkpoint(&consumer).await?;
+    // Leave the group now rather than when the session times out, so the partitions move to
+    // the other landers at once.
+    consumer.unsubscribe();
     Ok(state.report)
 }
 
