@@ -20,9 +20,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::Mutex;
+
 use rdkafka::{
-    ClientConfig, Offset, TopicPartitionList,
-    consumer::{Consumer, StreamConsumer},
+    ClientConfig, ClientContext, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer},
 };
 use serde::{Deserialize, Serialize};
 use sluice_schemas::{Catalogue, Decoder};
@@ -110,6 +112,27 @@ pub struct LandingReport {
 }
 
 impl LandingReport {
+    /// Adds another report's counts (and files) to this one.
+    pub fn absorb(&mut self, other: LandingReport) {
+        for (subject, n) in other.consumed {
+            *self.consumed.entry(subject).or_default() += n;
+        }
+        for (purpose, n) in other.landed {
+            *self.landed.entry(purpose).or_default() += n;
+        }
+        for (purpose, reasons) in other.withheld {
+            let mine = self.withheld.entry(purpose).or_default();
+            for (reason, n) in reasons {
+                *mine.entry(reason).or_default() += n;
+            }
+        }
+        self.dead_lettered += other.dead_lettered;
+        self.consent_dead_lettered += other.consent_dead_lettered;
+        self.consent_changes += other.consent_changes;
+        self.skipped_offsets += other.skipped_offsets;
+        self.files.extend(other.files);
+    }
+
     /// All clinical messages consumed.
     pub fn consumed_total(&self) -> u64 {
         self.consumed.values().sum()
@@ -156,30 +179,36 @@ pub async fn run(
     })?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
 
-    let consumer: StreamConsumer = consumer_config(client, &config.group_id)
-        .create()
+    let consumer: LanderConsumer = consumer_config(client, &config.group_id)
+        .create_with_context(LanderContext::default())
         .map_err(|source| Error::CreateClient { role: "clinical consumer", source })?;
     let topics: Vec<&str> = config.clinical_topics.values().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(Error::kafka("subscribe to the clinical topics"))?;
 
     let idle = Duration::from_secs(config.idle_flush_secs.max(1));
     let mut targets: Option<BTreeMap<(String, i32), i64>> = None;
-    let mut committed_at_start: HashMap<(String, i32), i64> = HashMap::new();
-    if let RunUntil::CaughtUp(receiver) = &mut until
-        && let Some(known) = receiver.borrow_and_update().clone()
-    {
-        committed_at_start = block(|| committed_offsets(&consumer, &known))?;
-        targets = Some(known);
+    if let RunUntil::CaughtUp(receiver) = &mut until {
+        targets = receiver.borrow_and_update().clone();
     }
+    // Offsets the whole group has committed, for partitions this lander does not hold.
+    let mut group_committed: HashMap<(String, i32), i64> = HashMap::new();
+    let mut group_committed_read_at: Option<Instant> = None;
     let mut last_consent_poll = Instant::now();
     loop {
+        apply_revocations(&consumer, &mut state);
         if *shutdown.borrow() {
             break;
         }
-        if let Some(targets) = &targets
-            && state.caught_up(targets, &committed_at_start)
-        {
-            break;
+        if let Some(targets) = &targets {
+            if !state.caught_up(targets, &group_committed)
+                && group_committed_read_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+            {
+                group_committed = block(|| committed_offsets(&consumer, targets))?;
+                group_committed_read_at = Some(Instant::now());
+            }
+            if state.caught_up(targets, &group_committed) {
+                break;
+            }
         }
         tokio::select! {
             changed = shutdown.changed() => {
@@ -190,20 +219,23 @@ pub async fn run(
                 }
             }
             changed = wait_for_targets(&mut until) => {
-                if let Some(new_targets) = changed {
-                    committed_at_start = block(|| committed_offsets(&consumer, &new_targets))?;
-                    targets = Some(new_targets);
+                if changed.is_some() {
+                    targets = changed;
+                    group_committed_read_at = None;
                 }
             }
             message = consumer.recv() => {
                 let message = message.map_err(Error::kafka("consume"))?;
+                apply_revocations(&consumer, &mut state);
                 state.handle_clinical(&decoder, &message)?;
-                on_progress(state.report.consumed_total());
+                on_progress(state.consumed_so_far());
                 if state.buffered_rows >= config.max_buffered_rows.max(1) {
+                    apply_revocations(&consumer, &mut state);
                     state.checkpoint(&consumer).await?;
                 }
             }
             _ = tokio::time::sleep(idle) => {
+                apply_revocations(&consumer, &mut state);
                 if state.has_uncommitted() {
                     state.checkpoint(&consumer).await?;
                 }
@@ -214,11 +246,43 @@ pub async fn run(
             last_consent_poll = Instant::now();
         }
     }
+    apply_revocations(&consumer, &mut state);
     state.checkpoint(&consumer).await?;
     // Leave the group now rather than when the session times out, so the partitions move to
     // the other landers at once.
     consumer.unsubscribe();
     Ok(state.report)
+}
+
+/// The clinical consumer, with the context that notices revoked partitions.
+pub(super) type LanderConsumer = StreamConsumer<LanderContext>;
+
+/// Records partitions revoked in a rebalance. librdkafka calls it from inside `recv`, on the run
+/// loop's own task, so the loop can forget those partitions' uncommitted rows before it writes
+/// or commits anything else.
+#[derive(Default)]
+pub(super) struct LanderContext {
+    /// Partitions revoked since the loop last looked.
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for LanderContext {}
+
+impl ConsumerContext for LanderContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+        }
+    }
+}
+
+fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) {
+    let revoked =
+        std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    if !revoked.is_empty() {
+        state.revoke(&revoked);
+    }
 }
 
 /// Waits for new run targets; never completes when running until stopped.
@@ -253,7 +317,7 @@ fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
 }
 
 fn committed_offsets(
-    consumer: &StreamConsumer,
+    consumer: &LanderConsumer,
     targets: &BTreeMap<(String, i32), i64>,
 ) -> Result<HashMap<(String, i32), i64>> {
     let mut list = TopicPartitionList::new();

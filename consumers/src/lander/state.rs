@@ -9,14 +9,14 @@ use std::{
 use futures::{StreamExt, stream::FuturesUnordered};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{CommitMode, Consumer},
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord},
 };
 use sluice_schemas::{Catalogue, Decoder, NhsNumber, subjects};
 use tracing::{info, warn};
 
-use super::{LanderConfig, LandingReport, block};
+use super::{LanderConfig, LanderConsumer, LandingReport, block};
 use crate::{
     Error, Result,
     batch::RowBuffer,
@@ -53,16 +53,30 @@ pub(super) struct LandingState<'a> {
     pending: BTreeMap<(usize, String, i32), PendingFile>,
     /// Rows in all pending files.
     pub(super) buffered_rows: usize,
-    /// Next offset to commit per clinical partition consumed since the last checkpoint.
-    uncommitted: BTreeMap<(String, i32), i64>,
+    /// Per clinical partition consumed since the last checkpoint: the next offset to commit and
+    /// what its events came to. Merged into `report` only once committed, and dropped if the
+    /// partition is revoked first (the new owner re-reads those events).
+    uncommitted: BTreeMap<(String, i32), (i64, LandingReport)>,
     /// Next offset expected per partition in this run, to notice skipped offsets.
     positions: HashMap<(String, i32), i64>,
     /// Producer for the dead-letter topic.
     dead_letter_producer: FutureProducer,
     /// Dead-letter records not yet acknowledged.
     dead_letters_in_flight: FuturesUnordered<DeliveryFuture>,
-    /// Totals so far.
+    /// Totals of committed work (and of consent changes).
     pub(super) report: LandingReport,
+}
+
+/// What one clinical event comes to, before anything is counted or buffered.
+struct Routed {
+    /// Pseudonymised row per purpose index that may receive the event.
+    rows: Vec<(usize, Vec<crate::pseudonymise::Cell>)>,
+    /// (purpose, reason label) for every purpose the event is withheld from.
+    withheld: Vec<(String, &'static str)>,
+    /// Plan the rows follow.
+    plan: Arc<LandingPlan>,
+    /// Fingerprint of the schema the event was written with.
+    writer_fingerprint: u64,
 }
 
 impl<'a> LandingState<'a> {
@@ -133,39 +147,54 @@ impl<'a> LandingState<'a> {
     }
 
     pub(super) fn handle_clinical(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>) -> Result<()> {
-        let topic = message.topic().to_owned();
-        let partition = message.partition();
-        let offset = message.offset();
-        let key = (topic.clone(), partition);
-        if let Some(expected) = self.positions.get(&key)
-            && offset > *expected
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let key = (topic.to_owned(), partition);
+        let expected_subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
+        let routed = self.route(decoder, message, &expected_subject);
+
+        let (next, tally) = self.uncommitted.entry(key.clone()).or_insert_with(|| (offset, LandingReport::default()));
+        *next = offset + 1;
+        if let Some(expected) = self.positions.insert(key, offset + 1)
+            && offset > expected
         {
             warn!(topic, partition, skipped = offset - expected, "offsets skipped: the broker no longer holds them");
-            self.report.skipped_offsets += (offset - expected) as u64;
+            tally.skipped_offsets += (offset - expected) as u64;
         }
-        self.positions.insert(key.clone(), offset + 1);
-        self.uncommitted.insert(key, offset + 1);
-        let expected_subject = self.subject_of_topic.get(&topic).cloned().unwrap_or_default();
-        *self.report.consumed.entry(expected_subject.clone()).or_default() += 1;
-
-        match self.route(decoder, message, &expected_subject) {
-            Ok(()) => Ok(()),
+        *tally.consumed.entry(expected_subject).or_default() += 1;
+        let routed = match routed {
+            Ok(routed) => routed,
             Err(reason) => {
                 warn!(topic, partition, offset, reason, "record sent to the dead-letter topic");
-                self.report.dead_lettered += 1;
-                self.dead_letter(message, &reason)
+                tally.dead_lettered += 1;
+                return self.dead_letter(message, &reason);
             }
+        };
+        for (purpose, reason) in routed.withheld {
+            *tally.withheld.entry(purpose).or_default().entry(reason.to_owned()).or_default() += 1;
         }
+        for (index, row) in routed.rows {
+            *tally.landed.entry(self.purposes[index].0.name()).or_default() += 1;
+            let pending = self.pending.entry((index, topic.to_owned(), partition)).or_insert_with(|| PendingFile {
+                rows: RowBuffer::new(routed.plan.clone()),
+                offsets: (offset, offset),
+                writer_fingerprints: BTreeSet::new(),
+            });
+            pending.rows.push(row);
+            pending.offsets.1 = offset;
+            pending.writer_fingerprints.insert(routed.writer_fingerprint);
+            self.buffered_rows += 1;
+        }
+        Ok(())
     }
 
-    /// Decodes, checks consent for every purpose and buffers the pseudonymised rows. An `Err`
-    /// is a reason to dead-letter the whole event (nothing of it is buffered).
+    /// Decodes the event, checks consent for every purpose and pseudonymises it for each purpose
+    /// that may receive it. Changes nothing: an `Err` is the reason to dead-letter the whole event.
     fn route(
-        &mut self,
+        &self,
         decoder: &Decoder<'_>,
         message: &BorrowedMessage<'_>,
         expected_subject: &str,
-    ) -> Result<(), String> {
+    ) -> Result<Routed, String> {
         let event = decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
         if event.reader.subject() != expected_subject {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
@@ -174,34 +203,46 @@ impl<'a> LandingState<'a> {
         let view = RecordView::new(&event.value).ok_or("the event is not a record")?;
         let nhs_number = view.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
         let gp_sourced = view.string("source_organisation").is_some_and(is_gp_practice);
-
-        // Decide and pseudonymise for every purpose before counting anything, so an event that
-        // fails for one purpose is dead-lettered whole and counted once.
-        let mut rows = Vec::new();
-        let mut withheld = Vec::new();
+        let mut routed = Routed {
+            rows: Vec::new(),
+            withheld: Vec::new(),
+            plan: plan.clone(),
+            writer_fingerprint: event.writer.fingerprint(),
+        };
         for (index, (purpose, key)) in self.purposes.iter().enumerate() {
             match self.consent.decide(purpose, nhs_number, gp_sourced) {
-                Decision::Release => rows.push((index, pseudonymise(plan, key, &event.value)?)),
-                Decision::Withhold(reason) => withheld.push((purpose.name(), reason)),
+                Decision::Release => routed.rows.push((index, pseudonymise(plan, key, &event.value)?)),
+                Decision::Withhold(reason) => routed.withheld.push((purpose.name(), reason.label())),
             }
         }
-        for (purpose, reason) in withheld {
-            *self.report.withheld.entry(purpose).or_default().entry(reason.label().to_owned()).or_default() += 1;
+        Ok(routed)
+    }
+
+    /// Forgets everything buffered for partitions this lander no longer owns: nothing of theirs
+    /// is written or committed here, and their new owner re-reads them from the committed offsets.
+    pub(super) fn revoke(&mut self, partitions: &[(String, i32)]) {
+        let mut dropped_rows = 0;
+        self.pending.retain(|(_, topic, partition), pending| {
+            let revoked = partitions.iter().any(|(t, p)| t == topic && p == partition);
+            if revoked {
+                dropped_rows += pending.rows.rows();
+            }
+            !revoked
+        });
+        self.buffered_rows -= dropped_rows;
+        for key in partitions {
+            self.uncommitted.remove(key);
+            self.positions.remove(key);
         }
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        for (index, row) in rows {
-            let pending = self.pending.entry((index, topic.to_owned(), partition)).or_insert_with(|| PendingFile {
-                rows: RowBuffer::new(plan.clone()),
-                offsets: (offset, offset),
-                writer_fingerprints: BTreeSet::new(),
-            });
-            pending.rows.push(row);
-            pending.offsets.1 = offset;
-            pending.writer_fingerprints.insert(event.writer.fingerprint());
-            self.buffered_rows += 1;
-            *self.report.landed.entry(self.purposes[index].0.name()).or_default() += 1;
-        }
-        Ok(())
+        info!(
+            partitions = partitions.len(),
+            dropped_rows, "partitions revoked: their uncommitted rows are left to the new owner"
+        );
+    }
+
+    /// Clinical messages consumed so far, committed or not.
+    pub(super) fn consumed_so_far(&self) -> u64 {
+        self.report.consumed_total() + self.uncommitted.values().map(|(_, tally)| tally.consumed_total()).sum::<u64>()
     }
 
     fn dead_letter(&mut self, message: &BorrowedMessage<'_>, reason: &str) -> Result<()> {
@@ -242,7 +283,7 @@ impl<'a> LandingState<'a> {
     }
 
     /// Writes every pending file, waits for dead letters, then commits the consumed offsets.
-    pub(super) async fn checkpoint(&mut self, consumer: &StreamConsumer) -> Result<()> {
+    pub(super) async fn checkpoint(&mut self, consumer: &LanderConsumer) -> Result<()> {
         let mut written = Vec::new();
         for ((index, topic, partition), mut pending) in std::mem::take(&mut self.pending) {
             let (purpose, key) = &self.purposes[index];
@@ -289,7 +330,7 @@ impl<'a> LandingState<'a> {
         }
         if !self.uncommitted.is_empty() {
             let mut offsets = TopicPartitionList::new();
-            for ((topic, partition), next) in &self.uncommitted {
+            for ((topic, partition), (next, _)) in &self.uncommitted {
                 offsets
                     .add_partition_offset(topic, *partition, Offset::Offset(*next))
                     .map_err(Error::kafka("prepare offsets"))?;
@@ -304,7 +345,9 @@ impl<'a> LandingState<'a> {
             "checkpoint: files landed, offsets committed"
         );
         self.report.files.extend(written);
-        self.uncommitted.clear();
+        for (_, (_, tally)) in std::mem::take(&mut self.uncommitted) {
+            self.report.absorb(tally);
+        }
         self.buffered_rows = 0;
         Ok(())
     }
