@@ -17,6 +17,31 @@ pub fn client_config(bootstrap_servers: &str, properties: &[(String, String)]) -
     config
 }
 
+/// Reads librdkafka properties from the `[kafka]` table of a TOML file. Values may be strings,
+/// numbers or booleans; they are passed to librdkafka as text.
+pub fn load_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
+    let Some(kafka) = table.get("kafka") else {
+        return Err(format!("{} has no [kafka] table", path.display()));
+    };
+    let kafka = kafka.as_table().ok_or_else(|| format!("{}: `kafka` must be a table", path.display()))?;
+    kafka
+        .iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                _ => return Err(format!("{}: kafka.{key} must be a string, number or boolean", path.display())),
+            };
+            Ok((key.clone(), value))
+        })
+        .collect()
+}
+
 /// Parses one `key=value` property given with `-X`.
 pub fn parse_property(text: &str) -> Result<(String, String), String> {
     let (key, value) = text.split_once('=').ok_or_else(|| format!("`{}` is not key=value", redact(text)))?;
@@ -49,5 +74,18 @@ mod tests {
         let error = parse_property("sasl.password").unwrap_err();
         assert!(!error.contains("hunter2"));
         assert!(parse_property("=x").is_err());
+    }
+
+    #[test]
+    fn kafka_table_of_a_config_file_becomes_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"fetch.max.bytes\" = 1048576\n")
+            .unwrap();
+        let properties = load_properties(&path).unwrap();
+        assert!(properties.contains(&("security.protocol".into(), "SASL_SSL".into())));
+        assert!(properties.contains(&("fetch.max.bytes".into(), "1048576".into())));
+        std::fs::write(&path, "[other]\n").unwrap();
+        assert!(load_properties(&path).unwrap_err().contains("[kafka]"));
     }
 }

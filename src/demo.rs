@@ -18,11 +18,8 @@ use std::{
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::{
     ClientConfig,
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
-    client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     mocking::MockCluster,
-    types::RDKafkaErrorCode,
 };
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
@@ -249,7 +246,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     };
     let client = broker::client_config(&bootstrap, &options.properties);
     if options.brokers.is_some() {
-        create_topics(&client, &options.topics).await?;
+        // Create what is missing; drift on an existing cluster is for `sluice topics apply` to report.
+        crate::provision::apply(&client, &options.topics).await.map_err(DemoError::Broker)?;
     }
 
     let catalogue = Catalogue::embedded();
@@ -350,46 +348,6 @@ fn prepare_lake(lake: &Path) -> Result<(), DemoError> {
     std::fs::create_dir_all(lake).map_err(error)?;
     std::fs::write(lake.join(DEMO_MARKER), "written by `sluice demo`; a later demo run replaces this directory\n")
         .map_err(error)
-}
-
-/// Creates the topics on an existing cluster; topics that already exist are left alone.
-async fn create_topics(client: &ClientConfig, topics: &Topics) -> Result<(), DemoError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client.create().map_err(|e| DemoError::Broker(format!("cannot create an admin client: {e}")))?;
-    let brokers = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(30)))
-        .map_err(|e| DemoError::Broker(format!("cannot reach the cluster: {e}")))?
-        .brokers()
-        .len() as i32;
-    let retention: Vec<String> = topics
-        .topic
-        .iter()
-        .map(|t| t.retention_hours.map(|h| (h * 3_600_000).to_string()).unwrap_or_default())
-        .collect();
-    let new_topics: Vec<NewTopic> = topics
-        .topic
-        .iter()
-        .zip(&retention)
-        .map(|(t, retention_ms)| {
-            let mut topic =
-                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication_factor.min(brokers.max(1))))
-                    .set("cleanup.policy", &t.cleanup_policy);
-            if !retention_ms.is_empty() {
-                topic = topic.set("retention.ms", retention_ms);
-            }
-            topic
-        })
-        .collect();
-    let results = admin
-        .create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
-        .await
-        .map_err(|e| DemoError::Broker(format!("cannot create topics: {e}")))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(DemoError::Broker(format!("cannot create topic {name}: {code}"))),
-        }
-    }
-    Ok(())
 }
 
 /// The high watermark of every partition of the given topics.

@@ -60,6 +60,41 @@ pub fn generate(purposes: &[String]) -> BTreeMap<String, PurposeKey> {
         .collect()
 }
 
+/// Writes a new key file with a fresh random key per purpose, readable by its owner only.
+/// Refuses to overwrite an existing file: losing a key makes its pseudonyms unreproducible.
+pub fn write_new_file(path: &Path, purposes: &[String]) -> Result<(), String> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut rng = rand::rng();
+    let mut text = String::from("# sluice pseudonymisation keys: keep secret, back up, never commit.\n");
+    for purpose in purposes {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let mut id = [0u8; 4];
+        rng.fill_bytes(&mut id);
+        text.push_str(&format!(
+            "\n[{purpose:?}]\nkey_id = \"{purpose}-{}\"\nsecret_hex = \"{}\"\n",
+            hex::encode(id),
+            hex::encode(secret)
+        ));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Keys from `SLUICE_KEYS_FILE`, required for services whose pseudonyms must stay stable.
+pub fn from_environment(purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
+    let path = std::env::var_os(KEYS_FILE_VARIABLE)
+        .ok_or_else(|| format!("set {KEYS_FILE_VARIABLE} to a key file (create one with `sluice keys generate`)"))?;
+    load(Path::new(&path), purposes)
+}
+
 /// Keys from `SLUICE_KEYS_FILE` if it is set, otherwise generated for this run. The second
 /// value says where the keys came from, for the summary.
 pub fn from_environment_or_generate(purposes: &[String]) -> Result<(BTreeMap<String, PurposeKey>, String), String> {
@@ -91,6 +126,19 @@ mod tests {
         std::fs::write(&path, format!("[research]\nkey_id = \"r1\"\nsecret_hex = \"{}\"\n", "zz".repeat(32))).unwrap();
         let error = load(&path, &["research".into()]).unwrap_err();
         assert!(!error.contains("zz"), "{error}");
+    }
+
+    #[test]
+    fn a_written_key_file_loads_is_private_and_is_never_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let purposes = vec!["research".to_owned(), "study:IRAS-1".to_owned()];
+        write_new_file(&path, &purposes).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let keys = load(&path, &purposes).unwrap();
+        assert!(keys["study:IRAS-1"].id().starts_with("study:IRAS-1-"));
+        assert!(write_new_file(&path, &purposes).unwrap_err().contains("cannot create"));
     }
 
     #[test]

@@ -11,4 +11,6 @@
 pub mod broker;
 pub mod demo;
 pub mod keys;
+pub mod provision;
+pub mod services;
 pub mod topics;

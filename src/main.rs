@@ -3,8 +3,10 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use sluice::{broker, demo, keys, topics::Topics};
-use sluice_producers::SyntheticSourceConfig;
+use rdkafka::ClientConfig;
+use sluice::{broker, demo, keys, provision, services, topics::Topics};
+use sluice_consumers::LanderConfig;
+use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing, compatibility};
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +22,23 @@ struct Cli {
 enum Command {
     /// Run the whole pipeline on synthetic data: embedded broker, producer, lander, summary.
     Demo(DemoArgs),
+    /// Publish events to Kafka from a source; runs until done or stopped (SIGINT/SIGTERM).
+    Produce {
+        #[command(subcommand)]
+        source: ProduceSource,
+    },
+    /// Land clinical events as pseudonymised Parquet; runs until stopped (SIGINT/SIGTERM).
+    Land(LandArgs),
+    /// Provision the topics of infra/topics.toml.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Manage pseudonymisation key files.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Inspect and check the Avro schema catalogue.
     Schemas {
         #[command(subcommand)]
@@ -27,8 +46,9 @@ enum Command {
     },
 }
 
+/// Settings of the synthetic source.
 #[derive(clap::Args)]
-struct DemoArgs {
+struct SyntheticArgs {
     /// Clinical events to produce.
     #[arg(long, default_value_t = 100_000)]
     events: u64,
@@ -44,6 +64,25 @@ struct DemoArgs {
     /// Seed of the synthetic source.
     #[arg(long, default_value_t = 20_261_125)]
     seed: u64,
+}
+
+impl SyntheticArgs {
+    fn config(&self) -> SyntheticSourceConfig {
+        SyntheticSourceConfig {
+            patients: self.patients,
+            events: self.events,
+            national_opt_out_share: self.opt_out_share,
+            type1_opt_out_share: self.type1_share,
+            seed: self.seed,
+            ..SyntheticSourceConfig::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    source: SyntheticArgs,
     /// Purposes to land for, comma-separated (direct-care, planning, research, study:<id>).
     #[arg(long, value_delimiter = ',', default_value = "planning,research")]
     purposes: Vec<String>,
@@ -63,15 +102,109 @@ struct DemoArgs {
     broker: BrokerArgs,
 }
 
+#[derive(Subcommand)]
+enum ProduceSource {
+    /// Deterministic synthetic patients, consent changes and clinical events.
+    Synthetic {
+        #[command(flatten)]
+        source: SyntheticArgs,
+        /// Message framing: single-object or confluent.
+        #[arg(long, default_value = "single-object")]
+        framing: Framing,
+        /// Topic definitions (default: the compiled-in infra/topics.toml).
+        #[arg(long)]
+        topics: Option<PathBuf>,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct LandArgs {
+    /// Purpose to land for (repeatable or comma-separated): direct-care, planning, research, study:<id>.
+    /// Keys come from the key file named by SLUICE_KEYS_FILE.
+    #[arg(long = "purpose", value_delimiter = ',', required = true)]
+    purposes: Vec<String>,
+    /// Directory of the lake.
+    #[arg(long, default_value = "lake")]
+    lake: PathBuf,
+    /// Consumer group; landers in one group share the partitions.
+    #[arg(long, default_value = "sluice-lander")]
+    group_id: String,
+    /// Rows held in memory before files are written and offsets committed.
+    #[arg(long, default_value_t = 200_000)]
+    max_buffered_rows: usize,
+    /// Seconds without new events after which buffered rows are written anyway.
+    #[arg(long, default_value_t = 5)]
+    idle_flush_secs: u64,
+    /// Topic definitions (default: the compiled-in infra/topics.toml).
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create missing topics; report (and exit 3 on) drift of existing ones. Idempotent.
+    Apply {
+        /// Topic definitions (default: the compiled-in infra/topics.toml).
+        #[arg(long)]
+        topics: Option<PathBuf>,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new key file with a random key per purpose (mode 0600; never overwrites).
+    Generate {
+        /// Purposes to create keys for (repeatable or comma-separated).
+        #[arg(long = "purpose", value_delimiter = ',', required = true)]
+        purposes: Vec<String>,
+        /// Where to write the key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 /// Broker connection, as Kafka users expect to give it.
 #[derive(clap::Args)]
 struct BrokerArgs {
-    /// Bootstrap servers of an existing cluster (default for the demo: an embedded mock cluster).
+    /// Bootstrap servers (for the demo, default: an embedded mock cluster).
     #[arg(long, env = "SLUICE_BROKERS")]
     brokers: Option<String>,
-    /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable).
+    /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable; wins over --kafka-config).
     #[arg(short = 'X', value_parser = broker::parse_property)]
     properties: Vec<(String, String)>,
+    /// A TOML file whose [kafka] table holds librdkafka properties (TLS, SASL...).
+    #[arg(long, env = "SLUICE_KAFKA_CONFIG")]
+    kafka_config: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    /// librdkafka properties from the config file, then -X.
+    fn properties(&self) -> Result<Vec<(String, String)>, String> {
+        let mut properties = match &self.kafka_config {
+            Some(path) => broker::load_properties(path)?,
+            None => Vec::new(),
+        };
+        properties.extend(self.properties.iter().cloned());
+        Ok(properties)
+    }
+
+    /// The client configuration of a service, which needs real brokers.
+    fn client(&self) -> Result<ClientConfig, String> {
+        let properties = self.properties()?;
+        let brokers = self
+            .brokers
+            .clone()
+            .or_else(|| properties.iter().find(|(k, _)| k == "bootstrap.servers").map(|(_, v)| v.clone()));
+        let brokers =
+            brokers.ok_or("no brokers: give --brokers, SLUICE_BROKERS or bootstrap.servers in --kafka-config")?;
+        Ok(broker::client_config(&brokers, &properties))
+    }
 }
 
 #[derive(Subcommand)]
@@ -87,31 +220,51 @@ enum SchemasCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Land(_) | Command::Produce { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_log)))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Schemas { command: SchemasCommand::Check { dir } } => schemas_check(dir),
         Command::Schemas { command: SchemasCommand::List } => schemas_list(),
         Command::Demo(args) => run_demo(args),
-    }
+        Command::Topics { command: TopicsCommand::Apply { topics, broker } } => topics_apply(topics, broker),
+        Command::Keys { command: KeysCommand::Generate { purposes, out } } => keys::write_new_file(&out, &purposes)
+            .map(|()| {
+                println!("wrote {} with keys for {}", out.display(), purposes.join(", "));
+                ExitCode::SUCCESS
+            }),
+        Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {
+            produce_synthetic(source, framing, topics, broker)
+        }
+        Command::Land(args) => land(args),
+    };
+    outcome.unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        ExitCode::FAILURE
+    })
 }
 
-fn schemas_check(dir: Option<PathBuf>) -> ExitCode {
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn load_topics(path: Option<PathBuf>) -> Result<Topics, String> {
+    path.map_or_else(|| Ok(Topics::embedded()), |path| Topics::load(&path))
+}
+
+fn schemas_check(dir: Option<PathBuf>) -> Result<ExitCode, String> {
     let loaded;
     let catalogue = match &dir {
-        Some(dir) => match Catalogue::load_dir(dir) {
-            Ok(catalogue) => {
-                loaded = catalogue;
-                &loaded
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
+        Some(dir) => {
+            loaded = Catalogue::load_dir(dir).map_err(|e| e.to_string())?;
+            &loaded
+        }
         None => Catalogue::embedded(),
     };
     let problems = compatibility::check_backward_transitive(catalogue);
@@ -121,17 +274,16 @@ fn schemas_check(dir: Option<PathBuf>) -> ExitCode {
         .collect();
     if problems.is_empty() {
         println!("schemas: {} subjects BACKWARD_TRANSITIVE compatible: {}", subjects.len(), subjects.join(", "));
-        ExitCode::SUCCESS
-    } else {
-        for problem in &problems {
-            eprintln!("error: {problem}");
-        }
-        eprintln!("schemas: {} compatibility problem(s)", problems.len());
-        ExitCode::FAILURE
+        return Ok(ExitCode::SUCCESS);
     }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    eprintln!("schemas: {} compatibility problem(s)", problems.len());
+    Ok(ExitCode::FAILURE)
 }
 
-fn schemas_list() -> ExitCode {
+fn schemas_list() -> Result<ExitCode, String> {
     let catalogue = Catalogue::embedded();
     println!("{:<14}{:>8}  {:<18}{:>12}", "subject", "version", "fingerprint", "schema id");
     for subject in catalogue.subject_names() {
@@ -144,52 +296,89 @@ fn schemas_list() -> ExitCode {
             );
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
-fn run_demo(args: DemoArgs) -> ExitCode {
-    let result = (|| -> Result<demo::DemoSummary, String> {
-        let topics = match &args.topics {
-            Some(path) => Topics::load(path)?,
-            None => Topics::embedded(),
-        };
-        let (keys, key_source) = keys::from_environment_or_generate(&args.purposes)?;
-        eprintln!(
-            "sluice demo: {} events for {} synthetic patients, landing for {}; keys {key_source}",
-            args.events,
-            args.patients,
-            args.purposes.join(", ")
-        );
-        let options = demo::DemoOptions {
-            source: SyntheticSourceConfig {
-                patients: args.patients,
-                events: args.events,
-                national_opt_out_share: args.opt_out_share,
-                type1_opt_out_share: args.type1_share,
-                seed: args.seed,
-                ..SyntheticSourceConfig::default()
-            },
-            purposes: args.purposes,
-            keys,
-            lake_dir: args.lake,
-            brokers: args.broker.brokers,
-            properties: args.broker.properties,
-            framing: args.framing,
-            topics,
-            max_buffered_rows: args.max_buffered_rows,
-            show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        };
-        let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        runtime.block_on(demo::run(options)).map_err(|e| e.to_string())
-    })();
-    match result {
-        Ok(summary) => {
-            println!("{}", summary.render());
-            if summary.problems().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+fn topics_apply(topics: Option<PathBuf>, broker: BrokerArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(topics)?;
+    let client = broker.client()?;
+    let report = runtime()?.block_on(provision::apply(&client, &topics))?;
+    print!("{report}");
+    Ok(if report.has_drift() { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn produce_synthetic(
+    source: SyntheticArgs,
+    framing: Framing,
+    topics: Option<PathBuf>,
+    broker: BrokerArgs,
+) -> Result<ExitCode, String> {
+    let topics = load_topics(topics)?;
+    let client = broker.client()?;
+    let source = SyntheticSource::new(source.config())?;
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async {
+        let shutdown = services::shutdown_on_signals()?;
+        let config = PublisherConfig { framing, ..PublisherConfig::default() };
+        services::produce_synthetic(&client, &topics, &source, config, shutdown, |_| {}).await
+    })?;
+    match outcome.clinical {
+        Some(report) => {
+            println!("published {} consent changes and {} clinical events", outcome.consent.total(), report.total())
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+        None => println!(
+            "stopped: {} consent changes published; clinical events handed to Kafka were flushed",
+            outcome.consent.total()
+        ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn land(args: LandArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let client = args.broker.client()?;
+    let keys = keys::from_environment(&args.purposes)?;
+    let config = LanderConfig {
+        lake_dir: args.lake,
+        purposes: args.purposes,
+        group_id: args.group_id,
+        clinical_topics: topics.clinical(),
+        consent_topic: topics.consent().to_owned(),
+        dead_letter_topic: topics.dead_letter().to_owned(),
+        max_buffered_rows: args.max_buffered_rows,
+        idle_flush_secs: args.idle_flush_secs,
+        consent_load_timeout_secs: 60,
+    };
+    let report = runtime()?.block_on(async {
+        let shutdown = services::shutdown_on_signals()?;
+        services::land(&client, &config, &keys, shutdown).await
+    })?;
+    print!("{}", services::render_landing(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo(args: DemoArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let (keys, key_source) = keys::from_environment_or_generate(&args.purposes)?;
+    eprintln!(
+        "sluice demo: {} events for {} synthetic patients, landing for {}; keys {key_source}",
+        args.source.events,
+        args.source.patients,
+        args.purposes.join(", ")
+    );
+    let options = demo::DemoOptions {
+        source: args.source.config(),
+        purposes: args.purposes,
+        keys,
+        lake_dir: args.lake,
+        brokers: args.broker.brokers.clone(),
+        properties: args.broker.properties()?,
+        framing: args.framing,
+        topics,
+        max_buffered_rows: args.max_buffered_rows,
+        show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let summary = runtime()?.block_on(demo::run(options)).map_err(|e| e.to_string())?;
+    println!("{}", summary.render());
+    Ok(if summary.problems().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -18,7 +18,8 @@ async fn two_landers_in_one_group_land_every_event_exactly_once() {
     // See tests/resume.rs: the mock coordinator waits out the session timeout on rejoins.
     client.set("session.timeout.ms", "6000");
     let catalogue = Catalogue::embedded();
-    let source = SyntheticSource::new(SyntheticSourceConfig { patients: 500, events: 8_000, ..Default::default() }).unwrap();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 500, events: 8_000, ..Default::default() }).unwrap();
     let publisher = EventPublisher::new(&client, catalogue, topics.by_subject(), PublisherConfig::default()).unwrap();
     publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
     publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap();

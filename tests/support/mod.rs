@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod ground_truth;
+pub mod tansu;
+
 use std::{
     collections::BTreeMap,
     fs::File,

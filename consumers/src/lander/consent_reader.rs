@@ -93,9 +93,17 @@ impl ConsentReader {
     /// Applies consent changes that arrived since the last call, without waiting.
     pub(super) fn apply_new(&self, decoder: &Decoder<'_>, state: &mut LandingState<'_>) -> Result<()> {
         while let Some(polled) = self.consumer.poll(Duration::ZERO) {
-            let message =
-                polled.map_err(|e| Error::ConsentUnavailable { topic: self.topic.clone(), reason: e.to_string() })?;
-            state.handle_consent(decoder, &message)?;
+            match polled {
+                Ok(message) => state.handle_consent(decoder, &message)?,
+                Err(error) => match self.consumer.client().fatal_error() {
+                    Some((_, reason)) => return Err(Error::ConsentUnavailable { topic: self.topic.clone(), reason }),
+                    // A broker outage: clinical consumption pauses too; reading resumes with it.
+                    None => {
+                        tracing::warn!(%error, "consent topic not readable for now, retrying");
+                        break;
+                    }
+                },
+            }
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use rdkafka::{
 use serde::{Deserialize, Serialize};
 use sluice_schemas::{Catalogue, Decoder};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 mod consent_reader;
 mod state;
@@ -225,7 +225,17 @@ pub async fn run(
                 }
             }
             message = consumer.recv() => {
-                let message = message.map_err(Error::kafka("consume"))?;
+                let message = match message {
+                    Ok(message) => message,
+                    Err(error) => {
+                        // Broker outages surface here; librdkafka reconnects by itself, and the
+                        // rows in hand stay uncommitted until a checkpoint succeeds.
+                        fail_if_fatal(&consumer, &error)?;
+                        warn!(%error, "consuming paused: the cluster is not reachable, retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
                 apply_revocations(&consumer, &mut state);
                 state.handle_clinical(&decoder, &message)?;
                 on_progress(state.consumed_so_far());
@@ -274,6 +284,22 @@ impl ConsumerContext for LanderContext {
             let mut revoked = self.revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
         }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => info!(partitions = partitions.count(), "clinical partitions assigned"),
+            Rebalance::Revoke(partitions) => info!(partitions = partitions.count(), "clinical partitions revoked"),
+            Rebalance::Error(error) => warn!(%error, "consumer group rebalance failed"),
+        }
+    }
+}
+
+/// Turns a consumer error into a lander failure only if librdkafka says the client cannot recover.
+pub(super) fn fail_if_fatal(consumer: &LanderConsumer, error: &rdkafka::error::KafkaError) -> Result<()> {
+    match consumer.client().fatal_error() {
+        Some((_, reason)) => Err(Error::Kafka { operation: format!("consume ({reason})"), source: error.clone() }),
+        None => Ok(()),
     }
 }
 

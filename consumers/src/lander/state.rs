@@ -335,7 +335,7 @@ impl<'a> LandingState<'a> {
                     .add_partition_offset(topic, *partition, Offset::Offset(*next))
                     .map_err(Error::kafka("prepare offsets"))?;
             }
-            block(|| consumer.commit(&offsets, CommitMode::Sync)).map_err(Error::kafka("commit offsets"))?;
+            commit_with_retry(consumer, &offsets).await?;
         }
         let rows: usize = written.iter().map(|f| f.rows).sum();
         info!(
@@ -350,5 +350,25 @@ impl<'a> LandingState<'a> {
         }
         self.buffered_rows = 0;
         Ok(())
+    }
+}
+
+/// How long a checkpoint keeps retrying a commit the cluster cannot take (for example while the
+/// broker restarts) before the lander gives up. The files are already durable; only the commit waits.
+const COMMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn commit_with_retry(consumer: &LanderConsumer, offsets: &TopicPartitionList) -> Result<()> {
+    let deadline = std::time::Instant::now() + COMMIT_RETRY_FOR;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match block(|| consumer.commit(offsets, CommitMode::Sync)) {
+            Ok(()) => return Ok(()),
+            Err(error) if consumer.client().fatal_error().is_none() && std::time::Instant::now() < deadline => {
+                warn!(%error, "offset commit failed, retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(error) => return Err(Error::kafka("commit offsets")(error)),
+        }
     }
 }

@@ -1,0 +1,94 @@
+//! The long-running services: `sluice produce synthetic` and `sluice land`. Both stop cleanly on
+//! SIGINT or SIGTERM: the producer flushes what it handed to Kafka, the lander writes the rows in
+//! hand, commits their offsets and leaves its consumer group.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use rdkafka::ClientConfig;
+use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
+use sluice_schemas::Catalogue;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::topics::Topics;
+
+/// A receiver that turns true on the first SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (sender, receiver) = watch::channel(false);
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM received"),
+            _ = interrupt.recv() => info!("SIGINT received"),
+        }
+        let _ = sender.send(true);
+        // Keep the sender alive so receivers see `true`, not a closed channel, until exit.
+        std::future::pending::<()>().await;
+    });
+    Ok(receiver)
+}
+
+/// What `sluice produce synthetic` did.
+#[derive(Debug)]
+pub struct ProduceOutcome {
+    /// Consent changes acknowledged.
+    pub consent: PublishReport,
+    /// Clinical events acknowledged, or `None` when stopped before all were.
+    pub clinical: Option<PublishReport>,
+}
+
+/// Publishes the synthetic source's consent changes, then its clinical events, until done or
+/// stopped. Whatever was handed to Kafka before a stop is flushed.
+pub async fn produce_synthetic(
+    client: &ClientConfig,
+    topics: &Topics,
+    source: &SyntheticSource,
+    config: PublisherConfig,
+    mut shutdown: watch::Receiver<bool>,
+    on_acknowledged: impl FnMut(u64),
+) -> Result<ProduceOutcome, String> {
+    let publisher =
+        EventPublisher::new(client, Catalogue::embedded(), topics.by_subject(), config).map_err(|e| e.to_string())?;
+    let consent = publisher.publish_all(source.consent_events(), |_| {}).await.map_err(|e| e.to_string())?;
+    info!(consent_changes = consent.total(), "consent changes published");
+    let clinical = tokio::select! {
+        report = publisher.publish_all(source.clinical_events(), on_acknowledged) => Some(report.map_err(|e| e.to_string())?),
+        _ = shutdown.wait_for(|stop| *stop) => None,
+    };
+    publisher.flush().map_err(|e| e.to_string())?;
+    Ok(ProduceOutcome { consent, clinical })
+}
+
+/// Runs a lander until stopped.
+pub async fn land(
+    client: &ClientConfig,
+    config: &LanderConfig,
+    keys: &BTreeMap<String, PurposeKey>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<LandingReport, String> {
+    let policy = Policy::baseline();
+    info!(purposes = ?config.purposes, policy = policy.label(), lake = %config.lake_dir.display(), "landing");
+    sluice_consumers::run(client, config, &policy, keys, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The summary a lander prints when it stops.
+pub fn render_landing(report: &LandingReport) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "consumed {} clinical events, dead-lettered {}", report.consumed_total(), report.dead_lettered);
+    for (purpose, landed) in &report.landed {
+        let _ = write!(out, "  {purpose}: landed {landed}, withheld {}", report.withheld_total(purpose));
+        for (reason, n) in report.withheld.get(purpose).into_iter().flatten() {
+            let _ = write!(out, " ({reason} {n})");
+        }
+        let _ = writeln!(out);
+    }
+    let bytes: u64 = report.files.iter().map(|f| f.bytes).sum();
+    let _ = writeln!(out, "  {} files written, {bytes} bytes", report.files.len());
+    out
+}
