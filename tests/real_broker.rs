@@ -133,7 +133,12 @@ impl Pipeline {
             if targets.iter().all(|(key, end)| committed.get(key).copied().unwrap_or(0) >= *end) {
                 return;
             }
-            assert!(Instant::now() < deadline, "group {group} did not catch up: {} of {} committed", committed.values().sum::<i64>(), targets.values().sum::<i64>());
+            assert!(
+                Instant::now() < deadline,
+                "group {group} did not catch up: {} of {} committed",
+                committed.values().sum::<i64>(),
+                targets.values().sum::<i64>()
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     }

@@ -11,16 +11,19 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
 };
 use sluice_schemas::Decoder;
+use tracing::warn;
 
 use super::{LanderConfig, consumer_config, state::LandingState};
 use crate::{Error, Result};
 
-/// Reads the consent topic: fully at start-up, then whatever is new.
+/// Reads the consent topic and keeps the consent store up to date with it.
 pub(super) struct ConsentReader {
     /// Assigned to every partition of the consent topic, no group commits.
     consumer: BaseConsumer,
     /// The consent topic's name.
     topic: String,
+    /// Next offset to read per partition, once anything has been read from it.
+    positions: HashMap<i32, i64>,
 }
 
 impl ConsentReader {
@@ -47,30 +50,41 @@ impl ConsentReader {
                 .map_err(|e| unavailable(e.to_string()))?;
         }
         consumer.assign(&assignment).map_err(|e| unavailable(e.to_string()))?;
-        Ok(ConsentReader { consumer, topic: config.consent_topic.clone() })
+        Ok(ConsentReader { consumer, topic: config.consent_topic.clone(), positions: HashMap::new() })
     }
 
-    /// Reads every partition up to the high watermark it had when reading started.
-    pub(super) fn read_to_end(
-        &self,
+    /// Reads every partition up to the high watermark it has now, applying each change: after
+    /// this returns, every consent change acknowledged by Kafka before the call is in force.
+    /// Broker outages are retried until `timeout`; then landing holds with
+    /// [`Error::ConsentUnavailable`]. Returns the number of changes applied.
+    pub(super) fn catch_up(
+        &mut self,
         decoder: &Decoder<'_>,
         state: &mut LandingState<'_>,
         timeout: Duration,
     ) -> Result<u64> {
-        let unavailable = |reason: String| Error::ConsentUnavailable { topic: self.topic.clone(), reason };
         let deadline = Instant::now() + timeout;
+        let unavailable = |reason: String| Error::ConsentUnavailable { topic: self.topic.clone(), reason };
         let assignment = self.consumer.assignment().map_err(|e| unavailable(e.to_string()))?;
         let mut remaining: HashMap<i32, i64> = HashMap::new();
         for element in assignment.elements() {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&self.topic, element.partition(), timeout)
-                .map_err(|e| unavailable(e.to_string()))?;
-            if high > low {
-                remaining.insert(element.partition(), high);
+            let partition = element.partition();
+            let (low, high) = loop {
+                match self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
+                    Ok(watermarks) => break watermarks,
+                    Err(error) if Instant::now() < deadline && self.consumer.client().fatal_error().is_none() => {
+                        warn!(%error, "consent topic end not readable for now, retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    Err(error) => return Err(unavailable(error.to_string())),
+                }
+            };
+            let position = self.positions.get(&partition).copied().unwrap_or(low).max(low);
+            if high > position {
+                remaining.insert(partition, high);
             }
         }
-        let before = state.report.consent_changes;
+        let before = state.report.consent_changes + state.report.consent_dead_lettered;
         while !remaining.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -79,32 +93,19 @@ impl ConsentReader {
             match self.consumer.poll(left.min(Duration::from_millis(500))) {
                 Some(Ok(message)) => {
                     state.handle_consent(decoder, &message)?;
-                    if remaining.get(&message.partition()).is_some_and(|high| message.offset() + 1 >= *high) {
-                        remaining.remove(&message.partition());
+                    let (partition, next) = (message.partition(), message.offset() + 1);
+                    self.positions.insert(partition, next);
+                    if remaining.get(&partition).is_some_and(|high| next >= *high) {
+                        remaining.remove(&partition);
                     }
                 }
-                Some(Err(error)) => return Err(unavailable(error.to_string())),
+                Some(Err(error)) => match self.consumer.client().fatal_error() {
+                    Some((_, reason)) => return Err(unavailable(reason)),
+                    None => warn!(%error, "consent topic not readable for now, retrying"),
+                },
                 None => {}
             }
         }
-        Ok(state.report.consent_changes - before)
-    }
-
-    /// Applies consent changes that arrived since the last call, without waiting.
-    pub(super) fn apply_new(&self, decoder: &Decoder<'_>, state: &mut LandingState<'_>) -> Result<()> {
-        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
-            match polled {
-                Ok(message) => state.handle_consent(decoder, &message)?,
-                Err(error) => match self.consumer.client().fatal_error() {
-                    Some((_, reason)) => return Err(Error::ConsentUnavailable { topic: self.topic.clone(), reason }),
-                    // A broker outage: clinical consumption pauses too; reading resumes with it.
-                    None => {
-                        tracing::warn!(%error, "consent topic not readable for now, retrying");
-                        break;
-                    }
-                },
-            }
-        }
-        Ok(())
+        Ok(state.report.consent_changes + state.report.consent_dead_lettered - before)
     }
 }

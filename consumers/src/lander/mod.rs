@@ -23,8 +23,9 @@ use std::{
 use std::sync::Mutex;
 
 use rdkafka::{
-    ClientConfig, ClientContext, Offset, TopicPartitionList,
+    ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    message::OwnedMessage,
 };
 use serde::{Deserialize, Serialize};
 use sluice_schemas::{Catalogue, Decoder};
@@ -173,10 +174,9 @@ pub async fn run(
     let mut state = LandingState::new(client, config, policy, keys, catalogue)?;
     let decoder = Decoder::new(catalogue);
 
-    let consent_reader = block(|| ConsentReader::start(client, config))?;
-    let loaded = block(|| {
-        consent_reader.read_to_end(&decoder, &mut state, Duration::from_secs(config.consent_load_timeout_secs))
-    })?;
+    let consent_timeout = Duration::from_secs(config.consent_load_timeout_secs.max(1));
+    let mut consent_reader = block(|| ConsentReader::start(client, config))?;
+    let loaded = block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
 
     let consumer: LanderConsumer = consumer_config(client, &config.group_id)
@@ -193,7 +193,6 @@ pub async fn run(
     // Offsets the whole group has committed, for partitions this lander does not hold.
     let mut group_committed: HashMap<(String, i32), i64> = HashMap::new();
     let mut group_committed_read_at: Option<Instant> = None;
-    let mut last_consent_poll = Instant::now();
     loop {
         apply_revocations(&consumer, &mut state);
         if *shutdown.borrow() {
@@ -225,8 +224,8 @@ pub async fn run(
                 }
             }
             message = consumer.recv() => {
-                let message = match message {
-                    Ok(message) => message,
+                let first = match message {
+                    Ok(message) => message.detach(),
                     Err(error) => {
                         // Broker outages surface here; librdkafka reconnects by itself, and the
                         // rows in hand stay uncommitted until a checkpoint succeeds.
@@ -236,8 +235,15 @@ pub async fn run(
                         continue;
                     }
                 };
-                apply_revocations(&consumer, &mut state);
-                state.handle_clinical(&decoder, &message)?;
+                let mut batch = collect_batch(&consumer, first).await?;
+                // Consent barrier: every consent change Kafka acknowledged before these events
+                // were read is applied before any of them is released.
+                block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
+                let revoked = apply_revocations(&consumer, &mut state);
+                batch.retain(|m| !revoked.iter().any(|(t, p)| t == m.topic() && *p == m.partition()));
+                for message in &batch {
+                    state.handle_clinical(&decoder, message)?;
+                }
                 on_progress(state.consumed_so_far());
                 if state.buffered_rows >= config.max_buffered_rows.max(1) {
                     apply_revocations(&consumer, &mut state);
@@ -250,10 +256,6 @@ pub async fn run(
                     state.checkpoint(&consumer).await?;
                 }
             }
-        }
-        if last_consent_poll.elapsed() >= Duration::from_millis(200) {
-            block(|| consent_reader.apply_new(&decoder, &mut state))?;
-            last_consent_poll = Instant::now();
         }
     }
     apply_revocations(&consumer, &mut state);
@@ -303,12 +305,37 @@ pub(super) fn fail_if_fatal(consumer: &LanderConsumer, error: &rdkafka::error::K
     }
 }
 
-fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) {
+/// Forgets the uncommitted work of partitions revoked since the last call; returns them.
+fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) -> Vec<(String, i32)> {
     let revoked =
         std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     if !revoked.is_empty() {
         state.revoke(&revoked);
     }
+    revoked
+}
+
+/// Most clinical messages handled between two consent barriers.
+const MAX_BATCH: usize = 2_000;
+/// Longest wait for more messages to join a batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// Gathers the messages that are ready (up to [`MAX_BATCH`], waiting at most [`BATCH_WINDOW`]),
+/// so that one consent barrier covers many events.
+async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage) -> Result<Vec<OwnedMessage>> {
+    let mut batch = vec![first];
+    let until = tokio::time::Instant::now() + BATCH_WINDOW;
+    while batch.len() < MAX_BATCH {
+        match tokio::time::timeout_at(until, consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(message.detach()),
+            Ok(Err(error)) => {
+                fail_if_fatal(consumer, &error)?;
+                break;
+            }
+            Err(_elapsed) => break,
+        }
+    }
+    Ok(batch)
 }
 
 /// Waits for new run targets; never completes when running until stopped.

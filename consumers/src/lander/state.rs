@@ -146,7 +146,7 @@ impl<'a> LandingState<'a> {
         Ok(())
     }
 
-    pub(super) fn handle_clinical(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>) -> Result<()> {
+    pub(super) fn handle_clinical(&mut self, decoder: &Decoder<'_>, message: &impl Message) -> Result<()> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let key = (topic.to_owned(), partition);
         let expected_subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
@@ -189,12 +189,7 @@ impl<'a> LandingState<'a> {
 
     /// Decodes the event, checks consent for every purpose and pseudonymises it for each purpose
     /// that may receive it. Changes nothing: an `Err` is the reason to dead-letter the whole event.
-    fn route(
-        &self,
-        decoder: &Decoder<'_>,
-        message: &BorrowedMessage<'_>,
-        expected_subject: &str,
-    ) -> Result<Routed, String> {
+    fn route(&self, decoder: &Decoder<'_>, message: &impl Message, expected_subject: &str) -> Result<Routed, String> {
         let event = decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
         if event.reader.subject() != expected_subject {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
@@ -245,7 +240,7 @@ impl<'a> LandingState<'a> {
         self.report.consumed_total() + self.uncommitted.values().map(|(_, tally)| tally.consumed_total()).sum::<u64>()
     }
 
-    fn dead_letter(&mut self, message: &BorrowedMessage<'_>, reason: &str) -> Result<()> {
+    fn dead_letter(&mut self, message: &impl Message, reason: &str) -> Result<()> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let headers = OwnedHeaders::new()
