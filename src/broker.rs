@@ -1,7 +1,12 @@
 //! Broker connection settings, the way Kafka users expect to give them: a bootstrap list plus
 //! any librdkafka property (`-X key=value`), so TLS and SASL work without code changes.
 
-use rdkafka::ClientConfig;
+use std::{collections::BTreeMap, time::Duration};
+
+use rdkafka::{
+    ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+};
 
 /// librdkafka properties whose values are secrets and must never be printed.
 const SECRET_PROPERTIES: &[&str] =
@@ -40,6 +45,31 @@ pub fn load_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, 
             Ok((key.clone(), value))
         })
         .collect()
+}
+
+/// The high watermark (next offset to be written) of every partition of the given topics,
+/// keyed by (topic, partition). Blocks on the network.
+pub fn high_watermarks(
+    client: &ClientConfig,
+    topics: &BTreeMap<String, String>,
+) -> Result<BTreeMap<(String, i32), i64>, String> {
+    let mut config = client.clone();
+    config.set("group.id", "sluice-watermarks");
+    let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a Kafka client: {e}"))?;
+    let timeout = Duration::from_secs(30);
+    let mut ends = BTreeMap::new();
+    for topic in topics.values() {
+        let metadata =
+            consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot describe {topic}: {e}"))?;
+        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
+        for partition in 0..partitions as i32 {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .map_err(|e| format!("cannot read the end of {topic}/{partition}: {e}"))?;
+            ends.insert((topic.clone(), partition), high);
+        }
+    }
+    Ok(ends)
 }
 
 /// Parses one `key=value` property given with `-X`.

@@ -16,11 +16,7 @@ use std::{
 };
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::{
-    ClientConfig,
-    consumer::{BaseConsumer, Consumer},
-    mocking::MockCluster,
-};
+use rdkafka::mocking::MockCluster;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing};
@@ -285,7 +281,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let produce = async {
         let report = publisher.publish_all(source.clinical_events(), |n| produce_bar.set_position(n)).await?;
         produce_bar.finish();
-        let targets = tokio::task::block_in_place(|| high_watermarks(&client, &options.topics.clinical()))?;
+        let targets = tokio::task::block_in_place(|| broker::high_watermarks(&client, &options.topics.clinical()))
+            .map_err(DemoError::Broker)?;
         let _ = targets_tx.send(Some(targets));
         Ok::<_, DemoError>(report)
     };
@@ -348,27 +345,4 @@ fn prepare_lake(lake: &Path) -> Result<(), DemoError> {
     std::fs::create_dir_all(lake).map_err(error)?;
     std::fs::write(lake.join(DEMO_MARKER), "written by `sluice demo`; a later demo run replaces this directory\n")
         .map_err(error)
-}
-
-/// The high watermark of every partition of the given topics.
-fn high_watermarks(
-    client: &ClientConfig,
-    topics: &BTreeMap<String, String>,
-) -> Result<BTreeMap<(String, i32), i64>, DemoError> {
-    let mut config = client.clone();
-    config.set("group.id", "sluice-demo-watermarks");
-    let consumer: BaseConsumer = config.create().map_err(|e| DemoError::Broker(e.to_string()))?;
-    let timeout = Duration::from_secs(30);
-    let mut targets = BTreeMap::new();
-    for topic in topics.values() {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| DemoError::Broker(e.to_string()))?;
-        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
-        for partition in 0..partitions as i32 {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, partition, timeout)
-                .map_err(|e| DemoError::Broker(format!("cannot read the end of {topic}/{partition}: {e}")))?;
-            targets.insert((topic.clone(), partition), high);
-        }
-    }
-    Ok(targets)
 }

@@ -13,11 +13,9 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use sluice::keys;
-use sluice_consumers::{RunUntil, policy::Policy};
-use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
+use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Encoder, Framing};
 use support::*;
-use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing() {
@@ -26,9 +24,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     let catalogue = Catalogue::embedded();
     let source =
         SyntheticSource::new(SyntheticSourceConfig { patients: 50, events: 200, ..Default::default() }).unwrap();
-    let publisher = EventPublisher::new(&client, catalogue, topics.by_subject(), PublisherConfig::default()).unwrap();
-    publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
-    let good = publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap();
+    let good = publish_source(&client, &topics, &source).await;
 
     // Poison: not Avro at all; an unknown writer schema; a body cut short; an ADT event on the
     // observation topic; a consent change with an invalid NHS number.
@@ -56,24 +52,10 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
         producer.send(FutureRecord::<(), _>::to(topic).payload(payload), Duration::from_secs(5)).await.unwrap();
     }
 
-    let targets = high_watermarks(&client, &topics.clinical());
-    let (_targets_tx, targets_rx) = watch::channel(Some(targets));
-    let (_shutdown_tx, shutdown_rx) = watch::channel(false);
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["research".to_owned()];
     let config = lander_config(lake.path(), &purposes, "dead-letter-test", &topics);
-    let report = sluice_consumers::run(
-        &client,
-        &config,
-        &Policy::baseline(),
-        &keys::generate(&purposes),
-        catalogue,
-        RunUntil::CaughtUp(targets_rx),
-        shutdown_rx,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;
 
     assert_eq!(report.dead_lettered, 4);
     assert_eq!(report.consent_dead_lettered, 1);

@@ -202,17 +202,6 @@ fn group_committed(
         .collect()
 }
 
-/// Every landed event id with how often it landed.
-fn landed_ids(lake: &Path) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for file in parquet_files(lake) {
-        for id in column_strings(&read_parquet(&file).batches, "event_id") {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
-    seen
-}
-
 /// The event ids the research purpose must receive from the first `count` events.
 fn permitted(source: &SyntheticSource, count: usize) -> std::collections::HashSet<String> {
     source

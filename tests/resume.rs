@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use sluice::keys;
 use sluice_consumers::{RunUntil, policy::Policy};
-use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
-use sluice_schemas::Catalogue;
+use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use support::*;
 use tokio::sync::watch;
 
@@ -19,12 +18,10 @@ async fn a_stopped_lander_commits_what_it_landed_and_the_next_one_resumes_withou
     // The mock coordinator holds a rejoining group for the session timeout minus a second even
     // after the previous member left (a real broker does not): keep the wait short.
     client.set("session.timeout.ms", "6000");
-    let catalogue = Catalogue::embedded();
+    let catalogue = sluice_schemas::Catalogue::embedded();
     let source =
         SyntheticSource::new(SyntheticSourceConfig { patients: 400, events: 6_000, ..Default::default() }).unwrap();
-    let publisher = EventPublisher::new(&client, catalogue, topics.by_subject(), PublisherConfig::default()).unwrap();
-    publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
-    publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap();
+    publish_source(&client, &topics, &source).await;
 
     let purposes = vec!["research".to_owned()];
     let keys = keys::generate(&purposes);
@@ -54,29 +51,11 @@ async fn a_stopped_lander_commits_what_it_landed_and_the_next_one_resumes_withou
     assert_eq!(first.unreconciled(&purposes), Vec::<String>::new());
 
     // Second lander, same group: resumes where the first committed and stops at the end.
-    let (_targets_tx, targets_rx) = watch::channel(Some(high_watermarks(&client, &topics.clinical())));
-    let (_shutdown_tx, shutdown_rx) = watch::channel(false);
-    let second = sluice_consumers::run(
-        &client,
-        &config,
-        &policy,
-        &keys,
-        catalogue,
-        RunUntil::CaughtUp(targets_rx),
-        shutdown_rx,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let second = land_until_caught_up(&client, &config, &keys).await;
     assert_eq!(first.consumed_total() + second.consumed_total(), 6_000, "nothing consumed twice or skipped");
 
     // Read back: every event id at most once, and landed + withheld covers every event.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for file in parquet_files(lake.path()) {
-        for id in column_strings(&read_parquet(&file).batches, "event_id") {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
+    let seen = landed_ids(lake.path());
     assert!(seen.values().all(|n| *n == 1), "an event landed twice");
     let withheld = first.withheld_total("research") + second.withheld_total("research");
     assert_eq!(seen.len() as u64 + withheld, 6_000);

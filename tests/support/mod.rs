@@ -6,21 +6,19 @@ pub mod ground_truth;
 pub mod tansu;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fs::File,
     path::{Path, PathBuf},
 };
 
 use arrow::{array::RecordBatch, datatypes::DataType, util::display::ArrayFormatter};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rdkafka::{
-    ClientConfig,
-    consumer::{BaseConsumer, Consumer},
-    mocking::MockCluster,
-    producer::DefaultProducerContext,
-};
+use rdkafka::{ClientConfig, mocking::MockCluster, producer::DefaultProducerContext};
 use sluice::topics::Topics;
-use sluice_consumers::LanderConfig;
+use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
+use sluice_schemas::Catalogue;
+use tokio::sync::watch;
 
 /// An in-process mock cluster with every topic of `infra/topics.toml`, and a client for it.
 pub fn mock_cluster() -> (MockCluster<'static, DefaultProducerContext>, ClientConfig, Topics) {
@@ -51,16 +49,50 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
 
 /// The high watermark of every partition of the given topics.
 pub fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>) -> BTreeMap<(String, i32), i64> {
-    let consumer: BaseConsumer = client.clone().set("group.id", "watermarks").create().unwrap();
-    let mut targets = BTreeMap::new();
-    for topic in topics.values() {
-        let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10)).unwrap();
-        for partition in 0..metadata.topics()[0].partitions().len() as i32 {
-            let (_, high) = consumer.fetch_watermarks(topic, partition, std::time::Duration::from_secs(10)).unwrap();
-            targets.insert((topic.clone(), partition), high);
+    sluice::broker::high_watermarks(client, topics).unwrap()
+}
+
+/// Runs a lander with the baseline policy until it (with its group) has consumed every clinical
+/// partition up to where it ends now.
+pub async fn land_until_caught_up(
+    client: &ClientConfig,
+    config: &LanderConfig,
+    keys: &BTreeMap<String, PurposeKey>,
+) -> LandingReport {
+    let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
+    let (_shutdown, shutdown) = watch::channel(false);
+    let policy = Policy::baseline();
+    sluice_consumers::run(
+        client,
+        config,
+        &policy,
+        keys,
+        Catalogue::embedded(),
+        RunUntil::CaughtUp(targets),
+        shutdown,
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
+
+/// Every landed event id under `lake`, with how often it landed.
+pub fn landed_ids(lake: &Path) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for file in parquet_files(lake) {
+        for id in column_strings(&read_parquet(&file).batches, "event_id") {
+            *seen.entry(id).or_default() += 1;
         }
     }
-    targets
+    seen
+}
+
+/// Publishes a synthetic source's consent changes, then its clinical events.
+pub async fn publish_source(client: &ClientConfig, topics: &Topics, source: &SyntheticSource) -> PublishReport {
+    let publisher =
+        EventPublisher::new(client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
+    publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap()
 }
 
 /// Every Parquet file under `dir`, recursively, in path order.
