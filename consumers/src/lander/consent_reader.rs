@@ -20,6 +20,9 @@ use crate::{Error, Result};
 pub(super) struct ConsentReader {
     /// Assigned to every partition of the consent topic, no group commits.
     consumer: BaseConsumer,
+    /// Asks for the topic's end offsets. A separate client, because on the reading client such a
+    /// request can queue behind a long-polling fetch on the same connection.
+    end_offsets: BaseConsumer,
     /// The consent topic's name.
     topic: String,
     /// Next offset to read per partition, once anything has been read from it.
@@ -50,7 +53,10 @@ impl ConsentReader {
                 .map_err(|e| unavailable(e.to_string()))?;
         }
         consumer.assign(&assignment).map_err(|e| unavailable(e.to_string()))?;
-        Ok(ConsentReader { consumer, topic: config.consent_topic.clone(), positions: HashMap::new() })
+        let end_offsets = consumer_config(client, &format!("{}-consent-ends", config.group_id))
+            .create()
+            .map_err(|source| Error::CreateClient { role: "consent end-offset reader", source })?;
+        Ok(ConsentReader { consumer, end_offsets, topic: config.consent_topic.clone(), positions: HashMap::new() })
     }
 
     /// Reads every partition up to the high watermark it has now, applying each change: after
@@ -63,16 +69,17 @@ impl ConsentReader {
         state: &mut LandingState<'_>,
         timeout: Duration,
     ) -> Result<u64> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         let unavailable = |reason: String| Error::ConsentUnavailable { topic: self.topic.clone(), reason };
         let assignment = self.consumer.assignment().map_err(|e| unavailable(e.to_string()))?;
         let mut remaining: HashMap<i32, i64> = HashMap::new();
         for element in assignment.elements() {
             let partition = element.partition();
             let (low, high) = loop {
-                match self.consumer.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
+                match self.end_offsets.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
                     Ok(watermarks) => break watermarks,
-                    Err(error) if Instant::now() < deadline && self.consumer.client().fatal_error().is_none() => {
+                    Err(error) if Instant::now() < deadline && self.end_offsets.client().fatal_error().is_none() => {
                         warn!(%error, "consent topic end not readable for now, retrying");
                         std::thread::sleep(Duration::from_millis(500));
                     }
@@ -84,6 +91,11 @@ impl ConsentReader {
                 remaining.insert(partition, high);
             }
         }
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            remaining = remaining.len(),
+            "consent watermarks read"
+        );
         let before = state.report.consent_changes + state.report.consent_dead_lettered;
         while !remaining.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
