@@ -27,6 +27,26 @@ pub struct LandedFile {
     pub rows: usize,
     /// Size in bytes.
     pub bytes: u64,
+    /// Inode of the file as written, so that a withdrawal removes this file and not one that
+    /// another lander has since renamed onto the same path.
+    pub inode: u64,
+}
+
+impl LandedFile {
+    /// Removes the file if it is still the one this process wrote. Used when the offsets it
+    /// covers could not be committed, so that the events are landed once, by whoever re-reads them.
+    pub fn withdraw(&self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(&self.path) {
+            Ok(metadata) if metadata.ino() == self.inode => {
+                fs::remove_file(&self.path).map_err(Error::write(&self.path))?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(Error::write(&self.path)(error)),
+        }
+    }
 }
 
 /// Writes `batch` to `path` with zstd compression and the given key-value metadata, atomically
@@ -48,11 +68,12 @@ pub fn write_atomically(path: &Path, batch: &RecordBatch, metadata: Vec<(String,
     writer.write(batch).map_err(parquet_error)?;
     let file = writer.into_inner().map_err(parquet_error)?;
     file.sync_all().map_err(Error::write(&temporary))?;
-    let bytes = file.metadata().map_err(Error::write(&temporary))?.len();
+    let written = file.metadata().map_err(Error::write(&temporary))?;
+    let (bytes, inode) = (written.len(), std::os::unix::fs::MetadataExt::ino(&written));
     drop(file);
     fs::rename(&temporary, path).map_err(Error::write(path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
-    Ok(LandedFile { path: path.to_owned(), rows: batch.num_rows(), bytes })
+    Ok(LandedFile { path: path.to_owned(), rows: batch.num_rows(), bytes, inode })
 }
 
 #[cfg(test)]
@@ -90,6 +111,13 @@ mod tests {
         let kv = builder.metadata().file_metadata().key_value_metadata().unwrap().clone();
         assert!(kv.iter().any(|e| e.key == "sluice.key_id" && e.value.as_deref() == Some("k1")));
         let read: Vec<RecordBatch> = builder.build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
-        assert_eq!(read, vec![batch]);
+        assert_eq!(read, vec![batch.clone()]);
+
+        // Withdrawal removes this file, but not another file renamed onto the same path since.
+        let replaced = write_atomically(&path, &batch, vec![]).unwrap();
+        assert!(!landed.withdraw().unwrap(), "a newer file at the path is left alone");
+        assert!(path.exists());
+        assert!(replaced.withdraw().unwrap());
+        assert!(!path.exists());
     }
 }

@@ -330,7 +330,22 @@ impl<'a> LandingState<'a> {
                     .add_partition_offset(topic, *partition, Offset::Offset(*next))
                     .map_err(Error::kafka("prepare offsets"))?;
             }
-            commit_with_retry(consumer, &offsets).await?;
+            if let Err(error) = commit_with_retry(consumer, &offsets).await {
+                if !lost_membership(&error) {
+                    return Err(Error::kafka("commit offsets")(error));
+                }
+                // The group moved these partitions while the files were being written: the new
+                // owner re-reads the uncommitted events, so withdraw this checkpoint's files and
+                // let it land them, once.
+                warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
+                for file in &written {
+                    file.withdraw()?;
+                }
+                let partitions: Vec<(String, i32)> = self.uncommitted.keys().cloned().collect();
+                self.revoke(&partitions);
+                self.buffered_rows = 0;
+                return Ok(());
+            }
         }
         let rows: usize = written.iter().map(|f| f.rows).sum();
         info!(
@@ -352,18 +367,34 @@ impl<'a> LandingState<'a> {
 /// broker restarts) before the lander gives up. The files are already durable; only the commit waits.
 const COMMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
-async fn commit_with_retry(consumer: &LanderConsumer, offsets: &TopicPartitionList) -> Result<()> {
+async fn commit_with_retry(
+    consumer: &LanderConsumer,
+    offsets: &TopicPartitionList,
+) -> std::result::Result<(), rdkafka::error::KafkaError> {
     let deadline = std::time::Instant::now() + COMMIT_RETRY_FOR;
     let mut pause = std::time::Duration::from_millis(200);
     loop {
         match block(|| consumer.commit(offsets, CommitMode::Sync)) {
             Ok(()) => return Ok(()),
-            Err(error) if consumer.client().fatal_error().is_none() && std::time::Instant::now() < deadline => {
+            Err(error)
+                if !lost_membership(&error)
+                    && consumer.client().fatal_error().is_none()
+                    && std::time::Instant::now() < deadline =>
+            {
                 warn!(%error, "offset commit failed, retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_secs(5));
             }
-            Err(error) => return Err(Error::kafka("commit offsets")(error)),
+            Err(error) => return Err(error),
         }
     }
+}
+
+/// Whether a commit failed because this lander is no longer the owner of its partitions.
+fn lost_membership(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(UnknownMemberId | IllegalGeneration | RebalanceInProgress | FencedInstanceId)
+    )
 }
