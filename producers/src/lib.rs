@@ -14,6 +14,7 @@
 //! Adapters for HL7 v2 over MLLP, FHIR R4 over HTTP and batch files will sit beside these and
 //! feed the same publisher.
 
+pub mod hl7;
 pub mod publisher;
 pub mod synthetic;
 
