@@ -43,18 +43,23 @@ pub fn load(path: &Path, purposes: &[String]) -> Result<BTreeMap<String, Purpose
         .collect()
 }
 
+/// A fresh 32-byte secret and a random 4-byte suffix (hex) for its key id.
+fn random_key_material() -> ([u8; 32], String) {
+    let mut rng = rand::rng();
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut secret);
+    let mut id = [0u8; 4];
+    rng.fill_bytes(&mut id);
+    (secret, hex::encode(id))
+}
+
 /// Fresh random keys for one run: pseudonyms from this run cannot be linked to any other run's.
 pub fn generate(purposes: &[String]) -> BTreeMap<String, PurposeKey> {
-    let mut rng = rand::rng();
     purposes
         .iter()
         .map(|purpose| {
-            let mut secret = [0u8; 32];
-            rng.fill_bytes(&mut secret);
-            let mut id = [0u8; 4];
-            rng.fill_bytes(&mut id);
-            let key =
-                PurposeKey::new(&format!("ephemeral-{purpose}-{}", hex::encode(id)), &secret).expect("32-byte key");
+            let (secret, suffix) = random_key_material();
+            let key = PurposeKey::new(&format!("ephemeral-{purpose}-{suffix}"), &secret).expect("32-byte key");
             (purpose.clone(), key)
         })
         .collect()
@@ -64,16 +69,11 @@ pub fn generate(purposes: &[String]) -> BTreeMap<String, PurposeKey> {
 /// Refuses to overwrite an existing file: losing a key makes its pseudonyms unreproducible.
 pub fn write_new_file(path: &Path, purposes: &[String]) -> Result<(), String> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut rng = rand::rng();
     let mut text = String::from("# sluice pseudonymisation keys: keep secret, back up, never commit.\n");
     for purpose in purposes {
-        let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut secret);
-        let mut id = [0u8; 4];
-        rng.fill_bytes(&mut id);
+        let (secret, suffix) = random_key_material();
         text.push_str(&format!(
-            "\n[{purpose:?}]\nkey_id = \"{purpose}-{}\"\nsecret_hex = \"{}\"\n",
-            hex::encode(id),
+            "\n[{purpose:?}]\nkey_id = \"{purpose}-{suffix}\"\nsecret_hex = \"{}\"\n",
             hex::encode(secret)
         ));
     }
