@@ -14,6 +14,8 @@
 //! Adapters for HL7 v2 over MLLP, FHIR R4 over HTTP and batch files will sit beside these and
 //! feed the same publisher.
 
+pub mod clinical;
+pub mod headers;
 pub mod hl7;
 pub mod publisher;
 pub mod synthetic;
@@ -21,5 +23,5 @@ pub mod synthetic;
 mod error;
 
 pub use error::{Error, Result};
-pub use publisher::{EventPublisher, PublishReport, PublisherConfig};
+pub use publisher::{Acknowledged, EventPublisher, Origin, PublishReport, PublisherConfig};
 pub use synthetic::{SyntheticEvent, SyntheticSource, SyntheticSourceConfig};

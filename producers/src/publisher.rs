@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, collections::HashMap, time::Duration};
 
 use futures::channel::oneshot::Canceled;
 use futures::{StreamExt, stream::FuturesUnordered};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::{
     ClientConfig,
     error::{KafkaError, RDKafkaErrorCode},
@@ -18,6 +19,8 @@ use rdkafka::{
 use serde::{Deserialize, Serialize};
 use sluice_schemas::{Catalogue, Encoder, Framing};
 
+use crate::clinical::SubjectRecord;
+use crate::headers::{self, TraceContext};
 use crate::{Error, Result, SyntheticEvent};
 
 /// How the publisher behaves, apart from the broker connection (which comes as a librdkafka
@@ -80,6 +83,30 @@ pub struct EventPublisher<'c> {
     topics: HashMap<String, String>,
     /// Behaviour settings.
     config: PublisherConfig,
+    /// Where adapters send what fails validation; `None` refuses dead letters.
+    dead_letter_topic: Option<String>,
+}
+
+/// Where Kafka stored an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// Who sent a record and in which trace: the headers that go with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The source's reference to the message, resource or line (see [`crate::headers`]).
+    pub source_reference: &'a str,
+    /// The adapter, e.g. `hl7-mllp`.
+    pub adapter: &'a str,
+    /// The trace of the source request; each record gets a child span of it.
+    pub trace: &'a TraceContext,
 }
 
 impl<'c> EventPublisher<'c> {
@@ -105,7 +132,75 @@ impl<'c> EventPublisher<'c> {
             }
         }
         let producer: FutureProducer = client.create().map_err(Error::CreateProducer)?;
-        Ok(EventPublisher { producer, encoder: Encoder::new(catalogue, config.framing), catalogue, topics, config })
+        Ok(EventPublisher {
+            producer,
+            encoder: Encoder::new(catalogue, config.framing),
+            catalogue,
+            topics,
+            config,
+            dead_letter_topic: None,
+        })
+    }
+
+    /// Sends records that fail validation to `topic`, with the reason in a header.
+    pub fn with_dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Publishes the records of one source message together and waits until Kafka has
+    /// acknowledged every one of them: only then may the adapter acknowledge the source. On an
+    /// error some records may have been stored; their event ids are stable, so when the source
+    /// resends, the duplicates carry the same ids.
+    pub async fn publish_records(&self, records: &[SubjectRecord], origin: Origin<'_>) -> Result<Vec<Acknowledged>> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in records {
+            let topic = self.topics.get(record.subject).ok_or_else(|| Error::NoTopic(record.subject.to_owned()))?;
+            let version = self.catalogue.version(record.subject, record.version)?;
+            let payload = self.encoder.encode(version, &record.value)?;
+            let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter);
+            let delivery = self.send(topic, Some(&record.key), &payload, headers).await?;
+            deliveries.push((topic, delivery));
+        }
+        let mut acknowledged = Vec::with_capacity(deliveries.len());
+        for (topic, delivery) in deliveries {
+            acknowledged.push(settle(topic, delivery.await)?);
+        }
+        Ok(acknowledged)
+    }
+
+    /// Stores a record that could not be published on the dead-letter topic: the payload as the
+    /// source sent it, the reason and the source reference in headers. Waits for Kafka's
+    /// acknowledgement so the adapter answers the source only once nothing can be lost.
+    pub async fn dead_letter(&self, payload: &[u8], reason: &str, origin: Origin<'_>) -> Result<Acknowledged> {
+        let topic = self.dead_letter_topic.as_deref().ok_or_else(|| Error::NoTopic("dead letters".to_owned()))?;
+        let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter)
+            .insert(Header { key: headers::DEAD_LETTER_REASON, value: Some(reason) });
+        let delivery = self.send(topic, None, payload, headers).await?;
+        settle(topic, delivery.await)
+    }
+
+    /// Hands one message to librdkafka, waiting while its local queue is full.
+    async fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<DeliveryFuture> {
+        loop {
+            let mut record = FutureRecord::to(topic).payload(payload).headers(headers.clone());
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((source, _)) => return Err(Error::Delivery { topic: topic.to_owned(), source }),
+            }
+        }
     }
 
     /// Publishes every event, waiting for Kafka to acknowledge each. `on_acknowledged` is called
@@ -124,8 +219,10 @@ impl<'c> EventPublisher<'c> {
             let topic = self.topics.get(event.subject).ok_or_else(|| Error::NoTopic(event.subject.to_owned()))?;
             let version = self.catalogue.version(event.subject, event.version)?;
             let payload = self.encoder.encode(version, &event.value)?;
+            let source_reference = format!("synthetic:{}", event.truth.event_id);
+            let headers = headers::event_headers(&TraceContext::new_root(), &source_reference, "synthetic");
             let delivery = loop {
-                let record = FutureRecord::to(topic).key(&event.key).payload(&payload);
+                let record = FutureRecord::to(topic).key(&event.key).payload(&payload).headers(headers.clone());
                 match self.producer.send_result(record) {
                     Ok(delivery) => break delivery,
                     // librdkafka's local queue is full: make room by waiting for acknowledgements.
@@ -153,6 +250,17 @@ impl<'c> EventPublisher<'c> {
     pub fn flush(&self) -> Result<()> {
         let seconds = self.config.flush_timeout_secs;
         self.producer.flush(Duration::from_secs(seconds)).map_err(|source| Error::Flush { seconds, source })
+    }
+}
+
+/// Where Kafka stored a message, or why it did not.
+fn settle(topic: &str, outcome: DeliveryOutcome) -> Result<Acknowledged> {
+    match outcome {
+        Ok(Ok(delivery)) => {
+            Ok(Acknowledged { topic: topic.to_owned(), partition: delivery.partition, offset: delivery.offset })
+        }
+        Ok(Err((source, _message))) => Err(Error::Delivery { topic: topic.to_owned(), source }),
+        Err(Canceled) => Err(Error::Delivery { topic: topic.to_owned(), source: KafkaError::Canceled }),
     }
 }
 

@@ -1,0 +1,339 @@
+//! The rules every adapter's events must pass before they are published. A failure names the
+//! field and the rule; it never quotes the value, because the value may identify a patient.
+//!
+//! Code checks are structural: an ICD-10 code must look like one, a LOINC code must carry its
+//! Mod 10 check digit, a SNOMED CT identifier its Verhoeff check digit. Whether a code exists in
+//! the current release of its terminology is for the terminology server, not for this adapter.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use super::{ClinicalEvent, DiagnosisCodeSystem, ObservationCodeSystem, PatientIdentity, Provenance};
+
+/// Which field broke which rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {problem}")]
+pub struct ValidationError {
+    /// The field, by its schema name (or the source's, e.g. `PID-3` or `Observation.code`).
+    pub field: String,
+    /// The rule it broke.
+    pub problem: Problem,
+}
+
+impl ValidationError {
+    /// A failure of `field`.
+    pub fn new(field: impl Into<String>, problem: Problem) -> Self {
+        ValidationError { field: field.into(), problem }
+    }
+}
+
+/// The rules. Messages are written for the source system's interface team.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A required value is absent or empty.
+    #[error("is required")]
+    Missing,
+    /// Not a valid NHS number; the inner error says which part.
+    #[error("{0}")]
+    NhsNumber(#[from] sluice_schemas::InvalidNhsNumber),
+    /// A timestamp or date could not be read.
+    #[error("is not a valid {0}")]
+    Unreadable(&'static str),
+    /// A timestamp or date outside the plausible range.
+    #[error("is {0}")]
+    Implausible(&'static str),
+    /// A code that is malformed for its terminology.
+    #[error("is not a well-formed {0} code")]
+    Code(&'static str),
+    /// A value outside the set the field allows.
+    #[error("has a value outside {0}")]
+    NotAllowed(&'static str),
+    /// Text that is too long or contains control characters.
+    #[error("is longer than {0} characters or contains control characters")]
+    BadText(usize),
+}
+
+/// Longest text accepted in any field; longer is a sign of a mapping error upstream.
+const MAX_TEXT: usize = 2_000;
+/// Earliest plausible clinical event.
+const EARLIEST_EVENT: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
+/// How far in the future a timestamp may be, for clocks that run fast.
+const CLOCK_SKEW: TimeDelta = TimeDelta::hours(24);
+
+type Checked = Result<(), ValidationError>;
+
+impl ClinicalEvent {
+    /// Checks the event against every rule, `now` being the time of receipt.
+    pub fn validate(&self, now: DateTime<Utc>) -> Checked {
+        match self {
+            ClinicalEvent::Adt(event) => {
+                provenance(&event.provenance, now)?;
+                patient(&event.patient, &event.provenance)?;
+                optional_text("location_code", event.location_code.as_deref())?;
+                if let Some(code) = &event.treatment_function_code
+                    && (code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(ValidationError::new("treatment_function_code", Problem::Code("treatment function")));
+                }
+                Ok(())
+            }
+            ClinicalEvent::Observation(event) => {
+                provenance(&event.provenance, now)?;
+                patient(&event.patient, &event.provenance)?;
+                let well_formed = match event.code_system {
+                    ObservationCodeSystem::SnomedCt => is_snomed_ct_id(&event.code),
+                    ObservationCodeSystem::Loinc => is_loinc_code(&event.code),
+                };
+                if !well_formed {
+                    let system = if event.code_system == ObservationCodeSystem::Loinc { "LOINC" } else { "SNOMED CT" };
+                    return Err(ValidationError::new("code", Problem::Code(system)));
+                }
+                required_text("display", &event.display)?;
+                if event.value.is_some_and(|v| !v.is_finite()) {
+                    return Err(ValidationError::new("value", Problem::NotAllowed("finite numbers")));
+                }
+                optional_text("unit", event.unit.as_deref())?;
+                optional_text("comment", event.comment.as_deref())
+            }
+            ClinicalEvent::Diagnosis(event) => {
+                provenance(&event.provenance, now)?;
+                patient(&event.patient, &event.provenance)?;
+                let (well_formed, system) = match event.code_system {
+                    DiagnosisCodeSystem::Icd10 => (is_icd10_code(&event.code), "ICD-10"),
+                    DiagnosisCodeSystem::SnomedCt => (is_snomed_ct_id(&event.code), "SNOMED CT"),
+                };
+                if !well_formed {
+                    return Err(ValidationError::new("code", Problem::Code(system)));
+                }
+                required_text("display", &event.display)?;
+                if let Some(onset) = event.onset_date {
+                    date_in_range("onset_date", onset, event.provenance.occurred_at)?;
+                }
+                Ok(())
+            }
+            ClinicalEvent::Consent(event) => {
+                timestamp("effective_at", event.effective_at, now)?;
+                timestamp("recorded_at", event.recorded_at, now)?;
+                ods_code("source_organisation", &event.source_organisation)?;
+                if let super::ConsentScope::Study(study) = &event.scope {
+                    required_text("study_id", study)?;
+                }
+                for purpose in &event.purposes {
+                    required_text("purposes", purpose)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn provenance(provenance: &Provenance, now: DateTime<Utc>) -> Checked {
+    timestamp("occurred_at", provenance.occurred_at, now)?;
+    timestamp("recorded_at", provenance.recorded_at, now)?;
+    ods_code("source_organisation", &provenance.source_organisation)?;
+    required_text("source_system", &provenance.source_system)
+}
+
+fn patient(patient: &PatientIdentity, provenance: &Provenance) -> Checked {
+    required_text("local_patient_id", &patient.local_patient_id)?;
+    optional_text("family_name", patient.family_name.as_deref())?;
+    optional_text("given_name", patient.given_name.as_deref())?;
+    optional_text("address_line", patient.address_line.as_deref())?;
+    if let Some(born) = patient.date_of_birth {
+        date_in_range("date_of_birth", born, provenance.occurred_at)?;
+    }
+    if let Some(postcode) = &patient.postcode
+        && !is_uk_postcode(postcode)
+    {
+        return Err(ValidationError::new("postcode", Problem::NotAllowed("UK postcodes")));
+    }
+    Ok(())
+}
+
+fn timestamp(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Checked {
+    if at.date_naive() < EARLIEST_EVENT {
+        return Err(ValidationError::new(field, Problem::Implausible("before 1900")));
+    }
+    if at > now + CLOCK_SKEW {
+        return Err(ValidationError::new(field, Problem::Implausible("more than a day in the future")));
+    }
+    Ok(())
+}
+
+fn date_in_range(field: &str, date: NaiveDate, event_at: DateTime<Utc>) -> Checked {
+    if date.year_ce().1 < 1880 {
+        return Err(ValidationError::new(field, Problem::Implausible("before 1880")));
+    }
+    if date > (event_at + CLOCK_SKEW).date_naive() {
+        return Err(ValidationError::new(field, Problem::Implausible("after the event")));
+    }
+    Ok(())
+}
+
+use chrono::Datelike as _;
+
+fn required_text(field: &str, text: &str) -> Checked {
+    if text.trim().is_empty() {
+        return Err(ValidationError::new(field, Problem::Missing));
+    }
+    optional_text(field, Some(text))
+}
+
+fn optional_text(field: &str, text: Option<&str>) -> Checked {
+    match text {
+        Some(text) if text.chars().count() > MAX_TEXT || text.chars().any(|c| c.is_control() && c != '\n') => {
+            Err(ValidationError::new(field, Problem::BadText(MAX_TEXT)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn ods_code(field: &str, code: &str) -> Checked {
+    if code.is_empty() {
+        return Err(ValidationError::new(field, Problem::Missing));
+    }
+    if !(3..=10).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        return Err(ValidationError::new(field, Problem::Code("ODS organisation")));
+    }
+    Ok(())
+}
+
+/// A UK postcode in the standard format (outward code, space optional, inward code), including
+/// the pseudo-postcodes such as `ZZ99 3VZ` (no fixed abode).
+pub fn is_uk_postcode(postcode: &str) -> bool {
+    let compact: Vec<u8> = postcode.bytes().filter(|b| *b != b' ').map(|b| b.to_ascii_uppercase()).collect();
+    if !(5..=7).contains(&compact.len()) {
+        return false;
+    }
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    let inward_ok = inward[0].is_ascii_digit() && inward[1..].iter().all(u8::is_ascii_alphabetic);
+    let letters = outward.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let rest = &outward[letters..];
+    let outward_ok = (1..=2).contains(&letters)
+        && !rest.is_empty()
+        && rest[0].is_ascii_digit()
+        && rest.len() <= 2
+        && rest.iter().all(u8::is_ascii_alphanumeric);
+    inward_ok && outward_ok
+}
+
+/// An ICD-10 code as NHS hospitals record it: a letter, two digits, then optionally a dot and up
+/// to four more characters (`J18.9`, `I10X`, `E11.9`, `S72.00`).
+pub fn is_icd10_code(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    if bytes.len() < 3 || !bytes[0].is_ascii_uppercase() || !bytes[1..3].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let rest = bytes[3..].strip_prefix(b".").unwrap_or(&bytes[3..]);
+    rest.len() <= 4 && rest.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+/// A LOINC code: digits, a hyphen and the Mod 10 (Luhn) check digit of those digits (`2345-7`).
+pub fn is_loinc_code(code: &str) -> bool {
+    let Some((number, check)) = code.split_once('-') else { return false };
+    if number.is_empty() || number.len() > 7 || check.len() != 1 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let sum: u32 = number
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(position, b)| {
+            let digit = u32::from(b - b'0');
+            if position % 2 == 0 {
+                let doubled = digit * 2;
+                doubled / 10 + doubled % 10
+            } else {
+                digit
+            }
+        })
+        .sum();
+    check.parse::<u32>().ok() == Some((10 - sum % 10) % 10)
+}
+
+/// A SNOMED CT identifier: 6 to 18 digits, no leading zero, valid Verhoeff check digit.
+pub fn is_snomed_ct_id(code: &str) -> bool {
+    (6..=18).contains(&code.len())
+        && !code.starts_with('0')
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && verhoeff_checksum(code) == 0
+}
+
+/// The Verhoeff checksum of a digit string: zero when its last digit is a valid check digit.
+fn verhoeff_checksum(digits: &str) -> u8 {
+    const MULTIPLY: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const PERMUTE: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .fold(0, |check, (i, b)| MULTIPLY[check as usize][PERMUTE[i % 8][(b - b'0') as usize] as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snomed_ct_ids_carry_a_verhoeff_check_digit() {
+        // Essential hypertension, systolic blood pressure, body weight, type 2 diabetes.
+        for valid in ["38341003", "271649006", "27113001", "44054006"] {
+            assert!(is_snomed_ct_id(valid), "{valid}");
+        }
+        for invalid in ["38341004", "271649007", "12345", "038341003", "3834100A", ""] {
+            assert!(!is_snomed_ct_id(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn loinc_codes_carry_a_mod_10_check_digit() {
+        // Glucose, haemoglobin, creatinine, potassium.
+        for valid in ["2345-7", "718-7", "2160-0", "2823-3"] {
+            assert!(is_loinc_code(valid), "{valid}");
+        }
+        for invalid in ["2345-8", "718-1", "2345", "-7", "23a5-7", "2345-77"] {
+            assert!(!is_loinc_code(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn icd10_codes_have_the_nhs_shapes() {
+        for valid in ["J18.9", "I10X", "E11.9", "S72.00", "I21"] {
+            assert!(is_icd10_code(valid), "{valid}");
+        }
+        for invalid in ["j18.9", "18.9", "J1", "J18.99999", "J18-9"] {
+            assert!(!is_icd10_code(invalid), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn uk_postcodes_in_every_format_are_accepted() {
+        for valid in
+            ["LS1 4AP", "M1 1AE", "B33 8TH", "CR2 6XH", "DN55 1PT", "W1A 0AX", "EC1A 1BB", "ZZ99 3VZ", "ls14ap"]
+        {
+            assert!(is_uk_postcode(valid), "{valid}");
+        }
+        for invalid in ["LS1", "1LS 4AP", "LS1 AAP", "LSX1 4AP", "LS1 4A1", "LS123 4AP"] {
+            assert!(!is_uk_postcode(invalid), "{invalid}");
+        }
+    }
+}
