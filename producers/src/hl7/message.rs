@@ -83,6 +83,11 @@ impl Message {
         self.segments.iter().filter(move |s| s.fields[0] == name)
     }
 
+    /// Every segment, in order (e.g. to find the NTE segments that follow an OBX).
+    pub fn all_segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     /// Names of all segments, in order (e.g. for checking the message structure).
     pub fn segment_names(&self) -> Vec<&str> {
         self.segments.iter().map(|s| s.fields[0].as_str()).collect()
@@ -98,6 +103,11 @@ impl Message {
 }
 
 impl Segment {
+    /// The segment's name (`MSH`, `PID`, `OBX`...).
+    pub fn name(&self) -> &str {
+        &self.fields[0]
+    }
+
     /// A value of this segment by `field[.component[.subcomponent]]`, first repetition, unescaped.
     pub fn get(&self, path: &str, separators: Separators) -> Option<String> {
         self.repetitions(path, separators).into_iter().next().flatten()

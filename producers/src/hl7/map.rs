@@ -1,0 +1,473 @@
+//! Mapping HL7 v2 ADT and ORU messages to clinical events.
+//!
+//! | Message | Subject | Notes |
+//! |---|---|---|
+//! | `ADT^A01` admit | `adt` ADMIT | occurred at PV1-44, else EVN-6, EVN-2, MSH-7 |
+//! | `ADT^A02` transfer | `adt` TRANSFER | |
+//! | `ADT^A03` discharge | `adt` DISCHARGE | occurred at PV1-45, else as above |
+//! | `ADT^A04` register | `adt` REGISTER | occurred at PV1-44, else as above |
+//! | `ADT^A08` update | `adt` UPDATE_PATIENT | PV1 optional |
+//! | `ADT^A11` cancel admit, `ADT^A13` cancel discharge | `adt` CANCEL_* | |
+//! | `ADT^A40` merge | `adt` MERGE_PATIENT | for the surviving patient in PID; MRG required |
+//! | `ORU^R01` results | `observation`, one per OBX | OBX-3 coded in LOINC (`LN`) or SNOMED CT (`SCT`) |
+//!
+//! Patient: the NHS number is the PID-3 repetition with identifier type `NH` (or assigning
+//! authority `NHS`); the local patient id is the `MR`/`PI` repetition (else the first other
+//! one); PID-5 name, PID-7 birth date, PID-8 sex, PID-11 address line and postcode. The sending
+//! facility MSH-4 is the ODS code of the source organisation; the sending application MSH-3 is
+//! the source system. Event ids are derived from sender, MSH-10 and the position of the event
+//! in the message, so a message that is sent again maps to the same ids.
+
+use chrono::{DateTime, Utc};
+use sluice_schemas::NhsNumber;
+
+use super::message::{Message, Segment};
+use super::timestamp::{parse_date, parse_timestamp};
+use crate::clinical::{
+    AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, Interpretation, ObservationCodeSystem, ObservationEvent,
+    PatientClass, PatientIdentity, Problem, Provenance, ValidationError, stable_event_id,
+};
+
+/// HL7 table 0357 error codes used in ERR-3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 100: a required segment is missing or out of place.
+    SegmentSequence = 100,
+    /// 101: a required field is empty.
+    RequiredFieldMissing = 101,
+    /// 102: a value is malformed.
+    DataType = 102,
+    /// 103: a coded value is not one this interface accepts.
+    TableValueNotFound = 103,
+    /// 200: message type not supported.
+    UnsupportedMessageType = 200,
+    /// 201: trigger event not supported.
+    UnsupportedEventCode = 201,
+    /// 203: HL7 version not supported.
+    UnsupportedVersion = 203,
+    /// 207: the message could not be stored (e.g. Kafka unavailable); the sender should resend.
+    ApplicationInternal = 207,
+}
+
+impl ErrorCode {
+    /// The code's text from HL7 table 0357.
+    pub fn text(self) -> &'static str {
+        match self {
+            ErrorCode::SegmentSequence => "Segment sequence error",
+            ErrorCode::RequiredFieldMissing => "Required field missing",
+            ErrorCode::DataType => "Data type error",
+            ErrorCode::TableValueNotFound => "Table value not found",
+            ErrorCode::UnsupportedMessageType => "Unsupported message type",
+            ErrorCode::UnsupportedEventCode => "Unsupported event code",
+            ErrorCode::UnsupportedVersion => "Unsupported version id",
+            ErrorCode::ApplicationInternal => "Application internal error",
+        }
+    }
+}
+
+/// Why a message was not accepted: what goes in the ACK's MSA-1 and ERR segment. The message
+/// text never contains a value from the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct Hl7Error {
+    /// `true` for AR (the message as a whole is refused: unsupported type, version, structure),
+    /// `false` for AE (a content error the sender's data team must fix).
+    pub reject: bool,
+    /// ERR-3.
+    pub code: ErrorCode,
+    /// ERR-2 location, e.g. `PID-3` (empty when the message could not be parsed at all).
+    pub location: String,
+    /// ERR-8, for the sender's interface team.
+    pub message: String,
+}
+
+impl Hl7Error {
+    fn reject(code: ErrorCode, location: &str, message: impl Into<String>) -> Self {
+        Hl7Error { reject: true, code, location: location.to_owned(), message: message.into() }
+    }
+
+    fn content(code: ErrorCode, location: &str, message: impl Into<String>) -> Self {
+        Hl7Error { reject: false, code, location: location.to_owned(), message: message.into() }
+    }
+}
+
+/// The MSH fields that identify a message and its sender.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MessageHeader {
+    /// MSH-3.1, the sending application.
+    pub sending_application: String,
+    /// MSH-4.1, the sending facility (an ODS code).
+    pub sending_facility: String,
+    /// MSH-9.1, e.g. `ADT`.
+    pub message_type: String,
+    /// MSH-9.2, e.g. `A01`.
+    pub trigger_event: String,
+    /// MSH-10, the sender's message control id.
+    pub control_id: String,
+    /// MSH-12.1, e.g. `2.5.1`.
+    pub version: String,
+    /// MSH-7, the message date/time, as sent.
+    pub sent_at: String,
+}
+
+impl MessageHeader {
+    /// Reads the header fields of a parsed message.
+    pub fn read(message: &Message) -> Self {
+        let get = |path: &str| message.get(path).unwrap_or_default();
+        MessageHeader {
+            sending_application: get("MSH-3.1"),
+            sending_facility: get("MSH-4.1"),
+            message_type: get("MSH-9.1"),
+            trigger_event: get("MSH-9.2"),
+            control_id: get("MSH-10"),
+            version: get("MSH-12.1"),
+            sent_at: get("MSH-7"),
+        }
+    }
+
+    /// The sender, for duplicate detection: sending application and facility.
+    pub fn sender(&self) -> String {
+        format!("{}^{}", self.sending_application, self.sending_facility)
+    }
+
+    /// The source reference header for events of this message: sender and control id.
+    pub fn source_reference(&self) -> String {
+        format!("hl7:{}:{}", self.sender(), self.control_id)
+    }
+}
+
+/// Maps a parsed message to validated events (one for ADT, one per OBX for ORU).
+pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<ClinicalEvent>, Hl7Error> {
+    let header = MessageHeader::read(message);
+    check_header(&header)?;
+    let sent_at = timestamp(&header.sent_at, "MSH-7")?;
+    let events = match header.message_type.as_str() {
+        "ADT" => vec![adt(message, &header, sent_at)?],
+        "ORU" if header.trigger_event == "R01" => observations(message, &header, sent_at)?,
+        "ORU" => {
+            return Err(Hl7Error::reject(ErrorCode::UnsupportedEventCode, "MSH-9.2", "only ORU^R01 is accepted"));
+        }
+        _ => {
+            return Err(Hl7Error::reject(
+                ErrorCode::UnsupportedMessageType,
+                "MSH-9.1",
+                "only ADT and ORU messages are accepted",
+            ));
+        }
+    };
+    for (index, event) in events.iter().enumerate() {
+        event.validate(received_at).map_err(|error| from_validation(&error, &header, index))?;
+    }
+    Ok(events)
+}
+
+fn check_header(header: &MessageHeader) -> Result<(), Hl7Error> {
+    if header.control_id.is_empty() {
+        return Err(Hl7Error::reject(ErrorCode::RequiredFieldMissing, "MSH-10", "the message control id is required"));
+    }
+    let supported = header
+        .version
+        .strip_prefix("2.")
+        .and_then(|minor| minor.split('.').next())
+        .and_then(|minor| minor.parse::<u32>().ok())
+        .is_some_and(|minor| (3..=8).contains(&minor));
+    if !supported {
+        return Err(Hl7Error::reject(ErrorCode::UnsupportedVersion, "MSH-12", "HL7 versions 2.3 to 2.8 are accepted"));
+    }
+    if header.sending_facility.is_empty() {
+        return Err(Hl7Error::reject(
+            ErrorCode::RequiredFieldMissing,
+            "MSH-4",
+            "the sending facility (ODS code) is required",
+        ));
+    }
+    Ok(())
+}
+
+fn adt(message: &Message, header: &MessageHeader, sent_at: DateTime<Utc>) -> Result<ClinicalEvent, Hl7Error> {
+    let (event_type, needs_visit) = match header.trigger_event.as_str() {
+        "A01" => (AdtEventType::Admit, true),
+        "A02" => (AdtEventType::Transfer, true),
+        "A03" => (AdtEventType::Discharge, true),
+        "A04" => (AdtEventType::Register, true),
+        "A08" => (AdtEventType::UpdatePatient, false),
+        "A11" => (AdtEventType::CancelAdmit, true),
+        "A13" => (AdtEventType::CancelDischarge, true),
+        "A40" => (AdtEventType::MergePatient, false),
+        _ => {
+            return Err(Hl7Error::reject(
+                ErrorCode::UnsupportedEventCode,
+                "MSH-9.2",
+                "ADT triggers A01, A02, A03, A04, A08, A11, A13 and A40 are accepted",
+            ));
+        }
+    };
+    let pid = required_segment(message, "PID")?;
+    let visit = message.segments("PV1").next();
+    if needs_visit && visit.is_none() {
+        return Err(missing_segment("PV1"));
+    }
+    if event_type == AdtEventType::MergePatient {
+        required_segment(message, "MRG")?;
+    }
+    let separators = message.separators();
+    let visit_field = |path: &str| visit.and_then(|pv1| pv1.get(path, separators));
+    let event_time = match event_type {
+        AdtEventType::Admit | AdtEventType::Register => visit_field("44").map(|v| (v, "PV1-44")),
+        AdtEventType::Discharge => visit_field("45").map(|v| (v, "PV1-45")),
+        _ => None,
+    };
+    let recorded_at = optional_timestamp(message.get("EVN-2"), "EVN-2")?.unwrap_or(sent_at);
+    let occurred_at = match event_time {
+        Some((value, location)) => timestamp(&value, location)?,
+        None => optional_timestamp(message.get("EVN-6"), "EVN-6")?.unwrap_or(recorded_at),
+    };
+    let patient_class = visit_field("2").map(|class| match class.as_str() {
+        "I" => PatientClass::Inpatient,
+        "O" | "R" => PatientClass::Outpatient,
+        "E" => PatientClass::Emergency,
+        "D" => PatientClass::DayCase,
+        _ => PatientClass::Other,
+    });
+    Ok(ClinicalEvent::Adt(AdtEvent {
+        provenance: provenance(header, occurred_at, recorded_at, 0),
+        patient: patient(pid, message)?,
+        event_type,
+        patient_class,
+        location_code: visit_field("3.1"),
+        treatment_function_code: visit_field("10"),
+    }))
+}
+
+fn observations(
+    message: &Message,
+    header: &MessageHeader,
+    sent_at: DateTime<Utc>,
+) -> Result<Vec<ClinicalEvent>, Hl7Error> {
+    let patient = patient(required_segment(message, "PID")?, message)?;
+    let separators = message.separators();
+    let mut events = Vec::new();
+    let mut order_time = None;
+    let mut reported_at = None;
+    let segments = message.all_segments();
+    for (position, segment) in segments.iter().enumerate() {
+        match segment.name() {
+            "OBR" => {
+                order_time = optional_timestamp(segment.get("7", separators), "OBR-7")?;
+                reported_at = optional_timestamp(segment.get("22", separators), "OBR-22")?;
+            }
+            "OBX" => {
+                let notes: Vec<String> = segments[position + 1..]
+                    .iter()
+                    .take_while(|s| s.name() == "NTE")
+                    .filter_map(|nte| nte.get("3", separators))
+                    .collect();
+                let occurred_at = match optional_timestamp(segment.get("14", separators), "OBX-14")? {
+                    Some(at) => at,
+                    None => order_time.unwrap_or(sent_at),
+                };
+                let recorded_at = reported_at.unwrap_or(sent_at).max(occurred_at);
+                let index = events.len();
+                let (value, text) = result_value(segment, message)?;
+                let comment = text.into_iter().chain(notes).collect::<Vec<_>>().join("\n");
+                let (code_system, code, display) = observation_code(segment, message)?;
+                events.push(ClinicalEvent::Observation(ObservationEvent {
+                    provenance: provenance(header, occurred_at, recorded_at, index),
+                    patient: patient.clone(),
+                    code_system,
+                    code,
+                    display,
+                    value,
+                    unit: segment.get("6.1", separators),
+                    comment: (!comment.is_empty()).then_some(comment),
+                    interpretation: segment.get("8", separators).and_then(|flag| interpretation(&flag)),
+                }));
+            }
+            _ => {}
+        }
+    }
+    if events.is_empty() {
+        return Err(missing_segment("OBX"));
+    }
+    Ok(events)
+}
+
+/// OBX-3 coded in LOINC or SNOMED CT: the primary coding, else the alternate (components 4-6).
+fn observation_code(obx: &Segment, message: &Message) -> Result<(ObservationCodeSystem, String, String), Hl7Error> {
+    let separators = message.separators();
+    for (code, text, system) in [("3.1", "3.2", "3.3"), ("3.4", "3.5", "3.6")] {
+        let code_system = match obx.get(system, separators).as_deref() {
+            Some("LN") => ObservationCodeSystem::Loinc,
+            Some("SCT") => ObservationCodeSystem::SnomedCt,
+            _ => continue,
+        };
+        let code = obx.get(code, separators).ok_or_else(|| required("OBX-3"))?;
+        let display = obx.get(text, separators).unwrap_or_default();
+        return Ok((code_system, code, display));
+    }
+    Err(Hl7Error::content(
+        ErrorCode::TableValueNotFound,
+        "OBX-3",
+        "the observation must be coded in LOINC (LN) or SNOMED CT (SCT)",
+    ))
+}
+
+/// OBX-5 by OBX-2 value type: numeric types give a value; text types give a comment.
+fn result_value(obx: &Segment, message: &Message) -> Result<(Option<f64>, Option<String>), Hl7Error> {
+    let separators = message.separators();
+    let value_type = obx.get("2", separators).unwrap_or_default();
+    let status = obx.get("11", separators).unwrap_or_default();
+    if status == "X" {
+        return Ok((None, None));
+    }
+    let number = |path: &str| -> Result<Option<f64>, Hl7Error> {
+        match obx.get(path, separators) {
+            None => Ok(None),
+            Some(text) => text.trim().parse::<f64>().map(Some).map_err(|_| {
+                Hl7Error::content(ErrorCode::DataType, "OBX-5", "a numeric (NM/SN) result is not a number")
+            }),
+        }
+    };
+    match value_type.as_str() {
+        "NM" => Ok((number("5")?, None)),
+        // Structured numeric: comparator ^ number; only a plain number is a value.
+        "SN" if obx.get("5.1", separators).is_none() => Ok((number("5.2")?, None)),
+        _ => Ok((None, obx.get("5", separators))),
+    }
+}
+
+fn interpretation(flag: &str) -> Option<Interpretation> {
+    Some(match flag {
+        "N" => Interpretation::Normal,
+        "L" => Interpretation::Low,
+        "H" => Interpretation::High,
+        "LL" => Interpretation::CriticallyLow,
+        "HH" => Interpretation::CriticallyHigh,
+        "A" | "AA" => Interpretation::Abnormal,
+        _ => return None,
+    })
+}
+
+fn patient(pid: &Segment, message: &Message) -> Result<PatientIdentity, Hl7Error> {
+    let separators = message.separators();
+    let ids = pid.repetitions("3.1", separators);
+    let authorities = pid.repetitions("3.4", separators);
+    let types = pid.repetitions("3.5", separators);
+    let mut nhs_number = None;
+    let mut local = None;
+    let mut local_is_record_number = false;
+    for (index, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
+        let kind = types.get(index).cloned().flatten().unwrap_or_default();
+        let authority = authorities.get(index).cloned().flatten().unwrap_or_default();
+        if kind == "NH" || authority == "NHS" {
+            let parsed = NhsNumber::parse(id).map_err(|e| {
+                Hl7Error::content(ErrorCode::DataType, "PID-3", format!("the NHS number is not valid: {e}"))
+            })?;
+            nhs_number = Some(parsed);
+        } else {
+            // The first medical record (MR) or patient internal (PI) identifier wins; any other
+            // identifier only stands in until one appears.
+            let is_record_number = matches!(kind.as_str(), "MR" | "PI");
+            if local.is_none() || (is_record_number && !local_is_record_number) {
+                local = Some(id.clone());
+                local_is_record_number = is_record_number;
+            }
+        }
+    }
+    let date_of_birth = match pid.get("7", separators) {
+        Some(born) => Some(
+            parse_date(&born)
+                .map_err(|e| Hl7Error::content(ErrorCode::DataType, "PID-7", format!("the date of birth {e}")))?,
+        ),
+        None => None,
+    };
+    let sex = match pid.get("8", separators).as_deref() {
+        None => None,
+        Some("F") => Some(AdministrativeSex::Female),
+        Some("M") => Some(AdministrativeSex::Male),
+        Some("O" | "A") => Some(AdministrativeSex::Other),
+        Some("U" | "N") => Some(AdministrativeSex::Unknown),
+        Some(_) => {
+            return Err(Hl7Error::content(ErrorCode::TableValueNotFound, "PID-8", "sex must be F, M, O, U, A or N"));
+        }
+    };
+    Ok(PatientIdentity {
+        nhs_number,
+        local_patient_id: local.ok_or_else(|| required("PID-3"))?,
+        family_name: pid.get("5.1", separators),
+        given_name: pid.get("5.2", separators),
+        date_of_birth,
+        sex,
+        postcode: pid.get("11.5", separators),
+        address_line: pid.get("11.1", separators),
+    })
+}
+
+fn provenance(
+    header: &MessageHeader,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    index: usize,
+) -> Provenance {
+    let position = index.to_string();
+    Provenance {
+        event_id: stable_event_id(&["hl7", &header.sender(), &header.control_id, &position]),
+        occurred_at,
+        recorded_at,
+        source_organisation: header.sending_facility.clone(),
+        source_system: header.sending_application.clone(),
+    }
+}
+
+fn required_segment<'m>(message: &'m Message, name: &'static str) -> Result<&'m Segment, Hl7Error> {
+    message.segments(name).next().ok_or_else(|| missing_segment(name))
+}
+
+fn missing_segment(name: &str) -> Hl7Error {
+    Hl7Error::content(ErrorCode::SegmentSequence, name, format!("the {name} segment is required"))
+}
+
+fn required(location: &str) -> Hl7Error {
+    Hl7Error::content(ErrorCode::RequiredFieldMissing, location, "is required")
+}
+
+fn timestamp(value: &str, location: &str) -> Result<DateTime<Utc>, Hl7Error> {
+    if value.is_empty() {
+        return Err(required(location));
+    }
+    parse_timestamp(value).map_err(|e| Hl7Error::content(ErrorCode::DataType, location, format!("the date/time {e}")))
+}
+
+fn optional_timestamp(value: Option<String>, location: &str) -> Result<Option<DateTime<Utc>>, Hl7Error> {
+    value.map(|v| timestamp(&v, location)).transpose()
+}
+
+/// A rule broken by a mapped event, reported at the HL7 position the field came from.
+fn from_validation(error: &ValidationError, header: &MessageHeader, index: usize) -> Hl7Error {
+    let oru = header.message_type == "ORU";
+    let location = match error.field.as_str() {
+        "nhs_number" | "local_patient_id" => "PID-3",
+        "family_name" | "given_name" => "PID-5",
+        "date_of_birth" => "PID-7",
+        "postcode" | "address_line" => "PID-11",
+        "source_organisation" => "MSH-4",
+        "source_system" => "MSH-3",
+        "location_code" => "PV1-3",
+        "treatment_function_code" => "PV1-10",
+        "occurred_at" if oru => "OBX-14",
+        "occurred_at" | "recorded_at" => "EVN",
+        "code" | "display" => "OBX-3",
+        "value" => "OBX-5",
+        "unit" => "OBX-6",
+        "comment" => "NTE-3",
+        _ => "",
+    };
+    let code = match error.problem {
+        Problem::Missing => ErrorCode::RequiredFieldMissing,
+        Problem::NotAllowed(_) => ErrorCode::TableValueNotFound,
+        _ => ErrorCode::DataType,
+    };
+    let which = if oru { format!(" (OBX {})", index + 1) } else { String::new() };
+    Hl7Error::content(code, location, format!("{error}{which}"))
+}
