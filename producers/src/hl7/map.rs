@@ -330,8 +330,15 @@ fn result_value(obx: &Segment, message: &Message) -> Result<(Option<f64>, Option
     };
     match value_type.as_str() {
         "NM" => Ok((number("5")?, None)),
-        // Structured numeric: comparator ^ number; only a plain number is a value.
-        "SN" if obx.get("5.1", separators).is_none() => Ok((number("5.2")?, None)),
+        // Structured numeric: comparator ^ number ^ separator ^ number. Only a plain number is a
+        // value; a comparison (`<^0.5`), range (`^2^-^5`) or ratio (`^1^:^128`) is kept as text.
+        "SN" if obx.get("5.1", separators).is_none() && obx.get("5.3", separators).is_none() => {
+            Ok((number("5.2")?, None))
+        }
+        "SN" => {
+            let text: String = (1..=4).filter_map(|c| obx.get(&format!("5.{c}"), separators)).collect();
+            Ok((None, Some(text)))
+        }
         _ => Ok((None, obx.get("5", separators))),
     }
 }
@@ -471,3 +478,7 @@ fn from_validation(error: &ValidationError, header: &MessageHeader, index: usize
     let which = if oru { format!(" (OBX {})", index + 1) } else { String::new() };
     Hl7Error::content(code, location, format!("{error}{which}"))
 }
+
+#[cfg(test)]
+#[path = "map_tests.rs"]
+mod tests;

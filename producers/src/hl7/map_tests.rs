@@ -1,0 +1,240 @@
+//! Mapping tests on realistic messages from `producers/tests/fixtures/hl7/` (synthetic patients,
+//! NHS numbers from the reserved 999 test range).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sluice_schemas::NhsNumber;
+
+use super::*;
+use crate::clinical::{AdtEvent, ObservationEvent};
+
+/// A fixture as a sender puts it on the wire: segments ended by carriage returns.
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/hl7/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    bytes.into_iter().map(|b| if b == b'\n' { b'\r' } else { b }).collect()
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+}
+
+/// Receipt time: shortly after the fixtures were sent.
+fn received() -> DateTime<Utc> {
+    utc("2026-07-12T00:00:00Z")
+}
+
+fn map(bytes: &[u8]) -> Result<Vec<ClinicalEvent>, Hl7Error> {
+    map_message(&Message::parse(bytes).expect("fixtures parse"), received())
+}
+
+fn adt(name: &str) -> AdtEvent {
+    match map(&fixture(name)).unwrap().as_slice() {
+        [ClinicalEvent::Adt(event)] => event.clone(),
+        other => panic!("{name}: expected one ADT event, got {other:?}"),
+    }
+}
+
+fn observations(name: &str) -> Vec<ObservationEvent> {
+    map(&fixture(name))
+        .unwrap()
+        .into_iter()
+        .map(|event| match event {
+            ClinicalEvent::Observation(event) => event,
+            other => panic!("{name}: expected observations, got {other:?}"),
+        })
+        .collect()
+}
+
+fn zoe() -> PatientIdentity {
+    PatientIdentity {
+        nhs_number: Some(NhsNumber::parse("9990000018").unwrap()),
+        local_patient_id: "H1234567".into(),
+        family_name: Some("O'Brien".into()),
+        given_name: Some("Zoë".into()),
+        date_of_birth: NaiveDate::from_ymd_opt(1970, 3, 14),
+        sex: Some(AdministrativeSex::Female),
+        postcode: Some("LS6 2QT".into()),
+        address_line: Some("12 Church Lane".into()),
+    }
+}
+
+#[test]
+fn admit_maps_every_field_from_msh_evn_pid_and_pv1() {
+    let event = adt("adt_a01_admit.hl7");
+    assert_eq!(
+        event,
+        AdtEvent {
+            provenance: Provenance {
+                event_id: stable_event_id(&["hl7", "PAS^RR8", "PAS0000101", "0"]),
+                occurred_at: utc("2026-01-05T09:25:00Z"),
+                recorded_at: utc("2026-01-05T09:30:12Z"),
+                source_organisation: "RR8".into(),
+                source_system: "PAS".into(),
+            },
+            patient: zoe(),
+            event_type: AdtEventType::Admit,
+            patient_class: Some(PatientClass::Inpatient),
+            location_code: Some("W12".into()),
+            treatment_function_code: Some("300".into()),
+        }
+    );
+}
+
+#[test]
+fn each_adt_trigger_maps_to_its_event_type_and_time() {
+    // (fixture, event type, occurred at, class, location)
+    let cases = [
+        (
+            "adt_a02_transfer.hl7",
+            AdtEventType::Transfer,
+            "2026-01-06T14:00:00Z",
+            Some(PatientClass::Inpatient),
+            Some("CCU"),
+        ),
+        (
+            "adt_a03_discharge.hl7",
+            AdtEventType::Discharge,
+            "2026-01-09T11:00:00Z",
+            Some(PatientClass::Inpatient),
+            Some("CCU"),
+        ),
+        // 02:10 local in July is 01:10 UTC (BST).
+        (
+            "adt_a04_register.hl7",
+            AdtEventType::Register,
+            "2026-07-11T01:10:00Z",
+            Some(PatientClass::Emergency),
+            Some("ED"),
+        ),
+        ("adt_a08_update.hl7", AdtEventType::UpdatePatient, "2026-01-07T08:10:00Z", None, None),
+        (
+            "adt_a11_cancel_admit.hl7",
+            AdtEventType::CancelAdmit,
+            "2026-01-05T10:00:00Z",
+            Some(PatientClass::Inpatient),
+            Some("W7"),
+        ),
+        (
+            "adt_a13_cancel_discharge.hl7",
+            AdtEventType::CancelDischarge,
+            "2026-01-09T16:00:00Z",
+            Some(PatientClass::Inpatient),
+            Some("CCU"),
+        ),
+        ("adt_a40_merge.hl7", AdtEventType::MergePatient, "2026-01-10T12:00:00Z", None, None),
+    ];
+    for (name, event_type, occurred_at, class, location) in cases {
+        let event = adt(name);
+        assert_eq!(event.event_type, event_type, "{name}");
+        assert_eq!(event.provenance.occurred_at, utc(occurred_at), "{name}");
+        assert_eq!(event.patient_class, class, "{name}");
+        assert_eq!(event.location_code.as_deref(), location, "{name}");
+        assert!(event.provenance.recorded_at >= event.provenance.occurred_at, "{name}");
+    }
+    let update = adt("adt_a08_update.hl7");
+    assert_eq!(update.patient.postcode.as_deref(), Some("LS7 3JX"), "an A08 carries the new address");
+    let merge = adt("adt_a40_merge.hl7");
+    assert_eq!(merge.patient.local_patient_id, "H3333333", "the surviving patient is PID's, not MRG's");
+    let register = adt("adt_a04_register.hl7");
+    assert_eq!(register.patient.nhs_number.map(|n| n.digits()).as_deref(), Some("9990000026"));
+    assert_eq!(register.provenance.source_system, "EDIS");
+}
+
+#[test]
+fn results_become_one_observation_per_obx_with_notes_values_and_flags() {
+    let results = observations("oru_r01_results.hl7");
+    assert_eq!(results.len(), 7);
+    let potassium = &results[0];
+    assert_eq!(potassium.patient, zoe());
+    assert_eq!((potassium.code_system, potassium.code.as_str()), (ObservationCodeSystem::Loinc, "2823-3"));
+    assert_eq!(potassium.display, "Potassium [Moles/volume] in Serum or Plasma");
+    assert_eq!((potassium.value, potassium.unit.as_deref()), (Some(5.9), Some("mmol/L")));
+    assert_eq!(potassium.interpretation, Some(Interpretation::High));
+    assert_eq!(potassium.comment.as_deref(), Some("Sample slightly haemolysed; repeat advised."));
+    assert_eq!(potassium.provenance.occurred_at, utc("2026-01-05T10:15:00Z"), "OBX-14");
+    assert_eq!(potassium.provenance.recorded_at, utc("2026-01-05T15:39:00Z"), "OBR-22");
+    assert_eq!(potassium.provenance.source_system, "WinPath");
+
+    assert_eq!(results[1].comment, None, "a note belongs to the OBX before it only");
+    assert_eq!(results[2].provenance.occurred_at, utc("2026-01-05T10:15:00Z"), "OBR-7 without OBX-14");
+    assert_eq!((results[3].value, results[3].comment.as_deref()), (None, Some("see comment")), "ST");
+    assert_eq!((results[4].value, results[4].comment.as_deref()), (Some(6.1), None), "SN plain number");
+    assert_eq!((results[5].value, results[5].comment.as_deref()), (None, Some("<0.5")), "SN comparison");
+    let systolic = &results[6];
+    assert_eq!((systolic.code_system, systolic.code.as_str()), (ObservationCodeSystem::SnomedCt, "271649006"));
+    assert_eq!(systolic.display, "Systolic blood pressure");
+
+    let ids: std::collections::HashSet<_> = results.iter().map(|r| r.provenance.event_id).collect();
+    assert_eq!(ids.len(), 7, "each OBX has its own event id");
+    assert_eq!(results[3].provenance.event_id, stable_event_id(&["hl7", "WinPath^RR8", "LAB20260105000731", "3"]));
+}
+
+#[test]
+fn iso_8859_1_results_are_read_by_msh_18() {
+    let results = observations("oru_r01_latin1.hl7");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].patient.family_name.as_deref(), Some("Müller"));
+    assert_eq!(results[0].patient.given_name.as_deref(), Some("Jürgen"));
+    assert_eq!(results[0].value, Some(131.0));
+}
+
+/// A fixture with one text replaced, for error cases.
+fn altered(name: &str, from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(fixture(name)).unwrap();
+    assert!(text.contains(from), "{name} has no `{from}`");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+#[test]
+fn errors_say_ae_or_ar_with_code_and_location_and_never_quote_values() {
+    let a01 = "adt_a01_admit.hl7";
+    let oru = "oru_r01_results.hl7";
+    // (message, reject, code, location)
+    let cases = [
+        (altered(a01, "9990000018", "9990000017"), false, ErrorCode::DataType, "PID-3"),
+        (altered(a01, "ADT^A01^ADT_A01", "SIU^S12^SIU_S12"), true, ErrorCode::UnsupportedMessageType, "MSH-9.1"),
+        (altered(a01, "ADT^A01^ADT_A01", "ADT^A05^ADT_A05"), true, ErrorCode::UnsupportedEventCode, "MSH-9.2"),
+        (altered(oru, "ORU^R01^ORU_R01", "ORU^R30^ORU_R30"), true, ErrorCode::UnsupportedEventCode, "MSH-9.2"),
+        (altered(a01, "|2.5.1|", "|2.2|"), true, ErrorCode::UnsupportedVersion, "MSH-12"),
+        (altered(a01, "|PAS0000101|", "||"), true, ErrorCode::RequiredFieldMissing, "MSH-10"),
+        (altered(a01, "|RR8|SLUICE|", "||SLUICE|"), true, ErrorCode::RequiredFieldMissing, "MSH-4"),
+        (altered(a01, "\rPV1|", "\rZV1|"), false, ErrorCode::SegmentSequence, "PV1"),
+        (altered("adt_a40_merge.hl7", "\rMRG|", "\rZRG|"), false, ErrorCode::SegmentSequence, "MRG"),
+        (altered(a01, "\rPID|", "\rZID|"), false, ErrorCode::SegmentSequence, "PID"),
+        (altered(a01, "|20260105093012|||C1234", "|2026-01-05|||C1234"), false, ErrorCode::DataType, "EVN-2"),
+        (altered(a01, "|19700314|F|", "|19701314|F|"), false, ErrorCode::DataType, "PID-7"),
+        (altered(a01, "|19700314|F|", "|19700314|X|"), false, ErrorCode::TableValueNotFound, "PID-8"),
+        (altered(a01, "LS6 2QT", "LS6 2Q7"), false, ErrorCode::TableValueNotFound, "PID-11"),
+        (
+            altered(a01, "9990000018^^^NHS^NH~H1234567^^^RR8^MR", "9990000018^^^NHS^NH"),
+            false,
+            ErrorCode::RequiredFieldMissing,
+            "PID-3",
+        ),
+        (
+            altered(oru, "2823-3^Potassium [Moles/volume] in Serum or Plasma^LN", "K^Potassium^LOCAL"),
+            false,
+            ErrorCode::TableValueNotFound,
+            "OBX-3",
+        ),
+        (altered(oru, "2823-3^Potassium", "2823-4^Potassium"), false, ErrorCode::DataType, "OBX-3"),
+        (altered(oru, "||5.9|", "||five|"), false, ErrorCode::DataType, "OBX-5"),
+        (altered(oru, "|F|||20260105101500\rNTE", "|F|||20990105101500\rNTE"), false, ErrorCode::DataType, "OBX-14"),
+    ];
+    for (bytes, reject, code, location) in cases {
+        let error = map(&bytes).expect_err(location);
+        assert_eq!((error.reject, error.code, error.location.as_str()), (reject, code, location), "{error:?}");
+        let shown = format!("{error} {error:?}");
+        for value in ["9990000017", "O'Brien", "Zo", "19701314", "LS6", "five", "2823-4", "2099"] {
+            assert!(!shown.contains(value), "`{value}` leaked into {shown}");
+        }
+    }
+}
+
+#[test]
+fn headers_give_sender_and_source_reference() {
+    let message = Message::parse(&fixture("adt_a01_admit.hl7")).unwrap();
+    let header = MessageHeader::read(&message);
+    assert_eq!(header.sender(), "PAS^RR8");
+    assert_eq!(header.source_reference(), "hl7:PAS^RR8:PAS0000101");
+}
