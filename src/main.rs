@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
 use sluice::{broker, demo, keys, provision, services, topics::Topics};
 use sluice_consumers::LanderConfig;
+use sluice_producers::hl7::listener::MllpListenerConfig;
 use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing, compatibility};
 use tracing_subscriber::EnvFilter;
@@ -104,6 +105,9 @@ struct DemoArgs {
 
 #[derive(Subcommand)]
 enum ProduceSource {
+    /// Listen for HL7 v2 messages over MLLP (ADT A01-A04, A08, A11, A13, A40; ORU^R01) and publish
+    /// their events; answers every message with an ACK (AA only once Kafka has stored it).
+    Hl7(Hl7Args),
     /// Deterministic synthetic patients, consent changes and clinical events.
     Synthetic {
         #[command(flatten)]
@@ -117,6 +121,36 @@ enum ProduceSource {
         #[command(flatten)]
         broker: BrokerArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct Hl7Args {
+    /// Address to listen on, e.g. 0.0.0.0:2575.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Directory for the journal of stored messages, so a repeated MSH-10 is recognised across restarts.
+    #[arg(long, default_value = "sluice-state")]
+    state_dir: PathBuf,
+    /// MSH-3 of acknowledgements.
+    #[arg(long, default_value = "SLUICE")]
+    receiving_application: String,
+    /// MSH-4 of acknowledgements (e.g. your organisation's ODS code).
+    #[arg(long, default_value = "SLUICE")]
+    receiving_facility: String,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_message_bytes: usize,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Message framing: single-object or confluent.
+    #[arg(long, default_value = "single-object")]
+    framing: Framing,
+    /// Topic definitions (default: the compiled-in infra/topics.toml).
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 #[derive(clap::Args)]
@@ -242,6 +276,7 @@ fn main() -> ExitCode {
         Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {
             produce_synthetic(source, framing, topics, broker)
         }
+        Command::Produce { source: ProduceSource::Hl7(args) } => produce_hl7(args),
         Command::Land(args) => land(args),
     };
     outcome.unwrap_or_else(|error| {
@@ -331,6 +366,29 @@ fn produce_synthetic(
             outcome.consent.total()
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn produce_hl7(args: Hl7Args) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let client = args.broker.client()?;
+    let config = MllpListenerConfig {
+        max_message_bytes: args.max_message_bytes,
+        max_connections: args.max_connections,
+        receiving_application: args.receiving_application,
+        receiving_facility: args.receiving_facility,
+        state_dir: Some(args.state_dir),
+        ..MllpListenerConfig::default()
+    };
+    let publisher = PublisherConfig { framing: args.framing, ..PublisherConfig::default() };
+    let counts = runtime()?.block_on(async {
+        let shutdown = services::shutdown_on_signals()?;
+        let listener = services::bind_hl7(&client, &topics, args.listen, config, publisher).await?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("sluice: listening for HL7 v2 over MLLP on {address}");
+        services::serve_hl7(listener, shutdown).await
+    })?;
+    print!("{}", services::render_hl7(&counts));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,11 +1,13 @@
-//! The long-running services: `sluice produce synthetic` and `sluice land`. Both stop cleanly on
-//! SIGINT or SIGTERM: the producer flushes what it handed to Kafka, the lander writes the rows in
-//! hand, commits their offsets and leaves its consumer group.
+//! The long-running services: `sluice produce synthetic|hl7`, and `sluice land`. All stop cleanly
+//! on SIGINT or SIGTERM: producers flush what they handed to Kafka (listeners first finish the
+//! message in hand on every connection), the lander writes the rows in hand, commits their
+//! offsets and leaves its consumer group.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, sync::Arc};
 
 use rdkafka::ClientConfig;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_producers::hl7::listener::{ListenerCounts, MllpListener, MllpListenerConfig};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
 use sluice_schemas::Catalogue;
 use tokio::sync::watch;
@@ -60,6 +62,53 @@ pub async fn produce_synthetic(
     };
     publisher.flush().map_err(|e| e.to_string())?;
     Ok(ProduceOutcome { consent, clinical })
+}
+
+/// How long a listener waits for Kafka to acknowledge an event before it answers the source that
+/// the message was not stored (librdkafka `message.timeout.ms`, unless set explicitly). Shorter
+/// than the usual ACK timeouts of interface engines, so they get an answer rather than a timeout.
+const LISTENER_DELIVERY_TIMEOUT_MS: &str = "30000";
+
+/// A publisher for an adapter that answers its source: dead letters enabled, bounded delivery
+/// time.
+pub fn adapter_publisher(
+    client: &ClientConfig,
+    topics: &Topics,
+    config: PublisherConfig,
+) -> Result<EventPublisher<'static>, String> {
+    let mut client = client.clone();
+    if client.get("message.timeout.ms").is_none() && client.get("delivery.timeout.ms").is_none() {
+        client.set("message.timeout.ms", LISTENER_DELIVERY_TIMEOUT_MS);
+    }
+    Ok(EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), config)
+        .map_err(|e| e.to_string())?
+        .with_dead_letter_topic(topics.dead_letter()))
+}
+
+/// Serves HL7 v2 over MLLP on `listener` until stopped; returns what it did.
+pub async fn serve_hl7(listener: MllpListener, shutdown: watch::Receiver<bool>) -> Result<Arc<ListenerCounts>, String> {
+    listener.serve(shutdown).await.map_err(|e| e.to_string())
+}
+
+/// Binds the MLLP listener.
+pub async fn bind_hl7(
+    client: &ClientConfig,
+    topics: &Topics,
+    address: SocketAddr,
+    config: MllpListenerConfig,
+    publisher: PublisherConfig,
+) -> Result<MllpListener, String> {
+    let publisher = Arc::new(adapter_publisher(client, topics, publisher)?);
+    MllpListener::bind(address, publisher, config).await.map_err(|e| e.to_string())
+}
+
+/// The summary an MLLP listener prints when it stops.
+pub fn render_hl7(counts: &ListenerCounts) -> String {
+    let [connections, accepted, events, duplicates, refused, not_stored] = counts.snapshot();
+    format!(
+        "HL7 listener: {connections} connections; {accepted} messages stored ({events} events), {duplicates} repeats \
+         acknowledged without publishing, {refused} refused and dead-lettered, {not_stored} not stored (AE 207)\n"
+    )
 }
 
 /// Runs a lander until stopped.

@@ -6,12 +6,7 @@ mod support;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use rdkafka::{
-    ClientConfig, Message,
-    consumer::{BaseConsumer, Consumer},
-    message::Headers,
-    producer::{FutureProducer, FutureRecord},
-};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice::keys;
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Encoder, Framing};
@@ -64,10 +59,10 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     assert!(report.landed["research"] > 150);
 
     // The dead-letter topic holds each poison record unchanged, with where it came from and why.
-    let dead_letters = read_all(&client, topics.dead_letter(), 5);
+    let dead_letters = read_topic(&client, topics.dead_letter());
     assert_eq!(dead_letters.len(), 5);
     let mut reasons = BTreeMap::new();
-    for (payload, headers) in &dead_letters {
+    for TopicRecord { payload, headers, .. } in &dead_letters {
         let reason = &headers["sluice.dead_letter.reason"];
         assert!(
             poison
@@ -87,27 +82,4 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     assert!(all_reasons.iter().any(|r| r.contains("cannot decode a `adt` v1 body")), "{all_reasons:?}");
     assert!(all_reasons.iter().any(|r| r.contains("a `adt` event on the topic of `observation`")), "{all_reasons:?}");
     assert!(all_reasons.iter().any(|r| r.contains("invalid NHS number")), "{all_reasons:?}");
-}
-
-fn read_all(client: &ClientConfig, topic: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
-    let consumer: BaseConsumer =
-        client.clone().set("group.id", "dead-letter-reader").set("auto.offset.reset", "earliest").create().unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut records = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while records.len() < expected && std::time::Instant::now() < deadline {
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let message = message.unwrap();
-            let headers = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            records.push((message.payload().unwrap_or_default().to_vec(), headers));
-        }
-    }
-    records
 }

@@ -37,4 +37,23 @@ pub enum Error {
         /// librdkafka's reason.
         source: KafkaError,
     },
+
+    /// A listener could not bind or accept on its address.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+
+    /// A state file (the HL7 journal of stored messages, a file import's checkpoint) could not
+    /// be read or written.
+    #[error("cannot use the state file {path}: {source}")]
+    State {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
 }

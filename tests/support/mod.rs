@@ -13,7 +13,13 @@ use std::{
 
 use arrow::{array::RecordBatch, datatypes::DataType, util::display::ArrayFormatter};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use rdkafka::{ClientConfig, mocking::MockCluster, producer::DefaultProducerContext};
+use rdkafka::{
+    ClientConfig, Message as _, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    message::Headers as _,
+    mocking::MockCluster,
+    producer::DefaultProducerContext,
+};
 use sluice::topics::Topics;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
@@ -163,4 +169,58 @@ pub fn all_cells(batches: &[RecordBatch]) -> Vec<String> {
 /// Words of a text: maximal runs of ASCII letters and digits.
 pub fn words(text: &str) -> Vec<&str> {
     text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect()
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct TopicRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record of `topic` from the beginning up to its high watermark now, in partition and
+/// offset order.
+pub fn read_topic(client: &ClientConfig, topic: &str) -> Vec<TopicRecord> {
+    let ends = high_watermarks(client, &BTreeMap::from([(topic.to_owned(), topic.to_owned())]));
+    let consumer: BaseConsumer = client.clone().set("group.id", "sluice-test-reader").create().unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for ((_, partition), _) in ends.iter().filter(|(_, end)| **end > 0) {
+        assignment.add_partition_offset(topic, *partition, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let mut remaining: usize = ends.values().filter(|end| **end > 0).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while remaining > 0 {
+        assert!(std::time::Instant::now() < deadline, "{topic} not read to its end within 60 s");
+        let Some(message) = consumer.poll(std::time::Duration::from_millis(200)) else { continue };
+        let message = message.unwrap();
+        let end = ends[&(topic.to_owned(), message.partition())];
+        if message.offset() >= end {
+            continue;
+        }
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(TopicRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+        if message.offset() + 1 == end {
+            remaining -= 1;
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
 }
