@@ -12,12 +12,14 @@
 //!   the number of unacknowledged messages, and reports only what Kafka has acknowledged.
 //!
 //! Adapters for HL7 v2 over MLLP, FHIR R4 over HTTP and batch files will sit beside these and
-//! feed the same publisher.
+//! feed the same publisher. [`subject_json`] reads the lines of batch extracts that already
+//! follow the catalogue's schemas, in plain JSON, into validated clinical events.
 
 pub mod clinical;
 pub mod headers;
 pub mod hl7;
 pub mod publisher;
+pub mod subject_json;
 pub mod synthetic;
 
 mod error;

@@ -4,8 +4,13 @@
 //! Each adapter fills a [`ClinicalEvent`]; [`ClinicalEvent::validate`] applies the same rules to
 //! all of them (NHS number Modulus 11, required fields, plausible timestamps, well-formed codes),
 //! and [`ClinicalEvent::into_record`] turns a valid event into the newest schema version of its
-//! subject. Errors name the field and the rule, never the value.
+//! subject, and [`ClinicalEvent::from_record`] reads such a record back (for sources that
+//! already speak the catalogue's schemas, such as batch files in
+//! [subject JSON form](crate::subject_json)). Errors name the field and the rule, never the value.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
+mod from_record;
 mod record;
 pub mod validate;
 
