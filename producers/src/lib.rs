@@ -10,12 +10,14 @@
 //! * [`publisher`]: an idempotent Kafka producer (`enable.idempotence=true`, `acks=all`) that
 //!   keys every event by patient so one patient's events stay in order in one partition, bounds
 //!   the number of unacknowledged messages, and reports only what Kafka has acknowledged.
+//! * [`fhir`]: FHIR R4 resources and Bundles mapped to validated clinical events, and the FHIR responses.
 //!
 //! Adapters for HL7 v2 over MLLP, FHIR R4 over HTTP and batch files will sit beside these and
 //! feed the same publisher. [`subject_json`] reads the lines of batch extracts that already
 //! follow the catalogue's schemas, in plain JSON, into validated clinical events.
 
 pub mod clinical;
+pub mod fhir;
 pub mod headers;
 pub mod hl7;
 pub mod publisher;
