@@ -25,6 +25,7 @@ pub mod subject_json;
 pub mod synthetic;
 
 mod error;
+mod json_input;
 
 pub use error::{Error, Result};
 pub use publisher::{Acknowledged, EventPublisher, Origin, PublishReport, PublisherConfig};

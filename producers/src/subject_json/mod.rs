@@ -125,6 +125,8 @@
 
 use std::{cell::OnceCell, fmt};
 
+use crate::json_input;
+
 use apache_avro::{
     Schema,
     schema::{EnumSchema, Name, RecordField, RecordSchema, ResolvedSchema},
@@ -277,29 +279,10 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
-/// Parses the line as JSON. serde_json's messages are not passed on: the message is built from
-/// the kind of error and its position only.
+/// Parses the line as JSON, with errors that never quote it.
 fn parse_json(line: &[u8]) -> Result<Json, LineError> {
-    let text = std::str::from_utf8(line).map_err(|error| {
-        let (line_number, column) = position(&line[..error.valid_up_to()]);
-        LineError::new("", format!("is not valid UTF-8 (line {line_number}, column {column})"))
-    })?;
-    serde_json::from_str(text).map_err(|error| {
-        use serde_json::error::Category;
-        let what = match error.classify() {
-            Category::Eof => "is not valid JSON: it ends before the JSON value does",
-            Category::Syntax => "is not valid JSON",
-            Category::Data | Category::Io => "could not be read as JSON",
-        };
-        LineError::new("", format!("{what} (line {}, column {})", error.line(), error.column()))
-    })
-}
-
-/// Line and column (both from 1, the column in bytes) of the byte after `before`.
-fn position(before: &[u8]) -> (usize, usize) {
-    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
-    let column = 1 + before.iter().rev().take_while(|b| **b != b'\n').count();
-    (line, column)
+    let text = json_input::utf8(line).map_err(|message| LineError::new("", message))?;
+    serde_json::from_str(text).map_err(|error| LineError::new("", json_input::describe(&error)))
 }
 
 /// The fields of a JSON object, in the order written.
