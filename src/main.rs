@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
 use sluice::{broker, demo, keys, provision, services, topics::Topics};
 use sluice_consumers::LanderConfig;
+use sluice_producers::fhir::server::FhirServerConfig;
 use sluice_producers::hl7::listener::MllpListenerConfig;
 use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing, compatibility};
@@ -108,6 +109,10 @@ enum ProduceSource {
     /// Listen for HL7 v2 messages over MLLP (ADT A01-A04, A08, A11, A13, A40; ORU^R01) and publish
     /// their events; answers every message with an ACK (AA only once Kafka has stored it).
     Hl7(Hl7Args),
+    /// Serve a write-only FHIR R4 endpoint (Patient, Encounter, Observation, Condition, Consent,
+    /// batch and transaction Bundles) and publish the resources' events; answers 201/200 only
+    /// once Kafka has stored them.
+    Fhir(FhirArgs),
     /// Deterministic synthetic patients, consent changes and clinical events.
     Synthetic {
         #[command(flatten)]
@@ -143,6 +148,30 @@ struct Hl7Args {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Message framing: single-object or confluent.
+    #[arg(long, default_value = "single-object")]
+    framing: Framing,
+    /// Topic definitions (default: the compiled-in infra/topics.toml).
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(clap::Args)]
+struct FhirArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// ODS code recorded for resources that name no organisation (without it they are refused).
+    #[arg(long)]
+    organisation: Option<String>,
+    /// Source system recorded for resources without meta.source.
+    #[arg(long, default_value = "fhir")]
+    source_system: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_body_bytes: usize,
     /// Message framing: single-object or confluent.
     #[arg(long, default_value = "single-object")]
     framing: Framing,
@@ -277,6 +306,7 @@ fn main() -> ExitCode {
             produce_synthetic(source, framing, topics, broker)
         }
         Command::Produce { source: ProduceSource::Hl7(args) } => produce_hl7(args),
+        Command::Produce { source: ProduceSource::Fhir(args) } => produce_fhir(args),
         Command::Land(args) => land(args),
     };
     outcome.unwrap_or_else(|error| {
@@ -389,6 +419,26 @@ fn produce_hl7(args: Hl7Args) -> Result<ExitCode, String> {
         services::serve_hl7(listener, shutdown).await
     })?;
     print!("{}", services::render_hl7(&counts));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn produce_fhir(args: FhirArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let client = args.broker.client()?;
+    let config = FhirServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        organisation: args.organisation,
+        source_system: args.source_system,
+    };
+    let publisher = PublisherConfig { framing: args.framing, ..PublisherConfig::default() };
+    let counts = runtime()?.block_on(async {
+        let shutdown = services::shutdown_on_signals()?;
+        let server = services::bind_fhir(&client, &topics, args.listen, config, publisher).await?;
+        let address = server.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("sluice: FHIR R4 endpoint on http://{address}/");
+        services::serve_fhir(server, shutdown).await
+    })?;
+    print!("{}", services::render_fhir(&counts));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,4 @@
-//! The long-running services: `sluice produce synthetic|hl7`, and `sluice land`. All stop cleanly
+//! The long-running services: `sluice produce synthetic|hl7|fhir`, and `sluice land`. All stop cleanly
 //! on SIGINT or SIGTERM: producers flush what they handed to Kafka (listeners first finish the
 //! message in hand on every connection), the lander writes the rows in hand, commits their
 //! offsets and leaves its consumer group.
@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, sync::Arc};
 
 use rdkafka::ClientConfig;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_producers::fhir::server::{FhirServer, FhirServerConfig, ServerCounts};
 use sluice_producers::hl7::listener::{ListenerCounts, MllpListener, MllpListenerConfig};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
 use sluice_schemas::Catalogue;
@@ -108,6 +109,32 @@ pub fn render_hl7(counts: &ListenerCounts) -> String {
     format!(
         "HL7 listener: {connections} connections; {accepted} messages stored ({events} events), {duplicates} repeats \
          acknowledged without publishing, {refused} refused and dead-lettered, {not_stored} not stored (AE 207)\n"
+    )
+}
+
+/// Binds the FHIR endpoint.
+pub async fn bind_fhir(
+    client: &ClientConfig,
+    topics: &Topics,
+    address: SocketAddr,
+    config: FhirServerConfig,
+    publisher: PublisherConfig,
+) -> Result<FhirServer, String> {
+    let publisher = Arc::new(adapter_publisher(client, topics, publisher)?);
+    FhirServer::bind(address, publisher, config).await.map_err(|e| e.to_string())
+}
+
+/// Serves FHIR R4 over HTTP until stopped; returns what it did.
+pub async fn serve_fhir(server: FhirServer, shutdown: watch::Receiver<bool>) -> Result<Arc<ServerCounts>, String> {
+    server.serve(shutdown).await.map_err(|e| e.to_string())
+}
+
+/// The summary a FHIR endpoint prints when it stops.
+pub fn render_fhir(counts: &ServerCounts) -> String {
+    let [requests, stored, events, refused, not_stored] = counts.snapshot();
+    format!(
+        "FHIR endpoint: {requests} requests; {stored} resources stored ({events} events), {refused} refused and \
+         dead-lettered, {not_stored} not stored (503)\n"
     )
 }
 

@@ -28,5 +28,5 @@ mod error;
 mod json_input;
 
 pub use error::{Error, Result};
-pub use publisher::{Acknowledged, EventPublisher, Origin, PublishReport, PublisherConfig};
+pub use publisher::{Acknowledged, EventPublisher, Origin, PendingDelivery, PublishReport, PublisherConfig};
 pub use synthetic::{SyntheticEvent, SyntheticSource, SyntheticSourceConfig};

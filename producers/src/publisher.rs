@@ -87,6 +87,22 @@ pub struct EventPublisher<'c> {
     dead_letter_topic: Option<String>,
 }
 
+/// A record handed to librdkafka and not yet acknowledged by Kafka.
+#[must_use = "a delivery is only done once acknowledged"]
+pub struct PendingDelivery {
+    /// The topic it is for.
+    topic: String,
+    /// librdkafka's delivery report.
+    delivery: DeliveryFuture,
+}
+
+impl PendingDelivery {
+    /// Waits for Kafka: where it stored the record, or why it did not.
+    pub async fn acknowledged(self) -> Result<Acknowledged> {
+        settle(&self.topic, self.delivery.await)
+    }
+}
+
 /// Where Kafka stored an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledged {
@@ -153,31 +169,55 @@ impl<'c> EventPublisher<'c> {
     /// error some records may have been stored; their event ids are stable, so when the source
     /// resends, the duplicates carry the same ids.
     pub async fn publish_records(&self, records: &[SubjectRecord], origin: Origin<'_>) -> Result<Vec<Acknowledged>> {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in records {
-            let topic = self.topics.get(record.subject).ok_or_else(|| Error::NoTopic(record.subject.to_owned()))?;
-            let version = self.catalogue.version(record.subject, record.version)?;
-            let payload = self.encoder.encode(version, &record.value)?;
-            let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter);
-            let delivery = self.send(topic, Some(&record.key), &payload, headers).await?;
-            deliveries.push((topic, delivery));
+        let records: Vec<(&SubjectRecord, Origin<'_>)> = records.iter().map(|record| (record, origin)).collect();
+        self.publish_each(&records).await
+    }
+
+    /// Like [`publish_records`](Self::publish_records), for records from several source
+    /// references (the resources of a FHIR Bundle): each record with its own origin.
+    pub async fn publish_each(&self, records: &[(&SubjectRecord, Origin<'_>)]) -> Result<Vec<Acknowledged>> {
+        let mut pending = Vec::with_capacity(records.len());
+        for (record, origin) in records {
+            pending.push(self.submit(record, *origin).await?);
         }
-        let mut acknowledged = Vec::with_capacity(deliveries.len());
-        for (topic, delivery) in deliveries {
-            acknowledged.push(settle(topic, delivery.await)?);
+        let mut acknowledged = Vec::with_capacity(pending.len());
+        for delivery in pending {
+            acknowledged.push(delivery.acknowledged().await?);
         }
         Ok(acknowledged)
+    }
+
+    /// Hands one record to librdkafka without waiting for Kafka: the returned
+    /// [`PendingDelivery`] resolves when Kafka has acknowledged it. For adapters that keep many
+    /// records in flight (batch files) and track acknowledgements themselves.
+    pub async fn submit(&self, record: &SubjectRecord, origin: Origin<'_>) -> Result<PendingDelivery> {
+        let topic = self.topics.get(record.subject).ok_or_else(|| Error::NoTopic(record.subject.to_owned()))?;
+        let version = self.catalogue.version(record.subject, record.version)?;
+        let payload = self.encoder.encode(version, &record.value)?;
+        let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter);
+        let delivery = self.send(topic, Some(&record.key), &payload, headers).await?;
+        Ok(PendingDelivery { topic: topic.clone(), delivery })
     }
 
     /// Stores a record that could not be published on the dead-letter topic: the payload as the
     /// source sent it, the reason and the source reference in headers. Waits for Kafka's
     /// acknowledgement so the adapter answers the source only once nothing can be lost.
     pub async fn dead_letter(&self, payload: &[u8], reason: &str, origin: Origin<'_>) -> Result<Acknowledged> {
+        self.submit_dead_letter(payload, reason, origin).await?.acknowledged().await
+    }
+
+    /// Hands a dead letter to librdkafka without waiting for Kafka (see [`dead_letter`](Self::dead_letter)).
+    pub async fn submit_dead_letter(
+        &self,
+        payload: &[u8],
+        reason: &str,
+        origin: Origin<'_>,
+    ) -> Result<PendingDelivery> {
         let topic = self.dead_letter_topic.as_deref().ok_or_else(|| Error::NoTopic("dead letters".to_owned()))?;
         let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter)
             .insert(Header { key: headers::DEAD_LETTER_REASON, value: Some(reason) });
         let delivery = self.send(topic, None, payload, headers).await?;
-        settle(topic, delivery.await)
+        Ok(PendingDelivery { topic: topic.to_owned(), delivery })
     }
 
     /// Hands one message to librdkafka, waiting while its local queue is full.

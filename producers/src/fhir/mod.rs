@@ -126,6 +126,7 @@ pub mod outcome;
 mod patient;
 mod r4;
 mod resources;
+pub mod server;
 mod values;
 
 #[cfg(test)]
@@ -144,8 +145,8 @@ use values::{Object, array, is_fhir_id, object, string};
 /// Most entries accepted in one Bundle.
 pub const MAX_BUNDLE_ENTRIES: usize = 10_000;
 
-/// The resource types this adapter maps.
-const SUPPORTED: [&str; 5] = ["Patient", "Encounter", "Observation", "Condition", "Consent"];
+/// The resource types this adapter maps (besides `Bundle`).
+pub const SUPPORTED: [&str; 5] = ["Patient", "Encounter", "Observation", "Condition", "Consent"];
 
 /// Settings for values FHIR resources may not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
