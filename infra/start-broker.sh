@@ -20,6 +20,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 pid=$(cat "$dir/broker.pid")
 for _ in $(seq 1 100); do
   if python3 -c "import socket; socket.create_connection(('127.0.0.1', ${port}), 0.2)" 2>/dev/null; then
+    python3 "$(dirname "$0")/tansu-index-headers.py" "$dir/broker.db" >&2
     echo "SLUICE_BROKERS=127.0.0.1:${port}; export SLUICE_BROKERS"
     echo "SLUICE_BROKER_PID=${pid}; export SLUICE_BROKER_PID"
     echo "SLUICE_BROKER_DIR=${dir}; export SLUICE_BROKER_DIR"

@@ -1,12 +1,9 @@
 //! Broker connection settings, the way Kafka users expect to give them: a bootstrap list plus
 //! any librdkafka property (`-X key=value`), so TLS and SASL work without code changes.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
-use rdkafka::{
-    ClientConfig,
-    consumer::{BaseConsumer, Consumer},
-};
+use rdkafka::ClientConfig;
 
 /// librdkafka properties whose values are secrets and must never be printed.
 const SECRET_PROPERTIES: &[&str] =
@@ -53,23 +50,8 @@ pub fn high_watermarks(
     client: &ClientConfig,
     topics: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<(String, i32), i64>, String> {
-    let mut config = client.clone();
-    config.set("group.id", "sluice-watermarks");
-    let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a Kafka client: {e}"))?;
-    let timeout = Duration::from_secs(30);
-    let mut ends = BTreeMap::new();
-    for topic in topics.values() {
-        let metadata =
-            consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("cannot describe {topic}: {e}"))?;
-        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
-        for partition in 0..partitions as i32 {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, partition, timeout)
-                .map_err(|e| format!("cannot read the end of {topic}/{partition}: {e}"))?;
-            ends.insert((topic.clone(), partition), high);
-        }
-    }
-    Ok(ends)
+    sluice_producers::read_back::high_watermarks(client, topics.values().map(String::as_str))
+        .map_err(|e| format!("cannot read where the topics end: {e}"))
 }
 
 /// Parses one `key=value` property given with `-X`.

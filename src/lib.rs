@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod demo;
 pub mod keys;
+pub mod progress;
 pub mod provision;
 pub mod services;
 pub mod topics;

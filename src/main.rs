@@ -4,8 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
-use sluice::{broker, demo, keys, provision, services, topics::Topics};
+use sluice::{broker, demo, keys, progress, provision, services, topics::Topics};
 use sluice_consumers::LanderConfig;
+use sluice_producers::batch_file::FileImportConfig;
 use sluice_producers::fhir::server::FhirServerConfig;
 use sluice_producers::hl7::listener::MllpListenerConfig;
 use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
@@ -113,6 +114,9 @@ enum ProduceSource {
     /// batch and transaction Bundles) and publish the resources' events; answers 201/200 only
     /// once Kafka has stored them.
     Fhir(FhirArgs),
+    /// Import an NDJSON batch extract (FHIR R4 resources, or records in subject JSON form), with
+    /// progress; a restarted import resumes and publishes no line twice.
+    File(FileArgs),
     /// Deterministic synthetic patients, consent changes and clinical events.
     Synthetic {
         #[command(flatten)]
@@ -172,6 +176,35 @@ struct FhirArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_body_bytes: usize,
+    /// Message framing: single-object or confluent.
+    #[arg(long, default_value = "single-object")]
+    framing: Framing,
+    /// Topic definitions (default: the compiled-in infra/topics.toml).
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(clap::Args)]
+struct FileArgs {
+    /// The NDJSON file.
+    path: PathBuf,
+    /// Directory of import checkpoints (one per file), for resuming.
+    #[arg(long, default_value = "sluice-state")]
+    state_dir: PathBuf,
+    /// ODS code recorded for FHIR resources that name no organisation.
+    #[arg(long)]
+    organisation: Option<String>,
+    /// Source system recorded for FHIR resources without meta.source.
+    #[arg(long, default_value = "batch-file")]
+    source_system: String,
+    /// Most lines handed to Kafka and not yet acknowledged.
+    #[arg(long, default_value_t = 10_000)]
+    max_in_flight_lines: usize,
+    /// Seconds between checkpoints.
+    #[arg(long, default_value_t = 2)]
+    checkpoint_interval_secs: u64,
     /// Message framing: single-object or confluent.
     #[arg(long, default_value = "single-object")]
     framing: Framing,
@@ -307,6 +340,7 @@ fn main() -> ExitCode {
         }
         Command::Produce { source: ProduceSource::Hl7(args) } => produce_hl7(args),
         Command::Produce { source: ProduceSource::Fhir(args) } => produce_fhir(args),
+        Command::Produce { source: ProduceSource::File(args) } => produce_file(args),
         Command::Land(args) => land(args),
     };
     outcome.unwrap_or_else(|error| {
@@ -439,6 +473,32 @@ fn produce_fhir(args: FhirArgs) -> Result<ExitCode, String> {
         services::serve_fhir(server, shutdown).await
     })?;
     print!("{}", services::render_fhir(&counts));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn produce_file(args: FileArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let client = args.broker.client()?;
+    let config = FileImportConfig {
+        state_dir: args.state_dir,
+        max_in_flight_lines: args.max_in_flight_lines,
+        checkpoint_interval_secs: args.checkpoint_interval_secs,
+        organisation: args.organisation,
+        source_system: args.source_system,
+        ..FileImportConfig::default()
+    };
+    let publisher = PublisherConfig { framing: args.framing, ..PublisherConfig::default() };
+    let progress = progress::Reporter::new("lines", std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let report = runtime()?.block_on(async {
+        let shutdown = services::shutdown_on_signals()?;
+        services::import_file(&client, &topics, &args.path, &config, publisher, shutdown, |p| {
+            progress.update(p.bytes_stored, p.total_bytes, p.lines_stored)
+        })
+        .await
+    });
+    progress.finish();
+    let report = report?;
+    print!("{}", services::render_import(&report));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,4 @@
-//! The long-running services: `sluice produce synthetic|hl7|fhir`, and `sluice land`. All stop cleanly
+//! The long-running services: `sluice produce synthetic|hl7|fhir|file`, and `sluice land`. All stop cleanly
 //! on SIGINT or SIGTERM: producers flush what they handed to Kafka (listeners first finish the
 //! message in hand on every connection), the lander writes the rows in hand, commits their
 //! offsets and leaves its consumer group.
@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, sync::Arc};
 
 use rdkafka::ClientConfig;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_producers::batch_file::{FileImportConfig, ImportReport, Progress};
 use sluice_producers::fhir::server::{FhirServer, FhirServerConfig, ServerCounts};
 use sluice_producers::hl7::listener::{ListenerCounts, MllpListener, MllpListenerConfig};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
@@ -136,6 +137,53 @@ pub fn render_fhir(counts: &ServerCounts) -> String {
         "FHIR endpoint: {requests} requests; {stored} resources stored ({events} events), {refused} refused and \
          dead-lettered, {not_stored} not stored (503)\n"
     )
+}
+
+/// Imports one NDJSON file, resuming from its checkpoint, until done or stopped.
+pub async fn import_file(
+    client: &ClientConfig,
+    topics: &Topics,
+    path: &std::path::Path,
+    config: &FileImportConfig,
+    publisher: PublisherConfig,
+    shutdown: watch::Receiver<bool>,
+    on_progress: impl FnMut(Progress),
+) -> Result<ImportReport, String> {
+    let publisher = adapter_publisher(client, topics, publisher)?;
+    let report = sluice_producers::batch_file::import_file(path, client, &publisher, config, shutdown, on_progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    publisher.flush().map_err(|e| e.to_string())?;
+    Ok(report)
+}
+
+/// The summary a file import prints.
+pub fn render_import(report: &ImportReport) -> String {
+    let mut out = String::new();
+    if report.complete && report.lines == 0 && report.started_at_line == 0 {
+        let _ = writeln!(out, "file {} was already imported completely: nothing published", report.file_id);
+        return out;
+    }
+    let events: u64 = report.events.values().sum();
+    let subjects: Vec<String> = report.events.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "file {}: read {} lines from line {} ({} blank); published {events} events ({}), {} dead letters; {} outputs \
+         already stored before a restart were not published again",
+        report.file_id,
+        report.lines,
+        report.started_at_line,
+        report.blank_lines,
+        subjects.join(", "),
+        report.dead_letters,
+        report.already_stored,
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        if report.complete { "import complete" } else { "import stopped early; run the same command again to resume" }
+    );
+    out
 }
 
 /// Runs a lander until stopped.

@@ -56,4 +56,11 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
+
+    /// The topics could not be read back (to resume a file import where it stopped).
+    #[error("cannot read the topics back to find what is already stored: {source}")]
+    ReadBack {
+        /// librdkafka's reason.
+        source: KafkaError,
+    },
 }

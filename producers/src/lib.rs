@@ -16,11 +16,13 @@
 //! feed the same publisher. [`subject_json`] reads the lines of batch extracts that already
 //! follow the catalogue's schemas, in plain JSON, into validated clinical events.
 
+pub mod batch_file;
 pub mod clinical;
 pub mod fhir;
 pub mod headers;
 pub mod hl7;
 pub mod publisher;
+pub mod read_back;
 pub mod subject_json;
 pub mod synthetic;
 

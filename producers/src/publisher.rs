@@ -220,6 +220,14 @@ impl<'c> EventPublisher<'c> {
         Ok(PendingDelivery { topic: topic.to_owned(), delivery })
     }
 
+    /// Every topic this publisher may write to: the subjects' and the dead-letter topic.
+    pub fn topic_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.topics.values().cloned().chain(self.dead_letter_topic.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Hands one message to librdkafka, waiting while its local queue is full.
     async fn send(
         &self,

@@ -69,6 +69,10 @@ impl Tansu {
             assert!(Instant::now() < deadline, "tansu did not listen: {}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Tansu 0.6 fetches record headers by a full table scan; see the script.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/tansu-index-headers.py");
+        let indexed = Command::new("python3").arg(script).arg(self.dir.path().join("broker.db")).status();
+        assert!(indexed.is_ok_and(|status| status.success()), "cannot index Tansu's header table");
     }
 
     /// The broker's log so far, for failure messages.

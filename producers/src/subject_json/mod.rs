@@ -125,8 +125,6 @@
 
 use std::{cell::OnceCell, fmt};
 
-use crate::json_input;
-
 use apache_avro::{
     Schema,
     schema::{EnumSchema, Name, RecordField, RecordSchema, ResolvedSchema},
@@ -137,6 +135,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use sluice_schemas::{Catalogue, SchemaVersion, subjects};
 
 use crate::clinical::{ClinicalEvent, ValidationError};
+use crate::json_input;
 
 /// Why a line was refused. Neither part ever contains a value from the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
