@@ -161,6 +161,10 @@ pub fn acknowledgement(
             format!("ERR||{location}|{code}|E||||{}", text(&error.message))
         });
     }
+    if !segments.iter().all(|segment| segment.is_ascii()) {
+        // Echoed names or ids outside ASCII: declare the character set they are written in.
+        segments[0].push_str("||||||UNICODE UTF-8");
+    }
     let mut bytes = segments.join("\r").into_bytes();
     bytes.push(b'\r');
     bytes
@@ -265,6 +269,18 @@ mod tests {
         assert_eq!(parsed.get("MSA-3").as_deref(), Some("the message could not be stored; please send it again"));
         assert_eq!(parsed.get("ERR-1.4.1").as_deref(), Some("207"));
         assert_eq!(parsed.get("MSH-12").as_deref(), Some("2.3"));
+    }
+
+    #[test]
+    fn an_ack_echoing_text_outside_ascii_declares_utf_8() {
+        let message = "MSH|^~\\&|Ŵales PAS|RR8|||20260105||ADT^A08|Ω1|P|2.5.1||||||UNICODE UTF-8\rEVN|A08\r";
+        let original = Acknowledged::from_message(&Message::parse(message.as_bytes()).unwrap());
+        let parsed = Message::parse(&acknowledgement(&receiver(), &original, Ok(()), "A7", now())).unwrap();
+        assert_eq!(parsed.get("MSH-18").as_deref(), Some("UNICODE UTF-8"));
+        assert_eq!(parsed.get("MSA-2").as_deref(), Some("Ω1"));
+        assert_eq!(parsed.get("MSH-5").as_deref(), Some("Ŵales PAS"));
+        let plain = acknowledgement(&receiver(), &Acknowledged::default(), Ok(()), "A8", now());
+        assert!(Message::parse(&plain).unwrap().get("MSH-18").is_none(), "ASCII ACKs stay undeclared");
     }
 
     #[test]
