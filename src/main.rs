@@ -324,6 +324,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_log)))
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, so log files and CI output stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let outcome = match cli.command {
         Command::Schemas { command: SchemasCommand::Check { dir } } => schemas_check(dir),

@@ -1,20 +1,25 @@
 //! # sluice-producers: getting clinical events onto Kafka
 //!
 //! A producer turns what a source system sends into records of the `sluice-schemas` catalogue
-//! and publishes them, framed, to one Kafka topic per subject. Two pieces live here today:
+//! and publishes them, framed, to one Kafka topic per subject. Every adapter follows the same
+//! path: **read** the source's format, **map** it to a typed [`clinical::ClinicalEvent`],
+//! **validate** it ([`clinical::validate`]: NHS number Modulus 11, required fields, plausible
+//! timestamps, well-formed ICD-10, LOINC and SNOMED CT codes), **encode** it under the newest
+//! schema version, **publish** it with its [`headers`] (W3C `traceparent`, source reference,
+//! adapter), and only then **acknowledge** the source. What fails goes to the dead-letter topic
+//! with the reason, and the source is told; no error message ever quotes a patient's data.
 //!
-//! * [`synthetic`]: a deterministic source of realistic clinical events for a configurable
-//!   number of patients (NHS numbers from the reserved test range `999`, with valid Modulus 11
-//!   check digits), with a configurable share of patients holding National Data Opt-outs or
-//!   Type 1 opt-outs. It exists for demos, tests and benchmarks; it never emits a real identifier.
-//! * [`publisher`]: an idempotent Kafka producer (`enable.idempotence=true`, `acks=all`) that
-//!   keys every event by patient so one patient's events stay in order in one partition, bounds
-//!   the number of unacknowledged messages, and reports only what Kafka has acknowledged.
-//! * [`fhir`]: FHIR R4 resources and Bundles mapped to validated clinical events, and the FHIR responses.
+//! | adapter | source systems | module | command |
+//! |---|---|---|---|
+//! | HL7 v2 over MLLP | PAS/EPR ADT feeds, laboratory ORU^R01 results | [`hl7`] | `sluice produce hl7 --listen ADDR` |
+//! | FHIR R4 over HTTP | EPR and GP system integrations, consent services | [`fhir`] | `sluice produce fhir --listen ADDR` |
+//! | NDJSON batch files | extracts of FHIR resources or of subject records | [`batch_file`], [`subject_json`] | `sluice produce file PATH` |
+//! | synthetic | demos, tests and benchmarks | [`synthetic`] | `sluice produce synthetic` |
 //!
-//! Adapters for HL7 v2 over MLLP, FHIR R4 over HTTP and batch files will sit beside these and
-//! feed the same publisher. [`subject_json`] reads the lines of batch extracts that already
-//! follow the catalogue's schemas, in plain JSON, into validated clinical events.
+//! [`publisher`] is the idempotent Kafka producer they share (`enable.idempotence=true`,
+//! `acks=all`, keyed by patient so one patient's events stay in order in one partition);
+//! [`read_back`] reads topics back, for resuming imports. `docs/SOURCES.md` in the repository is
+//! the guide for the interface teams of source systems.
 
 pub mod batch_file;
 pub mod clinical;

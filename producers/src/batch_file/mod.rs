@@ -1,5 +1,5 @@
 //! Batch extracts: `sluice produce file PATH` imports an NDJSON file of FHIR R4 resources or of
-//! subject JSON records (see [`line`]), line by line, with progress, and can be stopped, killed
+//! subject JSON records (see [`mod@line`]), line by line, with progress, and can be stopped, killed
 //! and restarted without publishing any line twice or skipping one.
 //!
 //! # How resuming works
