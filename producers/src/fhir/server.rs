@@ -302,10 +302,8 @@ async fn single(shared: &Shared, body: &[u8], entry: EntryOutcome, trace: &Trace
             Err(()) => unavailable(),
         },
         Ok(events) => {
-            let records = into_records(events);
-            let count = records.len();
-            let origin = Origin { source_reference: &reference, adapter: ADAPTER, trace };
-            if publish(shared, &[(&records, origin)]).await.is_err() {
+            let count = events.len();
+            if publish(shared, &[(into_records(events), reference)], trace).await.is_err() {
                 return unavailable();
             }
             let mut response =
@@ -340,13 +338,7 @@ async fn batch(shared: &Shared, body: &[u8], entries: Vec<EntryOutcome>, trace: 
             }
         }
     }
-    let with_origins: Vec<(&[SubjectRecord], Origin<'_>)> = accepted
-        .iter()
-        .map(|(records, reference)| {
-            (records.as_slice(), Origin { source_reference: reference, adapter: ADAPTER, trace })
-        })
-        .collect();
-    if publish(shared, &with_origins).await.is_err() {
+    if publish(shared, &accepted, trace).await.is_err() {
         return unavailable();
     }
     fhir_json(StatusCode::OK, &bundle_response(BundleKind::BatchResponse, &responses))
@@ -379,13 +371,7 @@ async fn transaction(
         .into_iter()
         .map(|entry| (into_records(entry.result.expect("no refused entries")), format!("fhir:{}", entry.reference)))
         .collect();
-    let with_origins: Vec<(&[SubjectRecord], Origin<'_>)> = accepted
-        .iter()
-        .map(|(records, reference)| {
-            (records.as_slice(), Origin { source_reference: reference, adapter: ADAPTER, trace })
-        })
-        .collect();
-    if publish(shared, &with_origins).await.is_err() {
+    if publish(shared, &accepted, trace).await.is_err() {
         return unavailable();
     }
     fhir_json(StatusCode::OK, &bundle_response(BundleKind::TransactionResponse, &responses))
@@ -406,10 +392,20 @@ fn location(reference: &str) -> Option<String> {
     (kind != "Bundle" && id != "-").then(|| reference.to_owned())
 }
 
-/// Publishes the records of every resource and waits for Kafka; counts the outcome.
-async fn publish(shared: &Shared, resources: &[(&[SubjectRecord], Origin<'_>)]) -> std::result::Result<(), ()> {
-    let records: Vec<(&SubjectRecord, Origin<'_>)> =
-        resources.iter().flat_map(|(records, origin)| records.iter().map(move |record| (record, *origin))).collect();
+/// Publishes the records of every resource (with its source reference) and waits for Kafka;
+/// counts the outcome.
+async fn publish(
+    shared: &Shared,
+    resources: &[(Vec<SubjectRecord>, String)],
+    trace: &TraceContext,
+) -> std::result::Result<(), ()> {
+    let records: Vec<(&SubjectRecord, Origin<'_>)> = resources
+        .iter()
+        .flat_map(|(records, reference)| {
+            let origin = Origin { source_reference: reference, adapter: ADAPTER, trace };
+            records.iter().map(move |record| (record, origin))
+        })
+        .collect();
     match shared.publisher.publish_each(&records).await {
         Ok(_) => {
             add(&shared.counts.stored, resources.len() as u64);
