@@ -18,6 +18,7 @@
 use std::{collections::HashMap, fmt, str::FromStr};
 
 use apache_avro::types::Value;
+use serde::{Deserialize, Serialize};
 use sluice_schemas::NhsNumber;
 
 use crate::{Error, record::RecordView};
@@ -74,6 +75,55 @@ impl FromStr for Purpose {
             },
         }
     }
+}
+
+/// An opt-out that a purpose may be exempt from under a declared legal basis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptOutKind {
+    /// The National Data Opt-out.
+    NationalDataOptOut,
+    /// The Type 1 opt-out held at the GP practice.
+    Type1OptOut,
+}
+
+/// A declared legal basis under which an opt-out does not apply to one purpose, for example a
+/// regulation 5 COPI support approved by the Confidentiality Advisory Group. Declared in the
+/// purpose's policy file (so it is versioned and hashed with it) and recorded in the audit
+/// whenever data is released under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    /// The opt-out that does not apply to this purpose.
+    pub opt_out: OptOutKind,
+    /// The legal basis in words, e.g. "s251 NHS Act 2006 support (COPI regulation 5)".
+    pub legal_basis: String,
+    /// Where the approval is recorded, e.g. a CAG reference such as "CAG 10-02(b)/2026".
+    pub reference: String,
+}
+
+/// How a study's own consents and dissents decide release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StudyConsentModel {
+    /// Everyone is included unless they dissented from the study (opt-outs still apply).
+    #[default]
+    OptOut,
+    /// Only patients with an explicit consent (PERMIT) to the study in force are included.
+    OptIn,
+}
+
+/// The consent rules of one purpose, beyond the national rules that always apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeRules {
+    /// For a study purpose: whether it is opt-out (dissent withholds) or opt-in (only consent
+    /// releases). Ignored for other purposes.
+    #[serde(default)]
+    pub study_consent: StudyConsentModel,
+    /// Opt-outs that do not apply to this purpose, each with its legal basis.
+    #[serde(default)]
+    pub exemptions: Vec<Exemption>,
 }
 
 /// Why an event was withheld from a purpose. The labels are stable: they appear in reports and audit.
