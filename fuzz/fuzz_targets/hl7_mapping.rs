@@ -27,7 +27,9 @@ fuzz_target!(|bytes: &[u8]| {
                     "A1",
                     now,
                 );
-                assert!(Message::parse(&ack).is_ok(), "an ACK must always be valid HL7");
+                if let Err(error) = Message::parse(&ack) {
+                    panic!("an ACK must always be valid HL7: {error:?}");
+                }
             }
             Err(_) => {
                 let _ = acknowledgement(&receiver, &Acknowledged::salvage(candidate), Ok(()), "A1", now);

@@ -215,6 +215,20 @@ mod tests {
     const A01: &[u8] =
         b"MSH|^~\\&|PAS|RR8|SLUICE|X26|20260105093000||ADT^A01^ADT_A01|MSG00001|P|2.5.1\rEVN|A01|20260105093000\r";
 
+    /// Found by the `hl7_mapping` fuzz target: a hex escape in MSH-12 decoded to a carriage
+    /// return, which the ACK echoed raw, ending its MSH segment early.
+    #[test]
+    fn echoed_values_holding_segment_terminators_stay_inside_their_field() {
+        let message =
+            Message::parse(b"MSH|^~\\&|PAS|RR8|SLUICE|X26|20260105093000||ADT^A01|M\\X0d\\1|P|2\\X0D\\5\r").unwrap();
+        let original = Acknowledged::from_message(&message);
+        let error = crate::hl7::map::map_message(&message, now()).unwrap_err();
+        let ack = acknowledgement(&receiver(), &original, Err(&error), "A1", now());
+        let parsed = Message::parse(&ack).expect("the ACK parses");
+        assert_eq!(parsed.segment_names(), ["MSH", "MSA", "ERR"]);
+        assert_eq!(parsed.get("MSA-2").as_deref(), Some("M\r1"));
+    }
+
     #[test]
     fn accept_echoes_the_control_id_and_swaps_sender_and_receiver() {
         let original = Acknowledged::from_message(&Message::parse(A01).unwrap());

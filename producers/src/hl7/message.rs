@@ -221,6 +221,14 @@ pub fn escape(value: &str, separators: Separators) -> String {
             c if c == separators.component => "S",
             c if c == separators.subcomponent => "T",
             c if c == separators.repetition => "R",
+            // Segment terminators, MLLP framing bytes and other controls: as hex escapes, so an
+            // echoed value can never end a segment or a frame.
+            c if c.is_ascii_control() => {
+                out.push(separators.escape);
+                out.push_str(&format!("X{:02X}", c as u32));
+                out.push(separators.escape);
+                continue;
+            }
             _ => {
                 out.push(c);
                 continue;
@@ -298,9 +306,11 @@ PV1|1|I|W12^^^RR8||||||300|||||||||V0001|||||||||||||||||||||||||20260105093000\
 
     proptest! {
         #[test]
-        fn escaping_round_trips(text in "[ -~]{0,60}") {
+        fn escaping_round_trips(text in "(?s).{0,60}") {
             let separators = Message::parse(ADT_A01.as_bytes()).unwrap().separators();
-            prop_assert_eq!(unescape(&escape(&text, separators), separators), text);
+            let escaped = escape(&text, separators);
+            prop_assert!(!escaped.contains(['\r', '\n', '\u{b}', '\u{1c}']), "no terminator or framing byte survives");
+            prop_assert_eq!(unescape(&escaped, separators), text);
         }
 
         #[test]
