@@ -85,6 +85,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// The audit log cannot be read, verified or appended to. Landing and erasure stop rather
+    /// than act without a record.
+    #[error("audit log {path}: {reason}")]
+    AuditLog {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// Rows could not be erased from a landed file; the file is left as it was.
+    #[error("cannot erase from {path}: {reason}")]
+    Erase {
+        /// The landed file.
+        path: PathBuf,
+        /// Why (never a value from the file).
+        reason: String,
+    },
+
     /// A dead-letter record was not acknowledged, so the offsets it covers are not committed.
     #[error("cannot dead-letter a record to `{topic}`: {source}")]
     DeadLetter {

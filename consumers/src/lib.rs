@@ -20,8 +20,11 @@
 //! Records that cannot be decoded or checked go to a dead-letter topic with the reason in a
 //! header; nothing is dropped silently and no field value appears in a log line or error.
 
+pub mod audit;
 pub mod batch;
 pub mod consent;
+pub mod erase;
+pub mod keyring;
 pub mod lander;
 pub mod parquet_sink;
 pub mod policy;

@@ -1,0 +1,375 @@
+//! The audit trail: an append-only, hash-chained log of what was landed, withheld, released
+//! under an exemption and erased.
+//!
+//! Each line of the log is one JSON record:
+//!
+//! ```text
+//! {"sequence":7,"recorded_at":"2026-11-25T10:15:02.113Z","previous":"<sha256 of record 6>","event":{...},"hash":"<sha256>"}
+//! ```
+//!
+//! `hash` is the SHA-256 of the line's bytes up to (not including) `,"hash":`, closed with `}`:
+//! that is, of the record as written without its own hash. Each record names the hash of the
+//! one before it (`previous`; 64 zeros for the first), so changing, removing or reordering any
+//! record breaks every hash after it, which [`verify`] reports. Records never hold a patient
+//! identifier: counts, offsets, files, checksums, policy hashes and key ids only.
+//!
+//! The log is opened with mode 0600, appended with one write per record, and fsynced after
+//! each append: a record is in the log before the offsets it describes are committed.
+
+use std::{
+    collections::BTreeMap,
+    fs::{File, OpenOptions},
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// `previous` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an audit record is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// Events of one partition consumed for one purpose and checkpointed.
+    Landing(LandingRecord),
+    /// Rows of patients removed from landed files.
+    Erasure(ErasureRecord),
+}
+
+/// What happened to one range of one clinical partition for one purpose, at one checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LandingRecord {
+    /// The purpose.
+    pub purpose: String,
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// First and last offset consumed in this range.
+    pub offsets: (i64, i64),
+    /// Messages consumed from the range.
+    pub received: u64,
+    /// Messages sent to the dead-letter topic (undecodable or invalid).
+    pub invalid: u64,
+    /// Events withheld from the purpose, by reason.
+    pub withheld: BTreeMap<String, u64>,
+    /// Events released although the patient holds an opt-out the purpose is exempt from, by opt-out.
+    pub released_under_exemption: BTreeMap<String, ExemptionUse>,
+    /// Rows landed.
+    pub landed: u64,
+    /// The file the rows were written to, if any.
+    pub file: Option<FileRecord>,
+    /// Policy applied, `name@vN`.
+    pub policy: String,
+    /// SHA-256 of the policy file.
+    pub policy_hash: String,
+    /// Id of the pseudonymisation key (never the key).
+    pub key_id: String,
+    /// Schema the rows were read with, `subject vN fingerprint`.
+    pub reader_schema: String,
+    /// Fingerprints of the schemas the events were written with.
+    pub writer_schemas: Vec<String>,
+}
+
+/// Releases under one exemption, with the legal basis that allowed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExemptionUse {
+    /// Events released under it.
+    pub events: u64,
+    /// The legal basis declared in the purpose's policy.
+    pub legal_basis: String,
+    /// The approval's reference.
+    pub reference: String,
+}
+
+/// A landed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileRecord {
+    /// Path relative to the lake root.
+    pub path: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Why rows were erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureTrigger {
+    /// `sluice erase`, by an operator.
+    Command,
+    /// An opt-out or dissent read from the consent topic after the rows were landed.
+    OptOut,
+}
+
+/// One erasure run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErasureRecord {
+    /// What asked for it.
+    pub trigger: ErasureTrigger,
+    /// The operator's reference (e.g. a request or ticket number), or the consent offsets.
+    pub reference: String,
+    /// Purposes searched.
+    pub purposes: Vec<String>,
+    /// Number of patients searched for (never who they are).
+    pub patients: u64,
+    /// Files searched.
+    pub files_searched: u64,
+    /// Files rewritten, each with its checksums before and after.
+    pub files_rewritten: Vec<RewrittenFile>,
+    /// Rows removed in all.
+    pub rows_removed: u64,
+}
+
+/// A file rewritten without some rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewrittenFile {
+    /// Path relative to the lake root.
+    pub path: String,
+    /// Rows removed from it.
+    pub rows_removed: u64,
+    /// SHA-256 before the rewrite.
+    pub sha256_before: String,
+    /// SHA-256 after it.
+    pub sha256_after: String,
+}
+
+/// The envelope of every line, in the order its fields are written and hashed.
+#[derive(Serialize)]
+struct Envelope<'e> {
+    sequence: u64,
+    recorded_at: String,
+    previous: &'e str,
+    event: &'e AuditEvent,
+}
+
+/// An open audit log, positioned after its last record.
+#[derive(Debug)]
+pub struct AuditLog {
+    /// The log file.
+    path: PathBuf,
+    /// Opened for appending.
+    file: File,
+    /// Hash of the last record (or [`GENESIS`]).
+    previous: String,
+    /// Sequence number of the next record.
+    next_sequence: u64,
+}
+
+impl AuditLog {
+    /// Opens (or creates, mode 0600) the log at `path`. The existing chain is verified first: a
+    /// log that does not verify is not appended to, so a damaged trail is never extended as if
+    /// nothing had happened.
+    pub fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(Error::write(path))?;
+        let verified = verify(path)?;
+        if let Some(problem) = verified.problems.first() {
+            return Err(Error::AuditLog { path: path.to_owned(), reason: format!("does not verify: {problem}") });
+        }
+        Ok(AuditLog { path: path.to_owned(), file, previous: verified.last_hash, next_sequence: verified.records })
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and syncs it to disk. Returns its hash.
+    pub fn append(&mut self, event: &AuditEvent) -> Result<String> {
+        let recorded_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let envelope = Envelope { sequence: self.next_sequence, recorded_at, previous: &self.previous, event };
+        let body = serde_json::to_string(&envelope).expect("audit records always serialise");
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        let line = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
+        let write_error =
+            |error: std::io::Error| Error::AuditLog { path: self.path.clone(), reason: error.to_string() };
+        self.file.write_all(line.as_bytes()).map_err(write_error)?;
+        self.file.sync_data().map_err(write_error)?;
+        self.previous = hash.clone();
+        self.next_sequence += 1;
+        Ok(hash)
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// Records read.
+    pub records: u64,
+    /// Hash of the last record, or [`GENESIS`].
+    pub last_hash: String,
+    /// Every break in the chain, by line number; empty when the log is intact.
+    pub problems: Vec<String>,
+}
+
+/// Recomputes the hash chain of the log at `path` (a missing file is an empty log).
+pub fn verify(path: &Path) -> Result<Verification> {
+    let read_error = |error: std::io::Error| Error::AuditLog { path: path.to_owned(), reason: error.to_string() };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Verification { last_hash: GENESIS.to_owned(), ..Verification::default() });
+        }
+        Err(error) => return Err(read_error(error)),
+    };
+    let mut verification = Verification { last_hash: GENESIS.to_owned(), ..Verification::default() };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if reader.by_ref().take(64 << 20).read_until(b'\n', &mut line).map_err(read_error)? == 0 {
+            break;
+        }
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            verification.problems.push(format!("line {number}: incomplete record (no line end)"));
+            break;
+        }
+        match check_line(&line[..line.len() - 1], number - 1, &verification.last_hash) {
+            Ok(hash) => verification.last_hash = hash,
+            Err(problem) => {
+                verification.problems.push(format!("line {number}: {problem}"));
+                // Carry on from this record's own hash so that later, intact records are not
+                // all reported too.
+                if let Some(hash) = stated_hash(&line) {
+                    verification.last_hash = hash;
+                }
+            }
+        }
+        verification.records += 1;
+    }
+    Ok(verification)
+}
+
+/// Checks one line (without its newline): returns its hash.
+fn check_line(line: &[u8], expected_sequence: u64, previous: &str) -> Result<String, String> {
+    const HASH_SUFFIX: usize = ",\"hash\":\"\"}".len() + 64;
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    if text.len() < HASH_SUFFIX || !text.is_char_boundary(text.len() - HASH_SUFFIX) {
+        return Err("not an audit record".to_owned());
+    }
+    let (body, suffix) = text.split_at(text.len() - HASH_SUFFIX);
+    let stated = suffix
+        .strip_prefix(",\"hash\":\"")
+        .and_then(|rest| rest.strip_suffix("\"}"))
+        .ok_or("no hash at the end of the record")?;
+    let computed = hex::encode(Sha256::digest(format!("{body}}}").as_bytes()));
+    if computed != stated {
+        return Err("the record was changed after it was written (hash mismatch)".to_owned());
+    }
+    let envelope: serde_json::Value =
+        serde_json::from_str(&format!("{body}}}")).map_err(|_| "the record is not valid JSON".to_owned())?;
+    if envelope["previous"].as_str() != Some(previous) {
+        return Err("does not follow the record before it (a record was removed, added or reordered)".to_owned());
+    }
+    if envelope["sequence"].as_u64() != Some(expected_sequence) {
+        return Err(format!("sequence number is not {expected_sequence}"));
+    }
+    Ok(computed)
+}
+
+fn stated_hash(line: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(line).ok()?.trim_end();
+    let start = text.rfind(",\"hash\":\"")? + ",\"hash\":\"".len();
+    text.get(start..start + 64).map(str::to_owned)
+}
+
+/// SHA-256 (hex) of a file's bytes.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(Error::write(path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).map_err(Error::write(path))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn erasure(rows: u64) -> AuditEvent {
+        AuditEvent::Erasure(ErasureRecord {
+            trigger: ErasureTrigger::Command,
+            reference: "REQ-1".into(),
+            purposes: vec!["research".into()],
+            patients: 1,
+            files_searched: 3,
+            files_rewritten: Vec::new(),
+            rows_removed: rows,
+        })
+    }
+
+    #[test]
+    fn records_chain_and_reopening_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit/audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        let first = log.append(&erasure(1)).unwrap();
+        drop(log);
+        let mut log = AuditLog::open(&path).unwrap();
+        let second = log.append(&erasure(2)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains(&format!("\"previous\":\"{GENESIS}\"")));
+        assert!(lines[1].contains(&format!("\"previous\":\"{first}\"")), "{}", lines[1]);
+        assert!(lines[1].ends_with(&format!(",\"hash\":\"{second}\"}}")));
+        assert!(lines[0].contains("\"kind\":\"erasure\"") && lines[0].contains("\"sequence\":0"));
+        let verified = verify(&path).unwrap();
+        assert_eq!((verified.records, verified.last_hash, verified.problems), (2, second, Vec::<String>::new()));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn edits_removals_and_torn_records_are_reported_and_block_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        for rows in 1..=3 {
+            log.append(&erasure(rows)).unwrap();
+        }
+        drop(log);
+        let intact = std::fs::read_to_string(&path).unwrap();
+
+        let edited = intact.replacen("\"rows_removed\":2", "\"rows_removed\":0", 1);
+        std::fs::write(&path, &edited).unwrap();
+        let problems = verify(&path).unwrap().problems;
+        assert_eq!(problems, ["line 2: the record was changed after it was written (hash mismatch)"]);
+        assert!(AuditLog::open(&path).unwrap_err().to_string().contains("does not verify"));
+
+        let lines: Vec<&str> = intact.lines().collect();
+        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        let problems = verify(&path).unwrap().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("line 2: does not follow"), "{problems:?}");
+
+        std::fs::write(&path, &intact[..intact.len() - 10]).unwrap();
+        assert_eq!(verify(&path).unwrap().problems, ["line 3: incomplete record (no line end)"]);
+    }
+}
