@@ -36,7 +36,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditEvent {
     /// Events of one partition consumed for one purpose and checkpointed.
-    Landing(LandingRecord),
+    Landing(Box<LandingRecord>),
     /// Rows of patients removed from landed files.
     Erasure(ErasureRecord),
 }
