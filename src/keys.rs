@@ -1,46 +1,97 @@
-//! Pseudonymisation keys: from a key file named by `SLUICE_KEYS_FILE`, or generated for one run.
+//! Pseudonymisation keys: from a key file named by `SLUICE_KEYS_FILE`, from the key file's text
+//! in `SLUICE_KEYS` (for secret stores that inject environment variables), or generated for one
+//! run.
 //!
 //! Keys never come from the command line or a policy file and are never printed. A key file is
-//! TOML with one table per purpose:
+//! TOML with one table per purpose; earlier keys stay listed as `retired` after a rotation so
+//! that files written with them can still be erased from:
 //!
 //! ```toml
 //! [research]
 //! key_id = "research-2026-11"
 //! secret_hex = "…64 or more hex digits…"
+//!
+//! [[research.retired]]
+//! key_id = "research-2026-05"
+//! secret_hex = "…"
 //! ```
 
 use std::{collections::BTreeMap, path::Path};
 
 use rand::RngCore;
-use serde::Deserialize;
-use sluice_consumers::pseudonymise::PurposeKey;
+use serde::{Deserialize, Serialize};
+use sluice_consumers::{keyring::KeyRing, pseudonymise::PurposeKey};
 
 /// Environment variable naming the key file.
 pub const KEYS_FILE_VARIABLE: &str = "SLUICE_KEYS_FILE";
+/// Environment variable holding the key file's text itself.
+pub const KEYS_TEXT_VARIABLE: &str = "SLUICE_KEYS";
 
-#[derive(Deserialize)]
+/// One key as written in the file.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct KeyEntry {
+    /// Recorded in every file written with the key.
     key_id: String,
+    /// The secret, hex.
     secret_hex: String,
 }
 
-/// Reads the keys for `purposes` from a key file.
-pub fn load(path: &Path, purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-    let entries: BTreeMap<String, KeyEntry> = toml::from_str(&text)
-        .map_err(|_| format!("key file {} is not valid (expected [purpose] key_id, secret_hex)", path.display()))?;
+/// A purpose's table: the active key and the retired ones.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct PurposeEntry {
+    /// The active key's id.
+    key_id: String,
+    /// The active key's secret, hex.
+    secret_hex: String,
+    /// Keys of files written before the last rotations, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired: Vec<KeyEntry>,
+}
+
+fn parse_file(text: &str, origin: &str) -> Result<BTreeMap<String, PurposeEntry>, String> {
+    // The parser's message may quote the offending line, which could hold a secret: never pass it on.
+    toml::from_str(text).map_err(|_| {
+        format!(
+            "key file {origin} is not valid (expected [purpose] key_id, secret_hex and optional [[purpose.retired]])"
+        )
+    })
+}
+
+fn key_of(entry: &KeyEntry) -> Result<PurposeKey, String> {
+    let secret =
+        hex::decode(entry.secret_hex.trim()).map_err(|_| format!("the secret of key `{}` is not hex", entry.key_id))?;
+    PurposeKey::new(&entry.key_id, &secret)
+}
+
+fn rings_from_text(text: &str, origin: &str, purposes: &[String]) -> Result<BTreeMap<String, KeyRing>, String> {
+    let entries = parse_file(text, origin)?;
     purposes
         .iter()
         .map(|purpose| {
-            let entry = entries
-                .get(purpose)
-                .ok_or_else(|| format!("key file {} has no key for `{purpose}`", path.display()))?;
-            let secret = hex::decode(entry.secret_hex.trim())
-                .map_err(|_| format!("the secret of key `{}` is not hex", entry.key_id))?;
-            Ok((purpose.clone(), PurposeKey::new(&entry.key_id, &secret)?))
+            let entry = entries.get(purpose).ok_or_else(|| format!("key file {origin} has no key for `{purpose}`"))?;
+            let active = key_of(&KeyEntry { key_id: entry.key_id.clone(), secret_hex: entry.secret_hex.clone() })?;
+            let retired = entry.retired.iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
+            Ok((purpose.clone(), KeyRing::new(active, retired).map_err(|e| format!("key file {origin}: {e}"))?))
         })
         .collect()
+}
+
+/// Reads the key rings for `purposes` from a key file.
+pub fn load_rings(path: &Path, purposes: &[String]) -> Result<BTreeMap<String, KeyRing>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    rings_from_text(&text, &path.display().to_string(), purposes)
+}
+
+/// Reads the active keys for `purposes` from a key file.
+pub fn load(path: &Path, purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
+    Ok(active(load_rings(path, purposes)?))
+}
+
+/// The active key of each ring.
+pub fn active(rings: BTreeMap<String, KeyRing>) -> BTreeMap<String, PurposeKey> {
+    rings.into_iter().map(|(purpose, ring)| (purpose, ring.active().clone())).collect()
 }
 
 /// A fresh 32-byte secret and a random 4-byte suffix (hex) for its key id.
@@ -69,7 +120,7 @@ pub fn generate(purposes: &[String]) -> BTreeMap<String, PurposeKey> {
 /// Refuses to overwrite an existing file: losing a key makes its pseudonyms unreproducible.
 pub fn write_new_file(path: &Path, purposes: &[String]) -> Result<(), String> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut text = String::from("# sluice pseudonymisation keys: keep secret, back up, never commit.\n");
+    let mut text = format!("{HEADER}\n");
     for purpose in purposes {
         let (secret, suffix) = random_key_material();
         text.push_str(&format!(
@@ -88,26 +139,94 @@ pub fn write_new_file(path: &Path, purposes: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Keys from `SLUICE_KEYS_FILE`, required for services whose pseudonyms must stay stable.
-pub fn from_environment(purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
-    let path = std::env::var_os(KEYS_FILE_VARIABLE)
-        .ok_or_else(|| format!("set {KEYS_FILE_VARIABLE} to a key file (create one with `sluice keys generate`)"))?;
-    load(Path::new(&path), purposes)
-}
+/// Key rings by purpose, with where they came from (for summaries; never the keys).
+pub type Rings = (BTreeMap<String, KeyRing>, String);
 
-/// Keys from `SLUICE_KEYS_FILE` if it is set, otherwise generated for this run. The second
-/// value says where the keys came from, for the summary.
-pub fn from_environment_or_generate(purposes: &[String]) -> Result<(BTreeMap<String, PurposeKey>, String), String> {
+/// Key rings from `SLUICE_KEYS` or `SLUICE_KEYS_FILE`, required for services whose pseudonyms
+/// must stay stable. `None` when neither is set.
+pub fn rings_from_environment(purposes: &[String]) -> Result<Option<Rings>, String> {
+    if let Some(text) = std::env::var_os(KEYS_TEXT_VARIABLE) {
+        let text = text.into_string().map_err(|_| format!("{KEYS_TEXT_VARIABLE} is not UTF-8"))?;
+        let origin = format!("from {KEYS_TEXT_VARIABLE}");
+        return Ok(Some((rings_from_text(&text, &origin, purposes)?, origin)));
+    }
     match std::env::var_os(KEYS_FILE_VARIABLE) {
         Some(path) => {
             let path = Path::new(&path);
-            Ok((load(path, purposes)?, format!("key file {}", path.display())))
+            Ok(Some((load_rings(path, purposes)?, format!("key file {}", path.display()))))
         }
+        None => Ok(None),
+    }
+}
+
+fn not_configured() -> String {
+    format!(
+        "set {KEYS_FILE_VARIABLE} to a key file (create one with `sluice keys generate`) or {KEYS_TEXT_VARIABLE} to its text"
+    )
+}
+
+/// Key rings from the environment, which must name them.
+pub fn required_rings(purposes: &[String]) -> Result<BTreeMap<String, KeyRing>, String> {
+    Ok(rings_from_environment(purposes)?.ok_or_else(not_configured)?.0)
+}
+
+/// Active keys from the environment, which must name them.
+pub fn from_environment(purposes: &[String]) -> Result<BTreeMap<String, PurposeKey>, String> {
+    Ok(active(required_rings(purposes)?))
+}
+
+/// Keys from the environment if set, otherwise generated for this run. The second value says
+/// where the keys came from, for the summary.
+pub fn from_environment_or_generate(purposes: &[String]) -> Result<(BTreeMap<String, PurposeKey>, String), String> {
+    match rings_from_environment(purposes)? {
+        Some((rings, origin)) => Ok((active(rings), origin)),
         None => {
             Ok((generate(purposes), format!("generated for this run (set {KEYS_FILE_VARIABLE} to use a key file)")))
         }
     }
 }
+
+/// Rotates the keys of `purposes` in a key file: each gets a fresh random active key and its
+/// previous key joins its retired keys. The file is replaced atomically and stays mode 0600.
+/// Returns the new key ids.
+pub fn rotate(path: &Path, purposes: &[String]) -> Result<Vec<String>, String> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    let mut entries = parse_file(&text, &path.display().to_string())?;
+    let mut new_ids = Vec::new();
+    for purpose in purposes {
+        let entry = entries
+            .get_mut(purpose)
+            .ok_or_else(|| format!("key file {} has no key for `{purpose}` to rotate", path.display()))?;
+        let (secret, suffix) = random_key_material();
+        let new_id = format!("{purpose}-{suffix}");
+        let old = KeyEntry {
+            key_id: std::mem::replace(&mut entry.key_id, new_id.clone()),
+            secret_hex: std::mem::replace(&mut entry.secret_hex, hex::encode(secret)),
+        };
+        entry.retired.push(old);
+        new_ids.push(new_id);
+    }
+    let body = toml::to_string(&entries).map_err(|e| format!("cannot write the key file: {e}"))?;
+    let text = format!("{HEADER}\n{body}");
+    let temporary = path.with_extension("rotating");
+    let write = || -> std::io::Result<()> {
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| format!("cannot replace key file {}: {e}", path.display()))?;
+    Ok(new_ids)
+}
+
+/// First line of every key file written by sluice.
+const HEADER: &str = "# sluice pseudonymisation keys: keep secret, back up, never commit.";
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +258,31 @@ mod tests {
         let keys = load(&path, &purposes).unwrap();
         assert!(keys["study:IRAS-1"].id().starts_with("study:IRAS-1-"));
         assert!(write_new_file(&path, &purposes).unwrap_err().contains("cannot create"));
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_as_retired_and_rings_find_both() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let purposes = vec!["research".to_owned(), "planning".to_owned()];
+        write_new_file(&path, &purposes).unwrap();
+        let before = load_rings(&path, &purposes).unwrap();
+        let new_ids = rotate(&path, &["research".to_owned()]).unwrap();
+        let after = load_rings(&path, &purposes).unwrap();
+        let old = before["research"].active();
+        assert_eq!(after["research"].active().id(), new_ids[0]);
+        assert_ne!(after["research"].active().pseudonym("x"), old.pseudonym("x"));
+        let retired = after["research"].by_id(old.id()).expect("the old key is retired, not lost");
+        assert_eq!(retired.pseudonym("x"), old.pseudonym("x"));
+        assert_eq!(after["planning"].active().pseudonym("x"), before["planning"].active().pseudonym("x"));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        rotate(&path, &["research".to_owned()]).unwrap();
+        assert_eq!(load_rings(&path, &purposes).unwrap()["research"].retired().len(), 2);
+        assert!(rotate(&path, &["study:X".to_owned()]).unwrap_err().contains("no key for `study:X`"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(HEADER));
+        assert_eq!(rings_from_text(&text, "env", &purposes).unwrap()["research"].retired().len(), 2);
     }
 
     #[test]

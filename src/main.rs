@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
-use sluice::{broker, demo, keys, progress, provision, services, topics::Topics};
+use sluice::{broker, demo, governance, keys, progress, provision, services, topics::Topics};
 use sluice_consumers::LanderConfig;
 use sluice_producers::batch_file::FileImportConfig;
 use sluice_producers::fhir::server::FhirServerConfig;
@@ -41,6 +41,13 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Remove patients' rows from landed files (e.g. after a late opt-out), audited.
+    Erase(governance::EraseArgs),
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Inspect and check the Avro schema catalogue.
     Schemas {
@@ -263,6 +270,22 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Give purposes a fresh active key; the old key stays in the file as retired, so files
+    /// written with it can still be erased from.
+    Rotate {
+        /// Purposes whose keys to rotate (repeatable or comma-separated).
+        #[arg(long = "purpose", value_delimiter = ',', required = true)]
+        purposes: Vec<String>,
+        /// The key file (replaced atomically, mode 0600).
+        #[arg(long, env = "SLUICE_KEYS_FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain and report any edit, gap or reordering (exit 1).
+    Verify(governance::AuditVerifyArgs),
 }
 
 /// Broker connection, as Kafka users expect to give it.
@@ -337,6 +360,14 @@ fn main() -> ExitCode {
                 println!("wrote {} with keys for {}", out.display(), purposes.join(", "));
                 ExitCode::SUCCESS
             }),
+        Command::Keys { command: KeysCommand::Rotate { purposes, file } } => {
+            keys::rotate(&file, &purposes).map(|ids| {
+                println!("rotated {}: new key ids {}", file.display(), ids.join(", "));
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Erase(args) => governance::run_erase(args),
+        Command::Audit { command: AuditCommand::Verify(args) } => governance::run_audit_verify(args),
         Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {
             produce_synthetic(source, framing, topics, broker)
         }

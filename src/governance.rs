@@ -1,0 +1,104 @@
+//! Commands for information governance: erasing patients from the lake and verifying the audit
+//! trail.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use sluice_consumers::{
+    audit::{self, AuditLog, ErasureTrigger},
+    erase::{PatientErasure, erase},
+};
+use sluice_schemas::NhsNumber;
+
+use crate::keys;
+
+/// Where a lake's audit log lives.
+pub fn audit_log_path(lake: &Path) -> PathBuf {
+    lake.join("_audit").join("audit.jsonl")
+}
+
+/// `sluice erase`.
+#[derive(clap::Args)]
+pub struct EraseArgs {
+    /// Directory of the lake.
+    #[arg(long, default_value = "lake")]
+    lake: PathBuf,
+    /// Purposes whose landed files lose the patients' rows (repeatable or comma-separated).
+    #[arg(long = "purpose", value_delimiter = ',', required = true)]
+    purposes: Vec<String>,
+    /// NHS number of a patient to erase (repeatable). Prefer --patients-file: command lines are
+    /// visible to other users of the machine and kept in shell history.
+    #[arg(long = "patient")]
+    patients: Vec<String>,
+    /// A file with one NHS number per line (`-` for standard input).
+    #[arg(long)]
+    patients_file: Option<PathBuf>,
+    /// Reference of the request (e.g. the IG ticket), recorded in the audit log.
+    #[arg(long, required = true)]
+    reference: String,
+}
+
+/// Removes the patients' rows from the purposes' landed files, with keys from the environment.
+pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
+    let mut numbers = args.patients.clone();
+    if let Some(path) = &args.patients_file {
+        let text = if path.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
+        } else {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        };
+        numbers.extend(text.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned));
+    }
+    if numbers.is_empty() {
+        return Err("no patients given: use --patient or --patients-file".to_owned());
+    }
+    let patients = numbers
+        .iter()
+        .enumerate()
+        .map(|(index, digits)| {
+            let nhs_number = NhsNumber::parse(&digits.replace(' ', ""))
+                // Say which entry, never what it holds.
+                .map_err(|_| format!("patient number {} of {} is not a valid NHS number", index + 1, numbers.len()))?;
+            Ok(PatientErasure { nhs_number, purposes: args.purposes.clone(), gp_sourced_only: false })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let rings = keys::required_rings(&args.purposes)?;
+    let mut audit = AuditLog::open(&audit_log_path(&args.lake)).map_err(|e| e.to_string())?;
+    let record = erase(&args.lake, &patients, &rings, ErasureTrigger::Command, &args.reference, &mut audit)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "erased {} rows of {} patients from {} of {} files ({}); recorded in {}",
+        record.rows_removed,
+        record.patients,
+        record.files_rewritten.len(),
+        record.files_searched,
+        record.purposes.join(", "),
+        audit.path().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sluice audit verify`.
+#[derive(clap::Args)]
+pub struct AuditVerifyArgs {
+    /// Directory of the lake whose audit log to verify.
+    #[arg(long, default_value = "lake")]
+    lake: PathBuf,
+}
+
+/// Recomputes the audit log's hash chain; exits 1 on any break.
+pub fn run_audit_verify(args: AuditVerifyArgs) -> Result<ExitCode, String> {
+    let path = audit_log_path(&args.lake);
+    let verification = audit::verify(&path).map_err(|e| e.to_string())?;
+    if verification.problems.is_empty() {
+        println!("{}: {} records, hash chain intact", path.display(), verification.records);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &verification.problems {
+        println!("{}: {problem}", path.display());
+    }
+    println!("{}: {} records, {} problems", path.display(), verification.records, verification.problems.len());
+    Ok(ExitCode::FAILURE)
+}
