@@ -162,6 +162,9 @@ pub struct AuditLog {
     previous: String,
     /// Sequence number of the next record.
     next_sequence: u64,
+    /// Length of the file as this process last knew it: if it has grown, another process (a
+    /// second lander, `sluice erase`) appended, and the chain continues from its last record.
+    known_length: u64,
 }
 
 impl AuditLog {
@@ -184,7 +187,14 @@ impl AuditLog {
         if let Some(problem) = verified.problems.first() {
             return Err(Error::AuditLog { path: path.to_owned(), reason: format!("does not verify: {problem}") });
         }
-        Ok(AuditLog { path: path.to_owned(), file, previous: verified.last_hash, next_sequence: verified.records })
+        let known_length = file.metadata().map_err(Error::write(path))?.len();
+        Ok(AuditLog {
+            path: path.to_owned(),
+            file,
+            previous: verified.last_hash,
+            next_sequence: verified.records,
+            known_length,
+        })
     }
 
     /// Where the log is.
@@ -192,20 +202,60 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one record and syncs it to disk. Returns its hash.
+    /// Appends one record and syncs it to disk. Returns its hash. Processes sharing the log
+    /// take turns under an exclusive lock on it, and each continues the chain from the record
+    /// actually last in the file.
     pub fn append(&mut self, event: &AuditEvent) -> Result<String> {
+        let path = self.path.clone();
+        let failed = |error: std::io::Error| Error::AuditLog { path: path.clone(), reason: error.to_string() };
+        self.file.lock().map_err(failed)?;
+        let appended = self.append_locked(event);
+        self.file.unlock().map_err(failed)?;
+        appended
+    }
+
+    fn append_locked(&mut self, event: &AuditEvent) -> Result<String> {
+        let path = self.path.clone();
+        let failed = |error: std::io::Error| Error::AuditLog { path: path.clone(), reason: error.to_string() };
+        let length = self.file.metadata().map_err(failed)?.len();
+        if length != self.known_length {
+            let (sequence, hash) = last_record(&self.path, length)?;
+            self.next_sequence = sequence + 1;
+            self.previous = hash;
+        }
         let recorded_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let envelope = Envelope { sequence: self.next_sequence, recorded_at, previous: &self.previous, event };
         let body = serde_json::to_string(&envelope).expect("audit records always serialise");
         let hash = hex::encode(Sha256::digest(body.as_bytes()));
         let line = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
-        let write_error =
-            |error: std::io::Error| Error::AuditLog { path: self.path.clone(), reason: error.to_string() };
-        self.file.write_all(line.as_bytes()).map_err(write_error)?;
-        self.file.sync_data().map_err(write_error)?;
+        self.file.write_all(line.as_bytes()).map_err(failed)?;
+        self.file.sync_data().map_err(failed)?;
         self.previous = hash.clone();
         self.next_sequence += 1;
+        self.known_length = length + line.len() as u64;
         Ok(hash)
+    }
+}
+
+/// Sequence number and hash of the last record of a log `length` bytes long, which must be
+/// complete and carry its own hash.
+fn last_record(path: &Path, length: u64) -> Result<(u64, String)> {
+    use std::io::{Seek, SeekFrom};
+    let failed = |reason: String| Error::AuditLog { path: path.to_owned(), reason };
+    let mut file = File::open(path).map_err(|e| failed(e.to_string()))?;
+    let start = length.saturating_sub(1 << 20);
+    file.seek(SeekFrom::Start(start)).map_err(|e| failed(e.to_string()))?;
+    let mut tail = Vec::new();
+    file.take(length - start).read_to_end(&mut tail).map_err(|e| failed(e.to_string()))?;
+    let line = tail
+        .strip_suffix(b"\n")
+        .and_then(|rest| rest.split(|b| *b == b'\n').next_back())
+        .ok_or_else(|| failed("the last record is incomplete".to_owned()))?;
+    let envelope: serde_json::Value =
+        serde_json::from_slice(line).map_err(|_| failed("the last record is not valid JSON".to_owned()))?;
+    match (envelope["sequence"].as_u64(), stated_hash(line)) {
+        (Some(sequence), Some(hash)) => Ok((sequence, hash)),
+        _ => Err(failed("the last record has no sequence number or hash".to_owned())),
     }
 }
 
@@ -344,6 +394,20 @@ mod tests {
         assert_eq!((verified.records, verified.last_hash, verified.problems), (2, second, Vec::<String>::new()));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn two_writers_sharing_a_log_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut lander = AuditLog::open(&path).unwrap();
+        let mut operator = AuditLog::open(&path).unwrap();
+        lander.append(&erasure(1)).unwrap();
+        operator.append(&erasure(2)).unwrap();
+        lander.append(&erasure(3)).unwrap();
+        operator.append(&erasure(4)).unwrap();
+        let verified = verify(&path).unwrap();
+        assert_eq!((verified.records, verified.problems), (4, Vec::<String>::new()));
     }
 
     #[test]
