@@ -1,7 +1,23 @@
 //! Pseudonymisation: turning one decoded record into one output row under a [`LandingPlan`].
 //!
-//! Pure and synchronous. The HMAC key is prepared once per purpose ([`PurposeKey`]) and cloned
-//! per pseudonym, so no per-event key schedule is computed.
+//! Pure and synchronous. What each column receives is decided by the policy and checked when it
+//! is planned; this module only applies it:
+//!
+//! * **pseudonyms** are the keyed HMAC-SHA256 of a value under the purpose's key
+//!   ([`PurposeKey::pseudonym`]): the same patient gets the same pseudonym within a purpose, and
+//!   pseudonyms of different purposes cannot be linked without the keys;
+//! * **date shifts** move every date of one patient by the same number of days
+//!   ([`PurposeKey::date_shift_days`]), derived from the same key, so intervals survive but
+//!   calendar dates do not, and the shifts of different purposes are unrelated;
+//! * **generalisations** keep a coarser version of a value: year or month of a date
+//!   ([`dates`]), an age band instead of a date of birth, a postcode district or sector
+//!   ([`postcode`]), the bucket of a number ([`numbers`]).
+//!
+//! A transform that cannot apply yields a null cell, never the original value. Errors name the
+//! column and subject only; no value ever appears in one.
+//!
+//! The HMAC key is prepared once per purpose and cloned per use, so no per-event key schedule is
+//! computed.
 
 use std::fmt;
 
@@ -10,12 +26,26 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
-    policy::{ColumnKind, LandingPlan, Transform},
+    policy::{ColumnKind, ColumnPlan, LandingPlan, Transform},
     record::non_null,
 };
 
+pub mod dates;
+pub mod numbers;
+pub mod postcode;
+#[cfg(test)]
+mod tests;
+
+pub use dates::year_of;
+pub use postcode::{outward_code, postcode_sector};
+
 /// Smallest accepted key: HMAC-SHA256 keys shorter than the hash output weaken it.
 pub const MIN_KEY_BYTES: usize = 32;
+
+/// Prefix of the HMAC input from which a patient's date shift is derived. It keeps the shift
+/// independent of the patient's pseudonym (HMAC of the bare identifier), so publishing one says
+/// nothing about the other. The NUL byte cannot occur in an identifier's text.
+const DATE_SHIFT_DOMAIN: &[u8] = b"sluice/date-shift/v1\0";
 
 /// A purpose's pseudonymisation key. The secret never prints: `Debug` shows the id only.
 #[derive(Clone)]
@@ -47,6 +77,25 @@ impl PurposeKey {
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
+
+    /// The number of days every date of `patient` is shifted by under this key, uniformly
+    /// spread over `[-max_days, +max_days]`: HMAC-SHA256(key, domain prefix + patient), its
+    /// first eight bytes reduced modulo `2 * max_days + 1`. The same patient always gets the same
+    /// shift for one key and `max_days`; another purpose's key gives an unrelated one.
+    /// `max_days` above `i32::MAX` is treated as `i32::MAX`.
+    pub fn date_shift_days(&self, patient: &str, max_days: u32) -> i32 {
+        let max_days = i64::from(max_days.min(i32::MAX as u32));
+        let mut mac = self.mac.clone();
+        mac.update(DATE_SHIFT_DOMAIN);
+        mac.update(patient.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        // 2^64 is so much larger than the span that the modulo bias is below 2^-50.
+        let span = 2 * max_days as u64 + 1;
+        let shift = (u64::from_be_bytes(first) % span) as i64 - max_days;
+        i32::try_from(shift).expect("|shift| <= max_days <= i32::MAX")
+    }
 }
 
 impl fmt::Debug for PurposeKey {
@@ -77,40 +126,82 @@ pub enum Cell {
 }
 
 /// Computes the output row of one record (already resolved to the plan's reader version).
-/// Fails, naming the column only, if a value does not have the planned type.
+/// Fails, naming the column only, if a value does not have the planned type or a required
+/// column has no value.
 pub fn pseudonymise(plan: &LandingPlan, key: &PurposeKey, record: &Value) -> Result<Vec<Cell>, String> {
     let Value::Record(fields) = record else {
         return Err(format!("a `{}` event is not a record", plan.subject));
     };
+    let field = |index: usize| fields.get(index).and_then(|(_, value)| non_null(value));
     plan.columns
         .iter()
         .map(|column| {
-            let value = fields.get(column.field_index).and_then(|(_, value)| non_null(value));
-            let wrong_type = || format!("column `{}` of `{}`: unexpected value type", column.name, plan.subject);
-            let Some(value) = value else {
-                return if column.nullable {
-                    Ok(Cell::Null)
-                } else {
-                    Err(format!("column `{}` is required", column.name))
-                };
+            let cell = match field(column.field_index) {
+                None => Cell::Null,
+                Some(value) => apply(plan, column, key, value, field)?,
             };
-            match column.transform {
-                Transform::Copy => copy(column.kind, value).ok_or_else(wrong_type),
-                Transform::Hmac => match value {
-                    Value::String(text) => Ok(Cell::Utf8(key.pseudonym(text))),
-                    _ => Err(wrong_type()),
-                },
-                Transform::DateToYear => match value {
-                    Value::Date(days) => Ok(Cell::Int32(year_of(*days))),
-                    _ => Err(wrong_type()),
-                },
-                Transform::PostcodeOutward => match value {
-                    Value::String(text) => Ok(outward_code(text).map_or(Cell::Null, Cell::Utf8)),
-                    _ => Err(wrong_type()),
-                },
+            if cell == Cell::Null && !column.nullable {
+                return Err(format!("column `{}` of `{}` is required", column.name, plan.subject));
             }
+            Ok(cell)
         })
         .collect()
+}
+
+/// One column's cell from its (non-null) source value; `field` gives the record's other values.
+fn apply<'v>(
+    plan: &LandingPlan,
+    column: &ColumnPlan,
+    key: &PurposeKey,
+    value: &'v Value,
+    field: impl Fn(usize) -> Option<&'v Value>,
+) -> Result<Cell, String> {
+    let wrong_type = || format!("column `{}` of `{}`: unexpected value type", column.name, plan.subject);
+    let days = |value: &Value| dates::days_of(value).ok_or_else(wrong_type);
+    let text = |value: &'v Value| match value {
+        Value::String(text) => Ok(text.as_str()),
+        _ => Err(wrong_type()),
+    };
+    Ok(match column.transform {
+        Transform::Copy => copy(column.kind, value).ok_or_else(wrong_type)?,
+        Transform::Hmac => match value {
+            Value::String(text) | Value::Enum(_, text) => Cell::Utf8(key.pseudonym(text)),
+            Value::Uuid(uuid) => Cell::Utf8(key.pseudonym(&uuid.to_string())),
+            _ => return Err(wrong_type()),
+        },
+        Transform::DateYear => Cell::Int32(year_of(days(value)?)),
+        Transform::DateYearMonth => Cell::Utf8(dates::year_month(days(value)?)),
+        Transform::AgeBand { at, width, top } => {
+            let birth = days(value)?;
+            match field(at) {
+                Some(at) => dates::age_band(birth, days(at)?, width, top).map_or(Cell::Null, Cell::Utf8),
+                None => Cell::Null,
+            }
+        }
+        Transform::PostcodeOutward => outward_code(text(value)?).map_or(Cell::Null, Cell::Utf8),
+        Transform::PostcodeSector => postcode_sector(text(value)?).map_or(Cell::Null, Cell::Utf8),
+        Transform::ShiftDate { patient, max_days } => match field(patient) {
+            // Fail closed: without a patient there is no consistent shift, and the true date
+            // must not land instead.
+            Some(Value::String(id)) if !id.trim().is_empty() => {
+                let shift = key.date_shift_days(id, max_days);
+                dates::shift(value, shift).ok_or_else(wrong_type)?.unwrap_or(Cell::Null)
+            }
+            _ => Cell::Null,
+        },
+        Transform::BucketInt { width } => match value {
+            Value::Int(n) => numbers::bucket_int(i64::from(*n), width)
+                .and_then(|b| i32::try_from(b).ok())
+                .map_or(Cell::Null, Cell::Int32),
+            Value::Long(n) => numbers::bucket_int(*n, width).map_or(Cell::Null, Cell::Int64),
+            _ => return Err(wrong_type()),
+        },
+        Transform::BucketFloat { width } => match value {
+            Value::Double(x) => numbers::bucket_float(*x, width).map_or(Cell::Null, Cell::Float64),
+            Value::Float(x) => numbers::bucket_float(f64::from(*x), width).map_or(Cell::Null, Cell::Float64),
+            _ => return Err(wrong_type()),
+        },
+    })
 }
 
 fn copy(kind: ColumnKind, value: &Value) -> Option<Cell> {
@@ -125,111 +216,9 @@ fn copy(kind: ColumnKind, value: &Value) -> Option<Cell> {
         (ColumnKind::Boolean, Value::Boolean(b)) => Cell::Boolean(*b),
         (ColumnKind::Date32, Value::Date(days)) => Cell::Date32(*days),
         (ColumnKind::TimestampMicros, Value::TimestampMicros(micros)) => Cell::TimestampMicros(*micros),
-        (ColumnKind::TimestampMicros, Value::TimestampMillis(millis)) => Cell::TimestampMicros(millis * 1000),
+        (ColumnKind::TimestampMicros, Value::TimestampMillis(millis)) => {
+            Cell::TimestampMicros(millis.checked_mul(1000)?)
+        }
         _ => return None,
     })
-}
-
-/// The outward code of a UK postcode (`LS6 2QT` to `LS6`, `SW1A1AA` to `SW1A`), or `None` if the
-/// text is not shaped like a postcode. The inward code is always a digit and two letters.
-pub fn outward_code(postcode: &str) -> Option<String> {
-    let compact: String = postcode.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-    if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
-        return None;
-    }
-    let (outward, inward) = compact.split_at(compact.len() - 3);
-    let inward = inward.as_bytes();
-    let outward_ok = outward.as_bytes()[0].is_ascii_alphabetic() && outward.bytes().all(|b| b.is_ascii_alphanumeric());
-    let inward_ok = inward[0].is_ascii_digit() && inward[1..].iter().all(u8::is_ascii_alphabetic);
-    (outward_ok && inward_ok).then(|| outward.to_owned())
-}
-
-/// The calendar year of a day count since 1970-01-01 (proleptic Gregorian).
-pub fn year_of(days_since_epoch: i32) -> i32 {
-    // Howard Hinnant's civil_from_days, year part only.
-    let z = days_since_epoch + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let year = year_of_era + era * 400;
-    if month_index >= 10 { year + 1 } else { year }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    fn key(id: &str, byte: u8) -> PurposeKey {
-        PurposeKey::new(id, &[byte; 32]).unwrap()
-    }
-
-    #[test]
-    fn hmac_matches_rfc_4231_test_case_6() {
-        // RFC 4231 section 4.7: a 131-byte key of 0xaa (longer than the block size).
-        let key = PurposeKey::new("rfc4231-6", &[0xaa; 131]).unwrap();
-        assert_eq!(
-            key.pseudonym("Test Using Larger Than Block-Size Key - Hash Key First"),
-            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-        );
-    }
-
-    #[test]
-    fn pseudonyms_are_stable_per_key_and_differ_between_keys() {
-        let k = key("k1", 0x0b);
-        assert_eq!(k.pseudonym("9434765919"), k.pseudonym("9434765919"));
-        assert_ne!(k.pseudonym("9434765919"), key("k2", 0x0c).pseudonym("9434765919"));
-        assert!(PurposeKey::new("short", b"Jefe").unwrap_err().contains("at least 32"));
-        assert!(!format!("{k:?}").contains("0b"), "secret never printed");
-    }
-
-    #[test]
-    fn postcodes_reduce_to_outward_codes() {
-        assert_eq!(outward_code("LS6 2QT").as_deref(), Some("LS6"));
-        assert_eq!(outward_code("sw1a 1aa").as_deref(), Some("SW1A"));
-        assert_eq!(outward_code("M1 1AE").as_deref(), Some("M1"));
-        assert_eq!(outward_code("EC1A1BB").as_deref(), Some("EC1A"));
-        assert_eq!(outward_code("not a postcode"), None);
-        assert_eq!(outward_code("12345"), None);
-        assert_eq!(outward_code(""), None);
-    }
-
-    #[test]
-    fn years_of_day_counts() {
-        assert_eq!(year_of(0), 1970);
-        assert_eq!(year_of(-1), 1969);
-        assert_eq!(year_of(11_016), 2000); // 2000-02-29
-        assert_eq!(year_of(20_818), 2026); // 2026-12-31
-        assert_eq!(year_of(20_819), 2027);
-    }
-
-    proptest! {
-        #[test]
-        fn year_of_agrees_with_counting_days(days in -40_000i32..40_000) {
-            let mut year = 1970;
-            let mut start = 0i32;
-            let leap = |y: i32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            if days >= 0 {
-                while days >= start + if leap(year) { 366 } else { 365 } {
-                    start += if leap(year) { 366 } else { 365 };
-                    year += 1;
-                }
-            } else {
-                while days < start {
-                    year -= 1;
-                    start -= if leap(year) { 366 } else { 365 };
-                }
-            }
-            prop_assert_eq!(year_of(days), year);
-        }
-
-        #[test]
-        fn outward_code_never_returns_the_inward_part(outward in "[A-Z]{1,2}[0-9][0-9A-Z]?", inward in "[0-9][A-Z]{2}") {
-            let code = outward_code(&format!("{outward} {inward}")).unwrap();
-            prop_assert_eq!(code, outward);
-        }
-    }
 }
