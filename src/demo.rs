@@ -274,7 +274,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         idle_flush_secs: 2,
         consent_load_timeout_secs: 60,
     };
-    let policy = Policy::baseline();
+    // One policy for every purpose for now: the builtin research policy, the most restrictive
+    // of the three. Landing each purpose under its own policy comes next.
+    let policy = Policy::builtin("research").expect("sluice is built with a research policy");
     let (targets_tx, targets_rx) = watch::channel(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 

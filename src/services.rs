@@ -193,7 +193,9 @@ pub async fn land(
     keys: &BTreeMap<String, PurposeKey>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<LandingReport, String> {
-    let policy = Policy::baseline();
+    // One policy for every purpose for now: the builtin research policy, the most restrictive
+    // of the three. Landing each purpose under its own policy comes next.
+    let policy = Policy::builtin("research").ok_or("sluice is built without a research policy")?;
     info!(purposes = ?config.purposes, policy = policy.label(), lake = %config.lake_dir.display(), "landing");
     sluice_consumers::run(client, config, &policy, keys, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
         .await

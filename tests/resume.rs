@@ -25,7 +25,7 @@ async fn a_stopped_lander_commits_what_it_landed_and_the_next_one_resumes_withou
 
     let purposes = vec!["research".to_owned()];
     let keys = keys::generate(&purposes);
-    let policy = Policy::baseline();
+    let policy = Policy::builtin("research").expect("a builtin research policy");
     let lake = tempfile::tempdir().unwrap();
     let mut config = lander_config(lake.path(), &purposes, "resume-test", &topics);
     config.max_buffered_rows = 500;

@@ -55,16 +55,84 @@ pub enum Error {
         field: String,
     },
 
-    /// The policy names a field in a way the schema cannot satisfy.
+    /// The policy names a field in a way the schema cannot satisfy: an action unsuited to the
+    /// field's type, an action the field's sensitivity forbids (such as `keep` of a direct
+    /// identifier), or parameters that make no sense.
     #[error("policy `{policy}`: field `{field}` of subject `{subject}`: {reason}")]
     PolicyMismatch {
-        /// The policy's name.
+        /// The policy's label (`name@vN`).
         policy: String,
-        /// Subject.
+        /// Subject and version, e.g. `adt v1`.
         subject: String,
         /// Field.
         field: String,
         /// What does not fit.
+        reason: String,
+    },
+
+    /// The policy gives an action for a field the schema does not have. A stale or misspelt
+    /// policy is refused rather than guessed at: the reviewer may believe a field is governed
+    /// when it is not.
+    #[error(
+        "policy `{policy}` names field `{field}` under [subjects.{subject}], but subject `{subject}` v{version} has no such field; remove or correct the entry"
+    )]
+    UnknownPolicyField {
+        /// The policy's label (`name@vN`).
+        policy: String,
+        /// Subject.
+        subject: String,
+        /// Schema version planned against (the newest).
+        version: u32,
+        /// The field named in the policy.
+        field: String,
+    },
+
+    /// The policy has no `[subjects.<subject>]` table for a subject that would be landed.
+    #[error(
+        "policy `{policy}` has no [subjects.{subject}] table, so subject `{subject}` v{version} cannot be landed under it"
+    )]
+    UncoveredSubject {
+        /// The policy's label (`name@vN`).
+        policy: String,
+        /// Subject.
+        subject: String,
+        /// Schema version planned against (the newest).
+        version: u32,
+    },
+
+    /// Two fields of one subject would land in the same output column.
+    #[error(
+        "policy `{policy}`: fields `{first}` and `{second}` of subject `{subject}` would both land as column `{column}`"
+    )]
+    ColumnClash {
+        /// The policy's label (`name@vN`).
+        policy: String,
+        /// Subject and version, e.g. `adt v1`.
+        subject: String,
+        /// The contested column name.
+        column: String,
+        /// The field that claimed the column first.
+        first: String,
+        /// The field that claimed it again.
+        second: String,
+    },
+
+    /// A policy file could not be read.
+    #[error("cannot read policy file {path}: {source}")]
+    ReadPolicy {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// A policy file is not a valid policy: bad TOML, an unknown key, a missing key, an unknown
+    /// action or purpose. The reason quotes the file, never a patient's data.
+    #[error("policy file `{origin}` is invalid: {reason}")]
+    InvalidPolicy {
+        /// Where the text came from (a path, or `builtin:policies/<purpose>.toml`).
+        origin: String,
+        /// What is wrong, naming the key or value of the policy file.
         reason: String,
     },
 

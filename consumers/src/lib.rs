@@ -8,10 +8,13 @@
 //!
 //! * [`consent`]: the consent store built from the compacted consent topic and the rules that
 //!   decide, per purpose, whether an event may be released (pure, no Kafka).
-//! * [`policy`]: the pseudonymisation policy and its per-subject [`policy::LandingPlan`], which
-//!   refuses at start-up any field the policy does not cover (fail closed).
-//! * [`pseudonymise`]: keyed HMAC-SHA256 pseudonyms and generalisation of quasi-identifiers,
-//!   turning a decoded record into an output row (pure).
+//! * [`policy`]: the landing policy of a purpose, a reviewed TOML file (`policies/<purpose>.toml`)
+//!   saying what happens to every field of every subject, and its per-subject
+//!   [`policy::LandingPlan`], which refuses at start-up any field the policy does not cover, any
+//!   field it names that does not exist, and any identifier it would land as it is (fail closed).
+//! * [`pseudonymise`]: keyed HMAC-SHA256 pseudonyms, per-patient date shifts and generalisation
+//!   of quasi-identifiers (age bands, postcode districts and sectors, buckets), turning a decoded
+//!   record into an output row (pure).
 //! * [`batch`]: Arrow builders, one buffer per file to be written.
 //! * [`parquet_sink`]: atomic, fsynced Parquet files with provenance metadata.
 //! * [`lander`]: the async service that ties them together and commits offsets only after the
@@ -32,6 +35,8 @@ pub mod pseudonymise;
 pub mod record;
 
 mod error;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{Error, Result};
 pub use lander::{LanderConfig, LandingReport, RunUntil, run};

@@ -16,7 +16,12 @@ use sluice_schemas::{Catalogue, Decoder, subjects};
 
 static PLANS: LazyLock<Vec<LandingPlan>> = LazyLock::new(|| {
     let catalogue = Catalogue::embedded();
-    subjects::CLINICAL.iter().map(|s| Policy::baseline().plan(catalogue.latest(s).unwrap()).unwrap()).collect()
+    // Every standard policy, so every transform they use meets arbitrary records.
+    Policy::BUILTIN_PURPOSES
+        .iter()
+        .map(|purpose| Policy::builtin(purpose).unwrap())
+        .flat_map(|policy| subjects::CLINICAL.map(|s| policy.plan(catalogue.latest(s).unwrap()).unwrap()))
+        .collect()
 });
 
 thread_local! {
@@ -49,8 +54,10 @@ fuzz_target!(|input: &[u8]| {
         let Ok(event) = decoder.decode(&message) else { return };
         if event.reader.subject() == subjects::CONSENT {
             let _ = ConsentChange::from_record(&event.value);
-        } else if let Some(plan) = PLANS.iter().find(|p| p.subject == event.reader.subject()) {
-            let _ = pseudonymise(plan, &KEY, &event.value);
+        } else {
+            for plan in PLANS.iter().filter(|p| p.subject == event.reader.subject()) {
+                let _ = pseudonymise(plan, &KEY, &event.value);
+            }
         }
     });
 });

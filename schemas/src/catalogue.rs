@@ -276,6 +276,48 @@ mod tests {
         assert!(matches!(bad, Err(Error::BadSchemaFileName { .. })));
     }
 
+    /// The `sensitivity` attribute on fields is read by landing policies. Custom attributes are
+    /// not part of the Parsing Canonical Form, so labelling (or relabelling) fields must never
+    /// change a fingerprint or schema id: events already on the topics must still resolve.
+    #[test]
+    fn sensitivity_labels_do_not_change_fingerprints() {
+        for (subject, stem, json) in EMBEDDED_SCHEMA_FILES {
+            let mut value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let fields = value["fields"].as_array_mut().unwrap();
+            let mut labelled = 0;
+            for field in fields.iter_mut() {
+                labelled += usize::from(field.as_object_mut().unwrap().remove("sensitivity").is_some());
+            }
+            assert!(labelled > 0, "{subject}/{stem} labels no field");
+            let version = stem[1..].parse().unwrap();
+            let with = SchemaVersion::parse(subject, version, json).unwrap();
+            let without = SchemaVersion::parse(subject, version, &value.to_string()).unwrap();
+            assert_eq!(with.fingerprint(), without.fingerprint(), "{subject}/{stem}");
+        }
+    }
+
+    #[test]
+    fn sensitivity_labels_are_known_and_mark_every_identifier() {
+        let known = ["direct-identifier", "quasi-identifier", "free-text"];
+        for subject in Catalogue::embedded().subject_names() {
+            for version in Catalogue::embedded().versions(subject).unwrap() {
+                let Schema::Record(record) = version.schema() else { unreachable!() };
+                for field in &record.fields {
+                    if let Some(label) = field.custom_attributes.get("sensitivity") {
+                        let label = label.as_str().unwrap_or_default();
+                        assert!(known.contains(&label), "{} {}: `{label}`", version.label(), field.name);
+                    }
+                }
+                let label = |name: &str| {
+                    record.fields.iter().find(|f| f.name == name).map(|f| f.custom_attributes.get("sensitivity"))
+                };
+                if let Some(nhs_number) = label("nhs_number") {
+                    assert_eq!(nhs_number.and_then(|v| v.as_str()), Some("direct-identifier"), "{}", version.label());
+                }
+            }
+        }
+    }
+
     #[test]
     fn load_dir_reads_the_repository_files_like_the_embedded_copy() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");

@@ -20,6 +20,13 @@
 //!
 //! It also holds [`NhsNumber`], the validated patient identifier that every subject carries.
 //!
+//! Fields that identify a patient carry a custom `"sensitivity"` attribute in the schema files:
+//! `"direct-identifier"` (NHS number, local patient id, names, address), `"quasi-identifier"`
+//! (date of birth, postcode) or `"free-text"` (comments). Landing policies read it through
+//! `RecordField::custom_attributes` and refuse to land such a field as it is. Custom attributes
+//! are not part of the Avro Parsing Canonical Form, so adding or changing a label never changes
+//! a fingerprint or schema id.
+//!
 //! ```
 //! use apache_avro::types::Value;
 //! use sluice_schemas::{Catalogue, Decoder, Encoder, Framing};

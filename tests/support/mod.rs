@@ -58,8 +58,9 @@ pub fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>)
     sluice::broker::high_watermarks(client, topics).unwrap()
 }
 
-/// Runs a lander with the baseline policy until it (with its group) has consumed every clinical
-/// partition up to where it ends now.
+/// Runs a lander with the builtin research policy (for every purpose, until landers take one
+/// policy per purpose) until it (with its group) has consumed every clinical partition up to
+/// where it ends now.
 pub async fn land_until_caught_up(
     client: &ClientConfig,
     config: &LanderConfig,
@@ -67,7 +68,7 @@ pub async fn land_until_caught_up(
 ) -> LandingReport {
     let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
     let (_shutdown, shutdown) = watch::channel(false);
-    let policy = Policy::baseline();
+    let policy = Policy::builtin("research").expect("a builtin research policy");
     sluice_consumers::run(
         client,
         config,

@@ -168,7 +168,7 @@ pub struct ObservationEvent {
     pub value: Option<f64>,
     /// UCUM unit of `value`.
     pub unit: Option<String>,
-    /// Free-text comment (often identifying; dropped by the baseline policy).
+    /// Free-text comment (often identifying; dropped by every standard landing policy).
     pub comment: Option<String>,
     /// Abnormal flag.
     pub interpretation: Option<Interpretation>,

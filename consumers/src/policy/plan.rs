@@ -1,0 +1,365 @@
+//! Planning: checking a policy against one schema version, field by field, and producing the
+//! [`LandingPlan`] the pseudonymiser and the Parquet writer follow.
+//!
+//! Every check here fails closed: when in doubt, the lander does not start.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use apache_avro::{Schema, schema::RecordField};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use sluice_schemas::SchemaVersion;
+
+use super::{FieldAction, Policy, Sensitivity};
+use crate::{Error, Result};
+
+/// Largest `shift_date.max_days` accepted: ten years. Larger shifts protect no better and make
+/// the dates useless.
+pub const MAX_SHIFT_DAYS: u32 = 3650;
+
+/// How one output column is computed from its source field. Each variant carries what it needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transform {
+    /// The value as it is.
+    Copy,
+    /// Keyed HMAC-SHA256 pseudonym of the value's text.
+    Hmac,
+    /// Calendar year of a date or timestamp (UTC).
+    DateYear,
+    /// `YYYY-MM` of a date or timestamp (UTC).
+    DateYearMonth,
+    /// Age band of a birth date at the date of another field.
+    AgeBand {
+        /// Position of the date or timestamp field the age is taken at.
+        at: usize,
+        /// Width of a band in years.
+        width: u32,
+        /// Age of the open top band.
+        top: u32,
+    },
+    /// Outward code of a postcode.
+    PostcodeOutward,
+    /// Sector (outward code and inward digit) of a postcode.
+    PostcodeSector,
+    /// Date or timestamp shifted by the patient's offset.
+    ShiftDate {
+        /// Position of the patient identifier field that keys the offset.
+        patient: usize,
+        /// Largest shift in days, either way.
+        max_days: u32,
+    },
+    /// Lower bound of an integer's bucket.
+    BucketInt {
+        /// Width of a bucket (positive).
+        width: i64,
+    },
+    /// Lower bound of a floating-point number's bucket.
+    BucketFloat {
+        /// Width of a bucket (positive, finite).
+        width: f64,
+    },
+}
+
+/// Arrow type of an output column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// UTF-8 text (strings, enum symbols, UUIDs).
+    Utf8,
+    /// 32-bit integer.
+    Int32,
+    /// 64-bit integer.
+    Int64,
+    /// 64-bit float.
+    Float64,
+    /// Boolean.
+    Boolean,
+    /// Calendar date (Parquet DATE).
+    Date32,
+    /// Timestamp in microseconds, UTC.
+    TimestampMicros,
+}
+
+impl ColumnKind {
+    fn of(schema: &Schema) -> Option<ColumnKind> {
+        Some(match schema {
+            Schema::String | Schema::Uuid(_) | Schema::Enum(_) => ColumnKind::Utf8,
+            Schema::Int => ColumnKind::Int32,
+            Schema::Long => ColumnKind::Int64,
+            Schema::Float | Schema::Double => ColumnKind::Float64,
+            Schema::Boolean => ColumnKind::Boolean,
+            Schema::Date => ColumnKind::Date32,
+            Schema::TimestampMicros | Schema::TimestampMillis => ColumnKind::TimestampMicros,
+            _ => return None,
+        })
+    }
+
+    fn is_temporal(self) -> bool {
+        matches!(self, ColumnKind::Date32 | ColumnKind::TimestampMicros)
+    }
+
+    /// The Arrow data type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            ColumnKind::Utf8 => DataType::Utf8,
+            ColumnKind::Int32 => DataType::Int32,
+            ColumnKind::Int64 => DataType::Int64,
+            ColumnKind::Float64 => DataType::Float64,
+            ColumnKind::Boolean => DataType::Boolean,
+            ColumnKind::Date32 => DataType::Date32,
+            ColumnKind::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        }
+    }
+}
+
+/// One output column.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// Position of the source field in the reader schema's record.
+    pub field_index: usize,
+    /// Output column name.
+    pub name: String,
+    /// Output type.
+    pub kind: ColumnKind,
+    /// Whether the column may hold nulls.
+    pub nullable: bool,
+    /// How the value is computed.
+    pub transform: Transform,
+}
+
+/// The checked plan for landing one subject under one policy.
+#[derive(Debug, Clone)]
+pub struct LandingPlan {
+    /// Subject landed.
+    pub subject: String,
+    /// Version every record is read with (the newest).
+    pub reader_version: u32,
+    /// Fingerprint of that version.
+    pub reader_fingerprint: u64,
+    /// Output columns in order.
+    pub columns: Vec<ColumnPlan>,
+    /// The Arrow schema of the landed dataset.
+    pub arrow_schema: SchemaRef,
+}
+
+impl Policy {
+    /// Checks the policy against a schema version (the newest of its subject) and plans the
+    /// output columns. Fails closed; see the [module documentation](super) for every check.
+    pub fn plan(&self, version: &SchemaVersion) -> Result<LandingPlan> {
+        let Schema::Record(record) = version.schema() else {
+            return Err(self.mismatch(version, "<record>", "a landed subject must be a record".to_owned()));
+        };
+        let subject = version.subject();
+        let actions = self.subjects.get(subject).ok_or_else(|| Error::UncoveredSubject {
+            policy: self.label(),
+            subject: subject.to_owned(),
+            version: version.version(),
+        })?;
+        for field in &record.fields {
+            if !actions.contains_key(&field.name) {
+                return Err(Error::UnmappedField {
+                    policy: self.label(),
+                    subject: subject.to_owned(),
+                    version: version.version(),
+                    field: field.name.clone(),
+                });
+            }
+        }
+        if let Some(field) = actions.keys().find(|name| !record.lookup.contains_key(*name)) {
+            return Err(Error::UnknownPolicyField {
+                policy: self.label(),
+                subject: subject.to_owned(),
+                version: version.version(),
+                field: field.clone(),
+            });
+        }
+        let fields = Fields { version, fields: &record.fields };
+        let patient = fields.index(&self.patient_identifier).filter(|i| fields.kind(*i).0 == Some(ColumnKind::Utf8));
+        let patient = patient.ok_or_else(|| {
+            self.mismatch(
+                version,
+                &self.patient_identifier,
+                "`patient_identifier` must name a string field of every landed subject".to_owned(),
+            )
+        })?;
+
+        let mut columns = Vec::new();
+        let mut owners: BTreeMap<String, String> = BTreeMap::new();
+        for (field_index, field) in record.fields.iter().enumerate() {
+            let action = &actions[&field.name];
+            let sensitivity = Sensitivity::of(field).map_err(|reason| self.mismatch(version, &field.name, reason))?;
+            if let Some(reason) = sensitivity.and_then(|s| s.forbids(action)) {
+                return Err(self.mismatch(version, &field.name, reason));
+            }
+            let Some((transform, kind, nullable)) = self
+                .transform(&fields, field_index, action, patient)
+                .map_err(|r| self.mismatch(version, &field.name, r))?
+            else {
+                continue;
+            };
+            let name = action.column(&field.name).unwrap_or(&field.name).to_owned();
+            self.check_column_name(&fields, field, sensitivity, transform, &name)?;
+            if let Some(first) = owners.insert(name.clone(), field.name.clone()) {
+                return Err(Error::ColumnClash {
+                    policy: self.label(),
+                    subject: version.label(),
+                    column: name,
+                    first,
+                    second: field.name.clone(),
+                });
+            }
+            columns.push(ColumnPlan { field_index, name, kind, nullable, transform });
+        }
+        let arrow_schema = Arc::new(ArrowSchema::new(
+            columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>(),
+        ));
+        Ok(LandingPlan {
+            subject: subject.to_owned(),
+            reader_version: version.version(),
+            reader_fingerprint: version.fingerprint(),
+            columns,
+            arrow_schema,
+        })
+    }
+
+    /// The transform, output kind and nullability of one field's action; `None` for `drop`.
+    /// The error is the reason, without the field (the caller names it).
+    fn transform(
+        &self,
+        fields: &Fields<'_>,
+        index: usize,
+        action: &FieldAction,
+        patient: usize,
+    ) -> std::result::Result<Option<(Transform, ColumnKind, bool)>, String> {
+        let (kind, nullable) = fields.kind(index);
+        let need = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("`{}` needs {what}", action.name())) };
+        let temporal = kind.is_some_and(ColumnKind::is_temporal);
+        Ok(Some(match action {
+            FieldAction::Drop { .. } => return Ok(None),
+            FieldAction::Keep {} => {
+                let kind = kind.ok_or("this Avro type cannot be landed yet")?;
+                (Transform::Copy, kind, nullable)
+            }
+            FieldAction::Hmac { .. } => {
+                need(kind == Some(ColumnKind::Utf8), "a string, enum or UUID field")?;
+                (Transform::Hmac, ColumnKind::Utf8, nullable)
+            }
+            FieldAction::DateYear { .. } => {
+                need(temporal, "a date or timestamp field")?;
+                (Transform::DateYear, ColumnKind::Int32, nullable)
+            }
+            FieldAction::DateYearMonth { .. } => {
+                need(temporal, "a date or timestamp field")?;
+                (Transform::DateYearMonth, ColumnKind::Utf8, nullable)
+            }
+            FieldAction::AgeBand { at, width, top, .. } => {
+                need(temporal, "a date (of birth) field")?;
+                let at_index = fields
+                    .index(at)
+                    .filter(|i| *i != index && fields.kind(*i).0.is_some_and(ColumnKind::is_temporal))
+                    .ok_or_else(|| format!("`age_band.at` must name another date or timestamp field, not `{at}`"))?;
+                need(*width >= 1 && *top >= 1, "`width` and `top` of at least 1")?;
+                (Transform::AgeBand { at: at_index, width: *width, top: *top }, ColumnKind::Utf8, true)
+            }
+            FieldAction::PostcodeOutward { .. } | FieldAction::PostcodeSector { .. } => {
+                need(fields.is_string(index), "a string field")?;
+                let transform = match action {
+                    FieldAction::PostcodeOutward { .. } => Transform::PostcodeOutward,
+                    _ => Transform::PostcodeSector,
+                };
+                // An unparseable postcode lands as null rather than whole.
+                (transform, ColumnKind::Utf8, true)
+            }
+            FieldAction::ShiftDate { max_days, .. } => {
+                let kind = kind.filter(|k| k.is_temporal()).ok_or("`shift_date` needs a date or timestamp field")?;
+                need((1..=MAX_SHIFT_DAYS).contains(max_days), &format!("`max_days` between 1 and {MAX_SHIFT_DAYS}"))?;
+                // Null when the patient is unknown: no shift can be derived, and the true date
+                // must not land instead.
+                (Transform::ShiftDate { patient, max_days: *max_days }, kind, true)
+            }
+            FieldAction::Bucket { width, .. } => {
+                need(width.is_finite() && *width > 0.0, "a positive `width`")?;
+                let transform = match kind {
+                    Some(ColumnKind::Int32 | ColumnKind::Int64) => {
+                        need(width.fract() == 0.0 && *width <= i64::MAX as f64, "a whole-number `width` here")?;
+                        Transform::BucketInt { width: *width as i64 }
+                    }
+                    Some(ColumnKind::Float64) => Transform::BucketFloat { width: *width },
+                    _ => return Err("`bucket` needs an int, long, float or double field".to_owned()),
+                };
+                (transform, kind.unwrap_or(ColumnKind::Float64), true)
+            }
+        }))
+    }
+
+    /// Column names must be plain identifiers, and a derived column must not pass for a field
+    /// of the schema: it may not take another field's name, nor the name of the sensitive field
+    /// it is derived from (a `postcode` column must never hold anything but the full postcode,
+    /// and no policy may land that).
+    fn check_column_name(
+        &self,
+        fields: &Fields<'_>,
+        field: &RecordField,
+        sensitivity: Option<Sensitivity>,
+        transform: Transform,
+        name: &str,
+    ) -> Result<()> {
+        let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let reason = if !plain {
+            format!("column name `{}` must be letters, digits and `_`, not starting with a digit", name.escape_debug())
+        } else if transform != Transform::Copy && name != field.name && fields.index(name).is_some() {
+            format!("column `{name}` would pass for field `{name}` of the schema; choose a name of its own")
+        } else if transform != Transform::Copy && name == field.name && sensitivity.is_some() {
+            format!(
+                "`{name}` is a sensitive field, so its transformed column must not keep the name `{name}`; \
+                 choose a name saying what the column holds"
+            )
+        } else {
+            return Ok(());
+        };
+        Err(self.mismatch(fields.version, &field.name, reason))
+    }
+
+    fn mismatch(&self, version: &SchemaVersion, field: &str, reason: String) -> Error {
+        Error::PolicyMismatch { policy: self.label(), subject: version.label(), field: field.to_owned(), reason }
+    }
+}
+
+/// The fields of the record being planned, with their landed types.
+struct Fields<'s> {
+    /// The schema version planned against.
+    version: &'s SchemaVersion,
+    /// Its record's fields.
+    fields: &'s [RecordField],
+}
+
+impl Fields<'_> {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Landed kind (if any) and nullability of a field.
+    fn kind(&self, index: usize) -> (Option<ColumnKind>, bool) {
+        let (nullable, inner) = unwrap_nullable(&self.fields[index].schema);
+        (ColumnKind::of(inner), nullable)
+    }
+
+    /// Whether a field is a plain string (not an enum or UUID).
+    fn is_string(&self, index: usize) -> bool {
+        matches!(unwrap_nullable(&self.fields[index].schema).1, Schema::String)
+    }
+}
+
+fn unwrap_nullable(schema: &Schema) -> (bool, &Schema) {
+    if let Schema::Union(union) = schema {
+        let variants = union.variants();
+        if variants.len() == 2 {
+            if let Schema::Null = variants[0] {
+                return (true, &variants[1]);
+            }
+            if let Schema::Null = variants[1] {
+                return (true, &variants[0]);
+            }
+        }
+    }
+    (false, schema)
+}
