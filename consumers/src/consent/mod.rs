@@ -87,7 +87,7 @@
 //!
 //! The store keeps one 20-byte slot per (patient, scope) in force plus small interned tables of
 //! study ids and purpose lists — about 44 bytes per patient with a million National Data
-//! Opt-outs, or some 180 MB for five million; see [`ConsentStore::heap_bytes`] and
+//! Opt-outs, or 176 MB for five million; see [`ConsentStore::heap_bytes`] and
 //! `docs/BENCHMARKS.md`. Nothing in it prints an NHS number: its `Debug` output holds counts only.
 
 mod change;

@@ -21,10 +21,12 @@
 //! loading. A single table for every scope keeps that hint exact: there can be no more
 //! (patient, scope) pairs than changes.
 //!
-//! Keys are hashed with the standard library's default, SipHash with a random key.
+//! Keys are hashed with the standard library's default, SipHash with a random key, on the NHS
+//! number alone: a patient's scopes share one probe sequence, so looking at all of them costs
+//! about one cache miss rather than one per scope.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, hash_map::Entry},
     fmt,
     hash::{Hash, Hasher},
     mem::size_of,
@@ -34,6 +36,8 @@ use super::{ConsentChange, ConsentScope, Purpose};
 
 /// Bits of a key taken by the NHS number: 10^10 - 1 < 2^34.
 const NHS_NUMBER_BITS: u32 = 34;
+/// The NHS number's bits of a packed key.
+const NHS_NUMBER_MASK: u64 = (1 << NHS_NUMBER_BITS) - 1;
 /// Scope code of the National Data Opt-out.
 const NATIONAL: u32 = 0;
 /// Scope code of the Type 1 opt-out.
@@ -80,9 +84,13 @@ impl Key {
     }
 }
 
+/// Hashes the NHS number only, leaving the scope out, so that every scope of one patient lands
+/// in the same probe sequence of the table: checking a patient's other scopes, as
+/// [`ConsentStore::apply`] and [`ConsentStore::decide`] do, then reads memory already in cache.
+/// Keys equal in full are equal in their NHS number, so equal keys still hash alike.
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.packed());
+        state.write_u64(self.packed() & NHS_NUMBER_MASK);
     }
 }
 
@@ -258,21 +266,26 @@ impl ConsentStore {
             ConsentScope::Study(id) => self.study_scope(id),
         };
         let incoming = InForce::new(change.effective_at, change.deny, self.purpose_lists.intern(change.purposes));
-        let key = Key::new(patient, scope);
-        if let Some(current) = self.in_force.get_mut(&key) {
-            *current = join(*current, incoming, &mut self.purpose_lists);
-            return;
-        }
-        let known = self.in_force.contains_key(&Key::new(patient, NATIONAL))
-            || self.in_force.contains_key(&Key::new(patient, TYPE_1))
+        // Looked at before the entry is taken, as the entry borrows the table; the patient's
+        // other scopes share this key's probe sequence, so this costs little more than the entry.
+        let known = (scope != NATIONAL && self.in_force.contains_key(&Key::new(patient, NATIONAL)))
+            || (scope != TYPE_1 && self.in_force.contains_key(&Key::new(patient, TYPE_1)))
             || self.study_patients.contains(&patient);
-        if !known {
-            self.patients += 1;
+        match self.in_force.entry(Key::new(patient, scope)) {
+            Entry::Occupied(mut slot) => {
+                let joined = join(*slot.get(), incoming, &mut self.purpose_lists);
+                slot.insert(joined);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(incoming);
+                if !known {
+                    self.patients += 1;
+                }
+                if scope >= FIRST_STUDY {
+                    self.study_patients.insert(patient);
+                }
+            }
         }
-        if scope >= FIRST_STUDY {
-            self.study_patients.insert(patient);
-        }
-        self.in_force.insert(key, incoming);
     }
 
     /// The scope code of a study, given one on first sight.
