@@ -20,7 +20,7 @@ use super::{LanderConfig, LanderConsumer, LandingReport, block};
 use crate::{
     Error, Result,
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
+    consent::{ConsentChange, ConsentStore, Decision, Purpose, PurposeRules, is_gp_practice},
     parquet_sink::write_atomically,
     policy::{LandingPlan, Policy},
     pseudonymise::{PurposeKey, pseudonymise},
@@ -205,8 +205,10 @@ impl<'a> LandingState<'a> {
             writer_fingerprint: event.writer.fingerprint(),
         };
         for (index, (purpose, key)) in self.purposes.iter().enumerate() {
-            match self.consent.decide(purpose, nhs_number, gp_sourced) {
-                Decision::Release => routed.rows.push((index, pseudonymise(plan, key, &event.value)?)),
+            // Every purpose has the default rules (no exemptions, opt-out studies) until policy
+            // files declare their own.
+            match self.consent.decide(purpose, &PurposeRules::default(), nhs_number, gp_sourced) {
+                Decision::Release { .. } => routed.rows.push((index, pseudonymise(plan, key, &event.value)?)),
                 Decision::Withhold(reason) => routed.withheld.push((purpose.name(), reason.label())),
             }
         }

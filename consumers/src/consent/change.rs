@@ -1,0 +1,71 @@
+//! One change read from the consent topic, and what it is about.
+
+use apache_avro::types::Value;
+use sluice_schemas::NhsNumber;
+
+use crate::record::RecordView;
+
+/// What a consent change is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentScope {
+    /// The National Data Opt-out.
+    NationalDataOptOut,
+    /// A Type 1 opt-out at the GP practice.
+    Type1OptOut,
+    /// One study, by id.
+    Study(String),
+}
+
+/// One decoded change from the consent topic.
+///
+/// Its `Debug` output is safe to log: [`NhsNumber`] prints itself redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentChange {
+    /// The patient.
+    pub nhs_number: NhsNumber,
+    /// What the change is about.
+    pub scope: ConsentScope,
+    /// True for an opt-out or dissent, false for a withdrawal of an opt-out or a consent.
+    pub deny: bool,
+    /// When the change takes effect (microseconds since the Unix epoch, UTC).
+    pub effective_at: i64,
+    /// Purposes the change is limited to; empty means every purpose the scope covers.
+    pub purposes: Vec<String>,
+}
+
+impl ConsentChange {
+    /// Reads a change from a `consent` record (any version, resolved to the newest). The error
+    /// names what is wrong without quoting any value.
+    pub fn from_record(record: &Value) -> Result<Self, String> {
+        let view = RecordView::new(record).ok_or("a consent change must be a record")?;
+        let nhs_number = view
+            .string("nhs_number")
+            .ok_or("consent change has no NHS number")
+            .and_then(|text| NhsNumber::parse(text).map_err(|_| "consent change has an invalid NHS number"))?;
+        let scope = match view.enum_symbol("scope") {
+            Some("NATIONAL_DATA_OPT_OUT") => ConsentScope::NationalDataOptOut,
+            Some("TYPE_1_OPT_OUT") => ConsentScope::Type1OptOut,
+            Some("STUDY") => ConsentScope::Study(
+                view.string("study_id")
+                    .filter(|id| !id.is_empty())
+                    .ok_or("a STUDY consent change needs a study_id")?
+                    .to_owned(),
+            ),
+            _ => return Err("consent change has an unknown scope".to_owned()),
+        };
+        let deny = match view.enum_symbol("decision") {
+            Some("DENY") => true,
+            Some("PERMIT") => false,
+            _ => return Err("consent change has an unknown decision".to_owned()),
+        };
+        let effective_at = view.timestamp_micros("effective_at").ok_or("consent change has no effective_at")?;
+        let purposes = view.string_array("purposes").unwrap_or_default();
+        Ok(ConsentChange { nhs_number, scope, deny, effective_at, purposes })
+    }
+
+    /// Whether the change withdraws release: it is a DENY (an opt-out or a study dissent) rather
+    /// than a PERMIT (the withdrawal of an opt-out, or a consent to a study).
+    pub fn withdraws_release(&self) -> bool {
+        self.deny
+    }
+}

@@ -1,0 +1,366 @@
+//! The consent store: the change in force for every (patient, scope), kept compact enough for
+//! the millions of opt-outs England holds.
+//!
+//! # Layout
+//!
+//! One hash table maps a packed key to a packed value, and everything that repeats lives in small
+//! interned tables beside it:
+//!
+//! * the **key** is the NHS number (ten digits fit in 34 bits) with a 30-bit scope code above
+//!   it: 0 for the National Data Opt-out, 1 for the Type 1 opt-out, 2 and up for studies, by the
+//!   order in which their ids were first seen. It is stored as two `u32` halves so that slots are
+//!   4-byte aligned;
+//! * the **value** is the change in force: its `effective_at` (again two `u32` halves) and one
+//!   `u32` holding the DENY flag in its top bit and the id of an interned purpose list below it,
+//!   0 meaning "every purpose the scope covers".
+//!
+//! A slot is therefore 20 bytes, plus one control byte of the standard library's SwissTable. At
+//! its load factor of 7/8 and with a power-of-two number of slots, a million patients take about
+//! 44 bytes each. [`ConsentStore::with_capacity`] sizes the table once for the number of changes
+//! the lander is about to read, so it does not double (and briefly hold both copies) while
+//! loading. A single table for every scope keeps that hint exact: there can be no more
+//! (patient, scope) pairs than changes.
+//!
+//! Keys are hashed with the standard library's default, SipHash with a random key, on the NHS
+//! number alone: a patient's scopes share one probe sequence, so looking at all of them costs
+//! about one cache miss rather than one per scope.
+
+use std::{
+    collections::{HashMap, HashSet, hash_map::Entry},
+    fmt,
+    hash::{Hash, Hasher},
+    mem::size_of,
+};
+
+use super::{ConsentChange, ConsentScope, Purpose};
+
+/// Bits of a key taken by the NHS number: 10^10 - 1 < 2^34.
+const NHS_NUMBER_BITS: u32 = 34;
+/// The NHS number's bits of a packed key.
+const NHS_NUMBER_MASK: u64 = (1 << NHS_NUMBER_BITS) - 1;
+/// Scope code of the National Data Opt-out.
+const NATIONAL: u32 = 0;
+/// Scope code of the Type 1 opt-out.
+const TYPE_1: u32 = 1;
+/// Scope code of the first study seen; later studies count up from it.
+const FIRST_STUDY: u32 = 2;
+/// Largest scope code that fits above the NHS number.
+const MAX_SCOPE: u32 = (1 << (64 - NHS_NUMBER_BITS)) - 1;
+/// The DENY flag in [`InForce::tag`]; the bits below it hold the purpose list id.
+const DENY_BIT: u32 = 1 << 31;
+/// Purpose list id meaning "every purpose the scope covers".
+const ALL_PURPOSES: u32 = 0;
+/// Control bytes a SwissTable allocates beyond one per slot (one SIMD group).
+const TABLE_GROUP_WIDTH: usize = 16;
+
+/// A scope as [`ConsentStore::in_force`] is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope<'a> {
+    /// The National Data Opt-out.
+    National,
+    /// The Type 1 opt-out.
+    Type1,
+    /// One study, by id.
+    Study(&'a str),
+}
+
+/// A (patient, scope) pair packed into 64 bits and kept as two halves, so that a table slot
+/// (key and [`InForce`]) is 20 bytes with 4-byte alignment instead of 24 with 8-byte alignment.
+/// Deliberately not `Debug`: it holds an NHS number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key([u32; 2]);
+
+impl Key {
+    /// Packs a patient (an NHS number as an integer) and a scope code.
+    fn new(nhs_number: u64, scope: u32) -> Self {
+        debug_assert!(nhs_number >> NHS_NUMBER_BITS == 0 && scope <= MAX_SCOPE);
+        let packed = nhs_number | (u64::from(scope) << NHS_NUMBER_BITS);
+        Key([packed as u32, (packed >> 32) as u32])
+    }
+
+    /// The 64-bit packed form.
+    fn packed(self) -> u64 {
+        u64::from(self.0[0]) | (u64::from(self.0[1]) << 32)
+    }
+}
+
+/// Hashes the NHS number only, leaving the scope out, so that every scope of one patient lands
+/// in the same probe sequence of the table: checking a patient's other scopes, as
+/// [`ConsentStore::apply`] and [`ConsentStore::decide`] do, then reads memory already in cache.
+/// Keys equal in full are equal in their NHS number, so equal keys still hash alike.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.packed() & NHS_NUMBER_MASK);
+    }
+}
+
+/// The change in force for one (patient, scope), packed into 12 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct InForce {
+    /// `effective_at` in microseconds, low half then high half.
+    effective_at: [u32; 2],
+    /// [`DENY_BIT`] for a DENY, or-ed with the id of the interned purpose list.
+    tag: u32,
+}
+
+impl InForce {
+    /// Packs one change's decision.
+    fn new(effective_at: i64, deny: bool, purposes: u32) -> Self {
+        let bits = effective_at as u64;
+        InForce { effective_at: [bits as u32, (bits >> 32) as u32], tag: purposes | if deny { DENY_BIT } else { 0 } }
+    }
+
+    /// When the change took effect.
+    fn effective_at(self) -> i64 {
+        (u64::from(self.effective_at[0]) | (u64::from(self.effective_at[1]) << 32)) as i64
+    }
+
+    /// True for a DENY (opt-out or dissent), false for a PERMIT (withdrawal or consent).
+    pub(super) fn deny(self) -> bool {
+        self.tag & DENY_BIT != 0
+    }
+
+    /// Id of the change's interned purpose list, [`ALL_PURPOSES`] when unlimited.
+    fn purposes(self) -> u32 {
+        self.tag & !DENY_BIT
+    }
+}
+
+/// Distinct purpose lists, each kept once, sorted and without duplicates. Consent changes that
+/// limit their purposes use a handful of lists between them, so a change in force holds a
+/// 31-bit id instead of a vector of strings.
+#[derive(Default)]
+struct PurposeLists {
+    /// List `id` is at `lists[id - 1]`; id [`ALL_PURPOSES`] has no list.
+    lists: Vec<Vec<String>>,
+    /// The id of each list, to find it again when it recurs.
+    ids: HashMap<Vec<String>, u32>,
+}
+
+impl PurposeLists {
+    /// The id of `names` as a set: sorted, without duplicates; empty means every purpose.
+    fn intern(&mut self, mut names: Vec<String>) -> u32 {
+        if names.is_empty() {
+            return ALL_PURPOSES;
+        }
+        names.sort_unstable();
+        names.dedup();
+        if let Some(id) = self.ids.get(&names) {
+            return *id;
+        }
+        let id = u32::try_from(self.lists.len() + 1)
+            .ok()
+            .filter(|id| id & DENY_BIT == 0)
+            .expect("fewer than 2^31 distinct purpose lists");
+        self.lists.push(names.clone());
+        self.ids.insert(names, id);
+        id
+    }
+
+    /// The id of the union of two lists; an unlimited list absorbs any other.
+    fn union(&mut self, a: u32, b: u32) -> u32 {
+        if a == ALL_PURPOSES || b == ALL_PURPOSES {
+            return ALL_PURPOSES;
+        }
+        if a == b {
+            return a;
+        }
+        let names = [a, b].iter().flat_map(|id| self.names(*id)).cloned().collect();
+        self.intern(names)
+    }
+
+    /// The names in list `id`; empty for [`ALL_PURPOSES`].
+    fn names(&self, id: u32) -> &[String] {
+        match id {
+            ALL_PURPOSES => &[],
+            id => &self.lists[id as usize - 1],
+        }
+    }
+
+    /// Whether list `id` covers `purpose`.
+    fn covers(&self, id: u32, purpose: &Purpose) -> bool {
+        id == ALL_PURPOSES || self.names(id).iter().any(|name| purpose.is_named(name))
+    }
+
+    /// Heap held by the lists and their index.
+    fn heap_bytes(&self) -> usize {
+        let names = |list: &Vec<String>| {
+            list.capacity() * size_of::<String>() + list.iter().map(String::capacity).sum::<usize>()
+        };
+        self.lists.capacity() * size_of::<Vec<String>>()
+            + self.lists.iter().map(names).sum::<usize>()
+            + table_bytes::<(Vec<String>, u32)>(self.ids.capacity())
+            + self.ids.keys().map(names).sum::<usize>()
+    }
+}
+
+/// Consent state of every patient with at least one change.
+///
+/// Its `Debug` output shows counts and sizes only, never an NHS number.
+#[derive(Default)]
+pub struct ConsentStore {
+    /// The change in force per (patient, scope): the one table that grows with the population.
+    in_force: HashMap<Key, InForce>,
+    /// Study ids, each with its scope code (from [`FIRST_STUDY`] up).
+    studies: HashMap<String, u32>,
+    /// The purpose lists that changes are limited to.
+    purpose_lists: PurposeLists,
+    /// Patients with a change about any study. With lookups of the two opt-out scopes it tells
+    /// whether a patient is new without scanning every study; study participants are few.
+    study_patients: HashSet<u64>,
+    /// Distinct patients with any change, for [`ConsentStore::patients`].
+    patients: usize,
+    /// Changes applied (including superseded ones), for progress and audit.
+    changes_applied: u64,
+}
+
+impl ConsentStore {
+    /// An empty store: nobody has opted out.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store with room for `changes` (patient, scope) pairs, so that loading that many
+    /// changes never grows the table. A hint: the lander knows how many consent messages it is
+    /// about to read, and there cannot be more pairs than changes.
+    pub fn with_capacity(changes: usize) -> Self {
+        ConsentStore { in_force: HashMap::with_capacity(changes), ..Self::default() }
+    }
+
+    /// Number of distinct patients with any recorded change.
+    pub fn patients(&self) -> usize {
+        self.patients
+    }
+
+    /// Number of changes applied so far.
+    pub fn changes_applied(&self) -> u64 {
+        self.changes_applied
+    }
+
+    /// An estimate of the heap the store holds, in bytes, computed from its tables' capacities
+    /// and entry sizes as the standard library lays them out (a SwissTable: one slot and one
+    /// control byte per bucket, a power-of-two number of buckets at most 7/8 full). It counts
+    /// reserved but unused room, and not the allocator's own bookkeeping.
+    pub fn heap_bytes(&self) -> usize {
+        table_bytes::<(Key, InForce)>(self.in_force.capacity())
+            + table_bytes::<(String, u32)>(self.studies.capacity())
+            + self.studies.keys().map(String::capacity).sum::<usize>()
+            + self.purpose_lists.heap_bytes()
+            + table_bytes::<u64>(self.study_patients.capacity())
+    }
+
+    /// Applies one change. A change older than the one in force for the same patient and scope
+    /// is ignored; at equal effective times a DENY wins, and two changes with the same decision
+    /// combine their purpose lists.
+    ///
+    /// # Panics
+    ///
+    /// With more than about a billion distinct study ids or two billion distinct purpose lists,
+    /// which no consent topic holds.
+    pub fn apply(&mut self, change: ConsentChange) {
+        self.changes_applied += 1;
+        let patient = change.nhs_number.as_u64();
+        let scope = match change.scope {
+            ConsentScope::NationalDataOptOut => NATIONAL,
+            ConsentScope::Type1OptOut => TYPE_1,
+            ConsentScope::Study(id) => self.study_scope(id),
+        };
+        let incoming = InForce::new(change.effective_at, change.deny, self.purpose_lists.intern(change.purposes));
+        // Looked at before the entry is taken, as the entry borrows the table; the patient's
+        // other scopes share this key's probe sequence, so this costs little more than the entry.
+        let known = (scope != NATIONAL && self.in_force.contains_key(&Key::new(patient, NATIONAL)))
+            || (scope != TYPE_1 && self.in_force.contains_key(&Key::new(patient, TYPE_1)))
+            || self.study_patients.contains(&patient);
+        match self.in_force.entry(Key::new(patient, scope)) {
+            Entry::Occupied(mut slot) => {
+                let joined = join(*slot.get(), incoming, &mut self.purpose_lists);
+                slot.insert(joined);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(incoming);
+                if !known {
+                    self.patients += 1;
+                }
+                if scope >= FIRST_STUDY {
+                    self.study_patients.insert(patient);
+                }
+            }
+        }
+    }
+
+    /// The scope code of a study, given one on first sight.
+    fn study_scope(&mut self, id: String) -> u32 {
+        if let Some(scope) = self.studies.get(&id) {
+            return *scope;
+        }
+        let scope = u32::try_from(self.studies.len())
+            .ok()
+            .and_then(|n| n.checked_add(FIRST_STUDY))
+            .filter(|scope| *scope <= MAX_SCOPE)
+            .expect("fewer than 2^30 distinct study ids");
+        self.studies.insert(id, scope);
+        scope
+    }
+
+    /// The decision in force for a patient and scope that applies to `purpose`: `Some(true)`
+    /// for a DENY, `Some(false)` for a PERMIT, `None` when there is none or its purpose list
+    /// leaves `purpose` out.
+    pub(super) fn in_force(&self, patient: u64, scope: Scope<'_>, purpose: &Purpose) -> Option<bool> {
+        let scope = match scope {
+            Scope::National => NATIONAL,
+            Scope::Type1 => TYPE_1,
+            Scope::Study(id) => *self.studies.get(id)?,
+        };
+        let in_force = self.in_force.get(&Key::new(patient, scope))?;
+        self.purpose_lists.covers(in_force.purposes(), purpose).then(|| in_force.deny())
+    }
+}
+
+impl fmt::Debug for ConsentStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentStore")
+            .field("patients", &self.patients)
+            .field("in_force", &self.in_force.len())
+            .field("studies", &self.studies.len())
+            .field("purpose_lists", &self.purpose_lists.lists.len())
+            .field("changes_applied", &self.changes_applied)
+            .field("heap_bytes", &self.heap_bytes())
+            .finish()
+    }
+}
+
+/// The change in force after `incoming` meets `current`: the later one; at the same time a DENY
+/// over a PERMIT; at the same time and decision, one change with both purpose lists. This is a
+/// join (commutative, associative, idempotent), so the order of application does not matter.
+fn join(current: InForce, incoming: InForce, lists: &mut PurposeLists) -> InForce {
+    let at = current.effective_at();
+    match incoming.effective_at().cmp(&at) {
+        std::cmp::Ordering::Greater => incoming,
+        std::cmp::Ordering::Less => current,
+        std::cmp::Ordering::Equal if incoming.deny() != current.deny() => {
+            if incoming.deny() {
+                incoming
+            } else {
+                current
+            }
+        }
+        std::cmp::Ordering::Equal => {
+            InForce::new(at, current.deny(), lists.union(current.purposes(), incoming.purposes()))
+        }
+    }
+}
+
+/// Heap bytes of a standard-library hash table of `T` entries with room for `capacity`: a
+/// power-of-two number of buckets, each with a `T` slot and a control byte, plus one trailing
+/// group of control bytes.
+fn table_bytes<T>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity + 1).max(capacity * 8 / 7).next_power_of_two();
+    buckets * (size_of::<T>() + 1) + TABLE_GROUP_WIDTH
+}
+
+/// Bytes of one slot of the main table, which the store's compactness rests on.
+#[cfg(test)]
+pub(super) const SLOT_BYTES: usize = size_of::<(Key, InForce)>();

@@ -1,0 +1,208 @@
+//! The store: order of changes, replay in any order, counts, size, and reading changes from
+//! consent records.
+
+use apache_avro::types::{Record, Value};
+use proptest::prelude::*;
+use sluice_schemas::{Catalogue, Decoder, Encoder, Framing};
+
+use super::*;
+use crate::consent::store::SLOT_BYTES;
+
+#[test]
+fn latest_effective_change_wins_and_deny_wins_ties() {
+    let mut store = ConsentStore::new();
+    let research =
+        |store: &ConsentStore| store.decide(&Purpose::Research, &PurposeRules::default(), Some(patient()), false);
+    store.apply(change(ConsentScope::NationalDataOptOut, true, 10));
+    store.apply(change(ConsentScope::NationalDataOptOut, false, 20));
+    assert_eq!(research(&store), RELEASE, "withdrawal in force");
+    store.apply(change(ConsentScope::NationalDataOptOut, true, 15));
+    assert_eq!(research(&store), RELEASE, "older change ignored");
+    store.apply(change(ConsentScope::NationalDataOptOut, true, 20));
+    assert_eq!(research(&store), withhold(WithholdReason::NationalDataOptOut));
+    store.apply(change(ConsentScope::NationalDataOptOut, false, 20));
+    assert_eq!(research(&store), withhold(WithholdReason::NationalDataOptOut), "a PERMIT at the same time loses");
+    assert_eq!(store.changes_applied(), 5);
+    assert_eq!(store.patients(), 1);
+}
+
+#[test]
+fn equal_changes_at_the_same_time_combine_their_purposes() {
+    let first = limited(change(ConsentScope::NationalDataOptOut, true, 10), &["research"]);
+    let second = limited(change(ConsentScope::NationalDataOptOut, true, 10), &["planning"]);
+    for store in [store_with([first.clone(), second.clone()]), store_with([second, first])] {
+        for purpose in [Purpose::Planning, Purpose::Research] {
+            assert_eq!(
+                store.decide(&purpose, &PurposeRules::default(), Some(patient()), false),
+                withhold(WithholdReason::NationalDataOptOut)
+            );
+        }
+    }
+}
+
+#[test]
+fn patients_are_counted_once_whatever_their_scopes() {
+    let mut store = store_with([
+        change(ConsentScope::NationalDataOptOut, true, 10),
+        change(ConsentScope::Type1OptOut, true, 10),
+        change(study("S1"), true, 10),
+        change(study("S2"), false, 10),
+    ]);
+    assert_eq!(store.patients(), 1);
+    let other = |scope| ConsentChange { nhs_number: nth_patient(7), ..change(scope, true, 10) };
+    store.apply(other(study("S2")));
+    store.apply(other(ConsentScope::Type1OptOut));
+    store.apply(other(ConsentScope::NationalDataOptOut));
+    assert_eq!(store.patients(), 2);
+    assert_eq!(store.changes_applied(), 7);
+}
+
+#[test]
+fn debug_output_shows_no_nhs_number() {
+    let store = store_with([change(ConsentScope::NationalDataOptOut, true, 10), change(study("S1"), true, 10)]);
+    let change = change(ConsentScope::Type1OptOut, true, 10);
+    for debug in [format!("{store:?}"), format!("{change:?}")] {
+        assert!(!debug.contains(DIGITS), "{debug}");
+        assert!(!debug.contains(&DIGITS[..6]), "{debug}");
+    }
+    assert!(format!("{store:?}").contains("patients: 1"));
+}
+
+#[test]
+fn a_slot_of_the_store_is_twenty_bytes() {
+    assert_eq!(SLOT_BYTES, 20);
+}
+
+#[test]
+fn a_million_national_opt_outs_take_under_fifty_bytes_each() {
+    const N: usize = 1_000_000;
+    let first = nth_patient(0).as_u64() / 10;
+    let changes = || {
+        (first..)
+            .filter_map(|n| {
+                let digits: [u8; 9] = std::array::from_fn(|i| (n / 10u64.pow(8 - i as u32) % 10) as u8);
+                NhsNumber::from_first_nine(digits)
+            })
+            .take(N)
+            .map(|nhs_number| ConsentChange { nhs_number, ..change(ConsentScope::NationalDataOptOut, true, 10) })
+    };
+    for mut store in [ConsentStore::new(), ConsentStore::with_capacity(N)] {
+        changes().for_each(|c| store.apply(c));
+        assert_eq!(store.patients(), N);
+        let per_entry = store.heap_bytes() as f64 / N as f64;
+        assert!(per_entry < 50.0, "{per_entry:.1} bytes per opt-out");
+        assert!(per_entry >= SLOT_BYTES as f64, "{per_entry:.1} bytes per opt-out cannot be honest");
+    }
+}
+
+#[test]
+fn with_capacity_reserves_up_front() {
+    let empty = ConsentStore::new().heap_bytes();
+    assert_eq!(empty, 0);
+    let reserved = ConsentStore::with_capacity(1000);
+    let before = reserved.heap_bytes();
+    assert!(before > 1000 * SLOT_BYTES);
+    let mut store = reserved;
+    (0..1000).for_each(|n| {
+        store.apply(ConsentChange { nhs_number: nth_patient(n), ..change(ConsentScope::NationalDataOptOut, true, 1) })
+    });
+    assert_eq!(store.heap_bytes(), before, "the table did not grow");
+}
+
+/// Encodes a consent record with the newest schema and decodes it the way the lander does.
+fn round_trip(nhs_number: &str, scope: (u32, &str), study_id: Option<&str>, purposes: &[&str]) -> Value {
+    let catalogue = Catalogue::embedded();
+    let version = catalogue.latest("consent").unwrap();
+    let mut record = Record::new(version.schema()).unwrap();
+    record.put("event_id", Value::Uuid(apache_avro::Uuid::nil()));
+    record.put("effective_at", Value::TimestampMicros(1_700_000_000_000_000));
+    record.put("recorded_at", Value::TimestampMicros(1_700_000_000_000_001));
+    record.put("source_organisation", "X26");
+    record.put("nhs_number", nhs_number);
+    record.put("scope", Value::Enum(scope.0, scope.1.to_owned()));
+    record.put(
+        "study_id",
+        match study_id {
+            Some(id) => Value::Union(1, Box::new(Value::String(id.to_owned()))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        },
+    );
+    record.put("decision", Value::Enum(1, "DENY".to_owned()));
+    record.put("purposes", Value::Array(purposes.iter().map(|p| Value::String((*p).to_owned())).collect()));
+    let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(version, &record.into()).unwrap();
+    Decoder::new(catalogue).decode(&bytes).unwrap().value
+}
+
+#[test]
+fn changes_are_read_from_consent_records() {
+    let value = round_trip(DIGITS, (2, "STUDY"), Some("IRAS-123456"), &["study:IRAS-123456"]);
+    assert_eq!(
+        ConsentChange::from_record(&value).unwrap(),
+        ConsentChange {
+            nhs_number: patient(),
+            scope: study("IRAS-123456"),
+            deny: true,
+            effective_at: 1_700_000_000_000_000,
+            purposes: vec!["study:IRAS-123456".to_owned()],
+        }
+    );
+    let value = round_trip(DIGITS, (0, "NATIONAL_DATA_OPT_OUT"), None, &[]);
+    assert_eq!(ConsentChange::from_record(&value).unwrap().scope, ConsentScope::NationalDataOptOut);
+
+    let error = ConsentChange::from_record(&round_trip("9434765918", (1, "TYPE_1_OPT_OUT"), None, &[])).unwrap_err();
+    assert!(!error.contains("943476591"), "{error}");
+    assert!(ConsentChange::from_record(&round_trip(DIGITS, (2, "STUDY"), None, &[])).is_err());
+}
+
+/// One generated change: (patient 0..2, scope 0..4, deny, effective_at, purpose list 0..4).
+type Generated = (u64, u8, bool, i64, u8);
+
+fn generated_change((who, scope, deny, at, purposes): Generated) -> ConsentChange {
+    let scope = match scope {
+        0 => ConsentScope::NationalDataOptOut,
+        1 => ConsentScope::Type1OptOut,
+        2 => study("S1"),
+        _ => study("S2"),
+    };
+    let purposes: &[&str] = match purposes {
+        0 => &[],
+        1 => &["research"],
+        2 => &["planning", "study:S1"],
+        _ => &["study:S1", "research", "study:S2"],
+    };
+    ConsentChange { nhs_number: nth_patient(who), ..limited(change(scope, deny, at), purposes) }
+}
+
+/// Every decision the store can make for the two patients, under a range of rules.
+fn all_decisions(store: &ConsentStore) -> Vec<Decision> {
+    let rule_sets = [PurposeRules::default(), opt_in(), exempt(&[NDOO]), exempt(&[TYPE_1]), exempt(&[NDOO, TYPE_1])];
+    let purposes = [Purpose::DirectCare, Purpose::Planning, Purpose::Research, s("S1"), s("S2"), s("S3")];
+    let mut decisions = Vec::new();
+    for who in 0..2 {
+        for purpose in &purposes {
+            for rules in &rule_sets {
+                for gp_sourced in [false, true] {
+                    decisions.push(store.decide(purpose, rules, Some(nth_patient(who)), gp_sourced));
+                }
+            }
+        }
+    }
+    decisions
+}
+
+proptest! {
+    /// Applying the same changes in any order, or twice, gives the same decisions: replaying
+    /// the consent topic is deterministic.
+    #[test]
+    fn order_of_application_does_not_matter(
+        (changes, shuffled) in proptest::collection::vec((0u64..2, 0u8..4, any::<bool>(), 0i64..6, 0u8..4), 1..16)
+            .prop_flat_map(|changes| (Just(changes.clone()), Just(changes).prop_shuffle())),
+    ) {
+        let in_order = store_with(changes.iter().copied().map(generated_change));
+        let reordered = store_with(shuffled.iter().copied().map(generated_change));
+        let twice = store_with(shuffled.iter().chain(&changes).copied().map(generated_change));
+        prop_assert_eq!(all_decisions(&in_order), all_decisions(&reordered));
+        prop_assert_eq!(all_decisions(&in_order), all_decisions(&twice));
+        prop_assert_eq!(in_order.patients(), reordered.patients());
+    }
+}
