@@ -17,7 +17,7 @@ use std::{
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::mocking::MockCluster;
-use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::setups_from_builtin, pseudonymise::PurposeKey};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing};
 use tokio::sync::watch;
@@ -273,10 +273,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         max_buffered_rows: options.max_buffered_rows,
         idle_flush_secs: 2,
         consent_load_timeout_secs: 60,
+        erase_on_opt_out: false,
+        audit_log: None,
     };
-    // One policy for every purpose for now: the builtin research policy, the most restrictive
-    // of the three. Landing each purpose under its own policy comes next.
-    let policy = Policy::builtin("research").expect("sluice is built with a research policy");
+    // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
+    let setups = setups_from_builtin(&options.keys)?;
     let (targets_tx, targets_rx) = watch::channel(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -292,8 +293,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         let report = sluice_consumers::run(
             &client,
             &lander_config,
-            &policy,
-            &options.keys,
+            &setups,
             catalogue,
             RunUntil::CaughtUp(targets_rx),
             shutdown_rx,

@@ -5,7 +5,10 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
 use sluice::{broker, demo, governance, keys, progress, provision, services, topics::Topics};
-use sluice_consumers::LanderConfig;
+use sluice_consumers::{
+    LanderConfig,
+    lander::{setups_from_builtin, setups_from_dir},
+};
 use sluice_producers::batch_file::FileImportConfig;
 use sluice_producers::fhir::server::FhirServerConfig;
 use sluice_producers::hl7::listener::MllpListenerConfig;
@@ -243,6 +246,13 @@ struct LandArgs {
     /// Topic definitions (default: the compiled-in infra/topics.toml).
     #[arg(long)]
     topics: Option<PathBuf>,
+    /// Directory of policy files, one `<purpose>.toml` per purpose (default: the built-in
+    /// policies of direct-care, planning and research; a study always needs a file).
+    #[arg(long)]
+    policies: Option<PathBuf>,
+    /// Also erase a patient's already landed rows when a later opt-out withholds them.
+    #[arg(long)]
+    erase_on_opt_out: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -538,7 +548,12 @@ fn produce_file(args: FileArgs) -> Result<ExitCode, String> {
 fn land(args: LandArgs) -> Result<ExitCode, String> {
     let topics = load_topics(args.topics)?;
     let client = args.broker.client()?;
-    let keys = keys::from_environment(&args.purposes)?;
+    let rings = keys::required_rings(&args.purposes)?;
+    let setups = match &args.policies {
+        Some(dir) => setups_from_dir(dir, rings),
+        None => setups_from_builtin(&keys::active(rings)),
+    }
+    .map_err(|e| e.to_string())?;
     let config = LanderConfig {
         lake_dir: args.lake,
         purposes: args.purposes,
@@ -549,10 +564,12 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         max_buffered_rows: args.max_buffered_rows,
         idle_flush_secs: args.idle_flush_secs,
         consent_load_timeout_secs: 60,
+        erase_on_opt_out: args.erase_on_opt_out,
+        audit_log: None,
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;
-        services::land(&client, &config, &keys, shutdown).await
+        services::land(&client, &config, &setups, shutdown).await
     })?;
     print!("{}", services::render_landing(&report));
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, sync::Arc};
 
 use rdkafka::ClientConfig;
-use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::PurposeSetup};
 use sluice_producers::batch_file::{FileImportConfig, ImportReport, Progress};
 use sluice_producers::fhir::server::{FhirServer, FhirServerConfig, ServerCounts};
 use sluice_producers::hl7::listener::{ListenerCounts, MllpListener, MllpListenerConfig};
@@ -190,14 +190,11 @@ pub fn render_import(report: &ImportReport) -> String {
 pub async fn land(
     client: &ClientConfig,
     config: &LanderConfig,
-    keys: &BTreeMap<String, PurposeKey>,
+    setups: &BTreeMap<String, PurposeSetup>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<LandingReport, String> {
-    // One policy for every purpose for now: the builtin research policy, the most restrictive
-    // of the three. Landing each purpose under its own policy comes next.
-    let policy = Policy::builtin("research").ok_or("sluice is built without a research policy")?;
-    info!(purposes = ?config.purposes, policy = policy.label(), lake = %config.lake_dir.display(), "landing");
-    sluice_consumers::run(client, config, &policy, keys, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
+    info!(purposes = ?config.purposes, lake = %config.lake_dir.display(), erase_on_opt_out = config.erase_on_opt_out, "landing");
+    sluice_consumers::run(client, config, setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
         .await
         .map_err(|e| e.to_string())
 }
@@ -211,6 +208,9 @@ pub fn render_landing(report: &LandingReport) -> String {
         let _ = write!(out, "  {purpose}: landed {landed}, withheld {}", report.withheld_total(purpose));
         for (reason, n) in report.withheld.get(purpose).into_iter().flatten() {
             let _ = write!(out, " ({reason} {n})");
+        }
+        for (opt_out, n) in report.released_under_exemption.get(purpose).into_iter().flatten() {
+            let _ = write!(out, ", released under a {opt_out} exemption {n}");
         }
         let _ = writeln!(out);
     }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use sluice::keys;
-use sluice_consumers::{RunUntil, policy::Policy};
+use sluice_consumers::{RunUntil, lander::setups_from_builtin};
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use support::*;
 use tokio::sync::watch;
@@ -25,27 +25,19 @@ async fn a_stopped_lander_commits_what_it_landed_and_the_next_one_resumes_withou
 
     let purposes = vec!["research".to_owned()];
     let keys = keys::generate(&purposes);
-    let policy = Policy::builtin("research").expect("a builtin research policy");
+    let setups = setups_from_builtin(&keys).unwrap();
     let lake = tempfile::tempdir().unwrap();
     let mut config = lander_config(lake.path(), &purposes, "resume-test", &topics);
     config.max_buffered_rows = 500;
 
     // First lander: runs until asked to stop, which happens once it has consumed 2,000 events.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let first = sluice_consumers::run(
-        &client,
-        &config,
-        &policy,
-        &keys,
-        catalogue,
-        RunUntil::Stopped,
-        shutdown_rx,
-        |consumed| {
+    let first =
+        sluice_consumers::run(&client, &config, &setups, catalogue, RunUntil::Stopped, shutdown_rx, |consumed| {
             if consumed == 2_000 {
                 let _ = shutdown_tx.send(true);
             }
-        },
-    );
+        });
     let first = tokio::time::timeout(Duration::from_secs(60), first).await.expect("stops when asked").unwrap();
     assert!(first.consumed_total() >= 2_000 && first.consumed_total() < 6_000, "{}", first.consumed_total());
     assert_eq!(first.unreconciled(&purposes), Vec::<String>::new());

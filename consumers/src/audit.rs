@@ -39,6 +39,17 @@ pub enum AuditEvent {
     Landing(Box<LandingRecord>),
     /// Rows of patients removed from landed files.
     Erasure(ErasureRecord),
+    /// Files removed again because the offsets they cover could not be committed.
+    Withdrawal(WithdrawalRecord),
+}
+
+/// Files a lander removed again after its commit was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WithdrawalRecord {
+    /// Why.
+    pub reason: String,
+    /// The files removed.
+    pub files: Vec<FileRecord>,
 }
 
 /// What happened to one range of one clinical partition for one purpose, at one checkpoint.

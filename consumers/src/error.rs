@@ -136,6 +136,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// No policy was given for a purpose, and sluice has no built-in one for it (studies always
+    /// need their own policy file).
+    #[error("no policy for purpose `{0}`: give a policy file for it")]
+    NoPolicy(String),
+
+    /// The policy given for a purpose is written for another purpose.
+    #[error("policy `{policy}` is written for purpose `{written_for}`, not `{purpose}`")]
+    PolicyForAnotherPurpose {
+        /// The policy's label.
+        policy: String,
+        /// The purpose named in the policy.
+        written_for: String,
+        /// The purpose it was given for.
+        purpose: String,
+    },
+
     /// No pseudonymisation key was supplied for a purpose.
     #[error("no pseudonymisation key for purpose `{0}`")]
     MissingKey(String),

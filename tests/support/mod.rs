@@ -21,7 +21,11 @@ use rdkafka::{
     producer::DefaultProducerContext,
 };
 use sluice::topics::Topics;
-use sluice_consumers::{LanderConfig, LandingReport, RunUntil, policy::Policy, pseudonymise::PurposeKey};
+use sluice_consumers::{
+    LanderConfig, LandingReport, RunUntil,
+    lander::{PurposeSetup, setups_from_builtin},
+    pseudonymise::PurposeKey,
+};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
 use sluice_schemas::Catalogue;
 use tokio::sync::watch;
@@ -50,7 +54,14 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         max_buffered_rows: 1_000,
         idle_flush_secs: 1,
         consent_load_timeout_secs: 30,
+        erase_on_opt_out: false,
+        audit_log: None,
     }
+}
+
+/// Each purpose under its built-in policy with its key.
+pub fn builtin_setups(keys: &BTreeMap<String, PurposeKey>) -> BTreeMap<String, PurposeSetup> {
+    setups_from_builtin(keys).unwrap()
 }
 
 /// The high watermark of every partition of the given topics.
@@ -58,9 +69,8 @@ pub fn high_watermarks(client: &ClientConfig, topics: &BTreeMap<String, String>)
     sluice::broker::high_watermarks(client, topics).unwrap()
 }
 
-/// Runs a lander with the builtin research policy (for every purpose, until landers take one
-/// policy per purpose) until it (with its group) has consumed every clinical partition up to
-/// where it ends now.
+/// Runs a lander with each purpose's built-in policy until it (with its group) has consumed
+/// every clinical partition up to where it ends now.
 pub async fn land_until_caught_up(
     client: &ClientConfig,
     config: &LanderConfig,
@@ -68,19 +78,10 @@ pub async fn land_until_caught_up(
 ) -> LandingReport {
     let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
     let (_shutdown, shutdown) = watch::channel(false);
-    let policy = Policy::builtin("research").expect("a builtin research policy");
-    sluice_consumers::run(
-        client,
-        config,
-        &policy,
-        keys,
-        Catalogue::embedded(),
-        RunUntil::CaughtUp(targets),
-        shutdown,
-        |_| {},
-    )
-    .await
-    .unwrap()
+    let setups = builtin_setups(keys);
+    sluice_consumers::run(client, config, &setups, Catalogue::embedded(), RunUntil::CaughtUp(targets), shutdown, |_| {})
+        .await
+        .unwrap()
 }
 
 /// Every landed event id under `lake`, with how often it landed.

@@ -32,13 +32,19 @@ use sluice_schemas::{Catalogue, Decoder};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+mod checkpoint;
 mod consent_reader;
+mod erasure;
+mod report;
+mod setup;
 mod state;
 
 use consent_reader::ConsentReader;
+pub use report::LandingReport;
+pub use setup::{PurposeSetup, setups_from_builtin, setups_from_dir};
 use state::LandingState;
 
-use crate::{Error, Result, parquet_sink::LandedFile, policy::Policy, pseudonymise::PurposeKey};
+use crate::{Error, Result};
 
 /// Configuration of a lander (everything but the broker connection and the keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +72,21 @@ pub struct LanderConfig {
     /// Seconds allowed to read the consent topic to its end at start-up before landing holds.
     #[serde(default = "default_consent_load_timeout_secs")]
     pub consent_load_timeout_secs: u64,
+    /// Whether an opt-out or dissent read after a patient's rows were landed also removes those
+    /// rows from the landed files of the purposes it now withholds them from (see
+    /// [`crate::erase`]). Without it, a later opt-out only stops later releases.
+    #[serde(default)]
+    pub erase_on_opt_out: bool,
+    /// The audit log; `<lake_dir>/_audit/audit.jsonl` when not given.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+}
+
+impl LanderConfig {
+    /// The audit log this lander appends to.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log.clone().unwrap_or_else(|| self.lake_dir.join("_audit").join("audit.jsonl"))
+    }
 }
 
 fn default_group_id() -> String {
@@ -91,93 +112,27 @@ pub enum RunUntil {
     CaughtUp(watch::Receiver<Option<BTreeMap<(String, i32), i64>>>),
 }
 
-/// What a run did, for the summary and for reconciliation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LandingReport {
-    /// Clinical messages consumed, per subject (from the topic they were read from).
-    pub consumed: BTreeMap<String, u64>,
-    /// Clinical messages sent to the dead-letter topic.
-    pub dead_lettered: u64,
-    /// Consent messages sent to the dead-letter topic.
-    pub consent_dead_lettered: u64,
-    /// Consent changes applied (at start-up and while running).
-    pub consent_changes: u64,
-    /// Rows landed, per purpose.
-    pub landed: BTreeMap<String, u64>,
-    /// Events withheld, per purpose and reason label.
-    pub withheld: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Offsets skipped over in clinical partitions (data removed by the broker before it was read).
-    pub skipped_offsets: u64,
-    /// Files written, in order.
-    pub files: Vec<LandedFile>,
-}
-
-impl LandingReport {
-    /// Adds another report's counts (and files) to this one.
-    pub fn absorb(&mut self, other: LandingReport) {
-        for (subject, n) in other.consumed {
-            *self.consumed.entry(subject).or_default() += n;
-        }
-        for (purpose, n) in other.landed {
-            *self.landed.entry(purpose).or_default() += n;
-        }
-        for (purpose, reasons) in other.withheld {
-            let mine = self.withheld.entry(purpose).or_default();
-            for (reason, n) in reasons {
-                *mine.entry(reason).or_default() += n;
-            }
-        }
-        self.dead_lettered += other.dead_lettered;
-        self.consent_dead_lettered += other.consent_dead_lettered;
-        self.consent_changes += other.consent_changes;
-        self.skipped_offsets += other.skipped_offsets;
-        self.files.extend(other.files);
-    }
-
-    /// All clinical messages consumed.
-    pub fn consumed_total(&self) -> u64 {
-        self.consumed.values().sum()
-    }
-
-    /// Events withheld from one purpose, all reasons.
-    pub fn withheld_total(&self, purpose: &str) -> u64 {
-        self.withheld.get(purpose).map_or(0, |reasons| reasons.values().sum())
-    }
-
-    /// Checks, for each purpose, that every consumed message is accounted for exactly once:
-    /// consumed = landed + withheld + dead-lettered. Returns the purposes that do not add up.
-    pub fn unreconciled(&self, purposes: &[String]) -> Vec<String> {
-        purposes
-            .iter()
-            .filter(|p| {
-                let landed = self.landed.get(*p).copied().unwrap_or(0);
-                landed + self.withheld_total(p) + self.dead_lettered != self.consumed_total()
-            })
-            .cloned()
-            .collect()
-    }
-}
-
 /// Runs a lander until `until` is met or `shutdown` turns true (or its sender is dropped). `on_progress` receives the
 /// number of clinical messages consumed so far.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: &ClientConfig,
     config: &LanderConfig,
-    policy: &Policy,
-    keys: &BTreeMap<String, PurposeKey>,
+    purposes: &BTreeMap<String, PurposeSetup>,
     catalogue: &Catalogue,
     mut until: RunUntil,
     mut shutdown: watch::Receiver<bool>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<LandingReport> {
-    let mut state = LandingState::new(client, config, policy, keys, catalogue)?;
+    let mut state = LandingState::new(client, config, purposes, catalogue)?;
     let decoder = Decoder::new(catalogue);
 
     let consent_timeout = Duration::from_secs(config.consent_load_timeout_secs.max(1));
     let mut consent_reader = block(|| ConsentReader::start(client, config))?;
     let loaded = block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
+    if let Some(erasures) = &mut state.erasures {
+        erasures.after_initial_load()?;
+    }
 
     let consumer: LanderConsumer = consumer_config(client, &config.group_id)
         .create_with_context(LanderContext::default())
@@ -251,6 +206,8 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep(idle) => {
+                // Quiet clinical topics: keep the consent state (and erasures owed) current anyway.
+                block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
                 apply_revocations(&consumer, &mut state);
                 if state.has_uncommitted() {
                     state.checkpoint(&consumer).await?;

@@ -1,80 +1,100 @@
-//! What a landing run holds between checkpoints, how each record is routed, and the
-//! checkpoint that makes buffered rows durable before committing their offsets.
+//! What a landing run holds between checkpoints, and how each record is routed: decoded,
+//! checked against every purpose's consent rules, and pseudonymised under each purpose's policy.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
 };
 
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::stream::FuturesUnordered;
 use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{CommitMode, Consumer},
+    ClientConfig, Message,
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord},
 };
 use sluice_schemas::{Catalogue, Decoder, NhsNumber, subjects};
 use tracing::{info, warn};
 
-use super::{LanderConfig, LanderConsumer, LandingReport, block};
+use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures};
 use crate::{
     Error, Result,
+    audit::AuditLog,
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentStore, Decision, Purpose, PurposeRules, is_gp_practice},
-    parquet_sink::write_atomically,
-    policy::{LandingPlan, Policy},
-    pseudonymise::{PurposeKey, pseudonymise},
+    consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
+    policy::LandingPlan,
+    pseudonymise::{Cell, pseudonymise},
     record::RecordView,
 };
 
+/// One purpose as the run uses it.
+pub(super) struct PurposeRuntime<'a> {
+    /// The purpose.
+    pub(super) purpose: Purpose,
+    /// Its policy and keys.
+    pub(super) setup: &'a PurposeSetup,
+    /// Its landing plan for each clinical subject.
+    pub(super) plans: HashMap<String, Arc<LandingPlan>>,
+}
+
 /// Rows waiting for one file, and what they came from.
-struct PendingFile {
+pub(super) struct PendingFile {
     /// The rows.
-    rows: RowBuffer,
+    pub(super) rows: RowBuffer,
     /// Offset of the first and last event in the file.
-    offsets: (i64, i64),
+    pub(super) offsets: (i64, i64),
     /// Fingerprints of the schemas the events were written with.
-    writer_fingerprints: BTreeSet<u64>,
+    pub(super) writer_fingerprints: BTreeSet<u64>,
+}
+
+/// A clinical partition consumed since the last checkpoint.
+#[derive(Debug, Default)]
+pub(super) struct PartitionProgress {
+    /// First offset consumed since the last checkpoint.
+    pub(super) first: i64,
+    /// Next offset to commit.
+    pub(super) next: i64,
+    /// What the events came to, per purpose. Merged into the run's report only once committed.
+    pub(super) tally: LandingReport,
 }
 
 /// Everything a run holds between checkpoints.
 pub(super) struct LandingState<'a> {
-    config: &'a LanderConfig,
-    policy: &'a Policy,
-    /// Configured purposes with their keys.
-    purposes: Vec<(Purpose, &'a PurposeKey)>,
-    /// Landing plan of each clinical subject.
-    plans: HashMap<String, Arc<LandingPlan>>,
+    pub(super) config: &'a LanderConfig,
+    /// Configured purposes, in configuration order.
+    pub(super) purposes: Vec<PurposeRuntime<'a>>,
     /// Subject of each clinical topic.
     subject_of_topic: HashMap<String, String>,
     /// Current consent state.
     pub(super) consent: ConsentStore,
     /// Rows per (purpose index, topic, partition).
-    pending: BTreeMap<(usize, String, i32), PendingFile>,
+    pub(super) pending: BTreeMap<(usize, String, i32), PendingFile>,
     /// Rows in all pending files.
     pub(super) buffered_rows: usize,
-    /// Per clinical partition consumed since the last checkpoint: the next offset to commit and
-    /// what its events came to. Merged into `report` only once committed, and dropped if the
-    /// partition is revoked first (the new owner re-reads those events).
-    uncommitted: BTreeMap<(String, i32), (i64, LandingReport)>,
+    /// Clinical partitions consumed since the last checkpoint. Dropped if the partition is
+    /// revoked first (the new owner re-reads those events).
+    pub(super) uncommitted: BTreeMap<(String, i32), PartitionProgress>,
     /// Next offset expected per partition in this run, to notice skipped offsets.
-    positions: HashMap<(String, i32), i64>,
+    pub(super) positions: HashMap<(String, i32), i64>,
     /// Producer for the dead-letter topic.
     dead_letter_producer: FutureProducer,
     /// Dead-letter records not yet acknowledged.
-    dead_letters_in_flight: FuturesUnordered<DeliveryFuture>,
+    pub(super) dead_letters_in_flight: FuturesUnordered<DeliveryFuture>,
+    /// The audit trail, appended at every checkpoint before offsets are committed.
+    pub(super) audit: AuditLog,
+    /// Erasures owed to opt-outs read after rows were landed, when configured.
+    pub(super) erasures: Option<OptOutErasures>,
     /// Totals of committed work (and of consent changes).
     pub(super) report: LandingReport,
 }
 
 /// What one clinical event comes to, before anything is counted or buffered.
 struct Routed {
-    /// Pseudonymised row per purpose index that may receive the event.
-    rows: Vec<(usize, Vec<crate::pseudonymise::Cell>)>,
-    /// (purpose, reason label) for every purpose the event is withheld from.
-    withheld: Vec<(String, &'static str)>,
-    /// Plan the rows follow.
-    plan: Arc<LandingPlan>,
+    /// Pseudonymised row per purpose index that may receive the event, with the plan it follows.
+    rows: Vec<(usize, Arc<LandingPlan>, Vec<Cell>)>,
+    /// (purpose index, reason label) for every purpose the event is withheld from.
+    withheld: Vec<(usize, &'static str)>,
+    /// (purpose index, opt-out label) for every exemption the release relied on.
+    exempted: Vec<(usize, &'static str)>,
     /// Fingerprint of the schema the event was written with.
     writer_fingerprint: u64,
 }
@@ -83,35 +103,52 @@ impl<'a> LandingState<'a> {
     pub(super) fn new(
         client: &ClientConfig,
         config: &'a LanderConfig,
-        policy: &'a Policy,
-        keys: &'a BTreeMap<String, PurposeKey>,
+        setups: &'a BTreeMap<String, PurposeSetup>,
         catalogue: &Catalogue,
     ) -> Result<Self> {
         let mut purposes = Vec::new();
         for name in &config.purposes {
             let purpose: Purpose = name.parse()?;
-            let key = keys.get(&purpose.name()).ok_or_else(|| Error::MissingKey(purpose.name()))?;
-            purposes.push((purpose, key));
-        }
-        let mut plans = HashMap::new();
-        for subject in config.clinical_topics.keys() {
-            let latest = catalogue.latest(subject).map_err(|e| Error::PolicyMismatch {
-                policy: policy.label(),
-                subject: subject.clone(),
-                field: "<subject>".to_owned(),
-                reason: e.to_string(),
-            })?;
-            plans.insert(subject.clone(), Arc::new(policy.plan(latest)?));
+            let setup = setups.get(&purpose.name()).ok_or_else(|| Error::NoPolicy(purpose.name()))?;
+            if setup.policy.purpose() != purpose.name() {
+                return Err(Error::PolicyForAnotherPurpose {
+                    policy: setup.policy.label(),
+                    written_for: setup.policy.purpose().to_owned(),
+                    purpose: purpose.name(),
+                });
+            }
+            let mut plans = HashMap::new();
+            for subject in config.clinical_topics.keys() {
+                let latest = catalogue.latest(subject).map_err(|e| Error::PolicyMismatch {
+                    policy: setup.policy.label(),
+                    subject: subject.clone(),
+                    field: "<subject>".to_owned(),
+                    reason: e.to_string(),
+                })?;
+                plans.insert(subject.clone(), Arc::new(setup.policy.plan(latest)?));
+            }
+            info!(
+                purpose = %purpose,
+                policy = setup.policy.label(),
+                policy_hash = setup.policy.hash(),
+                key_id = setup.keys.active().id(),
+                "purpose ready"
+            );
+            purposes.push(PurposeRuntime { purpose, setup, plans });
         }
         let mut producer_config = client.clone();
         producer_config.set("enable.idempotence", "true").set("acks", "all");
         let dead_letter_producer =
             producer_config.create().map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
+        let erasures = if config.erase_on_opt_out {
+            let rings = purposes.iter().map(|p| (p.purpose.name(), p.setup.keys.clone())).collect();
+            Some(OptOutErasures::open(&config.lake_dir, rings)?)
+        } else {
+            None
+        };
         Ok(LandingState {
             config,
-            policy,
             purposes,
-            plans,
             subject_of_topic: config.clinical_topics.iter().map(|(s, t)| (t.clone(), s.clone())).collect(),
             consent: ConsentStore::new(),
             pending: BTreeMap::new(),
@@ -120,6 +157,8 @@ impl<'a> LandingState<'a> {
             positions: HashMap::new(),
             dead_letter_producer,
             dead_letters_in_flight: FuturesUnordered::new(),
+            audit: AuditLog::open(&config.audit_log_path())?,
+            erasures,
             report: LandingReport::default(),
         })
     }
@@ -135,12 +174,26 @@ impl<'a> LandingState<'a> {
             });
         match change {
             Ok(change) => {
+                let (nhs_number, deny) = (change.nhs_number, change.deny);
                 self.consent.apply(change);
                 self.report.consent_changes += 1;
+                if let Some(erasures) = &mut self.erasures {
+                    let purposes: Vec<_> = self.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
+                    erasures.note(
+                        message.partition(),
+                        message.offset(),
+                        deny.then_some(nhs_number),
+                        &purposes,
+                        &self.consent,
+                    );
+                }
             }
             Err(reason) => {
                 self.dead_letter(message, &reason)?;
                 self.report.consent_dead_lettered += 1;
+                if let Some(erasures) = &mut self.erasures {
+                    erasures.note(message.partition(), message.offset(), None, &[], &self.consent);
+                }
             }
         }
         Ok(())
@@ -152,8 +205,12 @@ impl<'a> LandingState<'a> {
         let expected_subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
         let routed = self.route(decoder, message, &expected_subject);
 
-        let (next, tally) = self.uncommitted.entry(key.clone()).or_insert_with(|| (offset, LandingReport::default()));
-        *next = offset + 1;
+        let progress = self
+            .uncommitted
+            .entry(key.clone())
+            .or_insert_with(|| PartitionProgress { first: offset, ..PartitionProgress::default() });
+        progress.next = offset + 1;
+        let tally = &mut progress.tally;
         if let Some(expected) = self.positions.insert(key, offset + 1)
             && offset > expected
         {
@@ -169,13 +226,17 @@ impl<'a> LandingState<'a> {
                 return self.dead_letter(message, &reason);
             }
         };
-        for (purpose, reason) in routed.withheld {
-            *tally.withheld.entry(purpose).or_default().entry(reason.to_owned()).or_default() += 1;
+        let name = |index: usize| self.purposes[index].purpose.name();
+        for (index, reason) in routed.withheld {
+            *tally.withheld.entry(name(index)).or_default().entry(reason.to_owned()).or_default() += 1;
         }
-        for (index, row) in routed.rows {
-            *tally.landed.entry(self.purposes[index].0.name()).or_default() += 1;
+        for (index, opt_out) in routed.exempted {
+            *tally.released_under_exemption.entry(name(index)).or_default().entry(opt_out.to_owned()).or_default() += 1;
+        }
+        for (index, plan, row) in routed.rows {
+            *tally.landed.entry(name(index)).or_default() += 1;
             let pending = self.pending.entry((index, topic.to_owned(), partition)).or_insert_with(|| PendingFile {
-                rows: RowBuffer::new(routed.plan.clone()),
+                rows: RowBuffer::new(plan),
                 offsets: (offset, offset),
                 writer_fingerprints: BTreeSet::new(),
             });
@@ -194,22 +255,24 @@ impl<'a> LandingState<'a> {
         if event.reader.subject() != expected_subject {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
         }
-        let plan = self.plans.get(expected_subject).ok_or("no landing plan for the subject")?;
         let view = RecordView::new(&event.value).ok_or("the event is not a record")?;
         let nhs_number = view.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
         let gp_sourced = view.string("source_organisation").is_some_and(is_gp_practice);
         let mut routed = Routed {
             rows: Vec::new(),
             withheld: Vec::new(),
-            plan: plan.clone(),
+            exempted: Vec::new(),
             writer_fingerprint: event.writer.fingerprint(),
         };
-        for (index, (purpose, key)) in self.purposes.iter().enumerate() {
-            // Every purpose has the default rules (no exemptions, opt-out studies) until policy
-            // files declare their own.
-            match self.consent.decide(purpose, &PurposeRules::default(), nhs_number, gp_sourced) {
-                Decision::Release { .. } => routed.rows.push((index, pseudonymise(plan, key, &event.value)?)),
-                Decision::Withhold(reason) => routed.withheld.push((purpose.name(), reason.label())),
+        for (index, runtime) in self.purposes.iter().enumerate() {
+            let plan = runtime.plans.get(expected_subject).ok_or("no landing plan for the subject")?;
+            match self.consent.decide(&runtime.purpose, runtime.setup.policy.rules(), nhs_number, gp_sourced) {
+                Decision::Release { exempted } => {
+                    routed.exempted.extend(exempted.iter().map(|opt_out| (index, opt_out.label())));
+                    let row = pseudonymise(plan, runtime.setup.keys.active(), &event.value)?;
+                    routed.rows.push((index, plan.clone(), row));
+                }
+                Decision::Withhold(reason) => routed.withheld.push((index, reason.label())),
             }
         }
         Ok(routed)
@@ -239,7 +302,7 @@ impl<'a> LandingState<'a> {
 
     /// Clinical messages consumed so far, committed or not.
     pub(super) fn consumed_so_far(&self) -> u64 {
-        self.report.consumed_total() + self.uncommitted.values().map(|(_, tally)| tally.consumed_total()).sum::<u64>()
+        self.report.consumed_total() + self.uncommitted.values().map(|p| p.tally.consumed_total()).sum::<u64>()
     }
 
     fn dead_letter(&mut self, message: &impl Message, reason: &str) -> Result<()> {
@@ -264,8 +327,9 @@ impl<'a> LandingState<'a> {
         Ok(())
     }
 
+    /// Whether a checkpoint has anything to do: consumed offsets to commit or erasures owed.
     pub(super) fn has_uncommitted(&self) -> bool {
-        !self.uncommitted.is_empty()
+        !self.uncommitted.is_empty() || self.erasures.as_ref().is_some_and(OptOutErasures::has_work)
     }
 
     pub(super) fn caught_up(
@@ -278,125 +342,4 @@ impl<'a> LandingState<'a> {
             position >= *target
         })
     }
-
-    /// Writes every pending file, waits for dead letters, then commits the consumed offsets.
-    pub(super) async fn checkpoint(&mut self, consumer: &LanderConsumer) -> Result<()> {
-        let mut written = Vec::new();
-        for ((index, topic, partition), mut pending) in std::mem::take(&mut self.pending) {
-            let (purpose, key) = &self.purposes[index];
-            let plan = pending.rows.plan().clone();
-            let path = self
-                .config
-                .lake_dir
-                .join(purpose.name())
-                .join(&plan.subject)
-                .join(format!("{topic}+{partition}+{:020}-{:020}.parquet", pending.offsets.0, pending.offsets.1));
-            let metadata = vec![
-                ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-                ("sluice.purpose".to_owned(), purpose.name()),
-                ("sluice.subject".to_owned(), plan.subject.clone()),
-                (
-                    "sluice.reader_schema".to_owned(),
-                    format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint),
-                ),
-                (
-                    "sluice.writer_schema_fingerprints".to_owned(),
-                    pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>().join(","),
-                ),
-                ("sluice.policy".to_owned(), self.policy.label()),
-                ("sluice.policy_hash".to_owned(), self.policy.hash()),
-                ("sluice.key_id".to_owned(), key.id().to_owned()),
-                (
-                    "sluice.source".to_owned(),
-                    format!("{topic}/{partition}/{}-{}", pending.offsets.0, pending.offsets.1),
-                ),
-            ];
-            let batch = pending.rows.finish();
-            let landed = tokio::task::spawn_blocking(move || write_atomically(&path, &batch, metadata))
-                .await
-                .expect("the file writer does not panic")?;
-            written.push(landed);
-        }
-        while let Some(delivery) = self.dead_letters_in_flight.next().await {
-            let topic = self.config.dead_letter_topic.clone();
-            match delivery {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => return Err(Error::DeadLetter { topic, source }),
-                Err(_) => return Err(Error::DeadLetter { topic, source: rdkafka::error::KafkaError::Canceled }),
-            }
-        }
-        if !self.uncommitted.is_empty() {
-            let mut offsets = TopicPartitionList::new();
-            for ((topic, partition), (next, _)) in &self.uncommitted {
-                offsets
-                    .add_partition_offset(topic, *partition, Offset::Offset(*next))
-                    .map_err(Error::kafka("prepare offsets"))?;
-            }
-            if let Err(error) = commit_with_retry(consumer, &offsets).await {
-                if !lost_membership(&error) {
-                    return Err(Error::kafka("commit offsets")(error));
-                }
-                // The group moved these partitions while the files were being written: the new
-                // owner re-reads the uncommitted events, so withdraw this checkpoint's files and
-                // let it land them, once.
-                warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
-                for file in &written {
-                    file.withdraw()?;
-                }
-                let partitions: Vec<(String, i32)> = self.uncommitted.keys().cloned().collect();
-                self.revoke(&partitions);
-                self.buffered_rows = 0;
-                return Ok(());
-            }
-        }
-        let rows: usize = written.iter().map(|f| f.rows).sum();
-        info!(
-            files = written.len(),
-            rows,
-            partitions = self.uncommitted.len(),
-            "checkpoint: files landed, offsets committed"
-        );
-        self.report.files.extend(written);
-        for (_, (_, tally)) in std::mem::take(&mut self.uncommitted) {
-            self.report.absorb(tally);
-        }
-        self.buffered_rows = 0;
-        Ok(())
-    }
-}
-
-/// How long a checkpoint keeps retrying a commit the cluster cannot take (for example while the
-/// broker restarts) before the lander gives up. The files are already durable; only the commit waits.
-const COMMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
-
-async fn commit_with_retry(
-    consumer: &LanderConsumer,
-    offsets: &TopicPartitionList,
-) -> std::result::Result<(), rdkafka::error::KafkaError> {
-    let deadline = std::time::Instant::now() + COMMIT_RETRY_FOR;
-    let mut pause = std::time::Duration::from_millis(200);
-    loop {
-        match block(|| consumer.commit(offsets, CommitMode::Sync)) {
-            Ok(()) => return Ok(()),
-            Err(error)
-                if !lost_membership(&error)
-                    && consumer.client().fatal_error().is_none()
-                    && std::time::Instant::now() < deadline =>
-            {
-                warn!(%error, "offset commit failed, retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(5));
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// Whether a commit failed because this lander is no longer the owner of its partitions.
-fn lost_membership(error: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(UnknownMemberId | IllegalGeneration | RebalanceInProgress | FencedInstanceId)
-    )
 }

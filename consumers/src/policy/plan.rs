@@ -138,6 +138,20 @@ pub struct LandingPlan {
     pub columns: Vec<ColumnPlan>,
     /// The Arrow schema of the landed dataset.
     pub arrow_schema: SchemaRef,
+    /// Position of the patient identifier field (the policy's `patient_identifier`) in the
+    /// reader schema's record.
+    pub patient_field_index: usize,
+}
+
+impl LandingPlan {
+    /// The output column holding the keyed pseudonym of the patient identifier, if the policy
+    /// lands one. Erasure finds a patient's rows through it.
+    pub fn patient_pseudonym_column(&self) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|c| c.field_index == self.patient_field_index && c.transform == Transform::Hmac)
+            .map(|c| c.name.as_str())
+    }
 }
 
 impl Policy {
@@ -217,6 +231,7 @@ impl Policy {
             reader_fingerprint: version.fingerprint(),
             columns,
             arrow_schema,
+            patient_field_index: patient,
         })
     }
 

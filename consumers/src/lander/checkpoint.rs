@@ -1,0 +1,237 @@
+//! The checkpoint: buffered rows become durable files, erasures owed to later opt-outs are
+//! done, dead letters are acknowledged and the audit trail is appended, and only then are the
+//! consumed offsets committed. An offset is never committed before everything it covers is
+//! durable and recorded.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use rdkafka::{
+    Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer},
+};
+use tracing::{info, warn};
+
+use super::{LanderConsumer, block, state::LandingState};
+use crate::{
+    Error, Result,
+    audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord, sha256_file},
+    erase::{PSEUDONYM_COLUMN_KEY, relative},
+    parquet_sink::{LandedFile, write_atomically},
+    policy::LandingPlan,
+};
+
+/// What was written for one (purpose index, topic, partition) at this checkpoint.
+struct WrittenFile {
+    landed: LandedFile,
+    record: FileRecord,
+    writer_schemas: Vec<String>,
+}
+
+impl LandingState<'_> {
+    /// Writes every pending file, does owed erasures, waits for dead letters, appends the audit
+    /// records, then commits the consumed offsets.
+    pub(super) async fn checkpoint(&mut self, consumer: &LanderConsumer) -> Result<()> {
+        let mut written: HashMap<(usize, String, i32), WrittenFile> = HashMap::new();
+        for ((index, topic, partition), mut pending) in std::mem::take(&mut self.pending) {
+            let runtime = &self.purposes[index];
+            let plan = pending.rows.plan().clone();
+            let path = self
+                .config
+                .lake_dir
+                .join(runtime.purpose.name())
+                .join(&plan.subject)
+                .join(format!("{topic}+{partition}+{:020}-{:020}.parquet", pending.offsets.0, pending.offsets.1));
+            let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
+            let mut metadata = vec![
+                ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+                ("sluice.purpose".to_owned(), runtime.purpose.name()),
+                ("sluice.subject".to_owned(), plan.subject.clone()),
+                ("sluice.reader_schema".to_owned(), reader_schema(&plan)),
+                ("sluice.writer_schema_fingerprints".to_owned(), writer_schemas.join(",")),
+                ("sluice.policy".to_owned(), runtime.setup.policy.label()),
+                ("sluice.policy_hash".to_owned(), runtime.setup.policy.hash()),
+                ("sluice.key_id".to_owned(), runtime.setup.keys.active().id().to_owned()),
+                (
+                    "sluice.source".to_owned(),
+                    format!("{topic}/{partition}/{}-{}", pending.offsets.0, pending.offsets.1),
+                ),
+            ];
+            if let Some(column) = plan.patient_pseudonym_column() {
+                metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
+            }
+            let batch = pending.rows.finish();
+            let lake = self.config.lake_dir.clone();
+            let (landed, record) = tokio::task::spawn_blocking(move || -> Result<(LandedFile, FileRecord)> {
+                let landed = write_atomically(&path, &batch, metadata)?;
+                let record = FileRecord {
+                    path: relative(&lake, &landed.path),
+                    sha256: sha256_file(&landed.path)?,
+                    rows: landed.rows as u64,
+                    bytes: landed.bytes,
+                };
+                Ok((landed, record))
+            })
+            .await
+            .expect("the file writer does not panic")?;
+            written.insert((index, topic, partition), WrittenFile { landed, record, writer_schemas });
+        }
+
+        if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
+            let lake = self.config.lake_dir.clone();
+            let audit = &mut self.audit;
+            let erased = block(|| erasures.run(&lake, audit))?;
+            self.report.erased_rows += erased;
+        }
+
+        while let Some(delivery) = self.dead_letters_in_flight.next().await {
+            let topic = self.config.dead_letter_topic.clone();
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((source, _))) => return Err(Error::DeadLetter { topic, source }),
+                Err(_) => return Err(Error::DeadLetter { topic, source: rdkafka::error::KafkaError::Canceled }),
+            }
+        }
+
+        self.audit_landings(&written)?;
+
+        if !self.uncommitted.is_empty() {
+            let mut offsets = TopicPartitionList::new();
+            for ((topic, partition), progress) in &self.uncommitted {
+                offsets
+                    .add_partition_offset(topic, *partition, Offset::Offset(progress.next))
+                    .map_err(Error::kafka("prepare offsets"))?;
+            }
+            if let Err(error) = commit_with_retry(consumer, &offsets).await {
+                if !lost_membership(&error) {
+                    return Err(Error::kafka("commit offsets")(error));
+                }
+                // The group moved these partitions while the files were being written: the new
+                // owner re-reads the uncommitted events, so withdraw this checkpoint's files and
+                // let it land them, once.
+                warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
+                let mut withdrawn = Vec::new();
+                for file in written.values() {
+                    if file.landed.withdraw()? {
+                        withdrawn.push(file.record.clone());
+                    }
+                }
+                self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
+                    reason: "offsets not committed: the partitions moved to another lander, which lands them again"
+                        .to_owned(),
+                    files: withdrawn,
+                }))?;
+                let partitions: Vec<(String, i32)> = self.uncommitted.keys().cloned().collect();
+                self.revoke(&partitions);
+                self.buffered_rows = 0;
+                return Ok(());
+            }
+        }
+        let rows: u64 = written.values().map(|f| f.record.rows).sum();
+        info!(
+            files = written.len(),
+            rows,
+            partitions = self.uncommitted.len(),
+            "checkpoint: files landed, offsets committed"
+        );
+        let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        self.report.files.extend(files);
+        for (_, progress) in std::mem::take(&mut self.uncommitted) {
+            self.report.absorb(progress.tally);
+        }
+        self.buffered_rows = 0;
+        Ok(())
+    }
+
+    /// One audit record per consumed partition range and purpose, with the file written for it.
+    fn audit_landings(&mut self, written: &HashMap<(usize, String, i32), WrittenFile>) -> Result<()> {
+        let mut records = Vec::new();
+        for ((topic, partition), progress) in &self.uncommitted {
+            let subject = progress.tally.consumed.keys().next().cloned().unwrap_or_default();
+            for (index, runtime) in self.purposes.iter().enumerate() {
+                let purpose = runtime.purpose.name();
+                let file = written.get(&(index, topic.clone(), *partition));
+                let tally = &progress.tally;
+                let exemptions = runtime.setup.policy.rules().exemptions.as_slice();
+                let released_under_exemption = tally
+                    .released_under_exemption
+                    .get(&purpose)
+                    .into_iter()
+                    .flatten()
+                    .map(|(label, events)| {
+                        let declared = exemptions.iter().find(|e| e.opt_out.label() == label);
+                        let use_ = ExemptionUse {
+                            events: *events,
+                            legal_basis: declared.map(|e| e.legal_basis.clone()).unwrap_or_default(),
+                            reference: declared.map(|e| e.reference.clone()).unwrap_or_default(),
+                        };
+                        (label.clone(), use_)
+                    })
+                    .collect();
+                records.push(LandingRecord {
+                    purpose: purpose.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offsets: (progress.first, progress.next - 1),
+                    received: tally.consumed_total(),
+                    invalid: tally.dead_lettered,
+                    withheld: tally.withheld.get(&purpose).cloned().unwrap_or_default(),
+                    released_under_exemption,
+                    landed: tally.landed.get(&purpose).copied().unwrap_or(0),
+                    file: file.map(|f| f.record.clone()),
+                    policy: runtime.setup.policy.label(),
+                    policy_hash: runtime.setup.policy.hash(),
+                    key_id: runtime.setup.keys.active().id().to_owned(),
+                    reader_schema: runtime.plans.get(&subject).map(|plan| reader_schema(plan)).unwrap_or_default(),
+                    writer_schemas: file.map(|f| f.writer_schemas.clone()).unwrap_or_default(),
+                });
+            }
+        }
+        for record in records {
+            self.audit.append(&AuditEvent::Landing(Box::new(record)))?;
+        }
+        Ok(())
+    }
+}
+
+/// `subject vN fingerprint` of the schema a plan reads with.
+fn reader_schema(plan: &LandingPlan) -> String {
+    format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint)
+}
+
+/// How long a checkpoint keeps retrying a commit the cluster cannot take (for example while the
+/// broker restarts) before the lander gives up. The files are already durable; only the commit waits.
+const COMMIT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn commit_with_retry(
+    consumer: &LanderConsumer,
+    offsets: &TopicPartitionList,
+) -> std::result::Result<(), rdkafka::error::KafkaError> {
+    let deadline = std::time::Instant::now() + COMMIT_RETRY_FOR;
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match block(|| consumer.commit(offsets, CommitMode::Sync)) {
+            Ok(()) => return Ok(()),
+            Err(error)
+                if !lost_membership(&error)
+                    && consumer.client().fatal_error().is_none()
+                    && std::time::Instant::now() < deadline =>
+            {
+                warn!(%error, "offset commit failed, retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether a commit failed because this lander is no longer the owner of its partitions.
+fn lost_membership(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(UnknownMemberId | IllegalGeneration | RebalanceInProgress | FencedInstanceId)
+    )
+}

@@ -1,0 +1,127 @@
+//! The consent gate, end to end on the embedded mock cluster: a lander releases nothing while it
+//! cannot read the consent topic, and an opt-out read after a patient's rows were landed stops
+//! later releases and (with `erase_on_opt_out`) removes the landed rows, audited.
+
+mod support;
+
+use std::{collections::HashMap, time::Duration};
+
+use sluice::keys;
+use sluice_consumers::{Error, RunUntil};
+use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
+use sluice_schemas::Catalogue;
+use support::*;
+use tokio::sync::watch;
+
+/// A source in which nobody has opted out (yet), every event naming its patient.
+fn source(national_opt_out_share: f64) -> SyntheticSource {
+    SyntheticSource::new(SyntheticSourceConfig {
+        patients: 40,
+        events: 1_200,
+        national_opt_out_share,
+        type1_opt_out_share: 0.0,
+        withdrawn_share: 0.0,
+        missing_nhs_number_share: 0.0,
+        seed: 5,
+        ..SyntheticSourceConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_released_while_the_consent_topic_cannot_be_read() {
+    let (cluster, client, topics) = mock_cluster();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    publisher.publish_all(source(0.0).clinical_events().take(300), |_| {}).await.unwrap();
+
+    // The consent topic's only broker goes away before the lander starts.
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned(), "direct-care".to_owned()];
+    let mut config = lander_config(lake.path(), &purposes, "gate-test", &topics);
+    config.consent_load_timeout_secs = 3;
+    cluster.broker_down(1).unwrap();
+    let setups = builtin_setups(&keys::generate(&purposes));
+    let (_shutdown, shutdown) = watch::channel(false);
+    let run =
+        sluice_consumers::run(&client, &config, &setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {});
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("gives up within its timeout");
+    match outcome {
+        Err(Error::ConsentUnavailable { topic, .. }) => assert_eq!(topic, topics.consent()),
+        other => panic!("expected landing to hold, got {other:?}"),
+    }
+    assert!(parquet_files(lake.path()).is_empty(), "nothing landed, not even for direct care");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_opt_out_stops_later_releases_and_erases_what_was_landed() {
+    let (_cluster, mut client, topics) = mock_cluster();
+    // The mock coordinator holds a rejoining group for the session timeout: keep it short.
+    client.set("session.timeout.ms", "6000");
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let before = source(0.0);
+    let events: Vec<_> = before.clinical_events().collect();
+    let (early, late) = events.split_at(600);
+    publisher.publish_all(early.iter().cloned(), |_| {}).await.unwrap();
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["direct-care".to_owned(), "research".to_owned()];
+    let keys = keys::generate(&purposes);
+    let mut config = lander_config(lake.path(), &purposes, "later-opt-out", &topics);
+    config.erase_on_opt_out = true;
+    let first = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(first.landed["research"], 600);
+
+    // The patient with the most events opts out; their later events must not reach research,
+    // and their earlier research rows must go. Direct care is not subject to the opt-out.
+    let mut per_patient: HashMap<u32, usize> = HashMap::new();
+    for event in &events {
+        *per_patient.entry(event.truth.patient).or_default() += 1;
+    }
+    let (&patient, _) = per_patient.iter().max_by_key(|(index, n)| (**n, **index)).unwrap();
+    let early_of_patient = early.iter().filter(|e| e.truth.patient == patient).count();
+    let late_of_patient = late.iter().filter(|e| e.truth.patient == patient).count();
+    assert!(early_of_patient > 0 && late_of_patient > 0);
+    let everyone_opted_out = source(1.0);
+    let opt_out = everyone_opted_out.consent_events().filter(|e| e.truth.patient == patient);
+    publisher.publish_all(opt_out, |_| {}).await.unwrap();
+    publisher.publish_all(late.iter().cloned(), |_| {}).await.unwrap();
+
+    let second = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(second.consumed_total(), late.len() as u64);
+    assert_eq!(second.withheld["research"]["national_data_opt_out"], late_of_patient as u64);
+    assert_eq!(second.landed["direct-care"], late.len() as u64);
+    assert_eq!(second.erased_rows, early_of_patient as u64, "the early research rows were erased");
+
+    let pseudonym = keys["research"].pseudonym(&before.patient(patient).nhs_number.digits());
+    let mut research_rows = 0;
+    for file in parquet_files(&lake.path().join("research")) {
+        let pseudonyms = column_strings(&read_parquet(&file).batches, "patient_pseudonym");
+        research_rows += pseudonyms.len();
+        assert!(!pseudonyms.contains(&pseudonym), "{}: the opted-out patient is still there", file.display());
+    }
+    assert_eq!(research_rows, events.len() - early_of_patient - late_of_patient);
+    let direct_care_pseudonym = keys["direct-care"].pseudonym(&before.patient(patient).nhs_number.digits());
+    let direct_care_rows: usize = parquet_files(&lake.path().join("direct-care"))
+        .iter()
+        .map(|file| {
+            column_strings(&read_parquet(file).batches, "patient_pseudonym")
+                .iter()
+                .filter(|p| **p == direct_care_pseudonym)
+                .count()
+        })
+        .sum();
+    assert_eq!(direct_care_rows, early_of_patient + late_of_patient, "direct care keeps every row");
+
+    let audit = std::fs::read_to_string(lake.path().join("_audit/audit.jsonl")).unwrap();
+    let erasures: Vec<&str> = audit.lines().filter(|line| line.contains("\"kind\":\"erasure\"")).collect();
+    assert_eq!(erasures.len(), 1, "{audit}");
+    assert!(erasures[0].contains("\"trigger\":\"opt_out\""));
+    assert!(erasures[0].contains(&format!("\"rows_removed\":{early_of_patient}")));
+    assert!(!audit.contains(&before.patient(patient).nhs_number.digits()), "the audit never names the patient");
+    let verified = sluice_consumers::audit::verify(&lake.path().join("_audit/audit.jsonl")).unwrap();
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    let landings = audit.lines().filter(|line| line.contains("\"kind\":\"landing\"")).count();
+    assert!(landings >= 2 * 3, "a landing record per purpose and partition range ({landings})");
+}
