@@ -83,7 +83,12 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
             .any(|pair| full_postcodes.contains(&format!("{} {}", pair[0], pair[1])))
             .then(|| "a full postcode".to_owned())
     };
-    // The scan can fail: it finds identifiers when they are there.
+    // The scans can fail: they find identifiers when they are there.
+    assert_eq!((iso_date(0), iso_date(20_782)), ("1970-01-01".to_owned(), "2026-11-25".to_owned()));
+    let birth_column = arrow::array::Date32Array::from(vec![patients[0].date_of_birth]);
+    let birth_batch =
+        arrow::array::RecordBatch::try_from_iter([("d", std::sync::Arc::new(birth_column) as _)]).unwrap();
+    assert_eq!(column_strings(&[birth_batch], "d"), [iso_date(patients[0].date_of_birth)]);
     let first = &patients[0];
     assert!(leaks(&format!("seen {} today", first.nhs_number.digits())).is_some());
     assert!(leaks(&format!("{} {}", first.given_name, first.family_name)).is_some());
@@ -103,10 +108,34 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
             assert_eq!(parquet.metadata["sluice.key_id"], summary_key_id(&parquet.metadata));
             assert_eq!(parquet.metadata["sluice.policy_hash"].len(), 64);
             let schema = parquet.batches[0].schema();
-            // The research policy shifts event times, and says so in the column's name.
-            let occurred =
-                schema.field_with_name("occurred_at").or_else(|_| schema.field_with_name("occurred_at_shifted"));
-            assert_eq!(occurred.unwrap().data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+            // The research policy shifts event times, and says so in the column's name; planning
+            // keeps them.
+            let (occurred, absent) = match purpose {
+                "research" => ("occurred_at_shifted", "occurred_at"),
+                _ => ("occurred_at", "occurred_at_shifted"),
+            };
+            assert_eq!(
+                schema.field_with_name(occurred).unwrap().data_type(),
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            );
+            assert!(schema.field_with_name(absent).is_err(), "{purpose} has {absent}");
+            assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v1"));
+            assert_eq!(parquet.metadata["sluice.patient_pseudonym_column"], "patient_pseudonym");
+            // No row holds its own patient's full date of birth, in any column.
+            for batch in &parquet.batches {
+                let one = std::slice::from_ref(batch);
+                let columns: Vec<Vec<String>> =
+                    batch.schema().fields().iter().map(|f| column_strings(one, f.name())).collect();
+                for (row, id) in column_strings(one, "event_id").iter().enumerate() {
+                    let Some(patient) = expected.get(id) else { continue };
+                    let birth = iso_date(patients[*patient as usize].date_of_birth);
+                    assert!(
+                        columns.iter().all(|column| column[row] != birth),
+                        "{}: a row holds its patient's full date of birth",
+                        file.display()
+                    );
+                }
+            }
             for forbidden in [
                 "nhs_number",
                 "family_name",
@@ -149,6 +178,12 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
     let planning: HashSet<&String> = pseudonyms_per_purpose["planning"].values().flatten().collect();
     let research: HashSet<&String> = pseudonyms_per_purpose["research"].values().flatten().collect();
     assert!(planning.is_disjoint(&research), "pseudonyms must not link across purposes");
+}
+
+/// A day count since 1970-01-01 as the Parquet reader prints dates (`YYYY-MM-DD`).
+fn iso_date(days: i32) -> String {
+    let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).unwrap();
+    date.format("%Y-%m-%d").to_string()
 }
 
 fn summary_key_id(metadata: &BTreeMap<String, String>) -> String {

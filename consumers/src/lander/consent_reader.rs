@@ -59,6 +59,18 @@ impl ConsentReader {
         Ok(ConsentReader { consumer, end_offsets, topic: config.consent_topic.clone(), positions: HashMap::new() })
     }
 
+    /// Messages between the start and the end of the topic now (an upper bound on the changes
+    /// the first catch-up applies), to size the consent store once rather than grow it.
+    pub(super) fn backlog(&self) -> u64 {
+        let Ok(assignment) = self.consumer.assignment() else { return 0 };
+        assignment
+            .elements()
+            .iter()
+            .filter_map(|e| self.end_offsets.fetch_watermarks(&self.topic, e.partition(), Duration::from_secs(5)).ok())
+            .map(|(low, high)| (high - low).max(0) as u64)
+            .sum()
+    }
+
     /// Reads every partition up to the high watermark it has now, applying each change: after
     /// this returns, every consent change acknowledged by Kafka before the call is in force.
     /// Broker outages are retried until `timeout`; then landing holds with

@@ -44,7 +44,7 @@ pub use report::LandingReport;
 pub use setup::{PurposeSetup, setups_from_builtin, setups_from_dir};
 use state::LandingState;
 
-use crate::{Error, Result};
+use crate::{Error, Result, consent::ConsentStore};
 
 /// Configuration of a lander (everything but the broker connection and the keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +128,8 @@ pub async fn run(
 
     let consent_timeout = Duration::from_secs(config.consent_load_timeout_secs.max(1));
     let mut consent_reader = block(|| ConsentReader::start(client, config))?;
+    let backlog = block(|| consent_reader.backlog());
+    state.consent = ConsentStore::with_capacity(usize::try_from(backlog).unwrap_or(usize::MAX).min(50_000_000));
     let loaded = block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
     if let Some(erasures) = &mut state.erasures {

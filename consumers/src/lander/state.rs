@@ -125,7 +125,18 @@ impl<'a> LandingState<'a> {
                     field: "<subject>".to_owned(),
                     reason: e.to_string(),
                 })?;
-                plans.insert(subject.clone(), Arc::new(setup.policy.plan(latest)?));
+                let plan = setup.policy.plan(latest)?;
+                if config.erase_on_opt_out && plan.patient_pseudonym_column().is_none() {
+                    // Rows without a pseudonym could never be found again to erase: refuse now
+                    // rather than fail at the first opt-out.
+                    return Err(Error::PolicyMismatch {
+                        policy: setup.policy.label(),
+                        subject: latest.label(),
+                        field: setup.policy.patient_identifier().to_owned(),
+                        reason: "erase_on_opt_out needs the patient identifier landed as an hmac pseudonym".to_owned(),
+                    });
+                }
+                plans.insert(subject.clone(), Arc::new(plan));
             }
             info!(
                 purpose = %purpose,

@@ -399,3 +399,20 @@ fn plans_type_their_columns() {
     let cells = pseudonymise(&research, &PurposeKey::new("k", &[1; 32]).unwrap(), &value).unwrap();
     assert_eq!(cells.len(), research.arrow_schema.fields().len());
 }
+
+#[test]
+fn plans_name_the_patient_pseudonym_column_erasure_searches() {
+    for purpose in Policy::BUILTIN_PURPOSES {
+        let policy = Policy::builtin(purpose).unwrap();
+        for subject in subjects::CLINICAL {
+            let plan = policy.plan(latest(subject)).unwrap();
+            assert_eq!(plan.patient_pseudonym_column(), Some("patient_pseudonym"), "{purpose} {subject}");
+        }
+    }
+    // A policy that drops the NHS number lands no pseudonym, so erasure cannot find the patient.
+    let text = std::fs::read_to_string(policies_dir().join("research.toml"))
+        .unwrap()
+        .replace(r#"nhs_number = { action = "hmac", column = "patient_pseudonym" }"#, r#"nhs_number = "drop""#);
+    let dropped = Policy::from_toml(&text, "test").unwrap();
+    assert_eq!(dropped.plan(latest("adt")).unwrap().patient_pseudonym_column(), None);
+}
