@@ -47,6 +47,11 @@ enum Command {
     },
     /// Remove patients' rows from landed files (e.g. after a late opt-out), audited.
     Erase(governance::EraseArgs),
+    /// Check policy files against the schemas and show what each does to every field.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Check the audit trail.
     Audit {
         #[command(subcommand)]
@@ -293,6 +298,12 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum PolicyCommand {
+    /// Plan every policy against the newest schemas; exit 1 if any field is not covered.
+    Check(governance::PolicyCheckArgs),
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the audit log's hash chain and report any edit, gap or reordering (exit 1).
     Verify(governance::AuditVerifyArgs),
@@ -377,6 +388,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Erase(args) => governance::run_erase(args),
+        Command::Policy { command: PolicyCommand::Check(args) } => governance::run_policy_check(args),
         Command::Audit { command: AuditCommand::Verify(args) } => governance::run_audit_verify(args),
         Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {
             produce_synthetic(source, framing, topics, broker)

@@ -115,3 +115,58 @@ fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trai
     assert_eq!(tampered.status.code(), Some(1), "{}", text(&tampered));
     assert!(text(&tampered).contains("hash mismatch"), "{}", text(&tampered));
 }
+
+#[test]
+fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.toml");
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let research = std::fs::read_to_string(repository.join("research.toml")).unwrap();
+    std::fs::write(policies.join("research.toml"), &research).unwrap();
+
+    let checked = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
+    let output = text(&checked);
+    assert!(checked.status.success(), "{output}");
+    assert!(output.contains("research@v1"), "{output}");
+    assert!(output.contains("nhs_number                 hmac               -> patient_pseudonym"), "{output}");
+    assert!(output.contains("family_name                drop               not landed"), "{output}");
+
+    // A study policy written before observation v2 added `interpretation`: refused, naming it.
+    let study = research
+        .replace("purpose = \"research\"", "purpose = \"study:IRAS-301234\"")
+        .replace("name = \"research\"", "name = \"iras-301234\"")
+        .lines()
+        .filter(|line| !line.starts_with("interpretation ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(policies.join("study:IRAS-301234.toml"), study).unwrap();
+    let refused = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
+    let output = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{output}");
+    assert!(output.contains("no action for field `interpretation` of subject `observation` v2"), "{output}");
+
+    // A study without a policy file is never landed under a default.
+    let generated = sluice(
+        &["keys", "generate", "--purpose", "study:IRAS-9", "--out", dir.path().join("k2.toml").to_str().unwrap()],
+        &keys,
+        None,
+    );
+    assert!(generated.status.success(), "{}", text(&generated));
+    let land = sluice(
+        &[
+            "land",
+            "--purpose",
+            "study:IRAS-9",
+            "--brokers",
+            "127.0.0.1:9",
+            "--lake",
+            dir.path().join("lake").to_str().unwrap(),
+        ],
+        &dir.path().join("k2.toml"),
+        None,
+    );
+    assert!(!land.status.success());
+    assert!(text(&land).contains("no policy for purpose `study:IRAS-9`"), "{}", text(&land));
+}
