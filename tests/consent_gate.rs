@@ -125,3 +125,60 @@ async fn a_later_opt_out_stops_later_releases_and_erases_what_was_landed() {
     let landings = audit.lines().filter(|line| line.contains("\"kind\":\"landing\"")).count();
     assert!(landings >= 2 * 3, "a landing record per purpose and partition range ({landings})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_under_an_exemption_are_counted_and_audited_with_their_legal_basis() {
+    let (_cluster, client, topics) = mock_cluster();
+    let opted_out = source(0.3);
+    publish_source(&client, &topics, &opted_out).await;
+    let held_back: u64 =
+        opted_out.clinical_events().filter(|event| opted_out.patient(event.truth.patient).national_opt_out).count()
+            as u64;
+    assert!(held_back > 50, "the source exercises opt-outs ({held_back})");
+
+    // Planning runs under a declared exemption from the National Data Opt-out; research does not.
+    let planning_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/planning.toml"))
+        .unwrap()
+        .replace(
+            "exemptions = []",
+            r#"exemptions = [{ opt_out = "national-data-opt-out", legal_basis = "s251 NHS Act 2006 (COPI regulation 5)", reference = "CAG 10-02(b)/2026" }]"#,
+        );
+    let planning = sluice_consumers::policy::Policy::from_toml(&planning_text, "test:planning-exempt.toml").unwrap();
+    let purposes = vec!["planning".to_owned(), "research".to_owned()];
+    let keys = keys::generate(&purposes);
+    let mut setups = builtin_setups(&keys);
+    setups.get_mut("planning").unwrap().policy = planning;
+
+    let lake = tempfile::tempdir().unwrap();
+    let config = lander_config(lake.path(), &purposes, "exemption-test", &topics);
+    let (_targets, targets) = watch::channel(Some(high_watermarks(&client, &config.clinical_topics)));
+    let (_shutdown, shutdown) = watch::channel(false);
+    let report = sluice_consumers::run(
+        &client,
+        &config,
+        &setups,
+        Catalogue::embedded(),
+        RunUntil::CaughtUp(targets),
+        shutdown,
+        |_| {},
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(report.released_under_exemption["planning"]["national_data_opt_out"], held_back);
+    assert_eq!(report.landed["planning"], 1_200, "planning receives every event");
+    assert_eq!(report.withheld["research"]["national_data_opt_out"], held_back);
+    assert!(!report.released_under_exemption.contains_key("research"));
+
+    let audit = std::fs::read_to_string(lake.path().join("_audit/audit.jsonl")).unwrap();
+    let mut audited = 0;
+    for line in audit.lines().filter(|l| l.contains("\"kind\":\"landing\"") && l.contains("\"purpose\":\"planning\"")) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(use_) = record["event"]["released_under_exemption"].get("national_data_opt_out") {
+            assert_eq!(use_["legal_basis"], "s251 NHS Act 2006 (COPI regulation 5)");
+            assert_eq!(use_["reference"], "CAG 10-02(b)/2026");
+            audited += use_["events"].as_u64().unwrap();
+        }
+    }
+    assert_eq!(audited, held_back, "every release under the exemption is in the audit trail");
+}

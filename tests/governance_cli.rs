@@ -110,6 +110,23 @@ fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trai
     assert!(verified.status.success(), "{}", text(&verified));
     assert!(text(&verified).contains("hash chain intact"));
 
+    // No secret of any key, active or retired, in anything the commands printed or wrote.
+    let secrets: Vec<String> = std::fs::read_to_string(&keys)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            line.trim().strip_prefix("secret_hex = \"").map(|rest| rest.trim_end_matches('"').to_owned())
+        })
+        .collect();
+    assert_eq!(secrets.len(), 3, "planning, research and the retired research key");
+    let mut emitted = vec![text(&generated), text(&landed), text(&rotated), output.clone(), log.clone()];
+    for file in parquet_files(&lake) {
+        emitted.push(String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned());
+    }
+    for secret in &secrets {
+        assert!(emitted.iter().all(|text| !text.contains(&secret[..16])), "a key secret was emitted");
+    }
+
     std::fs::write(&audit, log.replacen("\"rows_removed\":", "\"rows_removed\":1", 1)).unwrap();
     let tampered = sluice(&["audit", "verify", "--lake", lake_arg], &keys, None);
     assert_eq!(tampered.status.code(), Some(1), "{}", text(&tampered));
