@@ -41,6 +41,15 @@ pub enum AuditEvent {
     Erasure(ErasureRecord),
     /// Files removed again because the offsets they cover could not be committed.
     Withdrawal(WithdrawalRecord),
+    /// The log itself was repaired after a crash.
+    Recovery(RecoveryRecord),
+}
+
+/// A repair of the log after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryRecord {
+    /// What was done.
+    pub reason: String,
 }
 
 /// Files a lander removed again after its commit was refused.
@@ -73,8 +82,8 @@ pub struct LandingRecord {
     pub released_under_exemption: BTreeMap<String, ExemptionUse>,
     /// Rows landed.
     pub landed: u64,
-    /// The file the rows were written to, if any.
-    pub file: Option<FileRecord>,
+    /// The files the rows were written to (one per event date), if any.
+    pub files: Vec<FileRecord>,
     /// Policy applied, `name@vN`.
     pub policy: String,
     /// SHA-256 of the policy file.
@@ -194,18 +203,33 @@ impl AuditLog {
             .mode(0o600)
             .open(path)
             .map_err(Error::write(path))?;
-        let verified = verify(path)?;
+        let mut verified = verify(path)?;
+        if verified.torn_tail {
+            // A crash while appending left a partial last record. Its checkpoint was never
+            // committed and will be done again, so the partial record is cut off, and the cut is
+            // itself recorded below.
+            file.set_len(verified.complete_bytes).map_err(Error::write(path))?;
+            file.sync_all().map_err(Error::write(path))?;
+            verified = verify(path)?;
+            verified.torn_tail = true;
+        }
         if let Some(problem) = verified.problems.first() {
             return Err(Error::AuditLog { path: path.to_owned(), reason: format!("does not verify: {problem}") });
         }
         let known_length = file.metadata().map_err(Error::write(path))?.len();
-        Ok(AuditLog {
+        let mut log = AuditLog {
             path: path.to_owned(),
             file,
             previous: verified.last_hash,
             next_sequence: verified.records,
             known_length,
-        })
+        };
+        if verified.torn_tail {
+            log.append(&AuditEvent::Recovery(RecoveryRecord {
+                reason: "a record left incomplete by a crash while it was being written was cut off".to_owned(),
+            }))?;
+        }
+        Ok(log)
     }
 
     /// Where the log is.
@@ -277,8 +301,13 @@ pub struct Verification {
     pub records: u64,
     /// Hash of the last record, or [`GENESIS`].
     pub last_hash: String,
-    /// Every break in the chain, by line number; empty when the log is intact.
+    /// Every break in the chain, by line number; empty when the log is intact. An incomplete
+    /// last record is not listed here but in `torn_tail`.
     pub problems: Vec<String>,
+    /// The last record has no line end: a crash while it was being appended.
+    pub torn_tail: bool,
+    /// Bytes up to the end of the last complete line.
+    pub complete_bytes: u64,
 }
 
 /// Recomputes the hash chain of the log at `path` (a missing file is an empty log).
@@ -302,9 +331,10 @@ pub fn verify(path: &Path) -> Result<Verification> {
         }
         number += 1;
         if line.last() != Some(&b'\n') {
-            verification.problems.push(format!("line {number}: incomplete record (no line end)"));
+            verification.torn_tail = true;
             break;
         }
+        verification.complete_bytes += line.len() as u64;
         match check_line(&line[..line.len() - 1], number - 1, &verification.last_hash) {
             Ok(hash) => verification.last_hash = hash,
             Err(problem) => {
@@ -352,6 +382,21 @@ fn stated_hash(line: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(line).ok()?.trim_end();
     let start = text.rfind(",\"hash\":\"")? + ",\"hash\":\"".len();
     text.get(start..start + 64).map(str::to_owned)
+}
+
+/// The record of a landed file: path relative to the lake, checksum, rows and size.
+pub fn file_record(lake: &Path, path: &Path) -> Result<FileRecord> {
+    let failed = |reason: String| Error::WriteFile { path: path.to_owned(), reason };
+    let file = File::open(path).map_err(|e| failed(e.to_string()))?;
+    let bytes = file.metadata().map_err(|e| failed(e.to_string()))?.len();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).map_err(|e| failed(e.to_string()))?;
+    let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
+    Ok(FileRecord {
+        path: path.strip_prefix(lake).unwrap_or(path).to_string_lossy().into_owned(),
+        sha256: sha256_file(path)?,
+        rows: u64::try_from(rows).unwrap_or(0),
+        bytes,
+    })
 }
 
 /// SHA-256 (hex) of a file's bytes.
@@ -444,7 +489,15 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("line 2: does not follow"), "{problems:?}");
 
+        // A record torn by a crash is cut off when the log is next opened, and the cut recorded.
         std::fs::write(&path, &intact[..intact.len() - 10]).unwrap();
-        assert_eq!(verify(&path).unwrap().problems, ["line 3: incomplete record (no line end)"]);
+        let torn = verify(&path).unwrap();
+        assert!(torn.torn_tail && torn.problems.is_empty());
+        assert_eq!(torn.complete_bytes as usize, lines[0].len() + lines[1].len() + 2);
+        let mut log = AuditLog::open(&path).unwrap();
+        log.append(&erasure(4)).unwrap();
+        let repaired = verify(&path).unwrap();
+        assert_eq!((repaired.records, repaired.torn_tail, repaired.problems), (4, false, Vec::<String>::new()));
+        assert!(std::fs::read_to_string(&path).unwrap().lines().nth(2).unwrap().contains("\"kind\":\"recovery\""));
     }
 }

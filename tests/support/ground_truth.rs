@@ -123,6 +123,13 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
                 &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             );
             assert!(schema.field_with_name(absent).is_err(), "{purpose} has {absent}");
+            // Hive-style partitions by the landed event time's UTC date.
+            let directory = file.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+            let date = directory.strip_prefix("event_date=").unwrap_or_else(|| panic!("{}", file.display()));
+            for micros in column_strings(&parquet.batches, occurred) {
+                let day = micros.parse::<i64>().unwrap().div_euclid(86_400_000_000) as i32;
+                assert_eq!(iso_date(day), date, "{}: an event outside its date partition", file.display());
+            }
             assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v1"));
             assert_eq!(parquet.metadata["sluice.patient_pseudonym_column"], "patient_pseudonym");
             // No row holds its own patient's full date of birth, in any column.

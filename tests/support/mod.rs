@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod ground_truth;
+pub mod pipeline;
 pub mod tansu;
 
 use std::{

@@ -12,7 +12,11 @@ use rdkafka::{
 };
 use tracing::{info, warn};
 
-use super::{LanderConsumer, block, state::LandingState};
+use super::{
+    LanderConsumer, block,
+    layout::{event_date_directory, landed_file_name},
+    state::{LandingState, PendingKey},
+};
 use crate::{
     Error, Result,
     audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord, sha256_file},
@@ -32,8 +36,8 @@ impl LandingState<'_> {
     /// Writes every pending file, does owed erasures, waits for dead letters, appends the audit
     /// records, then commits the consumed offsets.
     pub(super) async fn checkpoint(&mut self, consumer: &LanderConsumer) -> Result<()> {
-        let mut written: HashMap<(usize, String, i32), WrittenFile> = HashMap::new();
-        for ((index, topic, partition), mut pending) in std::mem::take(&mut self.pending) {
+        let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
+        for ((index, topic, partition, day), mut pending) in std::mem::take(&mut self.pending) {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
             let path = self
@@ -41,7 +45,8 @@ impl LandingState<'_> {
                 .lake_dir
                 .join(runtime.purpose.name())
                 .join(&plan.subject)
-                .join(format!("{topic}+{partition}+{:020}-{:020}.parquet", pending.offsets.0, pending.offsets.1));
+                .join(event_date_directory(day))
+                .join(landed_file_name(&topic, partition, pending.offsets));
             let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
             let mut metadata = vec![
                 ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
@@ -74,7 +79,7 @@ impl LandingState<'_> {
             })
             .await
             .expect("the file writer does not panic")?;
-            written.insert((index, topic, partition), WrittenFile { landed, record, writer_schemas });
+            written.insert((index, topic, partition, day), WrittenFile { landed, record, writer_schemas });
         }
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
@@ -145,13 +150,21 @@ impl LandingState<'_> {
     }
 
     /// One audit record per consumed partition range and purpose, with the file written for it.
-    fn audit_landings(&mut self, written: &HashMap<(usize, String, i32), WrittenFile>) -> Result<()> {
+    fn audit_landings(&mut self, written: &HashMap<PendingKey, WrittenFile>) -> Result<()> {
         let mut records = Vec::new();
         for ((topic, partition), progress) in &self.uncommitted {
             let subject = progress.tally.consumed.keys().next().cloned().unwrap_or_default();
             for (index, runtime) in self.purposes.iter().enumerate() {
                 let purpose = runtime.purpose.name();
-                let file = written.get(&(index, topic.clone(), *partition));
+                let mut files: Vec<&WrittenFile> = written
+                    .iter()
+                    .filter(|((i, t, p, _), _)| *i == index && t == topic && p == partition)
+                    .map(|(_, file)| file)
+                    .collect();
+                files.sort_by(|a, b| a.record.path.cmp(&b.record.path));
+                let mut writer_schemas: Vec<String> = files.iter().flat_map(|f| f.writer_schemas.clone()).collect();
+                writer_schemas.sort();
+                writer_schemas.dedup();
                 let tally = &progress.tally;
                 let exemptions = runtime.setup.policy.rules().exemptions.as_slice();
                 let released_under_exemption = tally
@@ -179,12 +192,12 @@ impl LandingState<'_> {
                     withheld: tally.withheld.get(&purpose).cloned().unwrap_or_default(),
                     released_under_exemption,
                     landed: tally.landed.get(&purpose).copied().unwrap_or(0),
-                    file: file.map(|f| f.record.clone()),
+                    files: files.iter().map(|f| f.record.clone()).collect(),
                     policy: runtime.setup.policy.label(),
                     policy_hash: runtime.setup.policy.hash(),
                     key_id: runtime.setup.keys.active().id().to_owned(),
                     reader_schema: runtime.plans.get(&subject).map(|plan| reader_schema(plan)).unwrap_or_default(),
-                    writer_schemas: file.map(|f| f.writer_schemas.clone()).unwrap_or_default(),
+                    writer_schemas,
                 });
             }
         }

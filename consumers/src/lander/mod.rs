@@ -35,6 +35,7 @@ use tracing::{info, warn};
 mod checkpoint;
 mod consent_reader;
 mod erasure;
+mod layout;
 mod report;
 mod setup;
 mod state;

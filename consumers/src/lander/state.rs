@@ -15,16 +15,19 @@ use rdkafka::{
 use sluice_schemas::{Catalogue, Decoder, NhsNumber, subjects};
 use tracing::{info, warn};
 
-use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures};
+use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, layout::parse_landed_file_name};
 use crate::{
     Error, Result,
-    audit::AuditLog,
+    audit::{AuditEvent, AuditLog, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
     consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
+    erase::landed_files,
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
 };
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// One purpose as the run uses it.
 pub(super) struct PurposeRuntime<'a> {
@@ -46,6 +49,10 @@ pub(super) struct PendingFile {
     pub(super) writer_fingerprints: BTreeSet<u64>,
 }
 
+/// Which file a row goes to: purpose index, source topic and partition, and the UTC day of the
+/// event as landed (days since 1970-01-01; `None` when the policy lands no event time).
+pub(super) type PendingKey = (usize, String, i32, Option<i32>);
+
 /// A clinical partition consumed since the last checkpoint.
 #[derive(Debug, Default)]
 pub(super) struct PartitionProgress {
@@ -66,8 +73,8 @@ pub(super) struct LandingState<'a> {
     subject_of_topic: HashMap<String, String>,
     /// Current consent state.
     pub(super) consent: ConsentStore,
-    /// Rows per (purpose index, topic, partition).
-    pub(super) pending: BTreeMap<(usize, String, i32), PendingFile>,
+    /// Rows per file to be written.
+    pub(super) pending: BTreeMap<PendingKey, PendingFile>,
     /// Rows in all pending files.
     pub(super) buffered_rows: usize,
     /// Clinical partitions consumed since the last checkpoint. Dropped if the partition is
@@ -214,6 +221,11 @@ impl<'a> LandingState<'a> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let key = (topic.to_owned(), partition);
         let expected_subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
+        if !self.positions.contains_key(&key) {
+            // First event of this partition since it was assigned here: files an earlier owner
+            // wrote from this offset on were never committed, and are about to be landed again.
+            self.withdraw_uncommitted_files(topic, partition, offset, &expected_subject)?;
+        }
         let routed = self.route(decoder, message, &expected_subject);
 
         let progress = self
@@ -246,11 +258,16 @@ impl<'a> LandingState<'a> {
         }
         for (index, plan, row) in routed.rows {
             *tally.landed.entry(name(index)).or_default() += 1;
-            let pending = self.pending.entry((index, topic.to_owned(), partition)).or_insert_with(|| PendingFile {
-                rows: RowBuffer::new(plan),
-                offsets: (offset, offset),
-                writer_fingerprints: BTreeSet::new(),
+            let day = plan.event_time_column.and_then(|column| match row[column] {
+                Cell::TimestampMicros(micros) => i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok(),
+                _ => None,
             });
+            let pending =
+                self.pending.entry((index, topic.to_owned(), partition, day)).or_insert_with(|| PendingFile {
+                    rows: RowBuffer::new(plan),
+                    offsets: (offset, offset),
+                    writer_fingerprints: BTreeSet::new(),
+                });
             pending.rows.push(row);
             pending.offsets.1 = offset;
             pending.writer_fingerprints.insert(routed.writer_fingerprint);
@@ -289,11 +306,54 @@ impl<'a> LandingState<'a> {
         Ok(routed)
     }
 
+    /// Removes files of `topic`/`partition` holding offsets from `from` on, in every purpose's
+    /// dataset of `subject`: they were written by a lander that stopped (or crashed) before it
+    /// committed them, and consuming resumes from `from`, so keeping them would land their events
+    /// twice. Each removal is recorded in the audit log.
+    fn withdraw_uncommitted_files(&mut self, topic: &str, partition: i32, from: i64, subject: &str) -> Result<()> {
+        let lake = &self.config.lake_dir;
+        let mut withdrawn = Vec::new();
+        for runtime in &self.purposes {
+            let dataset = lake.join(runtime.purpose.name()).join(subject);
+            for path in super::block(|| landed_files(&dataset))? {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let Some(landed) = parse_landed_file_name(&name) else { continue };
+                if landed.topic != topic || landed.partition != partition || landed.first < from {
+                    continue;
+                }
+                let record = super::block(|| -> Result<FileRecord> {
+                    let record = file_record(lake, &path)?;
+                    std::fs::remove_file(&path).map_err(Error::write(&path))?;
+                    if let Some(dir) = path.parent() {
+                        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
+                    }
+                    Ok(record)
+                })?;
+                withdrawn.push(record);
+            }
+        }
+        if !withdrawn.is_empty() {
+            warn!(
+                topic,
+                partition,
+                files = withdrawn.len(),
+                "removed files written after the last commit; landing them again"
+            );
+            self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
+                reason: format!(
+                    "written from offset {from} of {topic}/{partition} but never committed (the lander stopped first); landed again"
+                ),
+                files: withdrawn,
+            }))?;
+        }
+        Ok(())
+    }
+
     /// Forgets everything buffered for partitions this lander no longer owns: nothing of theirs
     /// is written or committed here, and their new owner re-reads them from the committed offsets.
     pub(super) fn revoke(&mut self, partitions: &[(String, i32)]) {
         let mut dropped_rows = 0;
-        self.pending.retain(|(_, topic, partition), pending| {
+        self.pending.retain(|(_, topic, partition, _), pending| {
             let revoked = partitions.iter().any(|(t, p)| t == topic && p == partition);
             if revoked {
                 dropped_rows += pending.rows.rows();

@@ -141,7 +141,13 @@ pub struct LandingPlan {
     /// Position of the patient identifier field (the policy's `patient_identifier`) in the
     /// reader schema's record.
     pub patient_field_index: usize,
+    /// Output column holding the event time as landed (`occurred_at`, kept or shifted): files
+    /// are partitioned by its UTC date. `None` when the policy lands no such timestamp.
+    pub event_time_column: Option<usize>,
 }
+
+/// The field every clinical subject has for when the event happened.
+pub const EVENT_TIME_FIELD: &str = "occurred_at";
 
 impl LandingPlan {
     /// The output column holding the keyed pseudonym of the patient identifier, if the policy
@@ -229,6 +235,9 @@ impl Policy {
             subject: subject.to_owned(),
             reader_version: version.version(),
             reader_fingerprint: version.fingerprint(),
+            event_time_column: fields.index(EVENT_TIME_FIELD).and_then(|field| {
+                columns.iter().position(|c| c.field_index == field && c.kind == ColumnKind::TimestampMicros)
+            }),
             columns,
             arrow_schema,
             patient_field_index: patient,

@@ -1,0 +1,64 @@
+//! Where landed files go and what they are called.
+//!
+//! ```text
+//! <lake>/<purpose>/<subject>/event_date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>-<last offset>.parquet
+//! ```
+//!
+//! The date is the UTC date of the event time as landed (`occurred_at`, or its shifted value
+//! where the policy shifts dates), in Hive's `key=value` style so DuckDB, Spark, Polars and
+//! pyarrow read it as a column and prune by it. The name says which source offsets the file
+//! holds, which is how a restarted lander recognises files written after its last commit.
+
+/// `event_date=YYYY-MM-DD` for a day count since 1970-01-01, or Hive's name for a missing value
+/// when the policy lands no event time.
+pub(crate) fn event_date_directory(day: Option<i32>) -> String {
+    match day.and_then(|d| chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)) {
+        Some(midnight) => format!("event_date={}", midnight.format("%Y-%m-%d")),
+        None => "event_date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+    }
+}
+
+/// `<topic>+<partition>+<first offset>-<last offset>.parquet`, offsets zero-padded to 20 digits
+/// so that names sort by offset. Kafka topic names cannot contain `+`.
+pub(crate) fn landed_file_name(topic: &str, partition: i32, (first, last): (i64, i64)) -> String {
+    format!("{topic}+{partition}+{first:020}-{last:020}.parquet")
+}
+
+/// The source topic, partition and offsets in a landed file's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LandedName<'n> {
+    pub(crate) topic: &'n str,
+    pub(crate) partition: i32,
+    pub(crate) first: i64,
+    pub(crate) last: i64,
+}
+
+/// Reads a name written by [`landed_file_name`]; `None` for anything else.
+pub(crate) fn parse_landed_file_name(name: &str) -> Option<LandedName<'_>> {
+    let stem = name.strip_suffix(".parquet")?;
+    let (rest, offsets) = stem.rsplit_once('+')?;
+    let (topic, partition) = rest.rsplit_once('+')?;
+    let (first, last) = offsets.split_once('-')?;
+    Some(LandedName { topic, partition: partition.parse().ok()?, first: first.parse().ok()?, last: last.parse().ok()? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_directories_round_trip() {
+        let name = landed_file_name("clinical.adt", 7, (12, 3_456));
+        assert_eq!(name, "clinical.adt+7+00000000000000000012-00000000000000003456.parquet");
+        assert_eq!(
+            parse_landed_file_name(&name),
+            Some(LandedName { topic: "clinical.adt", partition: 7, first: 12, last: 3_456 })
+        );
+        for other in ["notes.txt", "clinical.adt+x+1-2.parquet", "a+1+2.parquet", ".a+1+1-2.parquet.inprogress"] {
+            assert_eq!(parse_landed_file_name(other), None, "{other}");
+        }
+        assert_eq!(event_date_directory(Some(20_782)), "event_date=2026-11-25");
+        assert_eq!(event_date_directory(Some(-1)), "event_date=1969-12-31");
+        assert_eq!(event_date_directory(None), "event_date=__HIVE_DEFAULT_PARTITION__");
+    }
+}
