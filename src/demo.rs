@@ -170,18 +170,28 @@ impl DemoSummary {
             bytes as f64 / 1e6,
             self.lake_dir.display()
         );
-        let mut datasets: BTreeMap<PathBuf, (usize, usize)> = BTreeMap::new();
+        // Per dataset (purpose and subject), over its event_date partitions.
+        let mut datasets: BTreeMap<PathBuf, (usize, usize, std::collections::BTreeSet<PathBuf>)> = BTreeMap::new();
         for file in &landing.files {
-            let entry = datasets.entry(file.path.parent().unwrap_or(Path::new(".")).to_owned()).or_default();
+            let partition = file.path.parent().unwrap_or(Path::new("."));
+            let dataset = match partition.file_name() {
+                Some(name) if name.to_string_lossy().starts_with("event_date=") => {
+                    partition.parent().unwrap_or(partition)
+                }
+                _ => partition,
+            };
+            let entry = datasets.entry(dataset.to_owned()).or_default();
             entry.0 += 1;
             entry.1 += file.rows;
+            entry.2.insert(partition.to_owned());
         }
-        for (dir, (files, rows)) in &datasets {
+        for (dir, (files, rows, partitions)) in &datasets {
             let _ = writeln!(
                 out,
-                "    {:<48} {files:>4} files {:>10} rows",
+                "    {:<48} {:>10} rows {files:>6} files {:>4} event dates",
                 format!("{}/", dir.display()),
-                group(*rows as u64)
+                group(*rows as u64),
+                partitions.len()
             );
         }
         let problems = self.problems();
@@ -197,7 +207,10 @@ impl DemoSummary {
         if let Some((dir, _)) = datasets.iter().next() {
             let example = dir.display();
             let _ = writeln!(out, "\nOpen the data (no patient identifiers in it; pseudonyms differ per purpose):");
-            let _ = writeln!(out, "  duckdb -c \"SELECT * FROM read_parquet('{example}/*.parquet') LIMIT 5\"");
+            let _ = writeln!(
+                out,
+                "  duckdb -c \"SELECT * FROM read_parquet('{example}/*/*.parquet', hive_partitioning = true) LIMIT 5\""
+            );
             let _ = writeln!(out, "  python3 -c \"import pandas as pd; print(pd.read_parquet('{example}').head())\"");
         }
         out
