@@ -2,7 +2,8 @@
 //! `tests/readers/requirements.txt`) read every dataset of a demo run through
 //! `tests/readers/read_lake.py`, and what they see must match what the lander reported: the same
 //! rows, each event once, every row in its `event_date` partition, microsecond UTC timestamps,
-//! real DATE and BOOLEAN and DOUBLE columns, and the provenance metadata of the policy and key used.
+//! real DATE and BOOLEAN and DOUBLE columns, the provenance metadata of the policy and key used,
+//! and a data dictionary next to each dataset that explains every column.
 
 mod support;
 
@@ -90,6 +91,11 @@ async fn pyarrow_and_duckdb_read_every_dataset_with_the_right_types_rows_and_pro
             assert!(!arrow_types.contains_key(identifier), "{dataset} has {identifier}");
         }
 
+        // The data dictionary sits next to the data (and the readers above skipped it).
+        let dictionary = std::fs::read_to_string(lake.path().join(dataset).join("_dictionary.md")).unwrap();
+        for column in arrow_types.keys().filter(|c| *c != "event_date") {
+            assert!(dictionary.contains(&format!("| `{column}` |")), "{dataset}: {column} is not in the dictionary");
+        }
         let metadata = &arrow["metadata"];
         assert_eq!(metadata["sluice.purpose"], purpose);
         assert_eq!(metadata["sluice.subject"], subject);

@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod batch;
 pub mod consent;
+pub mod dictionary;
 pub mod erase;
 pub mod keyring;
 pub mod lander;

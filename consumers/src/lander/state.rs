@@ -143,6 +143,8 @@ impl<'a> LandingState<'a> {
                         reason: "erase_on_opt_out needs the patient identifier landed as an hmac pseudonym".to_owned(),
                     });
                 }
+                let dataset = config.lake_dir.join(purpose.name()).join(subject);
+                crate::dictionary::write(&dataset, &crate::dictionary::render(&setup.policy, latest, &plan))?;
                 plans.insert(subject.clone(), Arc::new(plan));
             }
             info!(

@@ -1,0 +1,141 @@
+//! The data dictionary written next to every dataset (`<lake>/<purpose>/<subject>/_dictionary.md`):
+//! for an analyst, what each column is, its type, which source field it came from and what the
+//! purpose's policy did to it; and which source fields were not landed, and why.
+//!
+//! It is generated from the schema's field documentation and the policy, so it cannot drift
+//! from what the lander does. Files whose names start with `_` are skipped by pyarrow, Spark and
+//! DuckDB globs over `*.parquet`, so the dictionary never gets in the way of reading the data.
+
+use std::{fmt::Write as _, path::Path};
+
+use apache_avro::Schema;
+use sluice_schemas::SchemaVersion;
+
+use crate::{
+    Error, Result,
+    policy::{ColumnKind, FieldAction, LandingPlan, Policy},
+};
+
+/// Name of the dictionary file in each dataset directory.
+pub const DICTIONARY_FILE: &str = "_dictionary.md";
+
+/// The dictionary of one dataset, as Markdown.
+pub fn render(policy: &Policy, version: &SchemaVersion, plan: &LandingPlan) -> String {
+    let Schema::Record(record) = version.schema() else { return String::new() };
+    let actions = policy.actions(&plan.subject);
+    let action_of = |field: &str| actions.and_then(|a| a.get(field));
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} / {}\n", policy.purpose(), plan.subject);
+    let _ = writeln!(out, "{}\n", record.doc.as_deref().unwrap_or("").trim());
+    let _ = writeln!(out, "- Purpose: `{}`. {}", policy.purpose(), policy.description());
+    let _ = writeln!(out, "- Policy: `{}` (`{}`), SHA-256 `{}`.", policy.label(), policy.origin(), policy.hash());
+    let _ = writeln!(
+        out,
+        "- Read with schema `{}` v{} (fingerprint `{:016x}`); events written with older versions are read as this one.",
+        plan.subject, plan.reader_version, plan.reader_fingerprint
+    );
+    let _ = writeln!(
+        out,
+        "- Files are partitioned by `event_date` (UTC date of the event time as landed), one directory per date."
+    );
+    let _ = writeln!(out, "- Every file records the policy hash and key id in its Parquet key-value metadata.\n");
+    let _ = writeln!(out, "## Columns\n");
+    let _ = writeln!(out, "| column | type | from field | what was done | meaning of the source field |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for column in &plan.columns {
+        let field = &record.fields[column.field_index];
+        let treatment = action_of(&field.name).map_or_else(|| "kept".to_owned(), describe);
+        let _ = writeln!(
+            out,
+            "| `{}` | {}{} | `{}` | {} | {} |",
+            column.name,
+            type_name(column.kind),
+            if column.nullable { ", may be null" } else { "" },
+            field.name,
+            treatment,
+            cell(field.doc.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(out, "\n## Source fields not landed\n");
+    let _ = writeln!(out, "| field | why |");
+    let _ = writeln!(out, "|---|---|");
+    for field in &record.fields {
+        if let Some(FieldAction::Drop { reason }) = action_of(&field.name) {
+            let _ =
+                writeln!(out, "| `{}` | {} |", field.name, cell(reason.as_deref().unwrap_or("dropped by the policy")));
+        }
+    }
+    out
+}
+
+/// Writes the dictionary of one dataset into its directory, atomically.
+pub fn write(dataset_dir: &Path, text: &str) -> Result<()> {
+    std::fs::create_dir_all(dataset_dir).map_err(Error::write(dataset_dir))?;
+    let path = dataset_dir.join(DICTIONARY_FILE);
+    let temporary = dataset_dir.join(format!(".{DICTIONARY_FILE}.inprogress"));
+    std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &path)).map_err(Error::write(&path))
+}
+
+fn describe(action: &FieldAction) -> String {
+    match action {
+        FieldAction::Keep {} => "kept as sent".to_owned(),
+        FieldAction::Drop { .. } => "not landed".to_owned(),
+        FieldAction::Hmac { .. } => {
+            "keyed HMAC-SHA256 (hex) under this purpose's key: the same value gives the same pseudonym within this purpose only".to_owned()
+        }
+        FieldAction::DateYear { .. } => "reduced to the year".to_owned(),
+        FieldAction::DateYearMonth { .. } => "reduced to year and month (`YYYY-MM`)".to_owned(),
+        FieldAction::AgeBand { at, width, top, .. } => {
+            format!("age in {width}-year bands at `{at}` (`{top}+` for {top} and over); the date itself is not landed")
+        }
+        FieldAction::PostcodeOutward { .. } => "postcode district (outward code, e.g. `LS6`)".to_owned(),
+        FieldAction::PostcodeSector { .. } => "postcode sector (e.g. `LS6 2`)".to_owned(),
+        FieldAction::ShiftDate { max_days, .. } => format!(
+            "shifted by the patient's own offset of up to {max_days} days either way (the same for all of the patient's dates in this purpose): intervals are true, calendar dates are not"
+        ),
+        FieldAction::Bucket { width, .. } => format!("lower bound of its bucket of width {width}"),
+    }
+}
+
+fn type_name(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Utf8 => "text",
+        ColumnKind::Int32 => "32-bit integer",
+        ColumnKind::Int64 => "64-bit integer",
+        ColumnKind::Float64 => "double",
+        ColumnKind::Boolean => "boolean",
+        ColumnKind::Date32 => "date",
+        ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)",
+    }
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_schemas::Catalogue;
+
+    use super::*;
+
+    #[test]
+    fn the_research_dictionary_explains_every_column_and_every_dropped_field() {
+        let policy = Policy::builtin("research").unwrap();
+        let version = Catalogue::embedded().latest("diagnosis").unwrap();
+        let plan = policy.plan(version).unwrap();
+        let text = render(&policy, version, &plan);
+        for column in &plan.columns {
+            assert!(text.contains(&format!("| `{}` |", column.name)), "{} missing:\n{text}", column.name);
+        }
+        assert!(text.contains("| `patient_pseudonym` | text, may be null | `nhs_number` | keyed HMAC-SHA256"), "{text}");
+        assert!(text.contains("| `onset_date_shifted` | date, may be null | `onset_date` | shifted by"), "{text}");
+        assert!(text.contains("| `family_name` | direct identifier |"), "{text}");
+        assert!(text.contains(&policy.hash()));
+        assert!(
+            text.contains("The patient's 10-digit NHS number") || text.contains("NHS number"),
+            "schema docs carried"
+        );
+    }
+}
