@@ -17,7 +17,13 @@ use std::{
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::mocking::MockCluster;
-use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::setups_from_builtin, pseudonymise::PurposeKey};
+use sluice_consumers::{
+    LanderConfig, LandingReport, RunUntil,
+    audit::AuditLog,
+    compact::{CompactionOptions, compact},
+    lander::setups_from_builtin,
+    pseudonymise::PurposeKey,
+};
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing};
 use tokio::sync::watch;
@@ -90,6 +96,8 @@ pub struct DemoSummary {
     pub elapsed: Duration,
     /// The run was interrupted by Ctrl-C.
     pub interrupted: bool,
+    /// Files before and after compacting the lake at the end.
+    pub compaction: Option<(u64, u64)>,
 }
 
 impl DemoSummary {
@@ -188,11 +196,14 @@ impl DemoSummary {
         for (dir, (files, rows, partitions)) in &datasets {
             let _ = writeln!(
                 out,
-                "    {:<48} {:>10} rows {files:>6} files {:>4} event dates",
+                "    {:<48} {:>10} rows {files:>6} files landed {:>4} event dates",
                 format!("{}/", dir.display()),
                 group(*rows as u64),
                 partitions.len()
             );
+        }
+        if let Some((before, after)) = self.compaction {
+            let _ = writeln!(out, "  compacted: {before} files merged into {after} (sluice compact)");
         }
         let problems = self.problems();
         if problems.is_empty() {
@@ -330,6 +341,21 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             }
         }
     };
+    // A demo lands a month of history at once, in many small files per date: merge them, as an
+    // operator would with `sluice compact`.
+    let compaction = if interrupted {
+        None
+    } else {
+        let lake = options.lake_dir.clone();
+        let audit_path = lander_config.audit_log_path();
+        let compacted = tokio::task::spawn_blocking(move || {
+            let mut audit = AuditLog::open(&audit_path)?;
+            compact(&lake, CompactionOptions::default(), &mut audit)
+        })
+        .await
+        .expect("compaction does not panic")?;
+        Some((compacted.files_before, compacted.files_after))
+    };
     Ok(DemoSummary {
         broker: broker_label,
         consent_published: consent.total(),
@@ -339,6 +365,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         lake_dir: options.lake_dir,
         elapsed: started.elapsed(),
         interrupted,
+        compaction,
     })
 }
 

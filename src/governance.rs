@@ -190,3 +190,30 @@ pub fn run_policy_check(args: PolicyCheckArgs) -> Result<ExitCode, String> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `sluice compact`.
+#[derive(clap::Args)]
+pub struct CompactArgs {
+    /// Directory of the lake.
+    #[arg(long, default_value = "lake")]
+    lake: PathBuf,
+    /// Most rows in one merged file.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rows_per_file: usize,
+}
+
+/// Merges the small committed files of every dataset's date partitions; audited.
+pub fn run_compact(args: CompactArgs) -> Result<ExitCode, String> {
+    use sluice_consumers::compact::{CompactionOptions, compact};
+    let mut audit = AuditLog::open(&audit_log_path(&args.lake)).map_err(|e| e.to_string())?;
+    let options = CompactionOptions { max_rows_per_file: args.max_rows_per_file.max(1) };
+    let record = compact(&args.lake, options, &mut audit).map_err(|e| e.to_string())?;
+    println!(
+        "{} files before, {} after: {} merged files written; recorded in {}",
+        record.files_before,
+        record.files_after,
+        record.merged.len(),
+        audit.path().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

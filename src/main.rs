@@ -45,6 +45,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Merge small landed files of each date partition into larger ones (committed files only).
+    Compact(governance::CompactArgs),
     /// Remove patients' rows from landed files (e.g. after a late opt-out), audited.
     Erase(governance::EraseArgs),
     /// Check policy files against the schemas and show what each does to every field.
@@ -388,6 +390,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Erase(args) => governance::run_erase(args),
+        Command::Compact(args) => governance::run_compact(args),
         Command::Policy { command: PolicyCommand::Check(args) } => governance::run_policy_check(args),
         Command::Audit { command: AuditCommand::Verify(args) } => governance::run_audit_verify(args),
         Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {

@@ -43,6 +43,30 @@ pub enum AuditEvent {
     Withdrawal(WithdrawalRecord),
     /// The log itself was repaired after a crash.
     Recovery(RecoveryRecord),
+    /// Small files merged into larger ones.
+    Compaction(CompactionRecord),
+}
+
+/// One compaction run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompactionRecord {
+    /// Landed files before the run.
+    pub files_before: u64,
+    /// Landed files after it.
+    pub files_after: u64,
+    /// Each merged file with the files it replaced.
+    pub merged: Vec<MergedFile>,
+    /// Inputs of an interrupted earlier compaction, removed because a merged file holds them.
+    pub removed_leftovers: Vec<FileRecord>,
+}
+
+/// A file written by compaction, and its inputs (removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergedFile {
+    /// The merged file.
+    pub output: FileRecord,
+    /// The files it replaced, as they were.
+    pub inputs: Vec<FileRecord>,
 }
 
 /// A repair of the log after a crash.

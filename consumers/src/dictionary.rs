@@ -129,7 +129,10 @@ mod tests {
         for column in &plan.columns {
             assert!(text.contains(&format!("| `{}` |", column.name)), "{} missing:\n{text}", column.name);
         }
-        assert!(text.contains("| `patient_pseudonym` | text, may be null | `nhs_number` | keyed HMAC-SHA256"), "{text}");
+        assert!(
+            text.contains("| `patient_pseudonym` | text, may be null | `nhs_number` | keyed HMAC-SHA256"),
+            "{text}"
+        );
         assert!(text.contains("| `onset_date_shifted` | date, may be null | `onset_date` | shifted by"), "{text}");
         assert!(text.contains("| `family_name` | direct identifier |"), "{text}");
         assert!(text.contains(&policy.hash()));

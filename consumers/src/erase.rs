@@ -69,7 +69,7 @@ pub fn erase(
     reference: &str,
     audit: &mut AuditLog,
 ) -> Result<ErasureRecord> {
-    let _lock = lock_lake(lake)?;
+    let _lock = crate::lake::lock(lake)?;
     let mut by_purpose: BTreeMap<&str, Vec<(&NhsNumber, bool)>> = BTreeMap::new();
     for patient in patients {
         for purpose in &patient.purposes {
@@ -234,16 +234,6 @@ pub fn landed_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// A path relative to the lake root, for audit records that stay true if the lake moves.
 pub fn relative(lake: &Path, path: &Path) -> String {
     path.strip_prefix(lake).unwrap_or(path).to_string_lossy().into_owned()
-}
-
-/// Holds the lake's erasure lock: two erasures never rewrite the same file at once.
-fn lock_lake(lake: &Path) -> Result<File> {
-    let dir = lake.join("_sluice");
-    std::fs::create_dir_all(&dir).map_err(Error::write(&dir))?;
-    let path = dir.join("erase.lock");
-    let file = File::create(&path).map_err(Error::write(&path))?;
-    file.lock().map_err(Error::write(&path))?;
-    Ok(file)
 }
 
 #[cfg(test)]

@@ -25,10 +25,12 @@
 
 pub mod audit;
 pub mod batch;
+pub mod compact;
 pub mod consent;
 pub mod dictionary;
 pub mod erase;
 pub mod keyring;
+pub mod lake;
 pub mod lander;
 pub mod parquet_sink;
 pub mod policy;

@@ -139,6 +139,12 @@ impl LandingState<'_> {
             partitions = self.uncommitted.len(),
             "checkpoint: files landed, offsets committed"
         );
+        if !self.uncommitted.is_empty() {
+            let lake = self.config.lake_dir.clone();
+            let offsets: Vec<(String, i32, i64)> =
+                self.uncommitted.iter().map(|((t, p), progress)| (t.clone(), *p, progress.next)).collect();
+            block(|| crate::lake::record_committed(&lake, offsets.iter().map(|(t, p, n)| (t.as_str(), *p, *n))))?;
+        }
         let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         self.report.files.extend(files);

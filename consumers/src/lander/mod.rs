@@ -35,7 +35,7 @@ use tracing::{info, warn};
 mod checkpoint;
 mod consent_reader;
 mod erasure;
-mod layout;
+pub(crate) mod layout;
 mod report;
 mod setup;
 mod state;

@@ -1,0 +1,76 @@
+//! Shared state of a lake directory beyond its datasets, under `<lake>/_sluice/`:
+//!
+//! * `lake.lock`: held while landed files are rewritten (erasure, compaction), so that two such
+//!   rewrites never touch the same file at once;
+//! * `committed-offsets.json`: per source topic and partition, the next offset that landers
+//!   have committed after landing everything before it. Compaction merges only files wholly
+//!   before it, so it never touches a file that a restarted lander might withdraw.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use crate::{Error, Result};
+
+fn state_dir(lake: &Path) -> Result<PathBuf> {
+    let dir = lake.join("_sluice");
+    std::fs::create_dir_all(&dir).map_err(Error::write(&dir))?;
+    Ok(dir)
+}
+
+/// Takes the lake's rewrite lock (blocking until it is free); released when the file is dropped.
+pub fn lock(lake: &Path) -> Result<File> {
+    let path = state_dir(lake)?.join("lake.lock");
+    let file = File::create(&path).map_err(Error::write(&path))?;
+    file.lock().map_err(Error::write(&path))?;
+    Ok(file)
+}
+
+/// Committed next offsets by topic, then partition.
+pub type CommittedOffsets = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// The committed offsets recorded in the lake (empty if none were).
+pub fn committed(lake: &Path) -> Result<CommittedOffsets> {
+    let path = lake.join("_sluice").join("committed-offsets.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| Error::WriteFile { path, reason: format!("not a record of committed offsets: {e}") }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(CommittedOffsets::new()),
+        Err(error) => Err(Error::write(&path)(error)),
+    }
+}
+
+/// Records offsets just committed (each only ever moves forward), atomically and under the lock.
+pub fn record_committed<'t>(lake: &Path, offsets: impl IntoIterator<Item = (&'t str, i32, i64)>) -> Result<()> {
+    let _lock = lock(lake)?;
+    let mut recorded = committed(lake)?;
+    for (topic, partition, next) in offsets {
+        let entry = recorded.entry(topic.to_owned()).or_default().entry(partition).or_insert(next);
+        *entry = (*entry).max(next);
+    }
+    let path = state_dir(lake)?.join("committed-offsets.json");
+    let temporary = path.with_extension("json.inprogress");
+    let text = serde_json::to_vec_pretty(&recorded).expect("offsets always serialise");
+    std::fs::write(&temporary, text)
+        .and_then(|()| File::open(&temporary)?.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(Error::write(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_offsets_only_move_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(committed(dir.path()).unwrap().is_empty());
+        record_committed(dir.path(), [("clinical.adt", 0, 10), ("clinical.adt", 1, 5)]).unwrap();
+        record_committed(dir.path(), [("clinical.adt", 0, 7), ("clinical.observation", 3, 2)]).unwrap();
+        let recorded = committed(dir.path()).unwrap();
+        assert_eq!(recorded["clinical.adt"], BTreeMap::from([(0, 10), (1, 5)]));
+        assert_eq!(recorded["clinical.observation"], BTreeMap::from([(3, 2)]));
+    }
+}
