@@ -18,7 +18,14 @@
 //! * [`batch`]: Arrow builders, one buffer per file to be written.
 //! * [`parquet_sink`]: atomic, fsynced Parquet files with provenance metadata.
 //! * [`lander`]: the async service that ties them together and commits offsets only after the
-//!   files covering them are durable.
+//!   files covering them are durable and recorded in the audit log; on restart it withdraws files
+//!   written after the last commit, so every event lands once.
+//! * [`audit`]: the append-only, hash-chained audit log and its verification.
+//! * [`keyring`]: a purpose's active and retired keys (rotation without losing erasability).
+//! * [`erase`]: removing patients' rows from landed files, atomically and audited.
+//! * [`compact`]: merging small committed files of a date partition.
+//! * [`dictionary`]: the data dictionary written next to every dataset.
+//! * [`lake`]: the lake's shared lock and its record of committed offsets.
 //!
 //! Records that cannot be decoded or checked go to a dead-letter topic with the reason in a
 //! header; nothing is dropped silently and no field value appears in a log line or error.
