@@ -298,6 +298,9 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         idle_flush_secs: 2,
         consent_load_timeout_secs: 60,
         erase_on_opt_out: false,
+        max_file_rows: 250_000,
+        max_file_bytes: 128 << 20,
+        max_file_age_secs: 300,
         audit_log: None,
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).

@@ -260,6 +260,10 @@ struct LandArgs {
     /// Also erase a patient's already landed rows when a later opt-out withholds them.
     #[arg(long)]
     erase_on_opt_out: bool,
+    /// Seconds after a source partition's first unlanded event after which its files are
+    /// written anyway (files also roll at 250,000 rows or 128 MiB per partition).
+    #[arg(long, default_value_t = 300)]
+    max_file_age_secs: u64,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -580,6 +584,9 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         idle_flush_secs: args.idle_flush_secs,
         consent_load_timeout_secs: 60,
         erase_on_opt_out: args.erase_on_opt_out,
+        max_file_rows: 250_000,
+        max_file_bytes: 128 << 20,
+        max_file_age_secs: args.max_file_age_secs,
         audit_log: None,
     };
     let report = runtime()?.block_on(async {

@@ -91,19 +91,28 @@ pub struct RowBuffer {
     builders: Vec<ColumnBuilder>,
     /// Rows appended since the last [`RowBuffer::finish`].
     rows: usize,
+    /// Estimated bytes of those rows in Arrow memory (values, offsets, validity), for rolling
+    /// files by size.
+    bytes: usize,
 }
 
 impl RowBuffer {
     /// An empty buffer for a plan.
     pub fn new(plan: Arc<LandingPlan>) -> Self {
         let builders = plan.columns.iter().map(|c| ColumnBuilder::new(c.kind)).collect();
-        RowBuffer { plan, builders, rows: 0 }
+        RowBuffer { plan, builders, rows: 0, bytes: 0 }
     }
 
     /// Appends one row produced by [`crate::pseudonymise::pseudonymise`] for the same plan.
     pub fn push(&mut self, row: Vec<Cell>) {
         debug_assert_eq!(row.len(), self.builders.len());
         for (builder, cell) in self.builders.iter_mut().zip(row) {
+            self.bytes += match &cell {
+                Cell::Null | Cell::Boolean(_) => 1,
+                Cell::Utf8(text) => text.len() + 4,
+                Cell::Int32(_) | Cell::Date32(_) => 4,
+                Cell::Int64(_) | Cell::Float64(_) | Cell::TimestampMicros(_) => 8,
+            };
             builder.append(cell);
         }
         self.rows += 1;
@@ -112,6 +121,11 @@ impl RowBuffer {
     /// Rows waiting.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Estimated bytes of the rows held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The plan the rows follow.
@@ -123,6 +137,7 @@ impl RowBuffer {
     pub fn finish(&mut self) -> RecordBatch {
         let columns = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
         self.rows = 0;
+        self.bytes = 0;
         RecordBatch::try_new(self.plan.arrow_schema.clone(), columns)
             .expect("builders follow the plan's schema, and nullability is checked by pseudonymise")
     }

@@ -56,6 +56,9 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         idle_flush_secs: 1,
         consent_load_timeout_secs: 30,
         erase_on_opt_out: false,
+        max_file_rows: 250_000,
+        max_file_bytes: 128 << 20,
+        max_file_age_secs: 300,
         audit_log: None,
     }
 }

@@ -3,7 +3,7 @@
 //! consumed offsets committed. An offset is never committed before everything it covers is
 //! durable and recorded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use rdkafka::{
@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::{
     LanderConsumer, block,
     layout::{event_date_directory, landed_file_name},
-    state::{LandingState, PendingKey},
+    state::{LandingState, PartitionProgress, PendingFile, PendingKey},
 };
 use crate::{
     Error, Result,
@@ -35,9 +35,28 @@ struct WrittenFile {
 impl LandingState<'_> {
     /// Writes every pending file, does owed erasures, waits for dead letters, appends the audit
     /// records, then commits the consumed offsets.
-    pub(super) async fn checkpoint(&mut self, consumer: &LanderConsumer) -> Result<()> {
+    /// `only` limits it to some source partitions (files rolling); `None` rolls every partition.
+    pub(super) async fn checkpoint(
+        &mut self,
+        consumer: &LanderConsumer,
+        only: Option<&BTreeSet<(String, i32)>>,
+    ) -> Result<()> {
+        let selected =
+            |topic: &str, partition: i32| only.is_none_or(|set| set.contains(&(topic.to_owned(), partition)));
+        let (rolling, kept): (BTreeMap<PendingKey, PendingFile>, BTreeMap<PendingKey, PendingFile>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|((_, t, p, _), _)| selected(t, *p));
+        self.pending = kept;
+        let mut committing = BTreeMap::new();
+        for (key, progress) in std::mem::take(&mut self.uncommitted) {
+            if selected(&key.0, key.1) {
+                committing.insert(key, progress);
+            } else {
+                self.uncommitted.insert(key, progress);
+            }
+        }
+        let rolled_rows: usize = rolling.values().map(|p| p.rows.rows()).sum();
         let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
-        for ((index, topic, partition, day), mut pending) in std::mem::take(&mut self.pending) {
+        for ((index, topic, partition, day), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
             let path = self
@@ -98,11 +117,11 @@ impl LandingState<'_> {
             }
         }
 
-        self.audit_landings(&written)?;
+        self.audit_landings(&committing, &written)?;
 
-        if !self.uncommitted.is_empty() {
+        if !committing.is_empty() {
             let mut offsets = TopicPartitionList::new();
-            for ((topic, partition), progress) in &self.uncommitted {
+            for ((topic, partition), progress) in &committing {
                 offsets
                     .add_partition_offset(topic, *partition, Offset::Offset(progress.next))
                     .map_err(Error::kafka("prepare offsets"))?;
@@ -126,9 +145,11 @@ impl LandingState<'_> {
                         .to_owned(),
                     files: withdrawn,
                 }))?;
-                let partitions: Vec<(String, i32)> = self.uncommitted.keys().cloned().collect();
+                // Every partition is likely to have moved: leave all uncommitted work to the new owners.
+                let partitions: Vec<(String, i32)> =
+                    committing.keys().chain(self.uncommitted.keys()).cloned().collect();
+                self.buffered_rows -= rolled_rows;
                 self.revoke(&partitions);
-                self.buffered_rows = 0;
                 return Ok(());
             }
         }
@@ -136,29 +157,33 @@ impl LandingState<'_> {
         info!(
             files = written.len(),
             rows,
-            partitions = self.uncommitted.len(),
+            partitions = committing.len(),
             "checkpoint: files landed, offsets committed"
         );
-        if !self.uncommitted.is_empty() {
+        if !committing.is_empty() {
             let lake = self.config.lake_dir.clone();
             let offsets: Vec<(String, i32, i64)> =
-                self.uncommitted.iter().map(|((t, p), progress)| (t.clone(), *p, progress.next)).collect();
+                committing.iter().map(|((t, p), progress)| (t.clone(), *p, progress.next)).collect();
             block(|| crate::lake::record_committed(&lake, offsets.iter().map(|(t, p, n)| (t.as_str(), *p, *n))))?;
         }
         let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         self.report.files.extend(files);
-        for (_, progress) in std::mem::take(&mut self.uncommitted) {
+        for (_, progress) in committing {
             self.report.absorb(progress.tally);
         }
-        self.buffered_rows = 0;
+        self.buffered_rows -= rolled_rows;
         Ok(())
     }
 
     /// One audit record per consumed partition range and purpose, with the file written for it.
-    fn audit_landings(&mut self, written: &HashMap<PendingKey, WrittenFile>) -> Result<()> {
+    fn audit_landings(
+        &mut self,
+        committing: &BTreeMap<(String, i32), PartitionProgress>,
+        written: &HashMap<PendingKey, WrittenFile>,
+    ) -> Result<()> {
         let mut records = Vec::new();
-        for ((topic, partition), progress) in &self.uncommitted {
+        for ((topic, partition), progress) in committing {
             let subject = progress.tally.consumed.keys().next().cloned().unwrap_or_default();
             for (index, runtime) in self.purposes.iter().enumerate() {
                 let purpose = runtime.purpose.name();

@@ -7,12 +7,17 @@
 //! receive it, and buffered per (purpose, topic, partition). New consent changes keep being
 //! applied while it runs, so a later opt-out stops later releases.
 //!
-//! A *checkpoint* writes every buffer to its own Parquet file (atomically and durably), waits for
-//! every dead-letter record to be acknowledged, and only then commits the consumed offsets: an
-//! offset is never committed before the work it covers is durable. Checkpoints happen when the
-//! buffered rows reach [`LanderConfig::max_buffered_rows`], after
-//! [`LanderConfig::idle_flush_secs`] without events, on shutdown, and when the run's target
-//! offsets are reached.
+//! A *checkpoint* writes buffers to Parquet files (atomically and durably), waits for every
+//! dead-letter record to be acknowledged, appends the audit records, and only then commits the
+//! consumed offsets: an offset is never committed before the work it covers is durable. Files
+//! *roll* per source partition: all of a partition's buffers (every purpose, every event date)
+//! are written together and its offsets committed when it holds
+//! [`LanderConfig::max_file_rows`] rows or [`LanderConfig::max_file_bytes`] bytes, when its
+//! oldest uncommitted event is [`LanderConfig::max_file_age_secs`] old, or when the lander holds
+//! more than [`LanderConfig::max_buffered_rows`] in all (the largest partitions roll first).
+//! Every partition rolls after [`LanderConfig::idle_flush_secs`] without events, on shutdown,
+//! and when the run's target offsets are reached. Because a partition's files always end at a
+//! commit, a restarted lander can tell committed files from uncommitted ones by their names.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -64,9 +69,21 @@ pub struct LanderConfig {
     pub consent_topic: String,
     /// Topic that records which cannot be decoded or checked are sent to, with the reason.
     pub dead_letter_topic: String,
-    /// Rows held in memory, over all datasets, before files are written and offsets committed.
+    /// Rows held in memory over all source partitions: above it, the partitions holding the
+    /// most rows roll their files until half of it is left.
     #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
+    /// Rows of one source partition after which its files roll (are written and its offsets
+    /// committed), so that files are large under load.
+    #[serde(default = "default_max_file_rows")]
+    pub max_file_rows: usize,
+    /// Estimated bytes (in Arrow memory) of one source partition's rows after which its files roll.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: usize,
+    /// Seconds after a source partition's first event since its last roll after which its files
+    /// roll anyway, so data appears promptly under light but steady traffic.
+    #[serde(default = "default_max_file_age_secs")]
+    pub max_file_age_secs: u64,
     /// Seconds without new events after which buffered rows are written anyway.
     #[serde(default = "default_idle_flush_secs")]
     pub idle_flush_secs: u64,
@@ -95,6 +112,15 @@ fn default_group_id() -> String {
 }
 fn default_max_buffered_rows() -> usize {
     200_000
+}
+fn default_max_file_rows() -> usize {
+    250_000
+}
+fn default_max_file_bytes() -> usize {
+    128 << 20
+}
+fn default_max_file_age_secs() -> u64 {
+    300
 }
 fn default_idle_flush_secs() -> u64 {
     5
@@ -203,9 +229,10 @@ pub async fn run(
                     state.handle_clinical(&decoder, message)?;
                 }
                 on_progress(state.consumed_so_far());
-                if state.buffered_rows >= config.max_buffered_rows.max(1) {
-                    apply_revocations(&consumer, &mut state);
-                    state.checkpoint(&consumer).await?;
+                apply_revocations(&consumer, &mut state);
+                let due = state.partitions_due();
+                if !due.is_empty() {
+                    state.checkpoint(&consumer, Some(&due)).await?;
                 }
             }
             _ = tokio::time::sleep(idle) => {
@@ -213,13 +240,13 @@ pub async fn run(
                 block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
                 apply_revocations(&consumer, &mut state);
                 if state.has_uncommitted() {
-                    state.checkpoint(&consumer).await?;
+                    state.checkpoint(&consumer, None).await?;
                 }
             }
         }
     }
     apply_revocations(&consumer, &mut state);
-    state.checkpoint(&consumer).await?;
+    state.checkpoint(&consumer, None).await?;
     // Leave the group now rather than when the session times out, so the partitions move to
     // the other landers at once.
     consumer.unsubscribe();

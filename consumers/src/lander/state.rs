@@ -54,8 +54,10 @@ pub(super) struct PendingFile {
 pub(super) type PendingKey = (usize, String, i32, Option<i32>);
 
 /// A clinical partition consumed since the last checkpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct PartitionProgress {
+    /// When its first event since the last roll was read, for rolling by age.
+    pub(super) started: std::time::Instant,
     /// First offset consumed since the last checkpoint.
     pub(super) first: i64,
     /// Next offset to commit.
@@ -230,10 +232,12 @@ impl<'a> LandingState<'a> {
         }
         let routed = self.route(decoder, message, &expected_subject);
 
-        let progress = self
-            .uncommitted
-            .entry(key.clone())
-            .or_insert_with(|| PartitionProgress { first: offset, ..PartitionProgress::default() });
+        let progress = self.uncommitted.entry(key.clone()).or_insert_with(|| PartitionProgress {
+            started: std::time::Instant::now(),
+            first: offset,
+            next: offset,
+            tally: LandingReport::default(),
+        });
         progress.next = offset + 1;
         let tally = &mut progress.tally;
         if let Some(expected) = self.positions.insert(key, offset + 1)
@@ -398,6 +402,45 @@ impl<'a> LandingState<'a> {
             .map_err(|(source, _)| Error::DeadLetter { topic: self.config.dead_letter_topic.clone(), source })?;
         self.dead_letters_in_flight.push(delivery);
         Ok(())
+    }
+
+    /// The source partitions whose files should roll now (see the [module docs](super)).
+    pub(super) fn partitions_due(&self) -> BTreeSet<(String, i32)> {
+        let mut held: BTreeMap<(String, i32), (usize, usize)> = BTreeMap::new();
+        for ((_, topic, partition, _), pending) in &self.pending {
+            let entry = held.entry((topic.clone(), *partition)).or_default();
+            entry.0 += pending.rows.rows();
+            entry.1 += pending.rows.bytes();
+        }
+        let max_age = std::time::Duration::from_secs(self.config.max_file_age_secs.max(1));
+        let mut due: BTreeSet<(String, i32)> = self
+            .uncommitted
+            .iter()
+            .filter(|(key, progress)| {
+                let (rows, bytes) = held.get(*key).copied().unwrap_or_default();
+                rows >= self.config.max_file_rows.max(1)
+                    || bytes >= self.config.max_file_bytes.max(1)
+                    || progress.started.elapsed() >= max_age
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let limit = self.config.max_buffered_rows.max(1);
+        if self.buffered_rows >= limit {
+            let mut by_size: Vec<_> = held.iter().map(|(key, (rows, _))| (key, *rows)).collect();
+            by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            // Rows left in memory once the partitions already due have rolled.
+            let mut remaining = self.buffered_rows
+                - held.iter().filter(|(key, _)| due.contains(*key)).map(|(_, (rows, _))| rows).sum::<usize>();
+            for (key, rows) in by_size {
+                if remaining <= limit / 2 {
+                    break;
+                }
+                if due.insert(key.clone()) {
+                    remaining = remaining.saturating_sub(rows);
+                }
+            }
+        }
+        due
     }
 
     /// Whether a checkpoint has anything to do: consumed offsets to commit or erasures owed.
