@@ -4,7 +4,9 @@
 //!   rewrites never touch the same file at once;
 //! * `committed-offsets.json`: per source topic and partition, the next offset that landers
 //!   have committed after landing everything before it. Compaction merges only files wholly
-//!   before it, so it never touches a file that a restarted lander might withdraw.
+//!   before it, so it never touches a file that a restarted lander might withdraw. Its own lock
+//!   (`committed.lock`) keeps landers' updates apart without waiting for a long compaction: the
+//!   offsets only ever grow, so a compaction that read them a moment ago is merely cautious.
 
 use std::{
     collections::BTreeMap,
@@ -22,7 +24,11 @@ fn state_dir(lake: &Path) -> Result<PathBuf> {
 
 /// Takes the lake's rewrite lock (blocking until it is free); released when the file is dropped.
 pub fn lock(lake: &Path) -> Result<File> {
-    let path = state_dir(lake)?.join("lake.lock");
+    take(lake, "lake.lock")
+}
+
+fn take(lake: &Path, name: &str) -> Result<File> {
+    let path = state_dir(lake)?.join(name);
     let file = File::create(&path).map_err(Error::write(&path))?;
     file.lock().map_err(Error::write(&path))?;
     Ok(file)
@@ -42,9 +48,10 @@ pub fn committed(lake: &Path) -> Result<CommittedOffsets> {
     }
 }
 
-/// Records offsets just committed (each only ever moves forward), atomically and under the lock.
+/// Records offsets just committed (each only ever moves forward), atomically and under the
+/// record's own lock.
 pub fn record_committed<'t>(lake: &Path, offsets: impl IntoIterator<Item = (&'t str, i32, i64)>) -> Result<()> {
-    let _lock = lock(lake)?;
+    let _lock = take(lake, "committed.lock")?;
     let mut recorded = committed(lake)?;
     for (topic, partition, next) in offsets {
         let entry = recorded.entry(topic.to_owned()).or_default().entry(partition).or_insert(next);
@@ -62,6 +69,14 @@ pub fn record_committed<'t>(lake: &Path, offsets: impl IntoIterator<Item = (&'t 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recording_commits_does_not_wait_for_a_rewrite_of_the_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        let _compaction_running = lock(dir.path()).unwrap();
+        record_committed(dir.path(), [("clinical.adt", 0, 3)]).unwrap();
+        assert_eq!(committed(dir.path()).unwrap()["clinical.adt"][&0], 3);
+    }
 
     #[test]
     fn committed_offsets_only_move_forward() {
