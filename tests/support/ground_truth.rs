@@ -100,6 +100,7 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
     assert!(leaks(&first.postcode[..first.postcode.find(' ').unwrap()]).is_none(), "outward code alone is fine");
 
     let mut pseudonyms_per_purpose: BTreeMap<&str, HashMap<u32, HashSet<String>>> = BTreeMap::new();
+    let mut birth_matches: BTreeMap<(&str, String), (usize, usize)> = BTreeMap::new();
     for purpose in PURPOSES {
         let files = parquet_files(&lake.join(purpose));
         assert!(files.len() >= 28, "{purpose}: {} files", files.len());
@@ -132,19 +133,20 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
             }
             assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v1"));
             assert_eq!(parquet.metadata["sluice.patient_pseudonym_column"], "patient_pseudonym");
-            // No row holds its own patient's full date of birth, in any column.
+            // Rows holding their own patient's full date of birth, per column. A landed date of
+            // birth matches on every row; an unrelated date (a shifted onset, say) only by chance.
             for batch in &parquet.batches {
                 let one = std::slice::from_ref(batch);
-                let columns: Vec<Vec<String>> =
-                    batch.schema().fields().iter().map(|f| column_strings(one, f.name())).collect();
+                let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let columns: Vec<Vec<String>> = names.iter().map(|name| column_strings(one, name)).collect();
                 for (row, id) in column_strings(one, "event_id").iter().enumerate() {
                     let Some(patient) = expected.get(id) else { continue };
                     let birth = iso_date(patients[*patient as usize].date_of_birth);
-                    assert!(
-                        columns.iter().all(|column| column[row] != birth),
-                        "{}: a row holds its patient's full date of birth",
-                        file.display()
-                    );
+                    for (name, column) in names.iter().zip(&columns) {
+                        let counts = birth_matches.entry((purpose, name.clone())).or_insert((0, 0));
+                        counts.0 += usize::from(column[row] == birth);
+                        counts.1 += 1;
+                    }
                 }
             }
             for forbidden in [
@@ -185,6 +187,12 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
         }
         let distinct: HashSet<&String> = per_patient.values().flatten().collect();
         assert_eq!(distinct.len(), per_patient.len(), "{purpose}: different patients, different pseudonyms");
+    }
+    for ((purpose, column), (matches, rows)) in &birth_matches {
+        assert!(
+            matches * 100 <= *rows,
+            "{purpose}.{column}: {matches} of {rows} rows hold the patient's date of birth"
+        );
     }
     let planning: HashSet<&String> = pseudonyms_per_purpose["planning"].values().flatten().collect();
     let research: HashSet<&String> = pseudonyms_per_purpose["research"].values().flatten().collect();
