@@ -416,7 +416,7 @@ pub fn file_record(lake: &Path, path: &Path) -> Result<FileRecord> {
     let reader = parquet::file::reader::SerializedFileReader::new(file).map_err(|e| failed(e.to_string()))?;
     let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
     Ok(FileRecord {
-        path: path.strip_prefix(lake).unwrap_or(path).to_string_lossy().into_owned(),
+        path: crate::erase::relative(lake, path),
         sha256: sha256_file(path)?,
         rows: u64::try_from(rows).unwrap_or(0),
         bytes,

@@ -137,10 +137,7 @@ fn read_footers(paths: Vec<PathBuf>) -> Result<Vec<Footer>> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).map_err(|e| failed(e.to_string()))?)
             .map_err(|e| failed(e.to_string()))?;
         let file_metadata = builder.metadata().file_metadata();
-        let metadata = file_metadata
-            .key_value_metadata()
-            .map(|pairs| pairs.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect())
-            .unwrap_or_default();
+        let metadata = crate::parquet_sink::key_value_pairs(file_metadata);
         let rows = usize::try_from(file_metadata.num_rows()).unwrap_or(0);
         let schema = format!("{:?}", builder.schema().fields());
         footers.push(Footer { path, name, topic, range, rows, metadata, schema });

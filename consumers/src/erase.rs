@@ -135,12 +135,7 @@ impl LandedParquet {
         let failed = |reason: String| Error::Erase { path: path.to_owned(), reason };
         let file = File::open(path).map_err(|e| failed(e.to_string()))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| failed(e.to_string()))?;
-        let metadata: Vec<(String, String)> = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .map(|pairs| pairs.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect())
-            .unwrap_or_default();
+        let metadata = crate::parquet_sink::key_value_pairs(builder.metadata().file_metadata());
         let find = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let key_id = find("sluice.key_id").ok_or_else(|| failed("no sluice.key_id in its metadata".to_owned()))?;
         let pseudonym_column = find(PSEUDONYM_COLUMN_KEY).unwrap_or_else(|| DEFAULT_PSEUDONYM_COLUMN.to_owned());

@@ -58,12 +58,8 @@ pub fn record_committed<'t>(lake: &Path, offsets: impl IntoIterator<Item = (&'t 
         *entry = (*entry).max(next);
     }
     let path = state_dir(lake)?.join("committed-offsets.json");
-    let temporary = path.with_extension("json.inprogress");
     let text = serde_json::to_vec_pretty(&recorded).expect("offsets always serialise");
-    std::fs::write(&temporary, text)
-        .and_then(|()| File::open(&temporary)?.sync_all())
-        .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(Error::write(&path))
+    crate::parquet_sink::write_small_file(&path, &text)
 }
 
 #[cfg(test)]

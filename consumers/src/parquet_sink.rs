@@ -49,6 +49,24 @@ impl LandedFile {
     }
 }
 
+/// A file's key-value metadata as pairs (a key without a value reads as empty).
+pub fn key_value_pairs(metadata: &parquet::file::metadata::FileMetaData) -> Vec<(String, String)> {
+    metadata
+        .key_value_metadata()
+        .map(|pairs| pairs.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default())).collect())
+        .unwrap_or_default()
+}
+
+/// Writes small bytes (a state record) to `path` durably and atomically: written under a
+/// temporary name, fsynced, renamed into place.
+pub fn write_small_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("inprogress");
+    fs::write(&temporary, bytes)
+        .and_then(|()| File::open(&temporary)?.sync_all())
+        .and_then(|()| fs::rename(&temporary, path))
+        .map_err(Error::write(path))
+}
+
 /// Writes `batch` to `path` with zstd compression and the given key-value metadata, atomically
 /// and durably.
 pub fn write_atomically(path: &Path, batch: &RecordBatch, metadata: Vec<(String, String)>) -> Result<LandedFile> {

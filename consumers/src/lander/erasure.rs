@@ -149,11 +149,7 @@ impl OptOutErasures {
         }
         let dir = self.path.parent().expect("the progress file lives in the lake's _sluice directory");
         std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
-        let temporary = self.path.with_extension("json.inprogress");
         let text = serde_json::to_vec_pretty(considered).expect("offsets always serialise");
-        std::fs::write(&temporary, text)
-            .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
-            .and_then(|()| std::fs::rename(&temporary, &self.path))
-            .map_err(Error::write(&self.path))
+        crate::parquet_sink::write_small_file(&self.path, &text)
     }
 }
