@@ -301,6 +301,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: 300,
+        event_time_window_secs: 86_400,
         audit_log: None,
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).

@@ -264,6 +264,10 @@ struct LandArgs {
     /// written anyway (files also roll at 250,000 rows or 128 MiB per partition).
     #[arg(long, default_value_t = 300)]
     max_file_age_secs: u64,
+    /// Event-time window, in seconds, that files roll at: a partition's files are written when
+    /// its events move on to a later window (a UTC day by default, one `event_date` directory).
+    #[arg(long, default_value_t = 86_400)]
+    event_time_window_secs: u64,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -587,6 +591,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: args.max_file_age_secs,
+        event_time_window_secs: args.event_time_window_secs,
         audit_log: None,
     };
     let report = runtime()?.block_on(async {

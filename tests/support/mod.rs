@@ -59,6 +59,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: 300,
+        event_time_window_secs: 86_400,
         audit_log: None,
     }
 }

@@ -13,14 +13,15 @@
 //! *roll* per source partition: all of a partition's buffers (every purpose, every event date)
 //! are written together and its offsets committed when it holds
 //! [`LanderConfig::max_file_rows`] rows or [`LanderConfig::max_file_bytes`] bytes, when its
-//! oldest uncommitted event is [`LanderConfig::max_file_age_secs`] old, or when the lander holds
-//! more than [`LanderConfig::max_buffered_rows`] in all (the largest partitions roll first).
+//! oldest uncommitted event is [`LanderConfig::max_file_age_secs`] old, when its events move on
+//! to a later event-time window ([`LanderConfig::event_time_window_secs`]), or when the lander
+//! holds more than [`LanderConfig::max_buffered_rows`] in all (the largest partitions roll first).
 //! Every partition rolls after [`LanderConfig::idle_flush_secs`] without events, on shutdown,
 //! and when the run's target offsets are reached. Because a partition's files always end at a
 //! commit, a restarted lander can tell committed files from uncommitted ones by their names.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -40,6 +41,7 @@ use tracing::{info, warn};
 mod checkpoint;
 mod consent_reader;
 mod erasure;
+mod event_clock;
 pub(crate) mod layout;
 mod report;
 mod setup;
@@ -84,6 +86,13 @@ pub struct LanderConfig {
     /// roll anyway, so data appears promptly under light but steady traffic.
     #[serde(default = "default_max_file_age_secs")]
     pub max_file_age_secs: u64,
+    /// Length of the event-time windows files roll at, in seconds (a UTC day by default, the
+    /// span of one `event_date` directory): when a source partition's first event of a later
+    /// window than all its buffered events arrives, the partition's files roll before that event
+    /// is buffered. A stream in time order so gets one complete file per window; late events
+    /// never roll files back.
+    #[serde(default = "default_event_time_window_secs")]
+    pub event_time_window_secs: u64,
     /// Seconds without new events after which buffered rows are written anyway.
     #[serde(default = "default_idle_flush_secs")]
     pub idle_flush_secs: u64,
@@ -121,6 +130,9 @@ fn default_max_file_bytes() -> usize {
 }
 fn default_max_file_age_secs() -> u64 {
     300
+}
+fn default_event_time_window_secs() -> u64 {
+    86_400
 }
 fn default_idle_flush_secs() -> u64 {
     5
@@ -225,8 +237,22 @@ pub async fn run(
                 block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
                 let revoked = apply_revocations(&consumer, &mut state);
                 batch.retain(|m| !revoked.iter().any(|(t, p)| t == m.topic() && *p == m.partition()));
+                // Partitions lost at a checkpoint inside this batch: the rest of their events
+                // are left to their new owner.
+                let mut lost: BTreeSet<(String, i32)> = BTreeSet::new();
                 for message in &batch {
-                    state.handle_clinical(&decoder, message)?;
+                    if lost.contains(&(message.topic().to_owned(), message.partition())) {
+                        continue;
+                    }
+                    let event = state.read_clinical(&decoder, message)?;
+                    if let Some(partition) = state.window_closed_by(&event) {
+                        state.checkpoint(&consumer, Some(&BTreeSet::from([partition.clone()]))).await?;
+                        if !state.still_reading(&event) {
+                            lost.insert(partition);
+                            continue;
+                        }
+                    }
+                    state.buffer_clinical(message, event)?;
                 }
                 on_progress(state.consumed_so_far());
                 apply_revocations(&consumer, &mut state);

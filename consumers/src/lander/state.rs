@@ -15,7 +15,10 @@ use rdkafka::{
 use sluice_schemas::{Catalogue, Decoder, NhsNumber, subjects};
 use tracing::{info, warn};
 
-use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, layout::parse_landed_file_name};
+use super::{
+    LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, event_clock::EventClock,
+    layout::parse_landed_file_name,
+};
 use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, FileRecord, WithdrawalRecord, file_record},
@@ -84,6 +87,8 @@ pub(super) struct LandingState<'a> {
     pub(super) uncommitted: BTreeMap<(String, i32), PartitionProgress>,
     /// Next offset expected per partition in this run, to notice skipped offsets.
     pub(super) positions: HashMap<(String, i32), i64>,
+    /// Event-time progress per partition in this run, for rolling at window boundaries.
+    clocks: HashMap<(String, i32), EventClock>,
     /// Producer for the dead-letter topic.
     dead_letter_producer: FutureProducer,
     /// Dead-letter records not yet acknowledged.
@@ -106,6 +111,20 @@ struct Routed {
     exempted: Vec<(usize, &'static str)>,
     /// Fingerprint of the schema the event was written with.
     writer_fingerprint: u64,
+    /// When the event occurred at its source (microseconds since the Unix epoch), if it says.
+    event_time: Option<i64>,
+}
+
+/// A clinical event read and routed, not yet counted or buffered.
+pub(super) struct ReadEvent {
+    /// Its source topic and partition.
+    key: (String, i32),
+    /// Its offset there.
+    offset: i64,
+    /// The subject its topic carries.
+    subject: String,
+    /// Where it goes, or why it goes to the dead-letter topic.
+    routed: Result<Routed, String>,
 }
 
 impl<'a> LandingState<'a> {
@@ -177,6 +196,7 @@ impl<'a> LandingState<'a> {
             buffered_rows: 0,
             uncommitted: BTreeMap::new(),
             positions: HashMap::new(),
+            clocks: HashMap::new(),
             dead_letter_producer,
             dead_letters_in_flight: FuturesUnordered::new(),
             audit: AuditLog::open(&config.audit_log_path())?,
@@ -221,17 +241,49 @@ impl<'a> LandingState<'a> {
         Ok(())
     }
 
-    pub(super) fn handle_clinical(&mut self, decoder: &Decoder<'_>, message: &impl Message) -> Result<()> {
+    /// Reads one clinical event: withdraws what an earlier owner left uncommitted if it is the
+    /// partition's first event here, then decodes and routes it. Nothing is counted or buffered
+    /// until [`Self::buffer_clinical`].
+    pub(super) fn read_clinical(&mut self, decoder: &Decoder<'_>, message: &impl Message) -> Result<ReadEvent> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let key = (topic.to_owned(), partition);
-        let expected_subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
+        let subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
         if !self.positions.contains_key(&key) {
             // First event of this partition since it was assigned here: files an earlier owner
             // wrote from this offset on were never committed, and are about to be landed again.
-            self.withdraw_uncommitted_files(topic, partition, offset, &expected_subject)?;
+            self.withdraw_uncommitted_files(topic, partition, offset, &subject)?;
         }
-        let routed = self.route(decoder, message, &expected_subject);
+        let routed = self.route(decoder, message, &subject);
+        Ok(ReadEvent { key, offset, subject, routed })
+    }
 
+    /// The partition whose files should roll before `event` is buffered, because the event is
+    /// the first of its partition in a later event-time window than everything buffered for it
+    /// (see [`LanderConfig::event_time_window_secs`]).
+    pub(super) fn window_closed_by(&self, event: &ReadEvent) -> Option<(String, i32)> {
+        let window = self.event_time_window(event)?;
+        let clock = self.clocks.get(&event.key)?;
+        let holds_rows = self.uncommitted.contains_key(&event.key);
+        (holds_rows && clock.in_order() && clock.watermark.is_some_and(|latest| window > latest))
+            .then(|| event.key.clone())
+    }
+
+    /// Whether this lander still reads the event's partition (a checkpoint can lose it).
+    pub(super) fn still_reading(&self, event: &ReadEvent) -> bool {
+        self.positions.contains_key(&event.key)
+    }
+
+    fn event_time_window(&self, event: &ReadEvent) -> Option<i64> {
+        let micros = event.routed.as_ref().ok()?.event_time?;
+        let window_micros = i64::try_from(self.config.event_time_window_secs.max(1)).ok()?.saturating_mul(1_000_000);
+        Some(micros.div_euclid(window_micros))
+    }
+
+    /// Counts a read event and buffers its rows (or sends it to the dead-letter topic).
+    pub(super) fn buffer_clinical(&mut self, message: &impl Message, event: ReadEvent) -> Result<()> {
+        let window = self.event_time_window(&event);
+        let ReadEvent { key, offset, subject: expected_subject, routed } = event;
+        let (topic, partition) = (key.0.clone(), key.1);
         let progress = self.uncommitted.entry(key.clone()).or_insert_with(|| PartitionProgress {
             started: std::time::Instant::now(),
             first: offset,
@@ -239,6 +291,9 @@ impl<'a> LandingState<'a> {
             tally: LandingReport::default(),
         });
         progress.next = offset + 1;
+        if let Some(window) = window {
+            self.clocks.entry(key.clone()).or_default().observe(window);
+        }
         let tally = &mut progress.tally;
         if let Some(expected) = self.positions.insert(key, offset + 1)
             && offset > expected
@@ -268,12 +323,11 @@ impl<'a> LandingState<'a> {
                 Cell::TimestampMicros(micros) => i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok(),
                 _ => None,
             });
-            let pending =
-                self.pending.entry((index, topic.to_owned(), partition, day)).or_insert_with(|| PendingFile {
-                    rows: RowBuffer::new(plan),
-                    offsets: (offset, offset),
-                    writer_fingerprints: BTreeSet::new(),
-                });
+            let pending = self.pending.entry((index, topic.clone(), partition, day)).or_insert_with(|| PendingFile {
+                rows: RowBuffer::new(plan),
+                offsets: (offset, offset),
+                writer_fingerprints: BTreeSet::new(),
+            });
             pending.rows.push(row);
             pending.offsets.1 = offset;
             pending.writer_fingerprints.insert(routed.writer_fingerprint);
@@ -297,6 +351,7 @@ impl<'a> LandingState<'a> {
             withheld: Vec::new(),
             exempted: Vec::new(),
             writer_fingerprint: event.writer.fingerprint(),
+            event_time: view.timestamp_micros("occurred_at"),
         };
         for (index, runtime) in self.purposes.iter().enumerate() {
             let plan = runtime.plans.get(expected_subject).ok_or("no landing plan for the subject")?;
@@ -370,6 +425,7 @@ impl<'a> LandingState<'a> {
         for key in partitions {
             self.uncommitted.remove(key);
             self.positions.remove(key);
+            self.clocks.remove(key);
         }
         info!(
             partitions = partitions.len(),
