@@ -23,6 +23,7 @@ use sluice_consumers::{
     compact::{CompactionOptions, compact},
     lander::setups_from_builtin,
     pseudonymise::PurposeKey,
+    storage::LakeStorage,
 };
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing};
@@ -181,7 +182,8 @@ impl DemoSummary {
         // Per dataset (purpose and subject), over its event_date partitions.
         let mut datasets: BTreeMap<PathBuf, (usize, usize, std::collections::BTreeSet<PathBuf>)> = BTreeMap::new();
         for file in &landing.files {
-            let partition = file.path.parent().unwrap_or(Path::new("."));
+            let path = self.lake_dir.join(&file.key);
+            let partition = path.parent().unwrap_or(Path::new("."));
             let dataset = match partition.file_name() {
                 Some(name) if name.to_string_lossy().starts_with("event_date=") => {
                     partition.parent().unwrap_or(partition)
@@ -288,6 +290,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let land_bar = bars.add(ProgressBar::new(total).with_style(style).with_prefix("land"));
 
     let lander_config = LanderConfig {
+        lake_url: None,
         lake_dir: options.lake_dir.clone(),
         purposes: options.purposes.clone(),
         group_id: format!("sluice-demo-{}", hex::encode(rand::random::<[u8; 4]>())),
@@ -354,7 +357,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         let audit_path = lander_config.audit_log_path();
         let compacted = tokio::task::spawn_blocking(move || {
             let mut audit = AuditLog::open(&audit_path)?;
-            compact(&lake, CompactionOptions::default(), &mut audit)
+            let storage = LakeStorage::local(&lake)?;
+            compact(&lake, &storage, CompactionOptions::default(), &mut audit)
         })
         .await
         .expect("compaction does not panic")?;

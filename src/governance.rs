@@ -12,7 +12,7 @@ use sluice_consumers::{
 };
 use sluice_schemas::NhsNumber;
 
-use crate::keys;
+use crate::{keys, lake_args::LakeArgs};
 
 /// Where a lake's audit log lives.
 pub fn audit_log_path(lake: &Path) -> PathBuf {
@@ -22,9 +22,8 @@ pub fn audit_log_path(lake: &Path) -> PathBuf {
 /// `sluice erase`.
 #[derive(clap::Args)]
 pub struct EraseArgs {
-    /// Directory of the lake.
-    #[arg(long, default_value = "lake")]
-    lake: PathBuf,
+    #[command(flatten)]
+    lake: LakeArgs,
     /// Purposes whose landed files lose the patients' rows (repeatable or comma-separated).
     #[arg(long = "purpose", value_delimiter = ',', required = true)]
     purposes: Vec<String>,
@@ -65,8 +64,9 @@ pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let rings = keys::required_rings(&args.purposes)?;
-    let mut audit = AuditLog::open(&audit_log_path(&args.lake)).map_err(|e| e.to_string())?;
-    let record = erase(&args.lake, &patients, &rings, ErasureTrigger::Command, &args.reference, &mut audit)
+    let (state, storage) = (args.lake.state_dir()?, args.lake.storage()?);
+    let mut audit = AuditLog::open(&audit_log_path(&state)).map_err(|e| e.to_string())?;
+    let record = erase(&state, &storage, &patients, &rings, ErasureTrigger::Command, &args.reference, &mut audit)
         .map_err(|e| e.to_string())?;
     println!(
         "erased {} rows of {} patients from {} of {} files ({}); recorded in {}",
@@ -83,14 +83,13 @@ pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
 /// `sluice audit verify`.
 #[derive(clap::Args)]
 pub struct AuditVerifyArgs {
-    /// Directory of the lake whose audit log to verify.
-    #[arg(long, default_value = "lake")]
-    lake: PathBuf,
+    #[command(flatten)]
+    lake: LakeArgs,
 }
 
 /// Recomputes the audit log's hash chain; exits 1 on any break.
 pub fn run_audit_verify(args: AuditVerifyArgs) -> Result<ExitCode, String> {
-    let path = audit_log_path(&args.lake);
+    let path = audit_log_path(&args.lake.state_dir()?);
     let mut verification = audit::verify(&path).map_err(|e| e.to_string())?;
     if verification.torn_tail {
         verification.problems.push(
@@ -194,9 +193,8 @@ pub fn run_policy_check(args: PolicyCheckArgs) -> Result<ExitCode, String> {
 /// `sluice compact`.
 #[derive(clap::Args)]
 pub struct CompactArgs {
-    /// Directory of the lake.
-    #[arg(long, default_value = "lake")]
-    lake: PathBuf,
+    #[command(flatten)]
+    lake: LakeArgs,
     /// Most rows in one merged file.
     #[arg(long, default_value_t = 1_000_000)]
     max_rows_per_file: usize,
@@ -205,9 +203,10 @@ pub struct CompactArgs {
 /// Merges the small committed files of every dataset's date partitions; audited.
 pub fn run_compact(args: CompactArgs) -> Result<ExitCode, String> {
     use sluice_consumers::compact::{CompactionOptions, compact};
-    let mut audit = AuditLog::open(&audit_log_path(&args.lake)).map_err(|e| e.to_string())?;
+    let (state, storage) = (args.lake.state_dir()?, args.lake.storage()?);
+    let mut audit = AuditLog::open(&audit_log_path(&state)).map_err(|e| e.to_string())?;
     let options = CompactionOptions { max_rows_per_file: args.max_rows_per_file.max(1) };
-    let record = compact(&args.lake, options, &mut audit).map_err(|e| e.to_string())?;
+    let record = compact(&state, &storage, options, &mut audit).map_err(|e| e.to_string())?;
     println!(
         "{} files before, {} after: {} merged files written; recorded in {}",
         record.files_before,

@@ -13,6 +13,7 @@ pub mod broker;
 pub mod demo;
 pub mod governance;
 pub mod keys;
+pub mod lake_args;
 pub mod progress;
 pub mod provision;
 pub mod services;

@@ -238,9 +238,8 @@ struct LandArgs {
     /// Keys come from the key file named by SLUICE_KEYS_FILE.
     #[arg(long = "purpose", value_delimiter = ',', required = true)]
     purposes: Vec<String>,
-    /// Directory of the lake.
-    #[arg(long, default_value = "lake")]
-    lake: PathBuf,
+    #[command(flatten)]
+    lake: sluice::lake_args::LakeArgs,
     /// Consumer group; landers in one group share the partitions.
     #[arg(long, default_value = "sluice-lander")]
     group_id: String,
@@ -578,7 +577,8 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
     }
     .map_err(|e| e.to_string())?;
     let config = LanderConfig {
-        lake_dir: args.lake,
+        lake_dir: args.lake.state_dir()?,
+        lake_url: args.lake.datasets_elsewhere()?,
         purposes: args.purposes,
         group_id: args.group_id,
         clinical_topics: topics.clinical(),

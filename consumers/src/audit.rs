@@ -26,7 +26,11 @@ use std::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    parquet_sink::{LandedFile, sha256_hex},
+    storage::LakeStorage,
+};
 
 /// `previous` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -134,7 +138,7 @@ pub struct ExemptionUse {
 /// A landed file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileRecord {
-    /// Path relative to the lake root.
+    /// Key of the file in the lake (its path relative to the lake root).
     pub path: String,
     /// SHA-256 of the file's bytes.
     pub sha256: String,
@@ -408,34 +412,28 @@ fn stated_hash(line: &[u8]) -> Option<String> {
     text.get(start..start + 64).map(str::to_owned)
 }
 
-/// The record of a landed file: path relative to the lake, checksum, rows and size.
-pub fn file_record(lake: &Path, path: &Path) -> Result<FileRecord> {
-    let failed = |reason: String| Error::WriteFile { path: path.to_owned(), reason };
-    let file = File::open(path).map_err(|e| failed(e.to_string()))?;
-    let bytes = file.metadata().map_err(|e| failed(e.to_string()))?.len();
-    let reader = parquet::file::reader::SerializedFileReader::new(file).map_err(|e| failed(e.to_string()))?;
+/// The record of a landed file as it is in the lake now: key, checksum, rows and size.
+pub fn file_record(storage: &LakeStorage, key: &str) -> Result<FileRecord> {
+    let bytes = storage.get(key)?;
+    let reader = parquet::file::reader::SerializedFileReader::new(bytes.clone()).map_err(|e| Error::Storage {
+        location: storage.location().to_owned(),
+        operation: "read the Parquet footer of",
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })?;
     let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
     Ok(FileRecord {
-        path: crate::erase::relative(lake, path),
-        sha256: sha256_file(path)?,
+        path: key.to_owned(),
+        sha256: sha256_hex(&bytes),
         rows: u64::try_from(rows).unwrap_or(0),
-        bytes,
+        bytes: bytes.len() as u64,
     })
 }
 
-/// SHA-256 (hex) of a file's bytes.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(Error::write(path))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer).map_err(Error::write(path))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
+impl From<&LandedFile> for FileRecord {
+    fn from(file: &LandedFile) -> Self {
+        FileRecord { path: file.key.clone(), sha256: file.sha256.clone(), rows: file.rows as u64, bytes: file.bytes }
     }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

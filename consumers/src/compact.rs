@@ -12,11 +12,7 @@
 //! compaction removes the inputs it finds listed in a merged file. Every run is recorded in the
 //! audit log with each merged file and its inputs, with checksums.
 
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use arrow::{compute::concat_batches, record_batch::RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -24,10 +20,11 @@ use sha2::Digest;
 
 use crate::{
     Error, Result,
-    audit::{AuditEvent, AuditLog, CompactionRecord, MergedFile, file_record},
-    erase::landed_files,
+    audit::{AuditEvent, AuditLog, CompactionRecord, FileRecord, MergedFile},
     lake,
     lander::layout::parse_landed_file_name,
+    parquet_sink::sha256_hex,
+    storage::LakeStorage,
 };
 
 /// How far compaction goes.
@@ -43,21 +40,27 @@ impl Default for CompactionOptions {
     }
 }
 
-/// Merges the small files of every dataset under `lake` (every purpose), and records it.
-pub fn compact(lake_dir: &Path, options: CompactionOptions, audit: &mut AuditLog) -> Result<CompactionRecord> {
+/// Merges the small files of every dataset in `storage` (every purpose), and records it.
+/// `lake_dir` is the lake's state directory (its lock and committed offsets).
+pub fn compact(
+    lake_dir: &Path,
+    storage: &LakeStorage,
+    options: CompactionOptions,
+    audit: &mut AuditLog,
+) -> Result<CompactionRecord> {
     let _lock = lake::lock(lake_dir)?;
     let committed = lake::committed(lake_dir)?;
     let mut record =
         CompactionRecord { files_before: 0, files_after: 0, merged: Vec::new(), removed_leftovers: Vec::new() };
-    let mut directories: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-    for path in landed_files(lake_dir)? {
-        let dir = path.parent().expect("landed files live in a directory").to_owned();
-        directories.entry(dir).or_default().push(path);
+    let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in storage.parquet_files("")? {
+        let dir = key.rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_owned();
+        directories.entry(dir).or_default().push(key);
     }
-    for files in directories.into_values() {
+    for (dir, files) in directories {
         record.files_before += files.len() as u64;
-        let mut files = read_footers(files)?;
-        remove_leftovers(lake_dir, &mut files, &mut record)?;
+        let mut files = read_footers(storage, files)?;
+        remove_leftovers(storage, &mut files, &mut record)?;
         let mut groups: BTreeMap<GroupKey, Vec<Footer>> = BTreeMap::new();
         for footer in files {
             let settled = match footer.range {
@@ -79,7 +82,7 @@ pub fn compact(lake_dir: &Path, options: CompactionOptions, audit: &mut AuditLog
                     record.files_after += 1;
                     continue;
                 }
-                record.merged.push(merge(lake_dir, &run)?);
+                record.merged.push(merge(storage, &dir, &run)?);
                 record.files_after += 1;
             }
         }
@@ -91,7 +94,10 @@ pub fn compact(lake_dir: &Path, options: CompactionOptions, audit: &mut AuditLog
 /// What merging needs to know of a landed file, from its name and footer.
 #[derive(Debug, Clone)]
 struct Footer {
-    path: PathBuf,
+    /// Key in the lake.
+    key: String,
+    /// The file as read: its checksum and rows, for the audit record.
+    record: FileRecord,
     /// File name.
     name: String,
     /// Source topic (the name's prefix).
@@ -122,10 +128,10 @@ impl Footer {
     }
 }
 
-fn read_footers(paths: Vec<PathBuf>) -> Result<Vec<Footer>> {
+fn read_footers(storage: &LakeStorage, keys: Vec<String>) -> Result<Vec<Footer>> {
     let mut footers = Vec::new();
-    for path in paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for key in keys {
+        let name = key.rsplit('/').next().unwrap_or_default().to_owned();
         let (topic, range) = match parse_landed_file_name(&name) {
             Some(landed) => (landed.topic.to_owned(), Some((landed.partition, landed.first, landed.last))),
             None => match name.split_once("+merged-") {
@@ -133,32 +139,35 @@ fn read_footers(paths: Vec<PathBuf>) -> Result<Vec<Footer>> {
                 None => continue,
             },
         };
-        let failed = |reason: String| Error::WriteFile { path: path.clone(), reason };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).map_err(|e| failed(e.to_string()))?)
-            .map_err(|e| failed(e.to_string()))?;
+        let failed = |reason: String| Error::WriteFile { path: key.clone().into(), reason };
+        let bytes = storage.get(&key)?;
+        let record = FileRecord { path: key.clone(), sha256: sha256_hex(&bytes), rows: 0, bytes: bytes.len() as u64 };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
         let file_metadata = builder.metadata().file_metadata();
         let metadata = crate::parquet_sink::key_value_pairs(file_metadata);
         let rows = usize::try_from(file_metadata.num_rows()).unwrap_or(0);
         let schema = format!("{:?}", builder.schema().fields());
-        footers.push(Footer { path, name, topic, range, rows, metadata, schema });
+        let record = FileRecord { rows: rows as u64, ..record };
+        footers.push(Footer { key, record, name, topic, range, rows, metadata, schema });
     }
     Ok(footers)
 }
 
 /// Removes files that a merged file in the same directory lists as its inputs: left behind by
 /// a compaction interrupted after its merged file was written.
-fn remove_leftovers(lake_dir: &Path, files: &mut Vec<Footer>, record: &mut CompactionRecord) -> Result<()> {
+fn remove_leftovers(storage: &LakeStorage, files: &mut Vec<Footer>, record: &mut CompactionRecord) -> Result<()> {
     let listed: std::collections::BTreeSet<String> = files
         .iter()
         .flat_map(|f| f.value(INPUTS_KEY).split(',').map(str::to_owned).collect::<Vec<_>>())
         .filter(|name| !name.is_empty())
         .collect();
-    let leftovers: Vec<PathBuf> = files.iter().filter(|f| listed.contains(&f.name)).map(|f| f.path.clone()).collect();
-    for path in &leftovers {
-        record.removed_leftovers.push(file_record(lake_dir, path)?);
-        std::fs::remove_file(path).map_err(Error::write(path))?;
+    let (leftovers, kept): (Vec<Footer>, Vec<Footer>) =
+        std::mem::take(files).into_iter().partition(|f| listed.contains(&f.name));
+    for leftover in leftovers {
+        storage.delete(&leftover.key)?;
+        record.removed_leftovers.push(leftover.record);
     }
-    files.retain(|f| !leftovers.contains(&f.path));
+    *files = kept;
     Ok(())
 }
 
@@ -185,23 +194,25 @@ fn runs(files: Vec<Footer>, max_rows: usize) -> Vec<Vec<Footer>> {
 }
 
 /// Writes one file holding every row of `run` (in order), then removes the inputs.
-fn merge(lake_dir: &Path, run: &[Footer]) -> Result<MergedFile> {
+fn merge(storage: &LakeStorage, dir: &str, run: &[Footer]) -> Result<MergedFile> {
     let head = &run[0];
-    let dir = head.path.parent().expect("landed files live in a directory");
     let input_names: Vec<&str> = run.iter().map(|f| f.name.as_str()).collect();
     let digest = hex::encode(sha2::Sha256::digest(input_names.join(",").as_bytes()));
-    let path = dir.join(format!("{}+merged-{}.parquet", head.topic, &digest[..16]));
+    let key = format!("{dir}/{}+merged-{}.parquet", head.topic, &digest[..16]);
     let mut inputs = Vec::new();
     let mut batches: Vec<RecordBatch> = Vec::new();
     let (mut sources, mut writer_fingerprints) = (Vec::new(), Vec::new());
     let mut erased: u64 = 0;
     for file in run {
-        inputs.push(file_record(lake_dir, &file.path)?);
-        let failed = |reason: String| Error::WriteFile { path: file.path.clone(), reason };
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(File::open(&file.path).map_err(|e| failed(e.to_string()))?)
-                .and_then(|b| b.build())
-                .map_err(|e| failed(e.to_string()))?;
+        let bytes = storage.get(&file.key)?;
+        let failed = |reason: String| Error::WriteFile { path: file.key.clone().into(), reason };
+        if sha256_hex(&bytes) != file.record.sha256 {
+            return Err(failed("changed while being compacted".to_owned()));
+        }
+        inputs.push(file.record.clone());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| failed(e.to_string()))?;
         for batch in reader {
             batches.push(batch.map_err(|e| failed(e.to_string()))?);
         }
@@ -216,7 +227,7 @@ fn merge(lake_dir: &Path, run: &[Footer]) -> Result<MergedFile> {
     }
     let schema = batches.first().map(|b| b.schema()).expect("a run holds at least one file with a schema");
     let merged = concat_batches(&schema, &batches)
-        .map_err(|e| Error::WriteFile { path: path.clone(), reason: e.to_string() })?;
+        .map_err(|e| Error::WriteFile { path: key.clone().into(), reason: e.to_string() })?;
     let replaced = ["sluice.source", "sluice.writer_schema_fingerprints", crate::erase::ERASED_ROWS_KEY, INPUTS_KEY];
     let mut metadata: Vec<(String, String)> =
         head.metadata.iter().filter(|(k, _)| !replaced.contains(&k.as_str())).cloned().collect();
@@ -226,12 +237,11 @@ fn merge(lake_dir: &Path, run: &[Footer]) -> Result<MergedFile> {
     if erased > 0 {
         metadata.push((crate::erase::ERASED_ROWS_KEY.to_owned(), erased.to_string()));
     }
-    crate::parquet_sink::write_atomically(&path, &merged, metadata)?;
+    let written = crate::parquet_sink::write_parquet(storage, &key, &merged, metadata)?;
     for file in run {
-        std::fs::remove_file(&file.path).map_err(Error::write(&file.path))?;
+        storage.delete(&file.key)?;
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
-    Ok(MergedFile { output: file_record(lake_dir, &path)?, inputs })
+    Ok(MergedFile { output: FileRecord::from(&written), inputs })
 }
 
 #[cfg(test)]

@@ -6,14 +6,15 @@
 //! from what the lander does. Files whose names start with `_` are skipped by pyarrow, Spark and
 //! DuckDB globs over `*.parquet`, so the dictionary never gets in the way of reading the data.
 
-use std::{fmt::Write as _, path::Path};
+use std::fmt::Write as _;
 
 use apache_avro::Schema;
 use sluice_schemas::SchemaVersion;
 
 use crate::{
-    Error, Result,
+    Result,
     policy::{ColumnKind, FieldAction, LandingPlan, Policy},
+    storage::LakeStorage,
 };
 
 /// Name of the dictionary file in each dataset directory.
@@ -68,12 +69,10 @@ pub fn render(policy: &Policy, version: &SchemaVersion, plan: &LandingPlan) -> S
     out
 }
 
-/// Writes the dictionary of one dataset into its directory, atomically.
-pub fn write(dataset_dir: &Path, text: &str) -> Result<()> {
-    std::fs::create_dir_all(dataset_dir).map_err(Error::write(dataset_dir))?;
-    let path = dataset_dir.join(DICTIONARY_FILE);
-    let temporary = dataset_dir.join(format!(".{DICTIONARY_FILE}.inprogress"));
-    std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &path)).map_err(Error::write(&path))
+/// Writes the dictionary of one dataset (its key prefix, `<purpose>/<subject>`) next to its
+/// data, atomically.
+pub fn write(storage: &LakeStorage, dataset: &str, text: &str) -> Result<()> {
+    storage.put(&format!("{dataset}/{DICTIONARY_FILE}"), bytes::Bytes::from(text.to_owned())).map(drop)
 }
 
 fn describe(action: &FieldAction) -> String {

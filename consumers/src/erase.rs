@@ -6,9 +6,8 @@
 //! metadata, looked up in the purpose's [`KeyRing`], so files from before a key rotation are
 //! found too) and matching it against the file's pseudonym column (`sluice.patient_pseudonym_column`).
 //!
-//! A file that holds any of those rows is rewritten without them: written in full under a
-//! temporary name, fsynced and renamed over the original, so a reader or a crash sees either the
-//! old file or the new one, never a mix. A file is kept even when no row is left, so that the
+//! A file that holds any of those rows is rewritten without them, in one atomic write (see
+//! [`crate::storage`]), so a reader or a crash sees either the old file or the new one, never a mix. A file is kept even when no row is left, so that the
 //! offsets it covers still read as landed. Every run appends one [`ErasureRecord`] to the audit
 //! log with the files rewritten and their checksums before and after; the record counts patients
 //! but never names them.
@@ -19,8 +18,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fs::File,
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
 };
 
@@ -34,10 +32,11 @@ use sluice_schemas::NhsNumber;
 
 use crate::{
     Error, Result,
-    audit::{AuditEvent, AuditLog, ErasureRecord, ErasureTrigger, RewrittenFile, sha256_file},
+    audit::{AuditEvent, AuditLog, ErasureRecord, ErasureTrigger, RewrittenFile},
     consent::is_gp_practice,
     keyring::KeyRing,
-    parquet_sink::write_atomically,
+    parquet_sink::{sha256_hex, write_parquet},
+    storage::LakeStorage,
 };
 
 /// File metadata key naming the column that holds the patient pseudonym.
@@ -59,10 +58,12 @@ pub struct PatientErasure {
     pub gp_sourced_only: bool,
 }
 
-/// Removes the patients' rows from every landed file of the named purposes under `lake`, and
-/// records the run in `audit`. `reference` says who or what asked (a ticket, or consent offsets).
+/// Removes the patients' rows from every landed file of the named purposes in `storage`, and
+/// records the run in `audit`. `lake` is the lake's state directory, whose lock keeps rewrites
+/// apart. `reference` says who or what asked (a ticket, or consent offsets).
 pub fn erase(
     lake: &Path,
+    storage: &LakeStorage,
     patients: &[PatientErasure],
     rings: &BTreeMap<String, KeyRing>,
     trigger: ErasureTrigger,
@@ -89,14 +90,14 @@ pub fn erase(
         let ring = rings.get(*purpose).ok_or_else(|| Error::MissingKey(purpose.to_string()))?;
         // Pseudonyms per key id, computed once per key rather than once per file.
         let mut pseudonyms_by_key: HashMap<String, HashMap<String, bool>> = HashMap::new();
-        for path in landed_files(&lake.join(purpose))? {
+        for key in storage.parquet_files(purpose)? {
             record.files_searched += 1;
-            let file = LandedParquet::read(&path)?;
+            let file = LandedParquet::read(storage, &key)?;
             let pseudonyms = match pseudonyms_by_key.get(&file.key_id) {
                 Some(pseudonyms) => pseudonyms,
                 None => {
-                    let key = ring.by_id(&file.key_id).ok_or_else(|| Error::Erase {
-                        path: path.clone(),
+                    let pseudonym_key = ring.by_id(&file.key_id).ok_or_else(|| Error::Erase {
+                        path: key.clone().into(),
                         reason: format!(
                             "written with key `{}`, which purpose `{purpose}` no longer holds; add it as a retired key",
                             file.key_id
@@ -104,13 +105,13 @@ pub fn erase(
                     })?;
                     let mut pseudonyms: HashMap<String, bool> = HashMap::new();
                     for (nhs_number, gp_only) in wanted {
-                        let entry = pseudonyms.entry(key.pseudonym(&nhs_number.digits())).or_insert(true);
+                        let entry = pseudonyms.entry(pseudonym_key.pseudonym(&nhs_number.digits())).or_insert(true);
                         *entry &= *gp_only;
                     }
                     pseudonyms_by_key.entry(file.key_id.clone()).or_insert(pseudonyms)
                 }
             };
-            if let Some(rewritten) = file.remove_rows(pseudonyms, lake)? {
+            if let Some(rewritten) = file.remove_rows(pseudonyms, storage)? {
                 record.rows_removed += rewritten.rows_removed;
                 record.files_rewritten.push(rewritten);
             }
@@ -122,7 +123,9 @@ pub fn erase(
 
 /// A landed file read whole, with what erasure needs from its metadata.
 struct LandedParquet {
-    path: PathBuf,
+    key: String,
+    /// SHA-256 of the file as read.
+    sha256: String,
     batches: Vec<RecordBatch>,
     schema: arrow::datatypes::SchemaRef,
     metadata: Vec<(String, String)>,
@@ -131,10 +134,11 @@ struct LandedParquet {
 }
 
 impl LandedParquet {
-    fn read(path: &Path) -> Result<Self> {
-        let failed = |reason: String| Error::Erase { path: path.to_owned(), reason };
-        let file = File::open(path).map_err(|e| failed(e.to_string()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| failed(e.to_string()))?;
+    fn read(storage: &LakeStorage, key: &str) -> Result<Self> {
+        let failed = |reason: String| Error::Erase { path: key.into(), reason };
+        let bytes = storage.get(key)?;
+        let sha256 = sha256_hex(&bytes);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
         let metadata = crate::parquet_sink::key_value_pairs(builder.metadata().file_metadata());
         let find = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let key_id = find("sluice.key_id").ok_or_else(|| failed("no sluice.key_id in its metadata".to_owned()))?;
@@ -145,13 +149,13 @@ impl LandedParquet {
             .map_err(|e| failed(e.to_string()))?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| failed(e.to_string()))?;
-        Ok(LandedParquet { path: path.to_owned(), batches, schema, metadata, key_id, pseudonym_column })
+        Ok(LandedParquet { key: key.to_owned(), sha256, batches, schema, metadata, key_id, pseudonym_column })
     }
 
     /// Rewrites the file without the rows of the given pseudonyms (value: GP-sourced rows only);
     /// `None` when it holds none of them.
-    fn remove_rows(self, pseudonyms: &HashMap<String, bool>, lake: &Path) -> Result<Option<RewrittenFile>> {
-        let failed = |reason: String| Error::Erase { path: self.path.clone(), reason };
+    fn remove_rows(self, pseudonyms: &HashMap<String, bool>, storage: &LakeStorage) -> Result<Option<RewrittenFile>> {
+        let failed = |reason: String| Error::Erase { path: self.key.clone().into(), reason };
         let pseudonym_index = self.schema.index_of(&self.pseudonym_column).map_err(|_| {
             failed(format!("no `{}` column, so a patient's rows cannot be found in it", self.pseudonym_column))
         })?;
@@ -178,7 +182,6 @@ impl LandedParquet {
         if removed == 0 {
             return Ok(None);
         }
-        let sha256_before = sha256_file(&self.path)?;
         let kept = concat_batches(&self.schema, &kept_batches).map_err(|e| failed(e.to_string()))?;
         let mut metadata = self.metadata;
         let erased_before = metadata
@@ -189,46 +192,14 @@ impl LandedParquet {
         metadata.push((ERASED_ROWS_KEY.to_owned(), (erased_before + removed).to_string()));
         let kept = RecordBatch::try_new(Arc::clone(kept.schema_ref()), kept.columns().to_vec())
             .map_err(|e| failed(e.to_string()))?;
-        write_atomically(&self.path, &kept, metadata)?;
+        let rewritten = write_parquet(storage, &self.key, &kept, metadata)?;
         Ok(Some(RewrittenFile {
-            path: relative(lake, &self.path),
+            path: self.key,
             rows_removed: removed,
-            sha256_before,
-            sha256_after: sha256_file(&self.path)?,
+            sha256_before: self.sha256,
+            sha256_after: rewritten.sha256,
         }))
     }
-}
-
-/// Every landed Parquet file under `dir` (not temporary files), in a stable order.
-pub fn landed_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(Error::write(&dir)(error)),
-        };
-        for entry in entries {
-            let path = entry.map_err(Error::write(&dir))?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if name.ends_with(".parquet") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// A path relative to the lake root, for audit records that stay true if the lake moves.
-pub fn relative(lake: &Path, path: &Path) -> String {
-    path.strip_prefix(lake).unwrap_or(path).to_string_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -169,6 +169,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// The lake's storage (a directory or an object store) refused an operation. Nothing that
+    /// depends on it is committed.
+    #[error("lake {location}: cannot {operation} `{key}`: {reason}")]
+    Storage {
+        /// The lake's location (a directory or a URL).
+        location: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The object's key in the lake.
+        key: String,
+        /// The store's reason.
+        reason: String,
+    },
+
     /// The audit log cannot be read, verified or appended to. Landing and erasure stop rather
     /// than act without a record.
     #[error("audit log {path}: {reason}")]

@@ -43,6 +43,7 @@ pub mod parquet_sink;
 pub mod policy;
 pub mod pseudonymise;
 pub mod record;
+pub mod storage;
 
 mod error;
 #[cfg(test)]

@@ -1,50 +1,49 @@
-//! Writing a batch to a Parquet file so that it is either wholly there or not there at all.
+//! Writing a batch to a Parquet file in the lake so that it is either wholly there or not there
+//! at all.
 //!
-//! The file is written under a temporary name in its final directory, fsynced, renamed into
-//! place, and the directory is fsynced, so a crash at any point leaves no partial file under a
-//! final name. Only after [`write_atomically`] returns may the offsets it covers be committed.
+//! The file is encoded in memory (its checksum computed on the way) and stored with one atomic
+//! write (see [`crate::storage`]: on a directory, a complete file renamed into place and fsynced).
+//! Only after [`write_parquet`] returns may the offsets it covers be committed.
 
-use std::{
-    fs::{self, File},
-    path::{Path, PathBuf},
-};
+use std::{fs, fs::File, path::Path};
 
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use parquet::{
     arrow::ArrowWriter,
     basic::{Compression, ZstdLevel},
     file::{metadata::KeyValue, properties::WriterProperties},
 };
+use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::{Error, Result, storage::LakeStorage};
 
 /// A file now durable in the lake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandedFile {
-    /// Final path.
-    pub path: PathBuf,
+    /// Its key in the lake (a path relative to the lake root).
+    pub key: String,
     /// Rows in the file.
     pub rows: usize,
     /// Size in bytes.
     pub bytes: u64,
-    /// Inode of the file as written, so that a withdrawal removes this file and not one that
-    /// another lander has since renamed onto the same path.
-    pub inode: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// The store's tag of the version written, so that a withdrawal removes this file and not
+    /// one that another lander has since written to the same key.
+    pub e_tag: Option<String>,
 }
 
 impl LandedFile {
     /// Removes the file if it is still the one this process wrote. Used when the offsets it
     /// covers could not be committed, so that the events are landed once, by whoever re-reads them.
-    pub fn withdraw(&self) -> Result<bool> {
-        use std::os::unix::fs::MetadataExt;
-        match fs::metadata(&self.path) {
-            Ok(metadata) if metadata.ino() == self.inode => {
-                fs::remove_file(&self.path).map_err(Error::write(&self.path))?;
+    pub fn withdraw(&self, storage: &LakeStorage) -> Result<bool> {
+        match storage.e_tag(&self.key)? {
+            Some(current) if current == self.e_tag => {
+                storage.delete(&self.key)?;
                 Ok(true)
             }
-            Ok(_) => Ok(false),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(Error::write(&self.path)(error)),
+            _ => Ok(false),
         }
     }
 }
@@ -67,31 +66,40 @@ pub fn write_small_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::write(path))
 }
 
-/// Writes `batch` to `path` with zstd compression and the given key-value metadata, atomically
-/// and durably.
-pub fn write_atomically(path: &Path, batch: &RecordBatch, metadata: Vec<(String, String)>) -> Result<LandedFile> {
-    let dir = path.parent().expect("landed files live in a dataset directory");
-    fs::create_dir_all(dir).map_err(Error::write(dir))?;
-    let file_name = path.file_name().expect("file name").to_string_lossy();
-    let temporary = dir.join(format!(".{file_name}.inprogress"));
+/// Encodes `batch` as a Parquet file with zstd compression and the given key-value metadata.
+pub fn encode(batch: &RecordBatch, metadata: Vec<(String, String)>) -> std::result::Result<Vec<u8>, String> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let parquet_error =
-        |error: parquet::errors::ParquetError| Error::WriteFile { path: temporary.clone(), reason: error.to_string() };
-    let file = File::create(&temporary).map_err(Error::write(&temporary))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
-    writer.write(batch).map_err(parquet_error)?;
-    let file = writer.into_inner().map_err(parquet_error)?;
-    file.sync_all().map_err(Error::write(&temporary))?;
-    let written = file.metadata().map_err(Error::write(&temporary))?;
-    let (bytes, inode) = (written.len(), std::os::unix::fs::MetadataExt::ino(&written));
-    drop(file);
-    fs::rename(&temporary, path).map_err(Error::write(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
-    Ok(LandedFile { path: path.to_owned(), rows: batch.num_rows(), bytes, inode })
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).map_err(|error| error.to_string())?;
+    writer.write(batch).map_err(|error| error.to_string())?;
+    writer.into_inner().map_err(|error| error.to_string())
+}
+
+/// SHA-256 (hex) of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `batch` to `key` in the lake as Parquet (see [`encode`]), atomically and durably.
+pub fn write_parquet(
+    storage: &LakeStorage,
+    key: &str,
+    batch: &RecordBatch,
+    metadata: Vec<(String, String)>,
+) -> Result<LandedFile> {
+    let encoded = encode(batch, metadata).map_err(|reason| Error::Storage {
+        location: storage.location().to_owned(),
+        operation: "encode",
+        key: key.to_owned(),
+        reason,
+    })?;
+    let sha256 = sha256_hex(&encoded);
+    let stored = storage.put(key, Bytes::from(encoded))?;
+    Ok(LandedFile { key: stored.key, rows: batch.num_rows(), bytes: stored.bytes, sha256, e_tag: stored.e_tag })
 }
 
 #[cfg(test)]
@@ -107,8 +115,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn written_file_reads_back_with_metadata_and_leaves_no_temporary() {
+    fn written_file_reads_back_with_metadata_and_checksum() {
         let dir = tempfile::tempdir().unwrap();
+        let storage = LakeStorage::local(dir.path()).unwrap();
         let schema = Arc::new(Schema::new(vec![
             Field::new("code", DataType::Utf8, false),
             Field::new("birth_year", DataType::Int32, true),
@@ -118,10 +127,12 @@ mod tests {
             vec![Arc::new(StringArray::from(vec!["I10", "E11.9"])), Arc::new(Int32Array::from(vec![Some(1950), None]))],
         )
         .unwrap();
-        let path = dir.path().join("research/diagnosis/part.parquet");
-        let landed = write_atomically(&path, &batch, vec![("sluice.key_id".into(), "k1".into())]).unwrap();
+        let key = "research/diagnosis/part.parquet";
+        let landed = write_parquet(&storage, key, &batch, vec![("sluice.key_id".into(), "k1".into())]).unwrap();
+        let path = dir.path().join(key);
         assert_eq!(landed.rows, 2);
         assert_eq!(landed.bytes, fs::metadata(&path).unwrap().len());
+        assert_eq!(landed.sha256, sha256_hex(&fs::read(&path).unwrap()));
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["part.parquet"]);
 
@@ -131,11 +142,11 @@ mod tests {
         let read: Vec<RecordBatch> = builder.build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
         assert_eq!(read, vec![batch.clone()]);
 
-        // Withdrawal removes this file, but not another file renamed onto the same path since.
-        let replaced = write_atomically(&path, &batch, vec![]).unwrap();
-        assert!(!landed.withdraw().unwrap(), "a newer file at the path is left alone");
+        // Withdrawal removes this file, but not another file written to the same key since.
+        let replaced = write_parquet(&storage, key, &batch, vec![]).unwrap();
+        assert!(!landed.withdraw(&storage).unwrap(), "a newer file at the key is left alone");
         assert!(path.exists());
-        assert!(replaced.withdraw().unwrap());
+        assert!(replaced.withdraw(&storage).unwrap());
         assert!(!path.exists());
     }
 }

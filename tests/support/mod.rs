@@ -47,6 +47,7 @@ pub fn mock_cluster() -> (MockCluster<'static, DefaultProducerContext>, ClientCo
 pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &Topics) -> LanderConfig {
     LanderConfig {
         lake_dir: lake.to_owned(),
+        lake_url: None,
         purposes: purposes.to_vec(),
         group_id: group_id.to_owned(),
         clinical_topics: topics.clinical(),

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::{fs::File, path::PathBuf, sync::Arc};
 
 use arrow::{
     array::{Int64Array, StringArray},
@@ -6,7 +6,11 @@ use arrow::{
 };
 
 use super::*;
-use crate::{audit::verify, lander::layout::landed_file_name, parquet_sink::write_atomically};
+use crate::{audit::verify, lander::layout::landed_file_name, parquet_sink::write_parquet};
+
+fn storage(lake: &Path) -> LakeStorage {
+    LakeStorage::local(lake).unwrap()
+}
 
 const DIR: &str = "research/adt/event_date=2026-11-25";
 
@@ -25,15 +29,15 @@ fn land(lake: &Path, partition: i32, offsets: &[i64], key_id: &str) -> PathBuf {
     )
     .unwrap();
     let range = (offsets[0], *offsets.last().unwrap());
-    let path = lake.join(DIR).join(landed_file_name("clinical.adt", partition, range));
+    let key = format!("{DIR}/{}", landed_file_name("clinical.adt", partition, range));
     let metadata = vec![
         ("sluice.key_id".to_owned(), key_id.to_owned()),
         ("sluice.policy_hash".to_owned(), "p1".to_owned()),
         ("sluice.writer_schema_fingerprints".to_owned(), format!("f{}", range.0 % 2)),
         ("sluice.source".to_owned(), format!("clinical.adt/{partition}/{}-{}", range.0, range.1)),
     ];
-    write_atomically(&path, &batch, metadata).unwrap();
-    path
+    write_parquet(&storage(lake), &key, &batch, metadata).unwrap();
+    lake.join(key)
 }
 
 fn offsets_in(path: &Path) -> Vec<i64> {
@@ -42,15 +46,12 @@ fn offsets_in(path: &Path) -> Vec<i64> {
 }
 
 fn names(lake: &Path) -> Vec<String> {
-    landed_files(&lake.join(DIR))
-        .unwrap()
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect()
+    storage(lake).parquet_files(DIR).unwrap().iter().map(|key| key.rsplit('/').next().unwrap().to_owned()).collect()
 }
 
 fn merged_files(lake: &Path) -> Vec<PathBuf> {
-    landed_files(&lake.join(DIR)).unwrap().into_iter().filter(|p| p.to_string_lossy().contains("+merged-")).collect()
+    let keys = storage(lake).parquet_files(DIR).unwrap();
+    keys.into_iter().filter(|key| key.contains("+merged-")).map(|key| lake.join(key)).collect()
 }
 
 #[test]
@@ -66,7 +67,7 @@ fn committed_files_are_merged_per_key_and_uncommitted_ones_are_left_alone() {
     crate::lake::record_committed(lake, [("clinical.adt", 0, 20), ("clinical.adt", 1, 5)]).unwrap();
 
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
-    let record = compact(lake, CompactionOptions::default(), &mut audit).unwrap();
+    let record = compact(lake, &storage(lake), CompactionOptions::default(), &mut audit).unwrap();
 
     assert_eq!((record.files_before, record.files_after, record.merged.len()), (6, 3, 1));
     assert_eq!(record.merged[0].inputs.len(), 4);
@@ -76,7 +77,8 @@ fn committed_files_are_merged_per_key_and_uncommitted_ones_are_left_alone() {
     assert!(uncommitted.exists(), "a file a restarted lander may still withdraw is not touched");
     assert_eq!(names(lake).len(), 3);
 
-    let footer = &read_footers(merged.clone()).unwrap()[0];
+    let merged_key = merged[0].strip_prefix(lake).unwrap().to_string_lossy().into_owned();
+    let footer = &read_footers(&storage(lake), vec![merged_key]).unwrap()[0];
     assert_eq!(
         footer.value("sluice.source"),
         "clinical.adt/0/0-2;clinical.adt/0/3-6;clinical.adt/1/1-1;clinical.adt/1/4-4"
@@ -89,11 +91,11 @@ fn committed_files_are_merged_per_key_and_uncommitted_ones_are_left_alone() {
 
     // Once the last file is committed too, it joins the merged file.
     crate::lake::record_committed(lake, [("clinical.adt", 0, 22)]).unwrap();
-    let again = compact(lake, CompactionOptions::default(), &mut audit).unwrap();
+    let again = compact(lake, &storage(lake), CompactionOptions::default(), &mut audit).unwrap();
     assert_eq!((again.files_before, again.files_after, again.merged.len()), (3, 2, 1));
     let merged = merged_files(lake);
     assert_eq!(offsets_in(&merged[0]), [0, 2, 3, 5, 6, 1, 4, 20, 21]);
-    let settled = compact(lake, CompactionOptions::default(), &mut audit).unwrap();
+    let settled = compact(lake, &storage(lake), CompactionOptions::default(), &mut audit).unwrap();
     assert_eq!((settled.files_before, settled.files_after, settled.merged.len()), (2, 2, 0));
 }
 
@@ -108,7 +110,7 @@ fn runs_respect_the_row_limit_and_leftovers_of_an_interrupted_run_are_removed() 
     let copies: Vec<Vec<u8>> = inputs.iter().map(|p| std::fs::read(p).unwrap()).collect();
     crate::lake::record_committed(lake, [("clinical.adt", 0, 100)]).unwrap();
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
-    let record = compact(lake, CompactionOptions { max_rows_per_file: 6 }, &mut audit).unwrap();
+    let record = compact(lake, &storage(lake), CompactionOptions { max_rows_per_file: 6 }, &mut audit).unwrap();
     assert_eq!(record.merged.len(), 2, "two files of six rows, not one of twelve");
     assert_eq!(names(lake).len(), 2);
 
@@ -116,7 +118,7 @@ fn runs_respect_the_row_limit_and_leftovers_of_an_interrupted_run_are_removed() 
     for (path, bytes) in inputs.iter().zip(&copies) {
         std::fs::write(path, bytes).unwrap();
     }
-    let record = compact(lake, CompactionOptions { max_rows_per_file: 6 }, &mut audit).unwrap();
+    let record = compact(lake, &storage(lake), CompactionOptions { max_rows_per_file: 6 }, &mut audit).unwrap();
     assert_eq!(record.removed_leftovers.len(), 4);
     assert!(inputs.iter().all(|p| !p.exists()));
     let mut offsets: Vec<i64> = merged_files(lake).iter().flat_map(|p| offsets_in(p)).collect();
@@ -131,6 +133,6 @@ fn without_recorded_commits_nothing_is_merged() {
     land(lake, 0, &[0], "k1");
     land(lake, 0, &[1], "k1");
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
-    let record = compact(lake, CompactionOptions::default(), &mut audit).unwrap();
+    let record = compact(lake, &storage(lake), CompactionOptions::default(), &mut audit).unwrap();
     assert_eq!((record.files_after, record.merged.len()), (2, 0));
 }

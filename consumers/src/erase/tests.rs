@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use arrow::{
     array::{Int32Array, StringArray},
@@ -7,6 +7,16 @@ use arrow::{
 
 use super::*;
 use crate::{audit::verify, pseudonymise::PurposeKey};
+
+fn storage(lake: &Path) -> LakeStorage {
+    LakeStorage::local(lake).unwrap()
+}
+
+/// A landed file read through a store rooted at its own directory.
+fn read(path: &Path) -> LandedParquet {
+    let name = path.file_name().unwrap().to_string_lossy();
+    LandedParquet::read(&storage(path.parent().unwrap()), &name).unwrap()
+}
 
 fn key(id: &str, byte: u8) -> PurposeKey {
     PurposeKey::new(id, &[byte; 32]).unwrap()
@@ -35,25 +45,24 @@ fn land(lake: &Path, relative_path: &str, key: &PurposeKey, rows: &[(&str, &str,
         ],
     )
     .unwrap();
-    let path = lake.join(relative_path);
     let metadata = vec![
         ("sluice.key_id".to_owned(), key.id().to_owned()),
         (PSEUDONYM_COLUMN_KEY.to_owned(), "patient_pseudonym".to_owned()),
     ];
-    write_atomically(&path, &batch, metadata).unwrap();
-    path
+    write_parquet(&storage(lake), relative_path, &batch, metadata).unwrap();
+    lake.join(relative_path)
 }
 
 fn values(path: &Path) -> Vec<i32> {
-    let file = LandedParquet::read(path).unwrap();
-    file.batches
+    read(path)
+        .batches
         .iter()
         .flat_map(|b| b.column(2).as_any().downcast_ref::<Int32Array>().unwrap().values().to_vec())
         .collect()
 }
 
 fn metadata(path: &Path, wanted: &str) -> Option<String> {
-    LandedParquet::read(path).unwrap().metadata.into_iter().find(|(k, _)| k == wanted).map(|(_, v)| v)
+    read(path).metadata.into_iter().find(|(k, _)| k == wanted).map(|(_, v)| v)
 }
 
 #[test]
@@ -72,7 +81,7 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["research".into()], gp_sourced_only: false }];
-    let record = erase(lake, &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
+    let record = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
 
     assert_eq!(values(&before_rotation), [2]);
     assert_eq!(values(&after_rotation), [4]);
@@ -88,7 +97,7 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     assert_eq!(rewritten, [("research/adt/b.parquet", 1), ("research/observation/a.parquet", 2)]);
     for file in &record.files_rewritten {
         assert_ne!(file.sha256_before, file.sha256_after);
-        assert_eq!(file.sha256_after, sha256_file(&lake.join(&file.path)).unwrap());
+        assert_eq!(file.sha256_after, sha256_hex(&std::fs::read(lake.join(&file.path)).unwrap()));
     }
     let log = std::fs::read_to_string(audit.path()).unwrap();
     assert!(log.contains("\"kind\":\"erasure\"") && log.contains("\"reference\":\"REQ-42\""));
@@ -97,10 +106,10 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     assert!(verify(audit.path()).unwrap().problems.is_empty());
 
     // Erasing again finds nothing and rewrites nothing; a file left without rows stays in place.
-    let again = erase(lake, &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
+    let again = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
     assert_eq!((again.rows_removed, again.files_rewritten.len()), (0, 0));
     let only = land(lake, "research/diagnosis/e.parquet", &new, &[(ERASED, "RR8", 8)]);
-    erase(lake, &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
+    erase(lake, &storage(lake), &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
     assert!(only.exists());
     assert_eq!(values(&only), Vec::<i32>::new());
 }
@@ -116,7 +125,7 @@ fn a_type_1_erasure_removes_only_gp_sourced_rows() {
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["planning".into()], gp_sourced_only: true }];
-    erase(lake, &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
+    erase(lake, &storage(lake), &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
     assert_eq!(values(&file), [1, 3]);
 }
 
@@ -130,12 +139,15 @@ fn files_whose_key_is_not_in_the_ring_stop_the_erasure_and_stay_as_they_were() {
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["research".into()], gp_sourced_only: false }];
-    let error = erase(lake, &request, &rings, ErasureTrigger::Command, "REQ", &mut audit).unwrap_err().to_string();
+    let error = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ", &mut audit)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("research-lost") && error.contains("add it as a retired key"), "{error}");
     assert!(!error.contains(ERASED));
     assert_eq!(values(&file), [1]);
     let missing_ring = erase(
         lake,
+        &storage(lake),
         &[PatientErasure { purposes: vec!["planning".into()], ..request[0].clone() }],
         &rings,
         ErasureTrigger::Command,

@@ -3,7 +3,10 @@
 //! consumed offsets committed. An offset is never committed before everything it covers is
 //! durable and recorded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use futures::StreamExt;
 use rdkafka::{
@@ -19,9 +22,9 @@ use super::{
 };
 use crate::{
     Error, Result,
-    audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord, sha256_file},
-    erase::{PSEUDONYM_COLUMN_KEY, relative},
-    parquet_sink::{LandedFile, write_atomically},
+    audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord},
+    erase::PSEUDONYM_COLUMN_KEY,
+    parquet_sink::{LandedFile, write_parquet},
     policy::LandingPlan,
 };
 
@@ -59,13 +62,13 @@ impl LandingState<'_> {
         for ((index, topic, partition, day), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
-            let path = self
-                .config
-                .lake_dir
-                .join(runtime.purpose.name())
-                .join(&plan.subject)
-                .join(event_date_directory(day))
-                .join(landed_file_name(&topic, partition, pending.offsets));
+            let key = format!(
+                "{}/{}/{}/{}",
+                runtime.purpose.name(),
+                plan.subject,
+                event_date_directory(day),
+                landed_file_name(&topic, partition, pending.offsets)
+            );
             let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
             let mut metadata = vec![
                 ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
@@ -85,15 +88,10 @@ impl LandingState<'_> {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
             }
             let batch = pending.rows.finish();
-            let lake = self.config.lake_dir.clone();
+            let storage = Arc::clone(&self.storage);
             let (landed, record) = tokio::task::spawn_blocking(move || -> Result<(LandedFile, FileRecord)> {
-                let landed = write_atomically(&path, &batch, metadata)?;
-                let record = FileRecord {
-                    path: relative(&lake, &landed.path),
-                    sha256: sha256_file(&landed.path)?,
-                    rows: landed.rows as u64,
-                    bytes: landed.bytes,
-                };
+                let landed = write_parquet(&storage, &key, &batch, metadata)?;
+                let record = FileRecord::from(&landed);
                 Ok((landed, record))
             })
             .await
@@ -103,8 +101,8 @@ impl LandingState<'_> {
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
             let lake = self.config.lake_dir.clone();
-            let audit = &mut self.audit;
-            let erased = block(|| erasures.run(&lake, audit))?;
+            let (storage, audit) = (&self.storage, &mut self.audit);
+            let erased = block(|| erasures.run(&lake, storage, audit))?;
             self.report.erased_rows += erased;
         }
 
@@ -136,7 +134,7 @@ impl LandingState<'_> {
                 warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
                 let mut withdrawn = Vec::new();
                 for file in written.values() {
-                    if file.landed.withdraw()? {
+                    if block(|| file.landed.withdraw(&self.storage))? {
                         withdrawn.push(file.record.clone());
                     }
                 }
@@ -167,7 +165,7 @@ impl LandingState<'_> {
             block(|| crate::lake::record_committed(&lake, offsets.iter().map(|(t, p, n)| (t.as_str(), *p, *n))))?;
         }
         let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.sort_by(|a, b| a.key.cmp(&b.key));
         self.report.files.extend(files);
         for (_, progress) in committing {
             self.report.absorb(progress.tally);

@@ -27,6 +27,7 @@ use crate::{
     consent::{ConsentStore, Decision, Purpose, PurposeRules},
     erase::{PatientErasure, erase},
     keyring::KeyRing,
+    storage::LakeStorage,
 };
 
 /// The persisted progress through the consent topic.
@@ -115,14 +116,14 @@ impl OptOutErasures {
 
     /// Erases the queued patients, records it in the audit log and saves the progress. Returns
     /// the rows removed.
-    pub(super) fn run(&mut self, lake: &Path, audit: &mut AuditLog) -> Result<u64> {
+    pub(super) fn run(&mut self, lake: &Path, storage: &LakeStorage, audit: &mut AuditLog) -> Result<u64> {
         let mut rows = 0;
         if !self.queue.is_empty() {
             let reference = format!(
                 "opt-outs read from consent offsets up to {}",
                 self.read_up_to.iter().map(|(p, next)| format!("{p}:{}", next - 1)).collect::<Vec<_>>().join(",")
             );
-            let record = erase(lake, &self.queue, &self.rings, ErasureTrigger::OptOut, &reference, audit)?;
+            let record = erase(lake, storage, &self.queue, &self.rings, ErasureTrigger::OptOut, &reference, audit)?;
             info!(
                 patients = self.queue.len(),
                 rows = record.rows_removed,

@@ -58,8 +58,14 @@ use crate::{Error, Result, consent::ConsentStore};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LanderConfig {
-    /// Root of the lake; datasets are written to `<lake_dir>/<purpose>/<subject>/`.
+    /// Root of the lake; datasets are written to `<lake_dir>/<purpose>/<subject>/`, unless
+    /// [`Self::lake_url`] puts them elsewhere. The lake's state (audit log, committed offsets,
+    /// locks, erasure progress) is always kept here.
     pub lake_dir: PathBuf,
+    /// Where datasets are written when not under `lake_dir`: an object-store URL such as
+    /// `s3://bucket/prefix` (see [`crate::storage`]). `lake_dir` then holds only the state.
+    #[serde(default)]
+    pub lake_url: Option<String>,
     /// Purposes to land for (`direct-care`, `planning`, `research`, `study:<id>`).
     pub purposes: Vec<String>,
     /// Consumer group; landers in one group share the clinical partitions.
@@ -110,6 +116,14 @@ pub struct LanderConfig {
 }
 
 impl LanderConfig {
+    /// The storage the datasets are written to.
+    pub fn storage(&self) -> Result<crate::storage::LakeStorage> {
+        match &self.lake_url {
+            Some(url) => crate::storage::LakeStorage::open(url),
+            None => crate::storage::LakeStorage::local(&self.lake_dir),
+        }
+    }
+
     /// The audit log this lander appends to.
     pub fn audit_log_path(&self) -> PathBuf {
         self.audit_log.clone().unwrap_or_else(|| self.lake_dir.join("_audit").join("audit.jsonl"))

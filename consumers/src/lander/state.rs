@@ -24,10 +24,10 @@ use crate::{
     audit::{AuditEvent, AuditLog, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
     consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
-    erase::landed_files,
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
+    storage::LakeStorage,
 };
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -95,6 +95,8 @@ pub(super) struct LandingState<'a> {
     pub(super) dead_letters_in_flight: FuturesUnordered<DeliveryFuture>,
     /// The audit trail, appended at every checkpoint before offsets are committed.
     pub(super) audit: AuditLog,
+    /// Where the datasets are stored.
+    pub(super) storage: Arc<LakeStorage>,
     /// Erasures owed to opt-outs read after rows were landed, when configured.
     pub(super) erasures: Option<OptOutErasures>,
     /// Totals of committed work (and of consent changes).
@@ -134,6 +136,7 @@ impl<'a> LandingState<'a> {
         setups: &'a BTreeMap<String, PurposeSetup>,
         catalogue: &Catalogue,
     ) -> Result<Self> {
+        let storage = Arc::new(config.storage()?);
         let mut purposes = Vec::new();
         for name in &config.purposes {
             let purpose: Purpose = name.parse()?;
@@ -164,8 +167,8 @@ impl<'a> LandingState<'a> {
                         reason: "erase_on_opt_out needs the patient identifier landed as an hmac pseudonym".to_owned(),
                     });
                 }
-                let dataset = config.lake_dir.join(purpose.name()).join(subject);
-                crate::dictionary::write(&dataset, &crate::dictionary::render(&setup.policy, latest, &plan))?;
+                let dataset = format!("{}/{subject}", purpose.name());
+                crate::dictionary::write(&storage, &dataset, &crate::dictionary::render(&setup.policy, latest, &plan))?;
                 plans.insert(subject.clone(), Arc::new(plan));
             }
             info!(
@@ -200,6 +203,7 @@ impl<'a> LandingState<'a> {
             dead_letter_producer,
             dead_letters_in_flight: FuturesUnordered::new(),
             audit: AuditLog::open(&config.audit_log_path())?,
+            storage,
             erasures,
             report: LandingReport::default(),
         })
@@ -372,22 +376,20 @@ impl<'a> LandingState<'a> {
     /// committed them, and consuming resumes from `from`, so keeping them would land their events
     /// twice. Each removal is recorded in the audit log.
     fn withdraw_uncommitted_files(&mut self, topic: &str, partition: i32, from: i64, subject: &str) -> Result<()> {
-        let lake = &self.config.lake_dir;
+        let storage = &self.storage;
         let mut withdrawn = Vec::new();
         for runtime in &self.purposes {
-            let dataset = lake.join(runtime.purpose.name()).join(subject);
-            for path in super::block(|| landed_files(&dataset))? {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let Some(landed) = parse_landed_file_name(&name) else { continue };
+            let dataset = format!("{}/{subject}", runtime.purpose.name());
+            super::block(|| storage.remove_interrupted_writes(&dataset, &format!("{topic}+{partition}+")))?;
+            for key in super::block(|| storage.parquet_files(&dataset))? {
+                let name = key.rsplit('/').next().unwrap_or_default();
+                let Some(landed) = parse_landed_file_name(name) else { continue };
                 if landed.topic != topic || landed.partition != partition || landed.first < from {
                     continue;
                 }
                 let record = super::block(|| -> Result<FileRecord> {
-                    let record = file_record(lake, &path)?;
-                    std::fs::remove_file(&path).map_err(Error::write(&path))?;
-                    if let Some(dir) = path.parent() {
-                        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
-                    }
+                    let record = file_record(storage, &key)?;
+                    storage.delete(&key)?;
                     Ok(record)
                 })?;
                 withdrawn.push(record);

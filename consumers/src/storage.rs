@@ -1,0 +1,320 @@
+//! Where landed datasets are stored: a local directory or S3-compatible object storage, through
+//! [`object_store`], chosen by the lake's location.
+//!
+//! * A plain path or a `file://` URL is a directory. Every object written there is fsynced, and
+//!   its directory too, before the write returns, so a crash never loses a file whose offsets were
+//!   committed.
+//! * `s3://bucket/prefix` is an S3 bucket (or any S3-compatible store). The connection is
+//!   configured from the environment as the AWS tools do: `AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` (for a store other than AWS) and
+//!   `AWS_ALLOW_HTTP=true` (only for a store on a trusted local network). A PUT is atomic there:
+//!   an object is either wholly present or absent.
+//!
+//! Objects are named by *keys*, paths relative to the lake root with `/` separators
+//! (`research/diagnosis/event_date=2026-01-05/clinical.diagnosis+3+...parquet`), the same on
+//! every backend; audit records hold these keys.
+//!
+//! What is not data (the audit log, the record of committed offsets, locks, erasure progress)
+//! stays in a local *state directory*: for a directory lake, the lake itself.
+//!
+//! The calls are synchronous: landing, erasure and compaction call them from blocking code.
+//! Inside a multi-threaded Tokio runtime they block the calling worker in place; elsewhere each
+//! runs on a small runtime of its own.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutPayload, aws::AmazonS3Builder, local::LocalFileSystem, path::Path as Key,
+    prefix::PrefixStore,
+};
+
+use crate::{Error, Result};
+
+/// The storage of one lake's datasets.
+#[derive(Debug)]
+pub struct LakeStorage {
+    /// The backend, rooted at the lake.
+    store: Arc<dyn ObjectStore>,
+    /// The lake's location as configured, for messages.
+    location: String,
+    /// The lake's directory when it is local: written objects are fsynced there.
+    local_root: Option<PathBuf>,
+}
+
+/// An object just written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The store's tag of this version of the object (on a directory: inode, time and size),
+    /// so that a later removal can tell it from another object written to the same key since.
+    pub e_tag: Option<String>,
+}
+
+impl LakeStorage {
+    /// Opens the lake at `location`: a directory path, a `file://` URL or an `s3://` URL.
+    pub fn open(location: &str) -> Result<Self> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(storage_error(location, "open", "", "the URL names no bucket".to_owned()));
+            }
+            let s3 = AmazonS3Builder::from_env()
+                .with_url(format!("s3://{bucket}"))
+                .build()
+                .map_err(|e| storage_error(location, "open", "", e.to_string()))?;
+            let prefix = prefix.trim_matches('/');
+            let store: Arc<dyn ObjectStore> =
+                if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
+            return Ok(LakeStorage { store, location: location.trim_end_matches('/').to_owned(), local_root: None });
+        }
+        if location.contains("://") && !location.starts_with("file://") {
+            return Err(storage_error(
+                location,
+                "open",
+                "",
+                "unsupported scheme: the lake is a directory, a file:// URL or an s3:// URL".to_owned(),
+            ));
+        }
+        Self::local(Path::new(location.strip_prefix("file://").unwrap_or(location)))
+    }
+
+    /// Opens (creating it if needed) a lake directory.
+    pub fn local(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+        let root = dir.canonicalize().map_err(Error::write(dir))?;
+        let store = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| storage_error(&root.display().to_string(), "open", "", e.to_string()))?;
+        Ok(LakeStorage { store: Arc::new(store), location: root.display().to_string(), local_root: Some(root) })
+    }
+
+    /// The lake's location, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The lake's directory, when it is local.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
+    }
+
+    /// Where a key is, for people: a file path or a URL.
+    pub fn describe(&self, key: &str) -> String {
+        match &self.local_root {
+            Some(root) => root.join(key).display().to_string(),
+            None => format!("{}/{key}", self.location),
+        }
+    }
+
+    /// Writes `bytes` to `key` atomically and durably.
+    pub fn put(&self, key: &str, bytes: Bytes) -> Result<Stored> {
+        let size = bytes.len() as u64;
+        let result = self
+            .block_on(self.store.put(&parse_key(&self.location, key)?, PutPayload::from_bytes(bytes)))
+            .map_err(|e| storage_error(&self.location, "write", key, e.to_string()))?;
+        if let Some(root) = &self.local_root {
+            // The local store renames a complete staging file into place but does not sync.
+            let path = root.join(key);
+            std::fs::File::open(&path).and_then(|file| file.sync_all()).map_err(Error::write(&path))?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
+            }
+        }
+        Ok(Stored { key: key.to_owned(), bytes: size, e_tag: result.e_tag })
+    }
+
+    /// Reads the object at `key` whole.
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        let location = parse_key(&self.location, key)?;
+        self.block_on(async { self.store.get(&location).await?.bytes().await })
+            .map_err(|e| storage_error(&self.location, "read", key, e.to_string()))
+    }
+
+    /// The current tag of the object at `key`, or `None` if there is none.
+    pub fn e_tag(&self, key: &str) -> Result<Option<Option<String>>> {
+        match self.block_on(self.store.head(&parse_key(&self.location, key)?)) {
+            Ok(meta) => Ok(Some(meta.e_tag)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(storage_error(&self.location, "look up", key, error.to_string())),
+        }
+    }
+
+    /// Removes the object at `key` (nothing to do if it is gone already).
+    pub fn delete(&self, key: &str) -> Result<()> {
+        match self.block_on(self.store.delete(&parse_key(&self.location, key)?)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(storage_error(&self.location, "remove", key, error.to_string())),
+        }
+        if let Some(dir) = self.local_root.as_ref().and_then(|root| root.join(key).parent().map(Path::to_owned)) {
+            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::write(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Keys of every landed Parquet file under `prefix` (a key prefix such as `research` or
+    /// `research/diagnosis`), in key order. Names starting with `_` or `.` (state, dictionaries,
+    /// temporary files) are skipped at any level.
+    pub fn parquet_files(&self, prefix: &str) -> Result<Vec<String>> {
+        let location = parse_key(&self.location, prefix)?;
+        let listed: Vec<object_store::Result<object_store::ObjectMeta>> =
+            self.block_on(self.store.list(Some(&location)).collect());
+        let mut keys = Vec::new();
+        for meta in listed {
+            let meta = match meta {
+                Ok(meta) => meta,
+                // A file removed between listing its directory and reading its metadata.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(error) => return Err(storage_error(&self.location, "list", prefix, error.to_string())),
+            };
+            let key = meta.location.to_string();
+            let hidden = key.split('/').any(|part| part.starts_with('_') || part.starts_with('.'));
+            if !hidden && key.ends_with(".parquet") {
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes what interrupted writes left under `prefix` on a directory lake: staging files
+    /// (`<name>#<digits>`) whose name starts with `name_prefix`. Readers that list directories
+    /// themselves would otherwise trip over them. Object stores leave nothing behind: a PUT is
+    /// atomic there.
+    pub fn remove_interrupted_writes(&self, prefix: &str, name_prefix: &str) -> Result<usize> {
+        let Some(root) = &self.local_root else { return Ok(0) };
+        let mut removed = 0;
+        let mut pending = vec![root.join(prefix)];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(Error::write(&dir)(error)),
+            };
+            for entry in entries {
+                let path = entry.map_err(Error::write(&dir))?.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if name.starts_with(name_prefix)
+                    && name
+                        .rsplit_once('#')
+                        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    std::fs::remove_file(&path).map_err(Error::write(&path))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    fn block_on<F: Future + Send>(&self, future: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(future))
+            }
+            // On a thread of its own with a runtime of its own, so that it also works inside a
+            // single-threaded runtime, and the runtime is dropped outside any async context.
+            _ => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("a Tokio runtime for lake storage")
+                            .block_on(future)
+                    })
+                    .join()
+                    .expect("lake storage call panicked")
+            }),
+        }
+    }
+}
+
+fn parse_key(location: &str, key: &str) -> Result<Key> {
+    Key::parse(key).map_err(|e| storage_error(location, "name", key, e.to_string()))
+}
+
+fn storage_error(location: &str, operation: &'static str, key: &str, reason: String) -> Error {
+    Error::Storage { location: location.to_owned(), operation, key: key.to_owned(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_lake_round_trips_objects_and_lists_only_landed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStorage::open(&format!("file://{}", dir.path().display())).unwrap();
+        let stored = lake.put("research/adt/event_date=2026-01-01/a.parquet", Bytes::from_static(b"one")).unwrap();
+        assert_eq!(stored.bytes, 3);
+        assert!(stored.e_tag.is_some());
+        lake.put("research/adt/_dictionary.md", Bytes::from_static(b"doc")).unwrap();
+        lake.put("research/adt/event_date=2026-01-02/b.parquet", Bytes::from_static(b"two")).unwrap();
+        assert!(dir.path().join("research/adt/event_date=2026-01-01/a.parquet").is_file());
+        assert_eq!(
+            lake.parquet_files("research").unwrap(),
+            ["research/adt/event_date=2026-01-01/a.parquet", "research/adt/event_date=2026-01-02/b.parquet"]
+        );
+        assert!(lake.parquet_files("planning").unwrap().is_empty(), "a missing prefix lists nothing");
+        assert_eq!(lake.get("research/adt/event_date=2026-01-02/b.parquet").unwrap(), Bytes::from_static(b"two"));
+
+        // A rewrite changes the tag, so a removal can tell the versions apart.
+        let key = "research/adt/event_date=2026-01-01/a.parquet";
+        let rewritten = lake.put(key, Bytes::from_static(b"one, again")).unwrap();
+        assert_ne!(rewritten.e_tag, stored.e_tag);
+        assert_eq!(lake.e_tag(key).unwrap(), Some(rewritten.e_tag));
+        lake.delete(key).unwrap();
+        lake.delete(key).unwrap();
+        assert_eq!(lake.e_tag(key).unwrap(), None);
+    }
+
+    #[test]
+    fn staging_files_of_interrupted_writes_are_removed_for_one_name_prefix_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStorage::local(dir.path()).unwrap();
+        let day = dir.path().join("research/adt/event_date=2026-01-01");
+        std::fs::create_dir_all(&day).unwrap();
+        for name in ["t+1+0-9.parquet#3", "t+1+0-9.parquet", "t+2+0-9.parquet#4", "t+1+note#x"] {
+            std::fs::write(day.join(name), b"x").unwrap();
+        }
+        assert_eq!(lake.remove_interrupted_writes("research/adt", "t+1+").unwrap(), 1);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["t+1+0-9.parquet", "t+1+note#x", "t+2+0-9.parquet#4"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_work_from_inside_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStorage::local(dir.path()).unwrap();
+        lake.put("a/b.parquet", Bytes::from_static(b"x")).unwrap();
+        assert_eq!(lake.parquet_files("a").unwrap(), ["a/b.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn calls_work_from_inside_a_single_threaded_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStorage::local(dir.path()).unwrap();
+        lake.put("a/b.parquet", Bytes::from_static(b"x")).unwrap();
+        assert_eq!(lake.get("a/b.parquet").unwrap(), Bytes::from_static(b"x"));
+    }
+
+    #[test]
+    fn unknown_schemes_and_bucketless_urls_are_refused() {
+        assert!(LakeStorage::open("ftp://host/lake").unwrap_err().to_string().contains("unsupported scheme"));
+        assert!(LakeStorage::open("s3:///lake").unwrap_err().to_string().contains("no bucket"));
+    }
+}
