@@ -61,15 +61,25 @@ pub struct Stored {
 impl LakeStorage {
     /// Opens the lake at `location`: a directory path, a `file://` URL or an `s3://` URL.
     pub fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, &[])
+    }
+
+    /// Opens the lake at `location` with object-store settings beyond the environment's, by
+    /// their `object_store` names (`aws_endpoint`, `aws_allow_http`, `aws_region`, ...).
+    pub fn open_with(location: &str, options: &[(&str, &str)]) -> Result<Self> {
         if let Some(rest) = location.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(storage_error(location, "open", "", "the URL names no bucket".to_owned()));
             }
-            let s3 = AmazonS3Builder::from_env()
-                .with_url(format!("s3://{bucket}"))
-                .build()
-                .map_err(|e| storage_error(location, "open", "", e.to_string()))?;
+            let mut builder = AmazonS3Builder::from_env().with_url(format!("s3://{bucket}"));
+            for (name, value) in options {
+                let key = name
+                    .parse()
+                    .map_err(|e: object_store::Error| storage_error(location, "configure", name, e.to_string()))?;
+                builder = builder.with_config(key, *value);
+            }
+            let s3 = builder.build().map_err(|e| storage_error(location, "open", "", e.to_string()))?;
             let prefix = prefix.trim_matches('/');
             let store: Arc<dyn ObjectStore> =
                 if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };

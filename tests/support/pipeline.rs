@@ -61,19 +61,26 @@ impl Pipeline {
 
     /// Starts a `sluice land` process with extra arguments.
     pub fn lander_with(&self, group: &str, name: &str, extra: &[&str]) -> Child {
+        let lake = self.lake().display().to_string();
+        let mut args = vec!["--lake", &lake];
+        args.extend_from_slice(extra);
+        self.lander_command(group, name, &args).spawn().unwrap()
+    }
+
+    /// The command of a `sluice land` process writing its log to `<dir>/<name>.log`; `args`
+    /// must say where the lake is.
+    pub fn lander_command(&self, group: &str, name: &str, args: &[&str]) -> Command {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
             .args(["land", "--purpose", "research", "--group-id", group, "--idle-flush-secs", "1"])
             .args(["--max-buffered-rows", "700", "--brokers", &self.broker.bootstrap()])
-            .args(extra)
-            .arg("--lake")
-            .arg(self.lake())
+            .args(args)
             .env("SLUICE_KEYS_FILE", self.dir.path().join("keys.toml"))
             .env("SLUICE_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap()
+            .stderr(Stdio::from(log));
+        command
     }
 
     /// A lander's log so far.
