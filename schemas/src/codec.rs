@@ -173,7 +173,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn v1_records_round_trip_and_read_as_v2(
+        fn v1_records_round_trip_and_read_as_the_newest_version(
             value in proptest::option::of(-1e9f64..1e9),
             comment in proptest::option::of(".{0,40}"),
             nhs in proptest::option::of("[0-9]{10}"),
@@ -186,14 +186,16 @@ mod tests {
             let bytes = Encoder::new(catalogue, framing).encode(v1, &record).unwrap();
             let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
             prop_assert_eq!(decoded.writer.version(), 1);
-            prop_assert_eq!(decoded.reader.version(), 2);
-            // Fields of v1 come back unchanged; the v2 field takes its default.
+            prop_assert_eq!(decoded.reader.version(), 3);
+            // Fields of v1 come back unchanged; the fields added by v2 and v3 take their defaults.
             if let Value::Record(original) = &record {
                 for (name, original_value) in original {
                     prop_assert_eq!(field(&decoded.value, name), original_value);
                 }
             }
-            prop_assert_eq!(field(&decoded.value, "interpretation"), &Value::Union(0, Box::new(Value::Null)));
+            for added in ["interpretation", "value_decimal", "reference_range", "interpretation_codes"] {
+                prop_assert_eq!(field(&decoded.value, added), &Value::Union(0, Box::new(Value::Null)));
+            }
         }
 
         #[test]
