@@ -418,6 +418,9 @@ pub(super) fn observation<'a>(resource: &'a Object, context: &Context<'a>) -> Re
             unit,
             comment,
             interpretation,
+            value_decimal: None,
+            reference_range: None,
+            interpretation_codes: None,
         }),
         origin: Origin {
             resource_type: TYPE,

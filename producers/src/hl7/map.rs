@@ -281,6 +281,9 @@ fn observations(
                     unit: segment.get("6.1", separators),
                     comment: (!comment.is_empty()).then_some(comment),
                     interpretation: segment.get("8", separators).and_then(|flag| interpretation(&flag)),
+                    value_decimal: None,
+                    reference_range: None,
+                    interpretation_codes: None,
                 }));
             }
             _ => {}
