@@ -49,7 +49,7 @@ pub fn render(policy: &Policy, version: &SchemaVersion, plan: &LandingPlan) -> S
             out,
             "| `{}` | {}{} | `{}` | {} | {} |",
             column.name,
-            type_name(column.kind),
+            type_name(&column.kind),
             if column.nullable { ", may be null" } else { "" },
             field.name,
             treatment,
@@ -97,15 +97,31 @@ fn describe(action: &FieldAction) -> String {
     }
 }
 
-fn type_name(kind: ColumnKind) -> &'static str {
+fn type_name(kind: &ColumnKind) -> String {
     match kind {
-        ColumnKind::Utf8 => "text",
-        ColumnKind::Int32 => "32-bit integer",
-        ColumnKind::Int64 => "64-bit integer",
-        ColumnKind::Float64 => "double",
-        ColumnKind::Boolean => "boolean",
-        ColumnKind::Date32 => "date",
-        ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)",
+        ColumnKind::Utf8 => "text".to_owned(),
+        ColumnKind::Int32 => "32-bit integer".to_owned(),
+        ColumnKind::Int64 => "64-bit integer".to_owned(),
+        ColumnKind::Float64 => "double".to_owned(),
+        ColumnKind::Boolean => "boolean".to_owned(),
+        ColumnKind::Date32 => "date".to_owned(),
+        ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)".to_owned(),
+        ColumnKind::Uuid => "UUID".to_owned(),
+        ColumnKind::Decimal128 { precision, scale } => {
+            format!("decimal({precision},{scale}): exact, up to {precision} digits, {scale} after the point")
+        }
+        ColumnKind::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    format!("`{}` {}{}", f.name, type_name(&f.kind), if f.nullable { " (may be null)" } else { "" })
+                })
+                .collect();
+            format!("record of {}", fields.join(", "))
+        }
+        ColumnKind::List { item, item_nullable } => {
+            format!("list of {}{}", type_name(item), if *item_nullable { " (items may be null)" } else { "" })
+        }
     }
 }
 

@@ -94,7 +94,7 @@ mod sensitivity;
 mod tests;
 
 pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, FieldAction};
-pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_SHIFT_DAYS, Transform};
+pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_DECIMAL_PRECISION, MAX_SHIFT_DAYS, NestedField, Transform};
 pub use sensitivity::Sensitivity;
 
 use file::PolicyFile;
