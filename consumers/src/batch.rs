@@ -16,6 +16,8 @@ use crate::{
 };
 
 mod nested;
+#[cfg(test)]
+mod tests;
 
 /// An Arrow builder for one column.
 enum ColumnBuilder {

@@ -157,4 +157,29 @@ mod tests {
             "schema docs carried"
         );
     }
+
+    #[test]
+    fn the_dictionary_describes_uuid_decimal_record_and_list_columns() {
+        let policy = Policy::builtin("planning").unwrap();
+        let version = Catalogue::embedded().latest("observation").unwrap();
+        let plan = policy.plan(version).unwrap();
+        let text = render(&policy, version, &plan);
+        assert!(text.contains("| `event_id` | UUID | `event_id` | kept as sent |"), "{text}");
+        assert!(
+            text.contains(
+                "| `value_decimal` | decimal(18,6): exact, up to 18 digits, 6 after the point, may be null | \
+                 `value_decimal` | kept as sent | Added in version 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| `reference_range` | record of `low` decimal(18,6): exact, up to 18 digits, 6 after the point \
+                 (may be null), `high` decimal(18,6): exact, up to 18 digits, 6 after the point (may be null), \
+                 `text` text (may be null), may be null |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| `interpretation_codes` | list of text, may be null |"), "{text}");
+    }
 }
