@@ -2,7 +2,7 @@
 //! primitive column: UUIDs, decimals, nested records and lists, and records of older schema
 //! versions read with the newest one.
 
-use std::{fs::File, sync::Arc};
+use std::sync::Arc;
 
 use apache_avro::{Decimal, types::Value};
 use arrow::{
@@ -95,7 +95,7 @@ fn through_parquet(plan: &Arc<LandingPlan>, rows: Vec<Vec<Cell>>) -> (Vec<Arc<Ty
     let mut writer = ArrowWriter::try_new(file.try_clone().unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::from(file)).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let fields = builder.metadata().file_metadata().schema_descr().root_schema().get_fields().to_vec();
     let read: Vec<RecordBatch> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
     assert_eq!(read.len(), 1);
@@ -130,7 +130,7 @@ fn the_plan_types_uuid_decimal_struct_and_list_columns() {
 fn uuid_decimal_struct_and_list_land_with_their_parquet_logical_types_and_exact_values() {
     let plan = plan();
     let key = key();
-    let rows = vec![
+    let rows = [
         observation_v3(
             Some(4_150_000),
             Some(range(Some(3_500_000), Some(5_300_000), Some("3.5-5.3"))),

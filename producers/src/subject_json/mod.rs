@@ -550,10 +550,10 @@ impl<'s> Converter<'s> {
             }
             (Schema::Date, _) => mismatch(DATE),
             (Schema::Decimal(decimal), Json::String(s)) => {
-                decimal_value(s, decimal.precision, decimal.scale).or_else(|message| fail(message))
+                decimal_value(s, decimal.precision, decimal.scale).or_else(fail)
             }
             (Schema::Decimal(decimal), Json::Integer(n)) => {
-                decimal_value(&n.to_string(), decimal.precision, decimal.scale).or_else(|message| fail(message))
+                decimal_value(&n.to_string(), decimal.precision, decimal.scale).or_else(fail)
             }
             (Schema::Decimal(decimal), _) => mismatch(&format!(
                 "a string holding a decimal number with at most {} digits after the point, such as \"4.15\" \
