@@ -43,17 +43,6 @@ pub fn fits(unscaled: i128, precision: u8) -> bool {
     unscaled.checked_abs().is_some_and(|magnitude| magnitude < limit)
 }
 
-/// The decimal text of an unscaled value at `scale` (e.g. `4150000` at scale 6 is `4.150000`),
-/// for messages and the data dictionary's examples; never used for values in errors.
-pub fn to_text(unscaled: i128, scale: i8) -> String {
-    let scale = usize::try_from(scale).unwrap_or(0);
-    let digits = unscaled.unsigned_abs().to_string();
-    let digits = format!("{digits:0>width$}", width = scale + 1);
-    let (whole, fraction) = digits.split_at(digits.len() - scale);
-    let sign = if unscaled < 0 { "-" } else { "" };
-    if fraction.is_empty() { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") }
-}
-
 #[cfg(test)]
 mod tests {
     use apache_avro::Decimal;
@@ -83,13 +72,6 @@ mod tests {
         assert!(!fits(1_000_000_000_000_000_000, 18));
         assert!(!fits(i128::MIN, 38));
         assert!(fits(0, 1));
-    }
-
-    #[test]
-    fn text_of_unscaled_values() {
-        assert_eq!(to_text(4_150_000, 6), "4.150000");
-        assert_eq!(to_text(-5, 6), "-0.000005");
-        assert_eq!(to_text(42, 0), "42");
     }
 
     proptest! {
