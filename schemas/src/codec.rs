@@ -235,4 +235,35 @@ mod tests {
         let error = Encoder::new(catalogue, Framing::SingleObject).encode(v1, &wrong).unwrap_err().to_string();
         assert!(!error.contains("9434765919"), "{error}");
     }
+
+    /// apache-avro 0.22 refuses, on reading, a decimal stored in fewer bytes than its precision
+    /// could need (the Avro specification allows the shortest two's-complement form). sluice's
+    /// producers write eight bytes for `decimal(18,6)`; a record from another writer that uses the
+    /// short form is dead-lettered as undecodable rather than landed. This test pins the behaviour
+    /// so that an upgrade that lifts it is noticed.
+    #[test]
+    fn decimals_must_be_stored_in_as_many_bytes_as_their_precision_needs() {
+        let catalogue = Catalogue::embedded();
+        let v3 = catalogue.version("observation", 3).unwrap();
+        let with_value = |bytes: &[u8]| {
+            let mut record = observation_v1(Some(4.15), None, None);
+            if let Value::Record(fields) = &mut record {
+                fields.push(("interpretation".into(), nullable(None)));
+                fields
+                    .push(("value_decimal".into(), nullable(Some(Value::Decimal(apache_avro::Decimal::from(bytes))))));
+                fields.push(("reference_range".into(), nullable(None)));
+                fields.push(("interpretation_codes".into(), nullable(None)));
+            }
+            let encoded = Encoder::new(catalogue, Framing::SingleObject).encode(v3, &record).unwrap();
+            Decoder::new(catalogue).decode(&encoded)
+        };
+        let eight = 4_150_000i64.to_be_bytes();
+        let decoded = with_value(&eight).unwrap();
+        assert_eq!(
+            field(&decoded.value, "value_decimal"),
+            &nullable(Some(Value::Decimal(apache_avro::Decimal::from(eight))))
+        );
+        let error = with_value(&[0x3F, 0x52, 0xF0]).unwrap_err().to_string();
+        assert!(error.contains("cannot decode a `observation` v3 body"), "{error}");
+    }
 }
