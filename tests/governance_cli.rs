@@ -146,7 +146,7 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     let checked = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
     let output = text(&checked);
     assert!(checked.status.success(), "{output}");
-    assert!(output.contains("research@v1"), "{output}");
+    assert!(output.contains("research@v2"), "{output}");
     assert!(output.contains("nhs_number                 hmac               -> patient_pseudonym"), "{output}");
     assert!(output.contains("family_name                drop               not landed"), "{output}");
 
@@ -162,7 +162,7 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     let refused = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
     let output = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{output}");
-    assert!(output.contains("no action for field `interpretation` of subject `observation` v2"), "{output}");
+    assert!(output.contains("no action for field `interpretation` of subject `observation` v3"), "{output}");
 
     // A study without a policy file is never landed under a default.
     let generated = sluice(

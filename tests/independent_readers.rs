@@ -9,11 +9,12 @@ mod support;
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice::{demo, keys, topics::Topics};
 use sluice_consumers::policy::Policy;
-use sluice_producers::SyntheticSourceConfig;
+use sluice_producers::{SyntheticSource, SyntheticSourceConfig, clinical::ResultDecimal};
 use sluice_schemas::Framing;
+use sluice_schemas::apache_avro::types::Value as Avro;
 
 fn read_with_python(lake: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_lake.py");
@@ -31,8 +32,9 @@ async fn pyarrow_and_duckdb_read_every_dataset_with_the_right_types_rows_and_pro
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["direct-care".to_owned(), "research".to_owned()];
     let keys = keys::generate(&purposes);
+    let source = SyntheticSourceConfig { patients: 300, events: 3_000, seed: 3, ..SyntheticSourceConfig::default() };
     let summary = demo::run(demo::DemoOptions {
-        source: SyntheticSourceConfig { patients: 300, events: 3_000, seed: 3, ..SyntheticSourceConfig::default() },
+        source: source.clone(),
         keys: keys.clone(),
         purposes: purposes.clone(),
         lake_dir: lake.path().to_owned(),
@@ -47,6 +49,7 @@ async fn pyarrow_and_duckdb_read_every_dataset_with_the_right_types_rows_and_pro
     .unwrap();
     assert_eq!(summary.problems(), Vec::<String>::new());
 
+    let expected_lab_results = lab_results_sent(&source);
     let seen = read_with_python(lake.path());
     let datasets = seen.as_object().unwrap();
     assert_eq!(datasets.len(), 6, "three subjects for each of two purposes: {:?}", datasets.keys());
@@ -84,9 +87,20 @@ async fn pyarrow_and_duckdb_read_every_dataset_with_the_right_types_rows_and_pro
                 assert_eq!(duck_types[onset], "DATE", "{dataset}");
                 assert_eq!(duck_types["is_primary"], "BOOLEAN", "{dataset}");
             }
-            "observation" => assert_eq!(duck_types["value"], "DOUBLE", "{dataset}"),
+            "observation" => {
+                assert_eq!(duck_types["value"], "DOUBLE", "{dataset}");
+                check_lab_results(dataset, arrow, duck, &expected_lab_results);
+            }
             _ => {}
         }
+        // Event ids are UUIDs: the Parquet UUID logical type, read as such by both readers.
+        assert!(
+            ["extension<arrow.uuid>", "uuid", "fixed_size_binary[16]"]
+                .contains(&arrow_types["event_id"].as_str().unwrap()),
+            "{dataset}: event_id is {}",
+            arrow_types["event_id"]
+        );
+        assert_eq!(duck_types["event_id"], "UUID", "{dataset}");
         for identifier in ["nhs_number", "family_name", "given_name", "date_of_birth", "postcode", "address_line"] {
             assert!(!arrow_types.contains_key(identifier), "{dataset} has {identifier}");
         }
@@ -103,4 +117,92 @@ async fn pyarrow_and_duckdb_read_every_dataset_with_the_right_types_rows_and_pro
         assert_eq!(metadata["sluice.key_id"], keys[purpose].id());
     }
     assert_eq!(rows_per_purpose, summary.landing.landed);
+}
+
+/// What the source sent for the observation v3 fields, by event id, in the form `read_lake.py`
+/// prints: `[value_decimal, [low, high, text] or null, codes or null]`, decimals as plain text
+/// with their six digits after the point. Events of older versions have none of them.
+fn lab_results_sent(config: &SyntheticSourceConfig) -> BTreeMap<String, Value> {
+    fn inner(value: &Avro) -> Option<&Avro> {
+        match value {
+            Avro::Union(_, inner) if **inner == Avro::Null => None,
+            Avro::Union(_, inner) => Some(inner),
+            other => Some(other),
+        }
+    }
+    fn field<'v>(fields: &'v [(String, Avro)], name: &str) -> Option<&'v Avro> {
+        fields.iter().find(|(n, _)| n == name).and_then(|(_, v)| inner(v))
+    }
+    let decimal = |value: Option<&Avro>| -> Value {
+        value.map_or(Value::Null, |v| {
+            let unscaled = ResultDecimal::from_avro(v).unwrap().unscaled();
+            let sign = if unscaled < 0 { "-" } else { "" };
+            let magnitude = unscaled.unsigned_abs();
+            json!(format!("{sign}{}.{:06}", magnitude / 1_000_000, magnitude % 1_000_000))
+        })
+    };
+    let source = SyntheticSource::new(config.clone()).unwrap();
+    source
+        .clinical_events()
+        .filter(|event| event.subject == "observation")
+        .map(|event| {
+            let Avro::Record(fields) = &event.value else { panic!("a record") };
+            let range = field(fields, "reference_range").map_or(Value::Null, |range| {
+                let Avro::Record(range) = range else { panic!("a record") };
+                let text = field(range, "text").map_or(Value::Null, |t| match t {
+                    Avro::String(text) => json!(text),
+                    other => panic!("{other:?}"),
+                });
+                json!([decimal(field(range, "low")), decimal(field(range, "high")), text])
+            });
+            let codes = field(fields, "interpretation_codes").map_or(Value::Null, |codes| match codes {
+                Avro::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        Avro::String(code) => json!(code),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect(),
+                other => panic!("{other:?}"),
+            });
+            (event.truth.event_id.to_string(), json!([decimal(field(fields, "value_decimal")), range, codes]))
+        })
+        .collect()
+}
+
+/// Both readers see, for every landed observation, exactly the decimal result, reference range
+/// and interpretation codes the source sent, with DECIMAL(18,6), struct and list types.
+fn check_lab_results(dataset: &str, arrow: &Value, duck: &Value, sent: &BTreeMap<String, Value>) {
+    let (arrow_types, duck_types) = (&arrow["types"], &duck["types"]);
+    assert_eq!(arrow_types["value_decimal"], "decimal128(18, 6)", "{dataset}");
+    assert_eq!(duck_types["value_decimal"], "DECIMAL(18,6)", "{dataset}");
+    assert_eq!(
+        arrow_types["reference_range"], "struct<low: decimal128(18, 6), high: decimal128(18, 6), text: string>",
+        "{dataset}"
+    );
+    assert_eq!(
+        duck_types["reference_range"], "STRUCT(low DECIMAL(18,6), high DECIMAL(18,6), \"text\" VARCHAR)",
+        "{dataset}"
+    );
+    assert_eq!(arrow_types["interpretation_codes"], "list<item: string not null>", "{dataset}");
+    assert_eq!(duck_types["interpretation_codes"], "VARCHAR[]", "{dataset}");
+    let logical = &arrow["parquet_logical_types"];
+    assert_eq!(logical["event_id"], "UUID", "{dataset}");
+    assert_eq!(logical["value_decimal"], "Decimal(precision=18, scale=6)", "{dataset}");
+    assert_eq!(duck["uuid_type"], json!([["UUID"]]), "{dataset}");
+
+    for (reader, view) in [("pyarrow", arrow), ("DuckDB", duck)] {
+        let landed = view["lab_results"].as_object().unwrap();
+        assert_eq!(landed.len() as u64, view["rows"].as_u64().unwrap(), "{dataset} {reader}");
+        let mut with_decimal = 0;
+        for (event_id, results) in landed {
+            let expected = sent.get(event_id).unwrap_or_else(|| panic!("{dataset} {reader}: unknown event {event_id}"));
+            assert_eq!(results, expected, "{dataset} {reader}: event {event_id}");
+            with_decimal += usize::from(!results[0].is_null());
+        }
+        assert!(with_decimal > 50, "{dataset} {reader}: only {with_decimal} exact results landed");
+        assert!(landed.values().any(|r| r[0].is_null()), "{dataset} {reader}: some results are null");
+        assert!(landed.values().any(|r| !r[1].is_null()), "{dataset} {reader}: some ranges landed");
+        assert!(landed.values().any(|r| r[2].as_array().is_some_and(|c| c.len() == 2)), "{dataset} {reader}");
+    }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arrow::{
     array::{
-        ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
-        TimestampMicrosecondBuilder,
+        ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float64Builder,
+        Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
     },
     record_batch::RecordBatch,
 };
@@ -14,6 +14,10 @@ use crate::{
     policy::{ColumnKind, LandingPlan},
     pseudonymise::Cell,
 };
+
+mod nested;
+#[cfg(test)]
+mod tests;
 
 /// An Arrow builder for one column.
 enum ColumnBuilder {
@@ -24,10 +28,15 @@ enum ColumnBuilder {
     Boolean(BooleanBuilder),
     Date32(Date32Builder),
     TimestampMicros(TimestampMicrosecondBuilder),
+    Uuid(FixedSizeBinaryBuilder),
+    Decimal128(Decimal128Builder),
+    /// Struct and list columns: the cells are kept and turned into arrays when the batch is
+    /// finished, child by child (see [`nested::array_of`]).
+    Nested(ColumnKind, Vec<Cell>),
 }
 
 impl ColumnBuilder {
-    fn new(kind: ColumnKind) -> Self {
+    fn new(kind: &ColumnKind) -> Self {
         match kind {
             ColumnKind::Utf8 => ColumnBuilder::Utf8(StringBuilder::new()),
             ColumnKind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
@@ -38,6 +47,13 @@ impl ColumnBuilder {
             ColumnKind::TimestampMicros => {
                 ColumnBuilder::TimestampMicros(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
             }
+            ColumnKind::Uuid => ColumnBuilder::Uuid(FixedSizeBinaryBuilder::new(16)),
+            ColumnKind::Decimal128 { precision, scale } => ColumnBuilder::Decimal128(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*precision, *scale)
+                    .expect("planned decimals have a precision Arrow accepts"),
+            ),
+            ColumnKind::Struct(_) | ColumnKind::List { .. } => ColumnBuilder::Nested(kind.clone(), Vec::new()),
         }
     }
 
@@ -51,6 +67,9 @@ impl ColumnBuilder {
             (ColumnBuilder::Boolean(b), Cell::Boolean(v)) => b.append_value(v),
             (ColumnBuilder::Date32(b), Cell::Date32(v)) => b.append_value(v),
             (ColumnBuilder::TimestampMicros(b), Cell::TimestampMicros(v)) => b.append_value(v),
+            (ColumnBuilder::Uuid(b), Cell::Uuid(v)) => b.append_value(v).expect("a UUID is 16 bytes"),
+            (ColumnBuilder::Decimal128(b), Cell::Decimal128(v)) => b.append_value(v),
+            (ColumnBuilder::Nested(_, cells), cell) => cells.push(cell),
             (builder, cell) => {
                 debug_assert_eq!(cell, Cell::Null, "cell kind does not match its column");
                 builder.append_null();
@@ -67,6 +86,9 @@ impl ColumnBuilder {
             ColumnBuilder::Boolean(b) => b.append_null(),
             ColumnBuilder::Date32(b) => b.append_null(),
             ColumnBuilder::TimestampMicros(b) => b.append_null(),
+            ColumnBuilder::Uuid(b) => b.append_null(),
+            ColumnBuilder::Decimal128(b) => b.append_null(),
+            ColumnBuilder::Nested(_, cells) => cells.push(Cell::Null),
         }
     }
 
@@ -79,7 +101,22 @@ impl ColumnBuilder {
             ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
             ColumnBuilder::Date32(b) => Arc::new(b.finish()),
             ColumnBuilder::TimestampMicros(b) => Arc::new(b.finish()),
+            ColumnBuilder::Uuid(b) => Arc::new(b.finish()),
+            ColumnBuilder::Decimal128(b) => Arc::new(b.finish()),
+            ColumnBuilder::Nested(kind, cells) => nested::array_of(kind, std::mem::take(cells)),
         }
+    }
+}
+
+/// Estimated bytes of one cell in Arrow memory (values, offsets, validity).
+fn cell_bytes(cell: &Cell) -> usize {
+    match cell {
+        Cell::Null | Cell::Boolean(_) => 1,
+        Cell::Utf8(text) => text.len() + 4,
+        Cell::Int32(_) | Cell::Date32(_) => 4,
+        Cell::Int64(_) | Cell::Float64(_) | Cell::TimestampMicros(_) => 8,
+        Cell::Uuid(_) | Cell::Decimal128(_) => 16,
+        Cell::Struct(cells) | Cell::List(cells) => 4 + cells.iter().map(cell_bytes).sum::<usize>(),
     }
 }
 
@@ -99,7 +136,7 @@ pub struct RowBuffer {
 impl RowBuffer {
     /// An empty buffer for a plan.
     pub fn new(plan: Arc<LandingPlan>) -> Self {
-        let builders = plan.columns.iter().map(|c| ColumnBuilder::new(c.kind)).collect();
+        let builders = plan.columns.iter().map(|c| ColumnBuilder::new(&c.kind)).collect();
         RowBuffer { plan, builders, rows: 0, bytes: 0 }
     }
 
@@ -107,12 +144,7 @@ impl RowBuffer {
     pub fn push(&mut self, row: Vec<Cell>) {
         debug_assert_eq!(row.len(), self.builders.len());
         for (builder, cell) in self.builders.iter_mut().zip(row) {
-            self.bytes += match &cell {
-                Cell::Null | Cell::Boolean(_) => 1,
-                Cell::Utf8(text) => text.len() + 4,
-                Cell::Int32(_) | Cell::Date32(_) => 4,
-                Cell::Int64(_) | Cell::Float64(_) | Cell::TimestampMicros(_) => 8,
-            };
+            self.bytes += cell_bytes(&cell);
             builder.append(cell);
         }
         self.rows += 1;

@@ -50,7 +50,7 @@ pub fn render(policy: &Policy, version: &SchemaVersion, plan: &LandingPlan) -> S
             out,
             "| `{}` | {}{} | `{}` | {} | {} |",
             column.name,
-            type_name(column.kind),
+            type_name(&column.kind),
             if column.nullable { ", may be null" } else { "" },
             field.name,
             treatment,
@@ -96,15 +96,31 @@ fn describe(action: &FieldAction) -> String {
     }
 }
 
-fn type_name(kind: ColumnKind) -> &'static str {
+fn type_name(kind: &ColumnKind) -> String {
     match kind {
-        ColumnKind::Utf8 => "text",
-        ColumnKind::Int32 => "32-bit integer",
-        ColumnKind::Int64 => "64-bit integer",
-        ColumnKind::Float64 => "double",
-        ColumnKind::Boolean => "boolean",
-        ColumnKind::Date32 => "date",
-        ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)",
+        ColumnKind::Utf8 => "text".to_owned(),
+        ColumnKind::Int32 => "32-bit integer".to_owned(),
+        ColumnKind::Int64 => "64-bit integer".to_owned(),
+        ColumnKind::Float64 => "double".to_owned(),
+        ColumnKind::Boolean => "boolean".to_owned(),
+        ColumnKind::Date32 => "date".to_owned(),
+        ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)".to_owned(),
+        ColumnKind::Uuid => "UUID".to_owned(),
+        ColumnKind::Decimal128 { precision, scale } => {
+            format!("decimal({precision},{scale}): exact, up to {precision} digits, {scale} after the point")
+        }
+        ColumnKind::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    format!("`{}` {}{}", f.name, type_name(&f.kind), if f.nullable { " (may be null)" } else { "" })
+                })
+                .collect();
+            format!("record of {}", fields.join(", "))
+        }
+        ColumnKind::List { item, item_nullable } => {
+            format!("list of {}{}", type_name(item), if *item_nullable { " (items may be null)" } else { "" })
+        }
     }
 }
 
@@ -139,5 +155,30 @@ mod tests {
             text.contains("The patient's 10-digit NHS number") || text.contains("NHS number"),
             "schema docs carried"
         );
+    }
+
+    #[test]
+    fn the_dictionary_describes_uuid_decimal_record_and_list_columns() {
+        let policy = Policy::builtin("planning").unwrap();
+        let version = Catalogue::embedded().latest("observation").unwrap();
+        let plan = policy.plan(version).unwrap();
+        let text = render(&policy, version, &plan);
+        assert!(text.contains("| `event_id` | UUID | `event_id` | kept as sent |"), "{text}");
+        assert!(
+            text.contains(
+                "| `value_decimal` | decimal(18,6): exact, up to 18 digits, 6 after the point, may be null | \
+                 `value_decimal` | kept as sent | Added in version 3"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| `reference_range` | record of `low` decimal(18,6): exact, up to 18 digits, 6 after the point \
+                 (may be null), `high` decimal(18,6): exact, up to 18 digits, 6 after the point (may be null), \
+                 `text` text (may be null), may be null |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| `interpretation_codes` | list of text, may be null |"), "{text}");
     }
 }

@@ -238,6 +238,23 @@ mod tests {
                         version.label(),
                         field.name
                     );
+                    // Fields of nested records are documented too.
+                    let inner = match &field.schema {
+                        Schema::Union(union) => union.variants().iter().find(|v| !matches!(v, Schema::Null)),
+                        other => Some(other),
+                    };
+                    if let Some(Schema::Record(nested)) = inner {
+                        assert!(nested.doc.is_some(), "{} record {} has no doc", version.label(), field.name);
+                        for child in &nested.fields {
+                            assert!(
+                                child.doc.as_deref().is_some_and(|d| d.len() > 10),
+                                "{} field {}.{} has no doc",
+                                version.label(),
+                                field.name,
+                                child.name
+                            );
+                        }
+                    }
                 }
             }
         }

@@ -173,7 +173,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn v1_records_round_trip_and_read_as_v2(
+        fn v1_records_round_trip_and_read_as_the_newest_version(
             value in proptest::option::of(-1e9f64..1e9),
             comment in proptest::option::of(".{0,40}"),
             nhs in proptest::option::of("[0-9]{10}"),
@@ -186,14 +186,16 @@ mod tests {
             let bytes = Encoder::new(catalogue, framing).encode(v1, &record).unwrap();
             let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
             prop_assert_eq!(decoded.writer.version(), 1);
-            prop_assert_eq!(decoded.reader.version(), 2);
-            // Fields of v1 come back unchanged; the v2 field takes its default.
+            prop_assert_eq!(decoded.reader.version(), 3);
+            // Fields of v1 come back unchanged; the fields added by v2 and v3 take their defaults.
             if let Value::Record(original) = &record {
                 for (name, original_value) in original {
                     prop_assert_eq!(field(&decoded.value, name), original_value);
                 }
             }
-            prop_assert_eq!(field(&decoded.value, "interpretation"), &Value::Union(0, Box::new(Value::Null)));
+            for added in ["interpretation", "value_decimal", "reference_range", "interpretation_codes"] {
+                prop_assert_eq!(field(&decoded.value, added), &Value::Union(0, Box::new(Value::Null)));
+            }
         }
 
         #[test]
@@ -232,5 +234,36 @@ mod tests {
         }
         let error = Encoder::new(catalogue, Framing::SingleObject).encode(v1, &wrong).unwrap_err().to_string();
         assert!(!error.contains("9434765919"), "{error}");
+    }
+
+    /// apache-avro 0.22 refuses, on reading, a decimal stored in fewer bytes than its precision
+    /// could need (the Avro specification allows the shortest two's-complement form). sluice's
+    /// producers write eight bytes for `decimal(18,6)`; a record from another writer that uses the
+    /// short form is dead-lettered as undecodable rather than landed. This test pins the behaviour
+    /// so that an upgrade that lifts it is noticed.
+    #[test]
+    fn decimals_must_be_stored_in_as_many_bytes_as_their_precision_needs() {
+        let catalogue = Catalogue::embedded();
+        let v3 = catalogue.version("observation", 3).unwrap();
+        let with_value = |bytes: &[u8]| {
+            let mut record = observation_v1(Some(4.15), None, None);
+            if let Value::Record(fields) = &mut record {
+                fields.push(("interpretation".into(), nullable(None)));
+                fields
+                    .push(("value_decimal".into(), nullable(Some(Value::Decimal(apache_avro::Decimal::from(bytes))))));
+                fields.push(("reference_range".into(), nullable(None)));
+                fields.push(("interpretation_codes".into(), nullable(None)));
+            }
+            let encoded = Encoder::new(catalogue, Framing::SingleObject).encode(v3, &record).unwrap();
+            Decoder::new(catalogue).decode(&encoded)
+        };
+        let eight = 4_150_000i64.to_be_bytes();
+        let decoded = with_value(&eight).unwrap();
+        assert_eq!(
+            field(&decoded.value, "value_decimal"),
+            &nullable(Some(Value::Decimal(apache_avro::Decimal::from(eight))))
+        );
+        let error = with_value(&[0x3F, 0x52, 0xF0]).unwrap_err().to_string();
+        assert!(error.contains("cannot decode a `observation` v3 body"), "{error}");
     }
 }

@@ -4,17 +4,48 @@ Usage: python3 read_lake.py LAKE_DIR
 
 For every dataset (LAKE_DIR/<purpose>/<subject>) it reports, from each reader independently:
 the column types, the row count, distinct event ids, the file-level key-value metadata, and how
-many rows fall outside their event_date partition. The Rust test compares this with what the
-lander reported; nothing here imports sluice code.
+many rows fall outside their event_date partition; and, for observations, every row's exact
+decimal result, reference range and interpretation codes by event id. The Rust test compares
+this with what the lander reported and with the events the source sent; nothing here imports
+sluice code.
 """
 
 import json
 import pathlib
 import sys
+import uuid
 
 import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+
+def text_of_uuid(value) -> str:
+    """The canonical text of a UUID, whether pyarrow gives a uuid.UUID (arrow.uuid extension)
+    or the 16 bytes (fixed_size_binary(16))."""
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=value))
+
+
+def text_of_decimal(value):
+    """A decimal.Decimal as plain text, exactly as read (no rounding), or None."""
+    return None if value is None else format(value, "f")
+
+
+def lab_results(rows) -> dict:
+    """{event id: [value_decimal, [low, high, text] or None, codes or None]} of rows given as
+    (event id text, value, range dict or None, codes)."""
+    return {
+        event_id: [
+            text_of_decimal(value),
+            None if reference_range is None else [
+                text_of_decimal(reference_range["low"]),
+                text_of_decimal(reference_range["high"]),
+                reference_range["text"],
+            ],
+            codes,
+        ]
+        for event_id, value, reference_range, codes in rows
+    }
 
 
 def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
@@ -22,13 +53,26 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
     table = dataset.to_table()
     files = sorted(dataset_dir.rglob("*.parquet"))
     metadata = pq.read_metadata(files[0]).metadata or {}
-    return {
+    event_ids = [text_of_uuid(value) for value in table.column("event_id").to_pylist()]
+    view = {
         "types": {field.name: str(field.type) for field in table.schema},
         "rows": table.num_rows,
-        "distinct_event_ids": len(set(table.column("event_id").to_pylist())),
+        "distinct_event_ids": len(set(event_ids)),
         "metadata": {key.decode(): value.decode() for key, value in metadata.items() if key.startswith(b"sluice.")},
         "files": len(files),
     }
+    if "value_decimal" in table.column_names:
+        # The Parquet logical types as written, read from one file's own schema.
+        parquet_schema = pq.ParquetFile(files[0]).schema
+        columns = [parquet_schema.column(i) for i in range(len(parquet_schema))]
+        view["parquet_logical_types"] = {column.path: str(column.logical_type) for column in columns}
+        view["lab_results"] = lab_results(zip(
+            event_ids,
+            table.column("value_decimal").to_pylist(),
+            table.column("reference_range").to_pylist(),
+            table.column("interpretation_codes").to_pylist(),
+        ))
+    return view
 
 
 def duckdb_view(dataset_dir: pathlib.Path) -> dict:
@@ -42,7 +86,15 @@ def duckdb_view(dataset_dir: pathlib.Path) -> dict:
                    count(*) FILTER (WHERE CAST(timezone('UTC', {time_column}) AS DATE) <> event_date)
             FROM {source}"""
     ).fetchone()
-    return {"types": types, "rows": rows, "distinct_event_ids": distinct_ids, "outside_partition": outside}
+    view = {"types": types, "rows": rows, "distinct_event_ids": distinct_ids, "outside_partition": outside}
+    if "value_decimal" in types:
+        rows = con.execute(
+            f"""SELECT CAST(event_id AS VARCHAR), value_decimal, reference_range, interpretation_codes
+                FROM {source}"""
+        ).fetchall()
+        view["lab_results"] = lab_results(rows)
+        view["uuid_type"] = con.execute(f"SELECT DISTINCT typeof(event_id) FROM {source}").fetchall()
+    return view
 
 
 def main() -> None:

@@ -131,7 +131,7 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
                 let day = micros.parse::<i64>().unwrap().div_euclid(86_400_000_000) as i32;
                 assert_eq!(iso_date(day), date, "{}: an event outside its date partition", file.display());
             }
-            assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v1"));
+            assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v2"));
             assert_eq!(parquet.metadata["sluice.patient_pseudonym_column"], "patient_pseudonym");
             // Rows holding their own patient's full date of birth, per column. A landed date of
             // birth matches on every row; an unrelated date (a shifted onset, say) only by chance.

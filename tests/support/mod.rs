@@ -12,7 +12,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use arrow::{array::RecordBatch, datatypes::DataType, util::display::ArrayFormatter};
+use arrow::{
+    array::{Array, AsArray, RecordBatch},
+    datatypes::DataType,
+    util::display::ArrayFormatter,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::{
     ClientConfig, Message as _, Offset, TopicPartitionList,
@@ -155,12 +159,25 @@ pub fn column_strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
             DataType::Timestamp(_, _) => arrow::compute::cast(array, &DataType::Int64).unwrap(),
             _ => array.clone(),
         };
+        // UUIDs (16 bytes with the arrow.uuid extension) in their canonical hyphenated form.
+        if let Some(uuids) = array.as_fixed_size_binary_opt().filter(|a| a.value_length() == 16) {
+            for row in 0..uuids.len() {
+                values.push(if uuids.is_null(row) { String::new() } else { hyphenated_uuid(uuids.value(row)) });
+            }
+            continue;
+        }
         let formatter = ArrayFormatter::try_new(array.as_ref(), &Default::default()).unwrap();
         for row in 0..array.len() {
             values.push(if array.is_null(row) { String::new() } else { formatter.value(row).to_string() });
         }
     }
     values
+}
+
+/// `0b6c3b0e-6f1a-4a55-9a52-6a3f7f0d2c11` of 16 bytes.
+fn hyphenated_uuid(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// Every value of every column as text.

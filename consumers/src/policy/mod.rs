@@ -36,7 +36,7 @@
 //!
 //! | action | parameters | lands |
 //! |---|---|---|
-//! | `keep` | | the value unchanged, under the field's name |
+//! | `keep` | | the value unchanged, under the field's name, in the type its schema gives: UUIDs as Parquet UUID, decimals as DECIMAL(p,s) (an event whose decimal has more digits than that is dead-lettered, never rounded), records as structs, arrays as lists |
 //! | `drop` | `reason` (optional) | nothing |
 //! | `hmac` | `column` | HMAC-SHA256 of the value under the purpose's key, lowercase hex |
 //! | `date_year` | `column` | the year of a date or timestamp (integer) |
@@ -94,7 +94,7 @@ mod sensitivity;
 mod tests;
 
 pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, FieldAction};
-pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_SHIFT_DAYS, Transform};
+pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_DECIMAL_PRECISION, MAX_SHIFT_DAYS, NestedField, Transform};
 pub use sensitivity::Sensitivity;
 
 use file::PolicyFile;

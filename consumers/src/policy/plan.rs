@@ -60,9 +60,9 @@ pub enum Transform {
 }
 
 /// Arrow type of an output column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnKind {
-    /// UTF-8 text (strings, enum symbols, UUIDs).
+    /// UTF-8 text (strings, enum symbols, pseudonyms).
     Utf8,
     /// 32-bit integer.
     Int32,
@@ -76,28 +76,87 @@ pub enum ColumnKind {
     Date32,
     /// Timestamp in microseconds, UTC.
     TimestampMicros,
+    /// A UUID: 16 bytes with the canonical `arrow.uuid` extension type (Parquet UUID).
+    Uuid,
+    /// An exact decimal number (Parquet DECIMAL(precision, scale)), from an Avro `decimal`.
+    Decimal128 {
+        /// Total number of digits, at most [`MAX_DECIMAL_PRECISION`].
+        precision: u8,
+        /// Digits after the decimal point.
+        scale: i8,
+    },
+    /// A nested record (Arrow struct, Parquet group), from an Avro record.
+    Struct(Vec<NestedField>),
+    /// A list (Arrow list, Parquet LIST), from an Avro array.
+    List {
+        /// Type of the items.
+        item: Box<ColumnKind>,
+        /// Whether an item may be null.
+        item_nullable: bool,
+    },
 }
+
+/// One field of a [`ColumnKind::Struct`] column, named as in the Avro record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedField {
+    /// Field name, from the Avro record.
+    pub name: String,
+    /// Its type.
+    pub kind: ColumnKind,
+    /// Whether it may be null (a `["null", T]` union in Avro).
+    pub nullable: bool,
+}
+
+/// Largest decimal precision landed: what an Arrow `Decimal128` holds.
+pub const MAX_DECIMAL_PRECISION: usize = 38;
+
+/// Name of the item field of a landed list, as arrow-rs names it.
+const LIST_ITEM: &str = "item";
 
 impl ColumnKind {
     fn of(schema: &Schema) -> Option<ColumnKind> {
         Some(match schema {
-            Schema::String | Schema::Uuid(_) | Schema::Enum(_) => ColumnKind::Utf8,
+            Schema::String | Schema::Enum(_) => ColumnKind::Utf8,
+            Schema::Uuid(_) => ColumnKind::Uuid,
             Schema::Int => ColumnKind::Int32,
             Schema::Long => ColumnKind::Int64,
             Schema::Float | Schema::Double => ColumnKind::Float64,
             Schema::Boolean => ColumnKind::Boolean,
             Schema::Date => ColumnKind::Date32,
             Schema::TimestampMicros | Schema::TimestampMillis => ColumnKind::TimestampMicros,
+            Schema::Decimal(decimal) => {
+                if decimal.precision == 0
+                    || decimal.precision > MAX_DECIMAL_PRECISION
+                    || decimal.scale > decimal.precision
+                {
+                    return None;
+                }
+                ColumnKind::Decimal128 { precision: decimal.precision as u8, scale: decimal.scale as i8 }
+            }
+            Schema::Record(record) if !record.fields.is_empty() => ColumnKind::Struct(
+                record
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        let (nullable, inner) = unwrap_nullable(&field.schema);
+                        Some(NestedField { name: field.name.clone(), kind: ColumnKind::of(inner)?, nullable })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            Schema::Array(array) => {
+                let (item_nullable, inner) = unwrap_nullable(&array.items);
+                ColumnKind::List { item: Box::new(ColumnKind::of(inner)?), item_nullable }
+            }
             _ => return None,
         })
     }
 
-    fn is_temporal(self) -> bool {
+    fn is_temporal(&self) -> bool {
         matches!(self, ColumnKind::Date32 | ColumnKind::TimestampMicros)
     }
 
-    /// The Arrow data type.
-    pub fn data_type(self) -> DataType {
+    /// The Arrow data type. Extension types (UUID) live on the field: see [`ColumnKind::field`].
+    pub fn data_type(&self) -> DataType {
         match self {
             ColumnKind::Utf8 => DataType::Utf8,
             ColumnKind::Int32 => DataType::Int32,
@@ -106,6 +165,22 @@ impl ColumnKind {
             ColumnKind::Boolean => DataType::Boolean,
             ColumnKind::Date32 => DataType::Date32,
             ColumnKind::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnKind::Uuid => DataType::FixedSizeBinary(16),
+            ColumnKind::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
+            ColumnKind::Struct(fields) => {
+                DataType::Struct(fields.iter().map(|f| f.kind.field(&f.name, f.nullable)).collect::<Vec<_>>().into())
+            }
+            ColumnKind::List { item, item_nullable } => DataType::List(Arc::new(item.field(LIST_ITEM, *item_nullable))),
+        }
+    }
+
+    /// The Arrow field of a column (or nested field) of this kind, with the canonical
+    /// `arrow.uuid` extension type on UUIDs so that Parquet records the UUID logical type.
+    pub fn field(&self, name: &str, nullable: bool) -> Field {
+        let field = Field::new(name, self.data_type(), nullable);
+        match self {
+            ColumnKind::Uuid => field.with_extension_type(arrow_schema::extension::Uuid),
+            _ => field,
         }
     }
 }
@@ -228,9 +303,8 @@ impl Policy {
             }
             columns.push(ColumnPlan { field_index, name, kind, nullable, transform });
         }
-        let arrow_schema = Arc::new(ArrowSchema::new(
-            columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), c.nullable)).collect::<Vec<_>>(),
-        ));
+        let arrow_schema =
+            Arc::new(ArrowSchema::new(columns.iter().map(|c| c.kind.field(&c.name, c.nullable)).collect::<Vec<_>>()));
         Ok(LandingPlan {
             subject: subject.to_owned(),
             reader_version: version.version(),
@@ -255,7 +329,7 @@ impl Policy {
     ) -> std::result::Result<Option<(Transform, ColumnKind, bool)>, String> {
         let (kind, nullable) = fields.kind(index);
         let need = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("`{}` needs {what}", action.name())) };
-        let temporal = kind.is_some_and(ColumnKind::is_temporal);
+        let temporal = kind.as_ref().is_some_and(ColumnKind::is_temporal);
         Ok(Some(match action {
             FieldAction::Drop { .. } => return Ok(None),
             FieldAction::Keep {} => {
@@ -263,7 +337,7 @@ impl Policy {
                 (Transform::Copy, kind, nullable)
             }
             FieldAction::Hmac { .. } => {
-                need(kind == Some(ColumnKind::Utf8), "a string, enum or UUID field")?;
+                need(matches!(kind, Some(ColumnKind::Utf8 | ColumnKind::Uuid)), "a string, enum or UUID field")?;
                 (Transform::Hmac, ColumnKind::Utf8, nullable)
             }
             FieldAction::DateYear { .. } => {
@@ -278,7 +352,7 @@ impl Policy {
                 need(temporal, "a date (of birth) field")?;
                 let at_index = fields
                     .index(at)
-                    .filter(|i| *i != index && fields.kind(*i).0.is_some_and(ColumnKind::is_temporal))
+                    .filter(|i| *i != index && fields.kind(*i).0.as_ref().is_some_and(ColumnKind::is_temporal))
                     .ok_or_else(|| format!("`age_band.at` must name another date or timestamp field, not `{at}`"))?;
                 need(*width >= 1 && *top >= 1, "`width` and `top` of at least 1")?;
                 (Transform::AgeBand { at: at_index, width: *width, top: *top }, ColumnKind::Utf8, true)
@@ -301,7 +375,7 @@ impl Policy {
             }
             FieldAction::Bucket { width, .. } => {
                 need(width.is_finite() && *width > 0.0, "a positive `width`")?;
-                let transform = match kind {
+                let transform = match &kind {
                     Some(ColumnKind::Int32 | ColumnKind::Int64) => {
                         need(width.fract() == 0.0 && *width <= i64::MAX as f64, "a whole-number `width` here")?;
                         Transform::BucketInt { width: *width as i64 }

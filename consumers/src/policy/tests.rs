@@ -145,7 +145,7 @@ fn hash_is_the_sha256_of_the_file_bytes() {
 #[test]
 fn accessors_report_the_file() {
     let research = Policy::builtin("research").unwrap();
-    assert_eq!((research.name(), research.version(), research.label()), ("research", 1, "research@v1".to_owned()));
+    assert_eq!((research.name(), research.version(), research.label()), ("research", 2, "research@v2".to_owned()));
     assert_eq!(research.patient_identifier(), "nhs_number");
     assert!(research.description().contains("shifted"));
     assert!(research.rules().exemptions.is_empty());
@@ -236,7 +236,7 @@ fn a_field_the_policy_does_not_mention_is_refused_at_planning() {
     let error = Policy::from_toml(&text, "t").unwrap().plan(version).unwrap_err().to_string();
     assert_eq!(
         error,
-        "policy `test@v1` has no action for field `interpretation` of subject `observation` v2; add one before landing"
+        "policy `test@v1` has no action for field `interpretation` of subject `observation` v3; add one before landing"
     );
 }
 
@@ -386,14 +386,14 @@ fn unknown_sensitivity_labels_are_refused() {
 fn plans_type_their_columns() {
     let version = latest("diagnosis");
     let plan = Policy::builtin("planning").unwrap().plan(version).unwrap();
-    let kind = |name: &str| plan.columns.iter().find(|c| c.name == name).map(|c| (c.kind, c.nullable));
+    let kind = |name: &str| plan.columns.iter().find(|c| c.name == name).map(|c| (c.kind.clone(), c.nullable));
     assert_eq!(kind("onset_month"), Some((ColumnKind::Utf8, true)));
     assert_eq!(kind("age_band_at_event"), Some((ColumnKind::Utf8, true)));
     assert_eq!(kind("is_primary"), Some((ColumnKind::Boolean, false)));
-    assert_eq!(kind("event_id"), Some((ColumnKind::Utf8, false)));
+    assert_eq!(kind("event_id"), Some((ColumnKind::Uuid, false)));
     let research = Policy::builtin("research").unwrap().plan(version).unwrap();
     let shifted = research.columns.iter().find(|c| c.name == "onset_date_shifted").unwrap();
-    assert_eq!((shifted.kind, shifted.nullable), (ColumnKind::Date32, true));
+    assert_eq!((shifted.kind.clone(), shifted.nullable), (ColumnKind::Date32, true));
     assert!(matches!(shifted.transform, Transform::ShiftDate { patient: 5, max_days: 180 }));
     let value = record(version, &[("onset_date", Value::Date(day(2020, 1, 1)))]);
     let cells = pseudonymise(&research, &PurposeKey::new("k", &[1; 32]).unwrap(), &value).unwrap();

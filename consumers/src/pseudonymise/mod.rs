@@ -31,6 +31,7 @@ use crate::{
 };
 
 pub mod dates;
+pub mod decimal;
 pub mod numbers;
 pub mod postcode;
 #[cfg(test)]
@@ -123,6 +124,16 @@ pub enum Cell {
     Date32(i32),
     /// Microseconds since the Unix epoch, UTC.
     TimestampMicros(i64),
+    /// The 16 bytes of a UUID, in its canonical (big-endian) order.
+    Uuid([u8; 16]),
+    /// The unscaled value of a decimal: the number times 10^scale of its column.
+    Decimal128(i128),
+    /// The fields of a nested record, in the order of the column's [`NestedField`]s.
+    ///
+    /// [`NestedField`]: crate::policy::NestedField
+    Struct(Vec<Cell>),
+    /// The items of a list.
+    List(Vec<Cell>),
 }
 
 /// Computes the output row of one record (already resolved to the plan's reader version).
@@ -163,7 +174,8 @@ fn apply<'v>(
         _ => Err(wrong_type()),
     };
     Ok(match column.transform {
-        Transform::Copy => copy(column.kind, value).ok_or_else(wrong_type)?,
+        Transform::Copy => copy(&column.kind, value)
+            .map_err(|reason| format!("column `{}` of `{}`: {reason}", column.name, plan.subject))?,
         Transform::Hmac => match value {
             Value::String(text) | Value::Enum(_, text) => Cell::Utf8(key.pseudonym(text)),
             Value::Uuid(uuid) => Cell::Utf8(key.pseudonym(&uuid.to_string())),
@@ -204,11 +216,20 @@ fn apply<'v>(
     })
 }
 
-fn copy(kind: ColumnKind, value: &Value) -> Option<Cell> {
-    Some(match (kind, value) {
+/// The value as it is, in the column's kind. Fails, with the reason and never the value, if it
+/// does not have that kind, if a decimal does not fit its declared precision, or if a required
+/// nested field is null: nothing is truncated or made up.
+fn copy(kind: &ColumnKind, value: &Value) -> Result<Cell, String> {
+    let wrong_type = || Err("unexpected value type".to_owned());
+    Ok(match (kind, value) {
         (ColumnKind::Utf8, Value::String(text)) => Cell::Utf8(text.clone()),
         (ColumnKind::Utf8, Value::Enum(_, symbol)) => Cell::Utf8(symbol.clone()),
         (ColumnKind::Utf8, Value::Uuid(uuid)) => Cell::Utf8(uuid.to_string()),
+        (ColumnKind::Uuid, Value::Uuid(uuid)) => Cell::Uuid(*uuid.as_bytes()),
+        (ColumnKind::Uuid, Value::String(text)) => match uuid::Uuid::try_parse(text) {
+            Ok(uuid) => Cell::Uuid(*uuid.as_bytes()),
+            Err(_) => return Err("the value is not a UUID".to_owned()),
+        },
         (ColumnKind::Int32, Value::Int(n)) => Cell::Int32(*n),
         (ColumnKind::Int64, Value::Long(n)) => Cell::Int64(*n),
         (ColumnKind::Float64, Value::Double(x)) => Cell::Float64(*x),
@@ -216,9 +237,40 @@ fn copy(kind: ColumnKind, value: &Value) -> Option<Cell> {
         (ColumnKind::Boolean, Value::Boolean(b)) => Cell::Boolean(*b),
         (ColumnKind::Date32, Value::Date(days)) => Cell::Date32(*days),
         (ColumnKind::TimestampMicros, Value::TimestampMicros(micros)) => Cell::TimestampMicros(*micros),
-        (ColumnKind::TimestampMicros, Value::TimestampMillis(millis)) => {
-            Cell::TimestampMicros(millis.checked_mul(1000)?)
+        (ColumnKind::TimestampMicros, Value::TimestampMillis(millis)) => match millis.checked_mul(1000) {
+            Some(micros) => Cell::TimestampMicros(micros),
+            None => return Err("the timestamp is out of range".to_owned()),
+        },
+        (ColumnKind::Decimal128 { precision, scale }, value) => {
+            let Some(unscaled) = decimal::unscaled(value) else { return wrong_type() };
+            if !decimal::fits(unscaled, *precision) {
+                return Err(format!("a decimal has more digits than DECIMAL({precision},{scale}) holds"));
+            }
+            Cell::Decimal128(unscaled)
         }
-        _ => return None,
+        (ColumnKind::Struct(nested), Value::Record(fields)) => Cell::Struct(
+            nested
+                .iter()
+                .map(|want| {
+                    let value = fields.iter().find(|(name, _)| *name == want.name).and_then(|(_, v)| non_null(v));
+                    match value {
+                        Some(value) => copy(&want.kind, value).map_err(|reason| format!("`{}`: {reason}", want.name)),
+                        None if want.nullable => Ok(Cell::Null),
+                        None => Err(format!("`{}` is required", want.name)),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (ColumnKind::List { item, item_nullable }, Value::Array(items)) => Cell::List(
+            items
+                .iter()
+                .map(|value| match non_null(value) {
+                    Some(value) => copy(item, value).map_err(|reason| format!("an item: {reason}")),
+                    None if *item_nullable => Ok(Cell::Null),
+                    None => Err("an item is null but items are required".to_owned()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => return wrong_type(),
     })
 }

@@ -11,6 +11,7 @@ use super::validate::{is_icd10_code, is_loinc_code, is_snomed_ct_id};
 use super::{
     AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, ConsentEvent, ConsentScope, DiagnosisCodeSystem,
     DiagnosisEvent, Interpretation, ObservationCodeSystem, ObservationEvent, PatientClass, PatientIdentity, Provenance,
+    ReferenceRange, ResultDecimal,
 };
 
 /// The time of receipt the generated events are valid at: 2026-06-01T00:00:00Z.
@@ -168,9 +169,24 @@ fn observation() -> impl Strategy<Value = ClinicalEvent> {
         text(),
         text(),
         option::of(select(interpretations)),
+        (
+            option::of(result_decimal()),
+            option::of((option::of(result_decimal()), option::of(result_decimal()), text())),
+            option::of(proptest::collection::vec(required_text(), 0..4)),
+        ),
     )
         .prop_map(
-            |(provenance, mut patient, (code_system, code), display, value, unit, comment, interpretation)| {
+            |(
+                provenance,
+                mut patient,
+                (code_system, code),
+                display,
+                value,
+                unit,
+                comment,
+                interpretation,
+                (value_decimal, range, interpretation_codes),
+            )| {
                 patient.date_of_birth = clamp(patient.date_of_birth, provenance.occurred_at);
                 ClinicalEvent::Observation(ObservationEvent {
                     provenance,
@@ -182,9 +198,16 @@ fn observation() -> impl Strategy<Value = ClinicalEvent> {
                     unit,
                     comment,
                     interpretation,
+                    value_decimal,
+                    reference_range: range.map(|(low, high, text)| ReferenceRange { low, high, text }),
+                    interpretation_codes,
                 })
             },
         )
+}
+
+fn result_decimal() -> impl Strategy<Value = ResultDecimal> {
+    (-999_999_999_999_999_999i64..=999_999_999_999_999_999).prop_map(|n| ResultDecimal::from_unscaled(n).unwrap())
 }
 
 fn diagnosis() -> impl Strategy<Value = ClinicalEvent> {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, ConsentEvent, ConsentScope, DiagnosisCodeSystem,
     DiagnosisEvent, Interpretation, ObservationCodeSystem, ObservationEvent, PatientClass, PatientIdentity, Problem,
-    Provenance, ValidationError,
+    Provenance, ReferenceRange, ResultDecimal, ValidationError,
 };
 
 /// The fields every clinical subject starts with (see `common_fields` in `record.rs`).
@@ -37,7 +37,18 @@ const COMMON: [&str; 12] = [
     "postcode",
 ];
 const ADT: [&str; 5] = ["address_line", "event_type", "patient_class", "location_code", "treatment_function_code"];
-const OBSERVATION: [&str; 7] = ["code_system", "code", "display", "value", "unit", "comment", "interpretation"];
+const OBSERVATION: [&str; 10] = [
+    "code_system",
+    "code",
+    "display",
+    "value",
+    "unit",
+    "comment",
+    "interpretation",
+    "value_decimal",
+    "reference_range",
+    "interpretation_codes",
+];
 const DIAGNOSIS: [&str; 5] = ["code_system", "code", "display", "is_primary", "onset_date"];
 const CONSENT: [&str; 9] = [
     "event_id",
@@ -86,6 +97,18 @@ impl ClinicalEvent {
                     unit: record.optional_string("unit")?,
                     comment: record.optional_string("comment")?,
                     interpretation: record.optional_symbol("interpretation", INTERPRETATIONS)?,
+                    value_decimal: record
+                        .nullable("value_decimal")?
+                        .map(|v| decimal("value_decimal", v))
+                        .transpose()?,
+                    reference_range: record
+                        .nullable("reference_range")?
+                        .map(|v| reference_range("reference_range", v))
+                        .transpose()?,
+                    interpretation_codes: record
+                        .nullable("interpretation_codes")?
+                        .map(|v| strings("interpretation_codes", v))
+                        .transpose()?,
                 }))
             }
             subjects::DIAGNOSIS => {
@@ -381,6 +404,47 @@ fn double(name: &'static str, value: &Value) -> Read<f64> {
     }
 }
 
+fn decimal(name: &'static str, value: &Value) -> Read<ResultDecimal> {
+    ResultDecimal::from_avro(value).ok_or_else(|| ValidationError::new(name, Problem::Unreadable("decimal(18,6)")))
+}
+
+/// A `ReferenceRange` record: its fields are named `<name>.low`, `<name>.high`, `<name>.text` in
+/// errors.
+fn reference_range(name: &'static str, value: &Value) -> Read<ReferenceRange> {
+    let Value::Record(fields) = value else {
+        return Err(ValidationError::new(name, Problem::Unreadable("record")));
+    };
+    let mut range = ReferenceRange { low: None, high: None, text: None };
+    for (field, value) in fields {
+        let value = match value {
+            Value::Union(_, inner) => inner.as_ref(),
+            other => other,
+        };
+        if matches!(value, Value::Null) {
+            continue;
+        }
+        match field.as_str() {
+            "low" => range.low = Some(decimal("reference_range.low", value)?),
+            "high" => range.high = Some(decimal("reference_range.high", value)?),
+            "text" => range.text = Some(string("reference_range.text", value)?),
+            _ => {
+                return Err(ValidationError::new(
+                    format!("{name}.{field}"),
+                    Problem::NotAllowed("the fields low, high and text"),
+                ));
+            }
+        }
+    }
+    Ok(range)
+}
+
+fn strings(name: &'static str, value: &Value) -> Read<Vec<String>> {
+    match value {
+        Value::Array(items) => items.iter().map(|item| string(name, item)).collect(),
+        _ => Err(ValidationError::new(name, Problem::Unreadable("array of strings"))),
+    }
+}
+
 fn date(name: &'static str, value: &Value) -> Read<NaiveDate> {
     match value {
         Value::Date(days) | Value::Int(days) => {
@@ -429,6 +493,13 @@ mod tests {
             unit: Some("/min".into()),
             comment: None,
             interpretation: Some(Interpretation::Normal),
+            value_decimal: ResultDecimal::parse("72"),
+            reference_range: Some(ReferenceRange {
+                low: ResultDecimal::parse("60"),
+                high: ResultDecimal::parse("100"),
+                text: Some("60-100".into()),
+            }),
+            interpretation_codes: Some(vec!["N".into()]),
         })
     }
 

@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
+mod decimal;
 mod from_record;
 mod record;
 pub mod validate;
@@ -18,6 +19,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sluice_schemas::NhsNumber;
 use uuid::Uuid;
 
+pub use decimal::ResultDecimal;
 pub use record::SubjectRecord;
 pub use validate::{Problem, ValidationError};
 
@@ -172,6 +174,24 @@ pub struct ObservationEvent {
     pub comment: Option<String>,
     /// Abnormal flag.
     pub interpretation: Option<Interpretation>,
+    /// The numeric result exactly as reported, when the source gave it as decimal text.
+    pub value_decimal: Option<ResultDecimal>,
+    /// The range the result is judged against, when the source sent one.
+    pub reference_range: Option<ReferenceRange>,
+    /// Every interpretation code the source gave (HL7 v3 ObservationInterpretation), in order;
+    /// `None` when it sent none.
+    pub interpretation_codes: Option<Vec<String>>,
+}
+
+/// The reference range of a result, in the result's unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceRange {
+    /// Lower limit, if any.
+    pub low: Option<ResultDecimal>,
+    /// Upper limit, if any.
+    pub high: Option<ResultDecimal>,
+    /// The range as the source wrote it (`3.5-5.3`, `<5.0`).
+    pub text: Option<String>,
 }
 
 /// Terminology of a diagnosis code.

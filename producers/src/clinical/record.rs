@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
     AdministrativeSex, AdtEventType, ClinicalEvent, ConsentScope, DiagnosisCodeSystem, Interpretation,
-    ObservationCodeSystem, PatientClass, PatientIdentity, Provenance,
+    ObservationCodeSystem, PatientClass, PatientIdentity, Provenance, ReferenceRange, ResultDecimal,
 };
 
 /// An event ready for the encoder: subject, schema version, Kafka key and Avro value.
@@ -55,8 +55,18 @@ impl ClinicalEvent {
                     field("unit", optional_string(event.unit)),
                     field("comment", optional_string(event.comment)),
                     field("interpretation", nullable(event.interpretation.map(interpretation))),
+                    field("value_decimal", nullable(event.value_decimal.map(ResultDecimal::to_avro))),
+                    field("reference_range", nullable(event.reference_range.map(reference_range))),
+                    field(
+                        "interpretation_codes",
+                        nullable(
+                            event
+                                .interpretation_codes
+                                .map(|codes| Value::Array(codes.into_iter().map(Value::String).collect())),
+                        ),
+                    ),
                 ]);
-                SubjectRecord { subject, version: 2, key, value: Value::Record(fields) }
+                SubjectRecord { subject, version: 3, key, value: Value::Record(fields) }
             }
             ClinicalEvent::Diagnosis(event) => {
                 let key = patient_key(&event.patient, &event.provenance);
@@ -175,6 +185,14 @@ fn interpretation(flag: Interpretation) -> Value {
         Interpretation::CriticallyHigh => (4, "CRITICALLY_HIGH"),
         Interpretation::Abnormal => (5, "ABNORMAL"),
     })
+}
+
+fn reference_range(range: ReferenceRange) -> Value {
+    Value::Record(vec![
+        field("low", nullable(range.low.map(ResultDecimal::to_avro))),
+        field("high", nullable(range.high.map(ResultDecimal::to_avro))),
+        field("text", optional_string(range.text)),
+    ])
 }
 
 fn symbol((index, name): (u32, &str)) -> Value {

@@ -13,7 +13,7 @@ use super::values::{
 use super::{FhirDefaults, FhirError, IssueType};
 use crate::clinical::{
     AdtEvent, AdtEventType, ClinicalEvent, DiagnosisCodeSystem, DiagnosisEvent, Interpretation, ObservationCodeSystem,
-    ObservationEvent, PatientClass, Provenance, stable_event_id,
+    ObservationEvent, PatientClass, Provenance, ReferenceRange, ResultDecimal, stable_event_id,
 };
 
 /// One mapped event and the elements its fields came from, for reporting validation errors.
@@ -367,27 +367,45 @@ pub(super) fn observation<'a>(resource: &'a Object, context: &Context<'a>) -> Re
         None => last_updated_or_received(&meta, TYPE, context),
     };
 
-    let (value, unit) = match object(resource, "valueQuantity", TYPE)? {
+    let (value, value_decimal, unit) = match object(resource, "valueQuantity", TYPE)? {
         Some(quantity) => {
             const AT: &str = "Observation.valueQuantity";
-            let value =
-                match quantity.get("value") {
-                    None | Some(serde_json::Value::Null) => None,
-                    Some(number) => Some(number.as_f64().ok_or_else(|| {
-                        FhirError::structure("Observation.valueQuantity.value", "must be a JSON number")
-                    })?),
-                };
+            let value = quantity_value(quantity, "Observation.valueQuantity.value")?;
             let ucum = string(quantity, "system", AT)? == Some("http://unitsofmeasure.org");
             let code = if ucum { string(quantity, "code", AT)? } else { None };
-            (value, code.or(string(quantity, "unit", AT)?).map(str::to_owned))
+            (
+                value.map(|(x, _)| x),
+                value.and_then(|(_, d)| d),
+                code.or(string(quantity, "unit", AT)?).map(str::to_owned),
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
+    };
+    let reference_range = match objects(resource, "referenceRange", TYPE)?.first() {
+        Some(range) => {
+            const AT: &str = "Observation.referenceRange";
+            let limit = |name: &str| -> Result<Option<ResultDecimal>, FhirError> {
+                match object(range, name, AT)? {
+                    Some(quantity) => Ok(quantity_value(quantity, &format!("{AT}.{name}.value"))?.and_then(|(_, d)| d)),
+                    None => Ok(None),
+                }
+            };
+            let (low, high, text) = (limit("low")?, limit("high")?, string(range, "text", AT)?.map(str::to_owned));
+            (low.is_some() || high.is_some() || text.is_some()).then_some(ReferenceRange { low, high, text })
+        }
+        None => None,
     };
     let mut comments: Vec<&str> = string(resource, "valueString", TYPE)?.into_iter().collect();
     for note in objects(resource, "note", TYPE)? {
         comments.extend(string(note, "text", "Observation.note")?);
     }
     let comment = (!comments.is_empty()).then(|| comments.join("\n"));
+    let mut interpretation_codes = Vec::new();
+    for concept in objects(resource, "interpretation", TYPE)? {
+        interpretation_codes
+            .extend(codings(concept, "Observation.interpretation")?.iter().filter_map(|c| c.code).map(str::to_owned));
+    }
+    let interpretation_codes = (!interpretation_codes.is_empty()).then_some(interpretation_codes);
     let mut interpretation = None;
     for concept in objects(resource, "interpretation", TYPE)? {
         interpretation = codings(concept, "Observation.interpretation")?.iter().find_map(|c| match c.code? {
@@ -418,6 +436,9 @@ pub(super) fn observation<'a>(resource: &'a Object, context: &Context<'a>) -> Re
             unit,
             comment,
             interpretation,
+            value_decimal,
+            reference_range,
+            interpretation_codes,
         }),
         origin: Origin {
             resource_type: TYPE,
@@ -510,4 +531,23 @@ pub(super) fn condition<'a>(resource: &'a Object, context: &Context<'a>) -> Resu
             organisation: element.to_owned(),
         },
     })
+}
+
+/// The `value` of a FHIR Quantity: the number, and its exact decimal when it has one. A JSON
+/// number is read as the nearest double; the shortest decimal text that reads back as that
+/// double is the text the source wrote for any value of up to 15 significant digits, so it is
+/// kept as the exact decimal when it fits `decimal(18,6)` (and left out, not rounded, when not).
+fn quantity_value(quantity: &Object, path: &str) -> Result<Option<(f64, Option<ResultDecimal>)>, FhirError> {
+    match quantity.get("value") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(number)) => {
+            let value = number.as_f64().ok_or_else(|| FhirError::structure(path, "must be a JSON number"))?;
+            let exact = match number.as_i64() {
+                Some(whole) => ResultDecimal::parse(&whole.to_string()),
+                None => ResultDecimal::parse(&value.to_string()),
+            };
+            Ok(Some((value, exact)))
+        }
+        Some(_) => Err(FhirError::structure(path, "must be a JSON number")),
+    }
 }

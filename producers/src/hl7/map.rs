@@ -25,7 +25,8 @@ use super::message::{Message, Segment};
 use super::timestamp::{parse_date, parse_timestamp};
 use crate::clinical::{
     AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, Interpretation, ObservationCodeSystem, ObservationEvent,
-    PatientClass, PatientIdentity, Problem, Provenance, ValidationError, stable_event_id,
+    PatientClass, PatientIdentity, Problem, Provenance, ReferenceRange, ResultDecimal, ValidationError,
+    stable_event_id,
 };
 
 /// HL7 table 0357 error codes used in ERR-3.
@@ -268,7 +269,7 @@ fn observations(
                 };
                 let recorded_at = reported_at.unwrap_or(sent_at).max(occurred_at);
                 let index = events.len();
-                let (value, text) = result_value(segment, message)?;
+                let ((value, value_decimal), text) = result_value(segment, message)?;
                 let comment = text.into_iter().chain(notes).collect::<Vec<_>>().join("\n");
                 let (code_system, code, display) = observation_code(segment, message)?;
                 events.push(ClinicalEvent::Observation(ObservationEvent {
@@ -281,6 +282,9 @@ fn observations(
                     unit: segment.get("6.1", separators),
                     comment: (!comment.is_empty()).then_some(comment),
                     interpretation: segment.get("8", separators).and_then(|flag| interpretation(&flag)),
+                    value_decimal,
+                    reference_range: reference_range(segment, message),
+                    interpretation_codes: interpretation_codes(segment, message),
                 }));
             }
             _ => {}
@@ -313,19 +317,25 @@ fn observation_code(obx: &Segment, message: &Message) -> Result<(ObservationCode
 }
 
 /// OBX-5 by OBX-2 value type: numeric types give a value; text types give a comment.
-fn result_value(obx: &Segment, message: &Message) -> Result<(Option<f64>, Option<String>), Hl7Error> {
+/// OBX-5 as a number (the double, and the exact decimal when the text fits one) or as text.
+fn result_value(obx: &Segment, message: &Message) -> Result<(Number, Option<String>), Hl7Error> {
     let separators = message.separators();
     let value_type = obx.get("2", separators).unwrap_or_default();
     let status = obx.get("11", separators).unwrap_or_default();
     if status == "X" {
-        return Ok((None, None));
+        return Ok(((None, None), None));
     }
-    let number = |path: &str| -> Result<Option<f64>, Hl7Error> {
+    let number = |path: &str| -> Result<Number, Hl7Error> {
         match obx.get(path, separators) {
-            None => Ok(None),
-            Some(text) => text.trim().parse::<f64>().map(Some).map_err(|_| {
-                Hl7Error::content(ErrorCode::DataType, "OBX-5", "a numeric (NM/SN) result is not a number")
-            }),
+            None => Ok((None, None)),
+            Some(text) => {
+                let value = text.trim().parse::<f64>().map_err(|_| {
+                    Hl7Error::content(ErrorCode::DataType, "OBX-5", "a numeric (NM/SN) result is not a number")
+                })?;
+                // The text exactly, when it is plain decimal text that fits; the double still
+                // carries a value written with an exponent or more digits.
+                Ok((Some(value), ResultDecimal::parse(text.trim())))
+            }
         }
     };
     match value_type.as_str() {
@@ -337,10 +347,51 @@ fn result_value(obx: &Segment, message: &Message) -> Result<(Option<f64>, Option
         }
         "SN" => {
             let text: String = (1..=4).filter_map(|c| obx.get(&format!("5.{c}"), separators)).collect();
-            Ok((None, Some(text)))
+            Ok(((None, None), Some(text)))
         }
-        _ => Ok((None, obx.get("5", separators))),
+        _ => Ok(((None, None), obx.get("5", separators))),
     }
+}
+
+/// A numeric result: the double and, when the text is plain decimal text, the exact decimal.
+type Number = (Option<f64>, Option<ResultDecimal>);
+
+/// OBX-7 as a reference range: `3.5-5.3` gives both limits, `<5.0` or `<=5.0` an upper one,
+/// `>60` or `>=60` a lower one; any other form keeps the text alone.
+fn reference_range(obx: &Segment, message: &Message) -> Option<ReferenceRange> {
+    let text = obx.get("7", message.separators())?.trim().to_owned();
+    if text.is_empty() {
+        return None;
+    }
+    let limit = |part: &str| ResultDecimal::parse(part.trim());
+    let (low, high) = if let Some(rest) = text.strip_prefix("<=").or_else(|| text.strip_prefix('<')) {
+        (None, limit(rest))
+    } else if let Some(rest) = text.strip_prefix(">=").or_else(|| text.strip_prefix('>')) {
+        (limit(rest), None)
+    } else {
+        // The separating hyphen is the first one after the first character, so a negative
+        // lower limit (`-2-2`) still splits.
+        match text.char_indices().skip(1).find(|(_, c)| *c == '-') {
+            Some((at, _)) => match (limit(&text[..at]), limit(&text[at + 1..])) {
+                (Some(low), Some(high)) => (Some(low), Some(high)),
+                _ => (None, None),
+            },
+            None => (None, None),
+        }
+    };
+    Some(ReferenceRange { low, high, text: Some(text) })
+}
+
+/// Every OBX-8 interpretation code, in order; `None` when there is none.
+fn interpretation_codes(obx: &Segment, message: &Message) -> Option<Vec<String>> {
+    let codes: Vec<String> = obx
+        .repetitions("8", message.separators())
+        .into_iter()
+        .flatten()
+        .map(|code| code.trim().to_owned())
+        .filter(|code| !code.is_empty())
+        .collect();
+    (!codes.is_empty()).then_some(codes)
 }
 
 fn interpretation(flag: &str) -> Option<Interpretation> {

@@ -164,6 +164,21 @@ fn results_become_one_observation_per_obx_with_notes_values_and_flags() {
     assert_eq!((systolic.code_system, systolic.code.as_str()), (ObservationCodeSystem::SnomedCt, "271649006"));
     assert_eq!(systolic.display, "Systolic blood pressure");
 
+    // Exact results, reference ranges (OBX-7) and interpretation codes (OBX-8) for observation v3.
+    let exact = |text: &str| ResultDecimal::parse(text);
+    assert_eq!(potassium.value_decimal, exact("5.9"));
+    assert_eq!(
+        potassium.reference_range,
+        Some(ReferenceRange { low: exact("3.5"), high: exact("5.3"), text: Some("3.5-5.3".into()) })
+    );
+    assert_eq!(potassium.interpretation_codes, Some(vec!["H".to_owned()]));
+    assert_eq!(results[1].value_decimal, exact("139"));
+    assert_eq!((results[3].value_decimal, &results[3].reference_range), (None, &None), "ST has no number");
+    assert_eq!(results[3].interpretation_codes, None);
+    assert_eq!(results[4].value_decimal, exact("6.1"), "SN plain number");
+    assert_eq!(results[5].value_decimal, None, "SN comparison");
+    assert_eq!(systolic.reference_range, None);
+
     let ids: std::collections::HashSet<_> = results.iter().map(|r| r.provenance.event_id).collect();
     assert_eq!(ids.len(), 7, "each OBX has its own event id");
     assert_eq!(results[3].provenance.event_id, stable_event_id(&["hl7", "WinPath^RR8", "LAB20260105000731", "3"]));
@@ -237,4 +252,23 @@ fn headers_give_sender_and_source_reference() {
     let header = MessageHeader::read(&message);
     assert_eq!(header.sender(), "PAS^RR8");
     assert_eq!(header.source_reference(), "hl7:PAS^RR8:PAS0000101");
+}
+
+#[test]
+fn reference_ranges_read_limits_from_the_usual_forms_and_keep_any_other_as_text() {
+    let exact = |text: &str| ResultDecimal::parse(text);
+    let cases = [
+        ("<5.3", None, exact("5.3")),
+        ("<=5.3", None, exact("5.3")),
+        (">60", exact("60"), None),
+        (">=60", exact("60"), None),
+        ("-2-2", exact("-2"), exact("2")),
+        ("normal: see report", None, None),
+    ];
+    for (range, low, high) in cases {
+        let message = altered("oru_r01_results.hl7", "|3.5-5.3|H|", &format!("|{range}|H~A|"));
+        let ClinicalEvent::Observation(potassium) = map(&message).unwrap().remove(0) else { panic!("observation") };
+        assert_eq!(potassium.reference_range, Some(ReferenceRange { low, high, text: Some(range.to_owned()) }));
+        assert_eq!(potassium.interpretation_codes, Some(vec!["H".to_owned(), "A".to_owned()]), "OBX-8 repeats");
+    }
 }

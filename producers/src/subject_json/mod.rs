@@ -38,6 +38,8 @@
 //! | `string` with logical type `uuid` | the canonical hyphenated form (either case) | `"0b6c3b0e-6f1a-4a55-9a52-6a3f7f0d2c11"` |
 //! | `long` with logical type `timestamp-micros` | an [RFC 3339](https://www.rfc-editor.org/rfc/rfc3339) timestamp **with** an offset (`Z` or `±hh:mm`), at most microsecond precision; or an integer of microseconds since 1970-01-01T00:00:00Z | `"2026-03-15T14:30:00Z"`, `"2026-03-15T14:30:00.250+01:00"`, `1773585000000000` |
 //! | `int` with logical type `date` | `YYYY-MM-DD`; or an integer of days since 1970-01-01 | `"1970-03-14"`, `72` |
+//! | `bytes` with logical type `decimal` | a string of plain decimal text with at most `scale` digits after the point (refused, never rounded, if it has more digits than the type holds); or an integer | `"4.15"`, `"-0.5"`, `72` |
+//! | record | a JSON object of its fields, by the same rules | `{"low": "3.5", "high": "5.3"}` |
 //! | array | a JSON array of the item type | `["research"]` |
 //! | `["null", T]` | `null`, or leave the key out; otherwise a value of `T` | `null` |
 //!
@@ -547,9 +549,49 @@ impl<'s> Converter<'s> {
                 Ok(Value::Date(integer(json, "a date in days").map_err(|m| LineError::new(path.to_string(), m))?))
             }
             (Schema::Date, _) => mismatch(DATE),
+            (Schema::Decimal(decimal), Json::String(s)) => {
+                decimal_value(s, decimal.precision, decimal.scale).or_else(fail)
+            }
+            (Schema::Decimal(decimal), Json::Integer(n)) => {
+                decimal_value(&n.to_string(), decimal.precision, decimal.scale).or_else(fail)
+            }
+            (Schema::Decimal(decimal), _) => mismatch(&format!(
+                "a string holding a decimal number with at most {} digits after the point, such as \"4.15\" \
+                 (a JSON number with a fraction is not exact)",
+                decimal.scale
+            )),
             _ => fail("has an Avro type that subject JSON does not support".into()),
         }
     }
+}
+
+/// The Avro value of plain decimal text (`-4.15`) for a `decimal(precision, scale)` field,
+/// exactly: more digits than the type holds, before or after the point, are refused, never
+/// rounded. The value is stored in as many bytes as the precision needs, because apache-avro
+/// refuses to read a decimal stored in fewer.
+fn decimal_value(text: &str, precision: usize, scale: usize) -> Result<Value, String> {
+    let not_decimal = || format!("is not a plain decimal number with at most {scale} digits after the point");
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !plain(whole) || !plain(fraction) || (digits.contains('.') && fraction.is_empty()) {
+        return Err(not_decimal());
+    }
+    if fraction.len() > scale {
+        return Err(format!("has more than {scale} digits after the point, and would have to be rounded"));
+    }
+    let whole = whole.trim_start_matches('0');
+    if precision > 38 || whole.len() + scale > precision {
+        return Err(format!("has more digits than a decimal({precision},{scale}) holds"));
+    }
+    let unscaled: i128 = format!("0{whole}{fraction:0<scale$}").parse().map_err(|_| not_decimal())?;
+    let unscaled = if negative { -unscaled } else { unscaled };
+    // Bytes needed: the smallest n with 10^precision - 1 <= 2^(8n - 1) - 1.
+    let needed = (1..=16).find(|n| (precision as f64) <= ((8 * n - 1) as f64 * 2f64.log10())).unwrap_or(16);
+    Ok(Value::Decimal(apache_avro::Decimal::from(&unscaled.to_be_bytes()[16 - needed..])))
 }
 
 /// An integer of type `T` from a JSON number written as an integer.

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::*;
 use crate::clinical::{
     AdministrativeSex, AdtEvent, AdtEventType, ConsentEvent, ConsentScope, DiagnosisCodeSystem, DiagnosisEvent,
-    Interpretation, ObservationCodeSystem, ObservationEvent, PatientClass, PatientIdentity, Provenance, SubjectRecord,
-    arbitrary,
+    Interpretation, ObservationCodeSystem, ObservationEvent, PatientClass, PatientIdentity, Provenance, ResultDecimal,
+    SubjectRecord, arbitrary,
 };
 
 fn parse(line: &[u8]) -> Result<ClinicalEvent, LineError> {
@@ -101,6 +101,9 @@ fn documented_events() -> Vec<ClinicalEvent> {
         unit: Some("/min".into()),
         comment: None,
         interpretation: Some(Interpretation::Normal),
+        value_decimal: None,
+        reference_range: None,
+        interpretation_codes: None,
     });
     let blood_pressure_v1 = ClinicalEvent::Observation(ObservationEvent {
         provenance: provenance(
@@ -118,6 +121,9 @@ fn documented_events() -> Vec<ClinicalEvent> {
         unit: Some("mm[Hg]".into()),
         comment: None,
         interpretation: None,
+        value_decimal: None,
+        reference_range: None,
+        interpretation_codes: None,
     });
     let diagnosis = ClinicalEvent::Diagnosis(DiagnosisEvent {
         provenance: provenance(
@@ -200,7 +206,7 @@ fn observation_v1_and_v2_lines() {
         Converter::new(writer).record_fields(record, record_schema(writer).unwrap(), &Path::Record, None).unwrap();
     let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(writer, &value).unwrap();
     let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
-    assert_eq!(decoded.reader.version(), 2);
+    assert_eq!(decoded.reader.version(), 3);
     assert_eq!(decoded.value, to_newest(value, writer, catalogue).unwrap());
     assert_eq!(ClinicalEvent::from_record("observation", &decoded.value), Ok(ClinicalEvent::Observation(event)));
 }
@@ -424,6 +430,7 @@ fn to_line(record: &SubjectRecord, style: &Style) -> String {
             Value::Double(x) => (*x).into(),
             Value::String(s) | Value::Enum(_, s) => s.clone().into(),
             Value::Uuid(uuid) => uuid.hyphenated().to_string().into(),
+            decimal @ Value::Decimal(_) => ResultDecimal::from_avro(decimal).unwrap().to_string().into(),
             Value::Union(_, inner) => json(inner, style),
             Value::Array(items) => items.iter().map(|item| json(item, style)).collect(),
             Value::TimestampMicros(micros) => {
@@ -454,8 +461,14 @@ fn to_line(record: &SubjectRecord, style: &Style) -> String {
     }
     let mut record_json = json(&record.value, style);
     let mut version = record.version;
-    if record.subject == "observation" && style.observation_as_v1 && record_json["interpretation"].is_null() {
-        record_json.as_object_mut().unwrap().remove("interpretation");
+    let added_since_v1 = ["interpretation", "value_decimal", "reference_range", "interpretation_codes"];
+    if record.subject == "observation"
+        && style.observation_as_v1
+        && added_since_v1.iter().all(|name| record_json[*name].is_null())
+    {
+        for name in added_since_v1 {
+            record_json.as_object_mut().unwrap().remove(name);
+        }
         version = 1;
     }
     let mut line = serde_json::Map::new();

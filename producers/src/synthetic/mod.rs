@@ -2,7 +2,8 @@
 //!
 //! Events are spread over a configurable number of patients and a period of days: ADT events
 //! from each patient's trust PAS, observations from the trust laboratory (written with
-//! `observation` v2) or from the patient's GP practice (still on v1), and diagnoses from either.
+//! `observation` v3 by its laboratory, v2 by its vital-signs feed) or from the patient's GP
+//! practice (still on v1), and diagnoses from either.
 //! A configurable share of patients holds a National Data Opt-out (some of whom opted out and
 //! later withdrew) or a Type 1 opt-out; [`SyntheticSource::consent_events`] emits those changes,
 //! effective before the period starts. Some events carry no NHS number, as from an
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sluice_schemas::subjects;
 use uuid::Uuid;
 
+use crate::clinical::ResultDecimal;
 pub use patient::SyntheticPatient;
 use patient::{OptOutShares, days_from_civil, derive_patient};
 use vocabulary::*;
@@ -353,7 +355,9 @@ fn adt_fields(patient: &SyntheticPatient, rng: &mut StdRng, fields: &mut Vec<(St
     ]);
 }
 
-/// Appends observation fields; returns the schema version used (GP systems still send v1).
+/// Appends observation fields; returns the schema version used: GP systems still send v1, the
+/// trust's vital-signs feed v2, and its laboratory v3 (exact decimal results with their
+/// reference range and interpretation codes).
 fn observation_fields(
     patient: &SyntheticPatient,
     rng: &mut StdRng,
@@ -381,14 +385,45 @@ fn observation_fields(
         return 1;
     }
     let interpretation = match (value - typical) / spread {
-        z if z <= -2.5 => (3, "CRITICALLY_LOW"),
-        z if z <= -1.5 => (1, "LOW"),
-        z if z >= 2.5 => (4, "CRITICALLY_HIGH"),
-        z if z >= 1.5 => (2, "HIGH"),
-        _ => (0, "NORMAL"),
+        z if z <= -2.5 => (3, "CRITICALLY_LOW", "LL"),
+        z if z <= -1.5 => (1, "LOW", "L"),
+        z if z >= 2.5 => (4, "CRITICALLY_HIGH", "HH"),
+        z if z >= 1.5 => (2, "HIGH", "H"),
+        _ => (0, "NORMAL", "N"),
     };
     fields.push(field("interpretation", nullable(Some(Value::Enum(interpretation.0, interpretation.1.to_owned())))));
-    2
+    if !LABORATORY_TESTS.contains(&code) {
+        return 2;
+    }
+    // Results and limits are whole tenths, so their decimal is exact; an older analyser
+    // interface sends only the double.
+    let tenths = |x: f64| ResultDecimal::from_unscaled((x * 10.0).round() as i64 * 100_000);
+    let value_decimal = tenths(value).filter(|_| rng.random_bool(0.9));
+    let range = rng.random_bool(0.85).then(|| {
+        let (low, high) = (tenths(typical - 1.5 * spread), tenths(typical + 1.5 * spread));
+        let text = match (low, high) {
+            (Some(low), Some(high)) => Some(format!("{low}-{high}")),
+            _ => None,
+        };
+        Value::Record(vec![
+            field("low", nullable(low.map(ResultDecimal::to_avro))),
+            field("high", nullable(high.map(ResultDecimal::to_avro))),
+            field("text", nullable(text.map(Value::String))),
+        ])
+    });
+    let codes = rng.random_bool(0.8).then(|| {
+        let mut codes = vec![Value::String(interpretation.2.to_owned())];
+        if interpretation.2 != "N" {
+            codes.push(Value::String("A".to_owned()));
+        }
+        Value::Array(codes)
+    });
+    fields.extend([
+        field("value_decimal", nullable(value_decimal.map(ResultDecimal::to_avro))),
+        field("reference_range", nullable(range)),
+        field("interpretation_codes", nullable(codes)),
+    ]);
+    3
 }
 
 fn diagnosis_fields(rng: &mut StdRng, gp: bool, occurred_at: i64, fields: &mut Vec<(String, Value)>) {
@@ -464,7 +499,9 @@ mod tests {
             encoder.encode(version, &event.value).unwrap_or_else(|e| panic!("{}: {e}", version.label()));
             seen.insert((event.subject, event.version));
         }
-        for expected in [("adt", 1), ("observation", 1), ("observation", 2), ("diagnosis", 1), ("consent", 1)] {
+        for expected in
+            [("adt", 1), ("observation", 1), ("observation", 2), ("observation", 3), ("diagnosis", 1), ("consent", 1)]
+        {
             assert!(seen.contains(&expected), "no {expected:?} event");
         }
     }

@@ -59,6 +59,10 @@ pub(super) const HOSPITAL_OBSERVATIONS: &[(&str, &str, &str, f64, f64)] = &[
     ("14682-9", "Creatinine [Moles/volume] in Serum or Plasma", "umol/L", 85.0, 25.0),
 ];
 
+/// The LOINC codes of [`HOSPITAL_OBSERVATIONS`] that are laboratory tests (sent by the trust's
+/// laboratory system with exact decimal results); the others are vital signs.
+pub(super) const LABORATORY_TESTS: &[&str] = &["4548-4", "2823-3", "2951-2", "14682-9"];
+
 /// (code, display, unit, typical value, spread) of observations recorded in general practice (SNOMED CT).
 pub(super) const GP_OBSERVATIONS: &[(&str, &str, &str, f64, f64)] = &[
     ("27113001", "Body weight", "kg", 78.0, 16.0),

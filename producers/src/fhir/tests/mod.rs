@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::clinical::{
     AdministrativeSex, AdtEvent, AdtEventType, ConsentEvent, DiagnosisCodeSystem, DiagnosisEvent, Interpretation,
-    ObservationCodeSystem, ObservationEvent, PatientClass, stable_event_id,
+    ObservationCodeSystem, ObservationEvent, PatientClass, ReferenceRange, ResultDecimal, stable_event_id,
 };
 use fixtures::*;
 
@@ -253,6 +253,27 @@ fn an_observation_maps_code_value_unit_comment_and_flag() {
     assert_eq!(sugar.provenance.source_organisation, "RR813", "an ODS site code");
     assert_eq!(sugar.interpretation, Some(Interpretation::High));
     assert_eq!(sugar.provenance.recorded_at, received_at(), "no issued and no meta");
+    // Exact result, reference range and interpretation codes for observation v3.
+    assert_eq!(sugar.value_decimal, ResultDecimal::parse("142.5"));
+    assert_eq!(sugar.reference_range, None);
+    assert_eq!(sugar.interpretation_codes, Some(vec!["H".to_owned()]));
+    let ranged = with(
+        glucose(),
+        "referenceRange",
+        json!([{ "low": { "value": 70 }, "high": { "value": 99.9 }, "text": "70-99.9" }]),
+    );
+    let ranged = with(ranged, "valueQuantity", json!({ "value": 0.1234567, "unit": "mg/dL" }));
+    let ranged = observation(event(&ranged));
+    assert_eq!(
+        ranged.reference_range,
+        Some(ReferenceRange {
+            low: ResultDecimal::parse("70"),
+            high: ResultDecimal::parse("99.9"),
+            text: Some("70-99.9".to_owned())
+        })
+    );
+    assert_eq!(ranged.value, Some(0.1234567));
+    assert_eq!(ranged.value_decimal, None, "seven decimals do not fit decimal(18,6): left out, not rounded");
 
     let weight = json!({
         "resourceType": "Observation",
