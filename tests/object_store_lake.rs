@@ -41,8 +41,11 @@ impl S3Server {
         let server = S3Server { process, endpoint: format!("http://127.0.0.1:{port}") };
         // CreateBucket is a bare PUT of the bucket's path.
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(stream, "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        write!(
+            stream,
+            "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "bucket not created: {response}");
@@ -97,8 +100,8 @@ fn landed_ids(storage: &LakeStorage) -> std::collections::HashMap<String, usize>
 async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     let s3 = S3Server::start();
     let pipeline = Pipeline::start().await;
-    let source = SyntheticSource::new(SyntheticSourceConfig { patients: 300, events: 3_000, ..Default::default() })
-        .unwrap();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 300, events: 3_000, ..Default::default() }).unwrap();
     let url = format!("s3://{BUCKET}/lake");
     let state = pipeline.dir.path().join("state");
     let state_arg = state.display().to_string();
