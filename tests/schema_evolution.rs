@@ -1,0 +1,112 @@
+//! Files landed under an older version of a subject's schema stay readable together with files
+//! of the newest. A new version only adds nullable columns, so the readers analysts use (DuckDB
+//! with `union_by_name`, pyarrow with the files' schemas unified; `tests/readers/read_evolved.py`)
+//! read a dataset holding both: nulls in the added columns for rows of older files, every other
+//! value as landed. Compaction never merges files of different schemas.
+
+mod support;
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use sluice::keys;
+use sluice_consumers::{
+    audit::AuditLog,
+    compact::{CompactionOptions, compact},
+    parquet_sink::{encode, key_value_pairs},
+    storage::LakeStorage,
+};
+use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
+use sluice_schemas::Catalogue;
+use support::*;
+
+/// Columns observation v3 added to v2.
+const ADDED_IN_V3: [&str; 3] = ["value_decimal", "reference_range", "interpretation_codes"];
+
+fn read_evolved(dataset: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/read_evolved.py");
+    let output = Command::new("python3").arg(script).arg(dataset).output().expect("python3 runs");
+    assert!(output.status.success(), "the readers failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Rewrites a landed file as a lander from before observation v3 wrote it: without the columns
+/// v3 added, and read with v2.
+fn as_landed_before_v3(path: &Path) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut metadata = key_value_pairs(builder.metadata().file_metadata());
+    let v2 = Catalogue::embedded().version("observation", 2).unwrap();
+    for (key, value) in &mut metadata {
+        if key == "sluice.reader_schema" {
+            *value = format!("observation v2 {:016x}", v2.fingerprint());
+        }
+    }
+    let batches: Vec<_> = builder.build().unwrap().map(Result::unwrap).collect();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let kept: Vec<usize> =
+        (0..batch.num_columns()).filter(|i| !ADDED_IN_V3.contains(&batch.schema().field(*i).name().as_str())).collect();
+    std::fs::write(path, encode(&batch.project(&kept).unwrap(), metadata).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_an_older_schema_version_read_together_with_the_newest() {
+    let (_cluster, client, topics) = mock_cluster();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 200, events: 2_000, seed: 11, ..Default::default() })
+            .unwrap();
+    publish_source(&client, &topics, &source).await;
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["direct-care".to_owned()];
+    let config = lander_config(lake.path(), &purposes, "evolution-test", &topics);
+    land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;
+
+    let dataset = lake.path().join("direct-care/observation");
+    let as_landed = read_evolved(&dataset)["pyarrow"]["value_decimal"].as_object().unwrap().clone();
+    let files = parquet_files(&dataset);
+    assert!(files.len() >= 4, "enough files to mix versions: {}", files.len());
+    let newest_columns = read_parquet(&files[1]).batches[0].num_columns();
+
+    // Every other file (so most date partitions hold both kinds) becomes one landed before v3.
+    let mut older_ids = Vec::new();
+    for path in files.iter().step_by(2) {
+        older_ids.extend(column_strings(&read_parquet(path).batches, "event_id"));
+        as_landed_before_v3(path);
+    }
+    assert!(
+        older_ids.iter().any(|id| !as_landed[id].is_null()),
+        "the rewritten files held results, so their nulls now are the readers' doing"
+    );
+
+    let check = |seen: &Value| {
+        for reader in ["pyarrow", "duckdb"] {
+            let view = &seen[reader];
+            assert_eq!(view["rows"].as_u64().unwrap() as usize, as_landed.len(), "{reader} reads every row");
+            let types = view["types"].as_object().unwrap();
+            for column in ADDED_IN_V3 {
+                assert!(types.contains_key(column), "{reader} sees the added column {column}: {types:?}");
+            }
+            let decimal = types["value_decimal"].as_str().unwrap().to_lowercase();
+            assert!(decimal.contains("decimal") && decimal.contains("18") && decimal.contains('6'), "{decimal}");
+            let values = view["value_decimal"].as_object().unwrap();
+            let mut expected: BTreeMap<&String, &Value> = as_landed.iter().collect();
+            for id in &older_ids {
+                expected.insert(id, &Value::Null);
+            }
+            let actual: BTreeMap<&String, &Value> = values.iter().collect();
+            assert_eq!(actual, expected, "{reader}: nulls for older files, values as landed for the rest");
+        }
+    };
+    check(&read_evolved(&dataset));
+
+    // Compaction merges like with like only; the dataset reads the same afterwards.
+    let storage = LakeStorage::local(lake.path()).unwrap();
+    let mut audit = AuditLog::open(&lake.path().join("_audit/audit.jsonl")).unwrap();
+    let record = compact(lake.path(), &storage, CompactionOptions::default(), &mut audit).unwrap();
+    assert!(!record.merged.is_empty(), "compaction merged files");
+    for path in parquet_files(&dataset) {
+        let columns = read_parquet(&path).batches[0].num_columns();
+        assert!(columns == newest_columns || columns == newest_columns - ADDED_IN_V3.len(), "{}", path.display());
+    }
+    check(&read_evolved(&dataset));
+}
