@@ -85,9 +85,14 @@ pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
 pub struct AuditVerifyArgs {
     #[command(flatten)]
     lake: LakeArgs,
+    /// Only recompute the hash chain; do not read the lake's files to compare their checksums.
+    #[arg(long)]
+    chain_only: bool,
 }
 
-/// Recomputes the audit log's hash chain; exits 1 on any break.
+/// Recomputes the audit log's hash chain and checks the lake's files against it (every file
+/// recorded is there with its recorded SHA-256, every landed file is recorded); exits 1 on any
+/// break, edit, missing or unrecorded file.
 pub fn run_audit_verify(args: AuditVerifyArgs) -> Result<ExitCode, String> {
     let path = audit_log_path(&args.lake.state_dir()?);
     let mut verification = audit::verify(&path).map_err(|e| e.to_string())?;
@@ -97,14 +102,31 @@ pub fn run_audit_verify(args: AuditVerifyArgs) -> Result<ExitCode, String> {
                 .to_owned(),
         );
     }
-    if verification.problems.is_empty() {
-        println!("{}: {} records, hash chain intact", path.display(), verification.records);
-        return Ok(ExitCode::SUCCESS);
-    }
     for problem in &verification.problems {
         println!("{}: {problem}", path.display());
     }
-    println!("{}: {} records, {} problems", path.display(), verification.records, verification.problems.len());
+    let chain = if verification.problems.is_empty() { "hash chain intact" } else { "hash chain broken" };
+    println!("{}: {} records, {chain}", path.display(), verification.records);
+    let mut problems = verification.problems.len();
+    if !args.chain_only {
+        let storage = args.lake.storage()?;
+        let check = audit::check_lake(&path, &storage).map_err(|e| e.to_string())?;
+        for problem in &check.problems {
+            println!("{}: {problem}", storage.location());
+        }
+        println!(
+            "{}: {} files recorded, {} found, {}",
+            storage.location(),
+            check.recorded,
+            check.found,
+            if check.problems.is_empty() { "every checksum matches" } else { "the lake differs from its log" }
+        );
+        problems += check.problems.len();
+    }
+    if problems == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{problems} problems");
     Ok(ExitCode::FAILURE)
 }
 

@@ -1,7 +1,7 @@
 //! The governance commands as an information governance officer runs them: `sluice demo` lands
 //! a lake with keys from a key file, `sluice erase` removes one patient's rows (NHS number given
 //! on standard input), `sluice keys rotate` changes the key without losing erasability, and
-//! `sluice audit verify` checks the trail and notices when it is edited.
+//! `sluice audit verify` checks the trail and the files it records, and notices when either is edited.
 
 mod support;
 
@@ -109,6 +109,17 @@ fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trai
     let verified = sluice(&["audit", "verify", "--lake", lake_arg], &keys, None);
     assert!(verified.status.success(), "{}", text(&verified));
     assert!(text(&verified).contains("hash chain intact"));
+    assert!(text(&verified).contains("every checksum matches"), "{}", text(&verified));
+
+    // A landed file edited after the fact is named, and fails the check.
+    let victim = parquet_files(&lake).into_iter().next().unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, b"edited").unwrap();
+    let edited = sluice(&["audit", "verify", "--lake", lake_arg], &keys, None);
+    assert_eq!(edited.status.code(), Some(1), "{}", text(&edited));
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(text(&edited).lines().any(|l| l.contains(&name) && l.contains("changed since line")), "{}", text(&edited));
+    std::fs::write(&victim, original).unwrap();
 
     // No secret of any key, active or retired, in anything the commands printed or wrote.
     let secrets: Vec<String> = std::fs::read_to_string(&keys)

@@ -26,6 +26,9 @@ use std::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod lake_check;
+pub use lake_check::{LakeCheck, RecordedFile, check_lake, replay};
+
 use crate::{
     Error, Result,
     parquet_sink::{LandedFile, sha256_hex},
