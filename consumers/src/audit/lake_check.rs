@@ -43,7 +43,7 @@ pub struct LakeCheck {
 /// Replays audit records (line number, record) into the files the lake should hold, by key.
 pub fn replay(records: impl IntoIterator<Item = (u64, Value)>) -> BTreeMap<String, RecordedFile> {
     let mut files: BTreeMap<String, RecordedFile> = BTreeMap::new();
-    let mut add = |files: &mut BTreeMap<String, RecordedFile>, file: &Value, line: u64| {
+    let add = |files: &mut BTreeMap<String, RecordedFile>, file: &Value, line: u64| {
         if let (Some(path), Some(sha256)) = (file["path"].as_str(), file["sha256"].as_str()) {
             files.insert(path.to_owned(), RecordedFile { sha256: sha256.to_owned(), line });
         }
