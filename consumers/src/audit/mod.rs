@@ -1,5 +1,7 @@
 //! The audit trail: an append-only, hash-chained log of what was landed, withheld, released
-//! under an exemption and erased.
+//! under an exemption and erased, of every compaction and withdrawal, and of landers starting and
+//! stopping under which policies and keys (see [`StartRecord`], [`StopRecord`],
+//! [`ConfigurationChangeRecord`]).
 //!
 //! Each line of the log is one JSON record:
 //!
@@ -27,7 +29,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod lake_check;
+mod run_records;
 pub use lake_check::{LakeCheck, RecordedFile, check_lake, replay};
+pub use run_records::{ConfigurationChangeRecord, PurposeInForce, StartRecord, StopRecord, configuration_changes};
 
 use crate::{
     Error, Result,
@@ -52,6 +56,12 @@ pub enum AuditEvent {
     Recovery(RecoveryRecord),
     /// Small files merged into larger ones.
     Compaction(CompactionRecord),
+    /// A lander started, and what each purpose lands under.
+    Start(StartRecord),
+    /// A lander stopped, and what it did.
+    Stop(StopRecord),
+    /// A purpose's policy or key changed since the last start.
+    ConfigurationChange(ConfigurationChangeRecord),
 }
 
 /// One compaction run.

@@ -44,6 +44,7 @@ mod erasure;
 mod event_clock;
 pub(crate) mod layout;
 mod report;
+mod run_audit;
 mod setup;
 mod state;
 
@@ -167,7 +168,31 @@ pub enum RunUntil {
 
 /// Runs a lander until `until` is met or `shutdown` turns true (or its sender is dropped). `on_progress` receives the
 /// number of clinical messages consumed so far.
+///
+/// The run is bracketed in the audit log by a start record (what each purpose lands under) and a
+/// stop record (what it did, or the error that stopped it).
 pub async fn run(
+    client: &ClientConfig,
+    config: &LanderConfig,
+    purposes: &BTreeMap<String, PurposeSetup>,
+    catalogue: &Catalogue,
+    until: RunUntil,
+    shutdown: watch::Receiver<bool>,
+    on_progress: impl FnMut(u64),
+) -> Result<LandingReport> {
+    let mut audit = crate::audit::AuditLog::open(&config.audit_log_path())?;
+    let lake = config.lake_url.clone().unwrap_or_else(|| config.lake_dir.display().to_string());
+    run_audit::record_start(&mut audit, config, purposes, catalogue, &lake)?;
+    let stopped = shutdown.clone();
+    let outcome = land(client, config, purposes, catalogue, until, shutdown, on_progress).await;
+    let stop = run_audit::stop_record(&outcome, *stopped.borrow());
+    match (audit.append(&crate::audit::AuditEvent::Stop(stop)), outcome) {
+        (Err(error), Ok(_)) => Err(error),
+        (_, outcome) => outcome,
+    }
+}
+
+async fn land(
     client: &ClientConfig,
     config: &LanderConfig,
     purposes: &BTreeMap<String, PurposeSetup>,
