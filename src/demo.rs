@@ -306,6 +306,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         max_file_age_secs: 300,
         event_time_window_secs: 86_400,
         audit_log: None,
+        audit_topic: options.topics.audit().map(str::to_owned),
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
     let setups = setups_from_builtin(&options.keys)?;

@@ -314,8 +314,36 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Recompute the audit log's hash chain and report any edit, gap or reordering (exit 1).
+    /// Recompute the audit log's hash chain and check the lake's files against it; report any
+    /// edit, gap, reordering, missing, changed or unrecorded file (exit 1).
     Verify(governance::AuditVerifyArgs),
+    /// Copy the audit records not yet in the audit topic to it (landers do so as they run;
+    /// this catches up after `sluice erase` or `sluice compact`).
+    Publish(AuditPublishArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditPublishArgs {
+    #[command(flatten)]
+    lake: sluice::lake_args::LakeArgs,
+    /// Topic definitions (default: the compiled-in infra/topics.toml), which name the audit topic.
+    #[arg(long)]
+    topics: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+fn audit_publish(args: AuditPublishArgs) -> Result<ExitCode, String> {
+    let topics = load_topics(args.topics)?;
+    let topic = topics.audit().ok_or("the topic definitions name no audit topic (role = \"audit\")")?;
+    let client = args.broker.client()?;
+    let state = args.lake.state_dir()?;
+    let log = governance::audit_log_path(&state);
+    let publisher = sluice_consumers::audit::AuditPublisher::new(&client, topic, Catalogue::embedded())
+        .map_err(|e| e.to_string())?;
+    let published = publisher.publish_new(&log, &state).map_err(|e| e.to_string())?;
+    println!("{published} audit records published to {topic}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Broker connection, as Kafka users expect to give it.
@@ -400,6 +428,7 @@ fn main() -> ExitCode {
         Command::Compact(args) => governance::run_compact(args),
         Command::Policy { command: PolicyCommand::Check(args) } => governance::run_policy_check(args),
         Command::Audit { command: AuditCommand::Verify(args) } => governance::run_audit_verify(args),
+        Command::Audit { command: AuditCommand::Publish(args) } => audit_publish(args),
         Command::Produce { source: ProduceSource::Synthetic { source, framing, topics, broker } } => {
             produce_synthetic(source, framing, topics, broker)
         }
@@ -593,6 +622,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         max_file_age_secs: args.max_file_age_secs,
         event_time_window_secs: args.event_time_window_secs,
         audit_log: None,
+        audit_topic: topics.audit().map(str::to_owned),
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;

@@ -17,6 +17,8 @@ pub enum TopicRole {
     Consent,
     /// Records that could not be processed, with the reason in headers.
     DeadLetter,
+    /// A copy of the audit trail, for governance.
+    Audit,
 }
 
 /// One topic definition.
@@ -112,6 +114,11 @@ impl Topics {
     /// The consent topic's name.
     pub fn consent(&self) -> &str {
         &self.of_role(TopicRole::Consent).name
+    }
+
+    /// The audit topic's name, if one is defined.
+    pub fn audit(&self) -> Option<&str> {
+        self.topic.iter().find(|t| t.role == TopicRole::Audit).map(|t| t.name.as_str())
     }
 
     /// The dead-letter topic's name.

@@ -151,6 +151,27 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     assert!(compacted.values().all(|n| *n == 1), "an event is in two files after compaction");
     assert_eq!(compacted.len(), expected.len());
 
+    // The landers copied their audit records to the audit topic as they ran; the compaction's
+    // record is the one left to copy.
+    let published = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "audit",
+            "publish",
+            "--lake",
+            &url,
+            "--state-dir",
+            &state_arg,
+            "--brokers",
+            &pipeline.broker.bootstrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&published.stdout);
+    assert!(published.status.success(), "{said}{}", String::from_utf8_lossy(&published.stderr));
+    assert!(said.contains("1 audit records published to sluice.audit"), "{said}");
+    let in_topic = support::read_topic(&pipeline.broker.client(), "sluice.audit").len();
+    assert_eq!(in_topic, std::fs::read_to_string(state.join("_audit/audit.jsonl")).unwrap().lines().count());
+
     // Without a state directory an object-store lake is refused, with the reason.
     let refused = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["compact", "--lake", &url]).output().unwrap();
     assert!(!refused.status.success());

@@ -202,6 +202,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// Audit records could not be copied to the audit topic. The log file, which is the
+    /// authority, is unaffected; the next attempt starts from the topic's end.
+    #[error("cannot publish the audit trail to `{topic}`: {reason}")]
+    AuditPublish {
+        /// The audit topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A dead-letter record was not acknowledged, so the offsets it covers are not committed.
     #[error("cannot dead-letter a record to `{topic}`: {source}")]
     DeadLetter {

@@ -2,6 +2,8 @@
 //!
 //! * `lake.lock`: held while landed files are rewritten (erasure, compaction), so that two such
 //!   rewrites never touch the same file at once;
+//! * `audit-publish.lock`: held while audit records are copied to the audit topic (see
+//!   [`crate::audit::AuditPublisher`]), so that each is published once;
 //! * `committed-offsets.json`: per source topic and partition, the next offset that landers
 //!   have committed after landing everything before it. Compaction merges only files wholly
 //!   before it, so it never touches a file that a restarted lander might withdraw. Its own lock
@@ -25,6 +27,11 @@ fn state_dir(lake: &Path) -> Result<PathBuf> {
 /// Takes the lake's rewrite lock (blocking until it is free); released when the file is dropped.
 pub fn lock(lake: &Path) -> Result<File> {
     take(lake, "lake.lock")
+}
+
+/// Takes the lock that audit publishers sharing this state directory take turns under.
+pub fn audit_publish_lock(lake: &Path) -> Result<File> {
+    take(lake, "audit-publish.lock")
 }
 
 fn take(lake: &Path, name: &str) -> Result<File> {

@@ -29,8 +29,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod lake_check;
+mod publish;
 mod run_records;
 pub use lake_check::{LakeCheck, RecordedFile, check_lake, replay};
+pub use publish::AuditPublisher;
 pub use run_records::{ConfigurationChangeRecord, PurposeInForce, StartRecord, StopRecord, configuration_changes};
 
 use crate::{

@@ -171,7 +171,23 @@ impl LandingState<'_> {
             self.report.absorb(progress.tally);
         }
         self.buffered_rows -= rolled_rows;
+        self.publish_audit(false);
         Ok(())
+    }
+
+    /// Copies new audit records to the audit topic, if one is configured, at most every
+    /// [`AUDIT_PUBLISH_EVERY`] unless `now`. A failure is logged and left to the next attempt:
+    /// the log file, already durable, is the authority.
+    pub(super) fn publish_audit(&mut self, now: bool) {
+        let Some(publisher) = &self.audit_publisher else { return };
+        if !now && self.audit_published_at.is_some_and(|at| at.elapsed() < AUDIT_PUBLISH_EVERY) {
+            return;
+        }
+        self.audit_published_at = Some(std::time::Instant::now());
+        match block(|| publisher.publish_new(self.audit.path(), &self.config.lake_dir)) {
+            Ok(published) => tracing::debug!(published, "audit records copied to the audit topic"),
+            Err(error) => warn!(%error, "audit records not copied to the audit topic yet; trying again later"),
+        }
     }
 
     /// One audit record per consumed partition range and purpose, with the file written for it.
@@ -241,6 +257,9 @@ impl LandingState<'_> {
 fn reader_schema(plan: &LandingPlan) -> String {
     format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint)
 }
+
+/// Least time between two copies of the audit trail to the audit topic during a run.
+const AUDIT_PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a checkpoint keeps retrying a commit the cluster cannot take (for example while the
 /// broker restarts) before the lander gives up. The files are already durable; only the commit waits.

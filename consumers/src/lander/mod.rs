@@ -111,6 +111,10 @@ pub struct LanderConfig {
     /// [`crate::erase`]). Without it, a later opt-out only stops later releases.
     #[serde(default)]
     pub erase_on_opt_out: bool,
+    /// Topic the audit trail is copied to for governance (see [`crate::audit::AuditPublisher`]);
+    /// none when not given.
+    #[serde(default)]
+    pub audit_topic: Option<String>,
     /// The audit log; `<lake_dir>/_audit/audit.jsonl` when not given.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
@@ -186,7 +190,16 @@ pub async fn run(
     let stopped = shutdown.clone();
     let outcome = land(client, config, purposes, catalogue, until, shutdown, on_progress).await;
     let stop = run_audit::stop_record(&outcome, *stopped.borrow());
-    match (audit.append(&crate::audit::AuditEvent::Stop(stop)), outcome) {
+    let appended = audit.append(&crate::audit::AuditEvent::Stop(stop));
+    if let Some(topic) = &config.audit_topic {
+        // The stop record (and anything a failed run left unpublished) goes out too.
+        let published = crate::audit::AuditPublisher::new(client, topic, catalogue)
+            .and_then(|publisher| block(|| publisher.publish_new(audit.path(), &config.lake_dir)));
+        if let Err(error) = published {
+            warn!(%error, "audit records not copied to the audit topic; `sluice audit publish` copies them later");
+        }
+    }
+    match (appended, outcome) {
         (Err(error), Ok(_)) => Err(error),
         (_, outcome) => outcome,
     }

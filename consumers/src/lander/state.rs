@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     Error, Result,
-    audit::{AuditEvent, AuditLog, FileRecord, WithdrawalRecord, file_record},
+    audit::{AuditEvent, AuditLog, AuditPublisher, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
     consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
     policy::LandingPlan,
@@ -97,6 +97,10 @@ pub(super) struct LandingState<'a> {
     pub(super) audit: AuditLog,
     /// Where the datasets are stored.
     pub(super) storage: Arc<LakeStorage>,
+    /// Copies the audit trail to the audit topic, when one is configured.
+    pub(super) audit_publisher: Option<AuditPublisher<'a>>,
+    /// When the trail was last copied.
+    pub(super) audit_published_at: Option<std::time::Instant>,
     /// Erasures owed to opt-outs read after rows were landed, when configured.
     pub(super) erasures: Option<OptOutErasures>,
     /// Totals of committed work (and of consent changes).
@@ -134,7 +138,7 @@ impl<'a> LandingState<'a> {
         client: &ClientConfig,
         config: &'a LanderConfig,
         setups: &'a BTreeMap<String, PurposeSetup>,
-        catalogue: &Catalogue,
+        catalogue: &'a Catalogue,
     ) -> Result<Self> {
         let storage = Arc::new(config.storage()?);
         let mut purposes = Vec::new();
@@ -204,6 +208,11 @@ impl<'a> LandingState<'a> {
             dead_letters_in_flight: FuturesUnordered::new(),
             audit: AuditLog::open(&config.audit_log_path())?,
             storage,
+            audit_publisher: match &config.audit_topic {
+                Some(topic) => Some(AuditPublisher::new(client, topic, catalogue)?),
+                None => None,
+            },
+            audit_published_at: None,
             erasures,
             report: LandingReport::default(),
         })
