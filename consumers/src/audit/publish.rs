@@ -28,7 +28,7 @@ use sluice_schemas::{
 use crate::{Error, Result};
 
 /// How long to wait for the topic's last message or a delivery.
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Copies new audit records to the audit topic.
 pub struct AuditPublisher<'c> {
