@@ -49,7 +49,7 @@ table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:middle}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.suppressed{color:#777;font-style:italic}tr.total td{font-weight:bold;background:#fafafa}
-code{font-size:12px}code.hash{word-break:break-all}
+code{font-size:12px}td.when{white-space:nowrap;font-size:13px}code.hash{word-break:break-all}
 .status{padding:12px 16px;border-radius:6px;margin-top:16px}
 .status.ok{background:#e7f6ea;border:1px solid #2e7d32}
 .status.bad{background:#fdecea;border:2px solid #c62828;color:#b71c1c}
@@ -198,7 +198,7 @@ fn versions(page: &mut String, model: &ReportModel) {
     for seen in &model.versions {
         let _ = write!(
             page,
-            r#"<tr><td>{}</td><td>{}</td><td><code class="hash">{}</code></td><td><code>{}</code></td><td><code class="hash">{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td><code class="hash">{}</code></td><td><code>{}</code></td><td><code class="hash">{}</code></td><td class="when">{}</td><td class="when">{}</td><td>{}</td></tr>"#,
             escape(&seen.dataset),
             escape(&seen.policy),
             escape(&seen.policy_hash),

@@ -25,8 +25,8 @@ fn bar_class(shown: Shown) -> &'static str {
 
 /// Horizontal bars, one per labelled count, with the shown count after each bar.
 pub fn horizontal_bars(bars: &[(String, u64)]) -> String {
-    const LABEL: u32 = 230;
-    const FULL: u32 = 300;
+    const LABEL: u32 = 190;
+    const FULL: u32 = 250;
     const ROW: u32 = 22;
     let shown: Vec<(&String, Shown)> = bars.iter().map(|(label, count)| (label, Shown::of(*count))).collect();
     let max = shown.iter().map(|(_, s)| s.value()).max().unwrap_or(0);
