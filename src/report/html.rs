@@ -175,20 +175,24 @@ fn flows(page: &mut String, model: &ReportModel) {
 
 fn withheld(page: &mut String, model: &ReportModel) {
     page.push_str(r#"<section id="withheld"><h2>Withheld by reason</h2><div class="charts">"#);
+    let mut nothing = Vec::new();
     for (purpose, reasons) in &model.withheld_by_purpose {
-        let _ = write!(page, r#"<div class="purpose"><h3>{}</h3>"#, escape(purpose));
-        if reasons.is_empty() {
-            page.push_str("<p>Nothing withheld.</p>");
-        } else {
-            let bars: Vec<(String, u64)> = reasons.iter().map(|(reason, count)| (reason.clone(), *count)).collect();
-            page.push_str(&svg::horizontal_bars(&bars));
+        if reasons.values().all(|count| *count == 0) {
+            nothing.push(escape(purpose));
+            continue;
         }
-        page.push_str("</div>");
+        let bars: Vec<(String, u64)> = reasons.iter().map(|(reason, count)| (reason.clone(), *count)).collect();
+        let _ =
+            write!(page, r#"<div class="purpose"><h3>{}</h3>{}</div>"#, escape(purpose), svg::horizontal_bars(&bars));
+    }
+    page.push_str("</div>");
+    if !nothing.is_empty() {
+        let _ = write!(page, "<p>Nothing withheld for {}.</p>", nothing.join(", "));
     }
     if model.withheld_by_purpose.is_empty() {
         page.push_str("<p>No landings recorded.</p>");
     }
-    page.push_str("</div></section>");
+    page.push_str("</section>");
 }
 
 fn versions(page: &mut String, model: &ReportModel) {
