@@ -80,6 +80,19 @@ pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Recomputes the hash chain of the log at `path`; an incomplete last record is listed among the
+/// problems.
+pub fn verify_chain(path: &Path) -> Result<audit::Verification, String> {
+    let mut verification = audit::verify(path).map_err(|e| e.to_string())?;
+    if verification.torn_tail {
+        verification.problems.push(
+            "the last record is incomplete (a crash while it was written); the next lander start cuts it off"
+                .to_owned(),
+        );
+    }
+    Ok(verification)
+}
+
 /// `sluice audit verify`.
 #[derive(clap::Args)]
 pub struct AuditVerifyArgs {
@@ -95,13 +108,7 @@ pub struct AuditVerifyArgs {
 /// break, edit, missing or unrecorded file.
 pub fn run_audit_verify(args: AuditVerifyArgs) -> Result<ExitCode, String> {
     let path = audit_log_path(&args.lake.state_dir()?);
-    let mut verification = audit::verify(&path).map_err(|e| e.to_string())?;
-    if verification.torn_tail {
-        verification.problems.push(
-            "the last record is incomplete (a crash while it was written); the next lander start cuts it off"
-                .to_owned(),
-        );
-    }
+    let verification = verify_chain(&path)?;
     for problem in &verification.problems {
         println!("{}: {problem}", path.display());
     }

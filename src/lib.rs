@@ -2,7 +2,7 @@
 //!
 //! This package holds the one `sluice` command and the pieces that tie the workspace crates
 //! together: the topic definitions ([`topics`]), broker connection settings ([`broker`]),
-//! pseudonymisation keys ([`keys`]), governance commands ([`governance`]) and the end-to-end
+//! pseudonymisation keys ([`keys`]), governance commands ([`governance`]), the governance [`report`] and the end-to-end
 //! [`demo`].
 //!
 //! * `sluice-schemas`: the Avro catalogue, wire framing and compatibility rules;
@@ -16,5 +16,6 @@ pub mod keys;
 pub mod lake_args;
 pub mod progress;
 pub mod provision;
+pub mod report;
 pub mod services;
 pub mod topics;

@@ -49,6 +49,9 @@ enum Command {
     Compact(governance::CompactArgs),
     /// Remove patients' rows from landed files (e.g. after a late opt-out), audited.
     Erase(governance::EraseArgs),
+    /// Write one self-contained HTML page for governance: flows, withheld by reason, versions in
+    /// force and audit status, small numbers suppressed.
+    Report(sluice::report::ReportArgs),
     /// Check policy files against the schemas and show what each does to every field.
     Policy {
         #[command(subcommand)]
@@ -425,6 +428,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Erase(args) => governance::run_erase(args),
+        Command::Report(args) => sluice::report::run_report(args),
         Command::Compact(args) => governance::run_compact(args),
         Command::Policy { command: PolicyCommand::Check(args) } => governance::run_policy_check(args),
         Command::Audit { command: AuditCommand::Verify(args) } => governance::run_audit_verify(args),
