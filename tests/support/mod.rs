@@ -66,6 +66,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         max_file_age_secs: 300,
         event_time_window_secs: 86_400,
         audit_log: None,
+        lineage: Default::default(),
     }
 }
 
