@@ -22,6 +22,7 @@ use sluice_consumers::{
     audit::AuditLog,
     compact::{CompactionOptions, compact},
     lander::setups_from_builtin,
+    lineage::LineageConfig,
     pseudonymise::PurposeKey,
     storage::LakeStorage,
 };
@@ -46,6 +47,9 @@ pub enum DemoError {
     /// Landing failed.
     #[error("landing: {0}")]
     Land(#[from] sluice_consumers::Error),
+    /// The lander (or its lineage file) failed.
+    #[error("landing: {0}")]
+    Landing(String),
     /// The lake directory cannot be used.
     #[error("lake: {0}")]
     Lake(String),
@@ -307,6 +311,11 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         event_time_window_secs: 86_400,
         audit_log: None,
         audit_topic: options.topics.audit().map(str::to_owned),
+        // The run's OpenLineage events, next to the audit log.
+        lineage: LineageConfig {
+            file: Some(options.lake_dir.join("_lineage").join("openlineage.jsonl")),
+            ..LineageConfig::default()
+        },
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
     let setups = setups_from_builtin(&options.keys)?;
@@ -322,7 +331,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         Ok::<_, DemoError>(report)
     };
     let land = async {
-        let report = sluice_consumers::run(
+        let report = crate::lineage::land(
             &client,
             &lander_config,
             &setups,
@@ -331,7 +340,8 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             shutdown_rx,
             |n| land_bar.set_position(n),
         )
-        .await?;
+        .await
+        .map_err(DemoError::Landing)?;
         land_bar.finish();
         Ok::<_, DemoError>(report)
     };

@@ -2,8 +2,8 @@
 //!
 //! This package holds the one `sluice` command and the pieces that tie the workspace crates
 //! together: the topic definitions ([`topics`]), broker connection settings ([`broker`]),
-//! pseudonymisation keys ([`keys`]), governance commands ([`governance`]), the governance [`report`] and the end-to-end
-//! [`demo`].
+//! pseudonymisation keys ([`keys`]), governance commands ([`governance`]), the governance [`report`], OpenLineage
+//! emission ([`lineage`]) and the end-to-end [`demo`].
 //!
 //! * `sluice-schemas`: the Avro catalogue, wire framing and compatibility rules;
 //! * `sluice-producers`: sources of events and the Kafka publisher;
@@ -14,6 +14,7 @@ pub mod demo;
 pub mod governance;
 pub mod keys;
 pub mod lake_args;
+pub mod lineage;
 pub mod progress;
 pub mod provision;
 pub mod report;

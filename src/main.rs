@@ -8,6 +8,7 @@ use sluice::{broker, demo, governance, keys, progress, provision, services, topi
 use sluice_consumers::{
     LanderConfig,
     lander::{setups_from_builtin, setups_from_dir},
+    lineage::LineageConfig,
 };
 use sluice_producers::batch_file::FileImportConfig;
 use sluice_producers::fhir::server::FhirServerConfig;
@@ -270,6 +271,14 @@ struct LandArgs {
     /// its events move on to a later window (a UTC day by default, one `event_date` directory).
     #[arg(long, default_value_t = 86_400)]
     event_time_window_secs: u64,
+    /// Append the run's OpenLineage events (START, then COMPLETE or FAIL) to this file, one JSON
+    /// object a line, synced.
+    #[arg(long)]
+    lineage_file: Option<PathBuf>,
+    /// Also POST each OpenLineage event to this http:// endpoint, e.g. Marquez's
+    /// `http://marquez:5000/api/v1/lineage`. A failed POST is logged; landing goes on.
+    #[arg(long)]
+    lineage_url: Option<String>,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -627,6 +636,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         event_time_window_secs: args.event_time_window_secs,
         audit_log: None,
         audit_topic: topics.audit().map(str::to_owned),
+        lineage: LineageConfig { file: args.lineage_file, url: args.lineage_url, ..LineageConfig::default() },
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;

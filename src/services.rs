@@ -186,7 +186,7 @@ pub fn render_import(report: &ImportReport) -> String {
     out
 }
 
-/// Runs a lander until stopped.
+/// Runs a lander until stopped, emitting its OpenLineage events as configured.
 pub async fn land(
     client: &ClientConfig,
     config: &LanderConfig,
@@ -194,9 +194,7 @@ pub async fn land(
     shutdown: watch::Receiver<bool>,
 ) -> Result<LandingReport, String> {
     info!(purposes = ?config.purposes, lake = %config.lake_dir.display(), erase_on_opt_out = config.erase_on_opt_out, "landing");
-    sluice_consumers::run(client, config, setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
-        .await
-        .map_err(|e| e.to_string())
+    crate::lineage::land(client, config, setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {}).await
 }
 
 /// The summary a lander prints when it stops.

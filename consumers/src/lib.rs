@@ -26,6 +26,7 @@
 //! * [`compact`]: merging small committed files of a date partition.
 //! * [`dictionary`]: the data dictionary written next to every dataset.
 //! * [`lake`]: the lake's shared lock and its record of committed offsets.
+//! * [`lineage`]: OpenLineage run events (START, COMPLETE, FAIL) of landing runs.
 //!
 //! Records that cannot be decoded or checked go to a dead-letter topic with the reason in a
 //! header; nothing is dropped silently and no field value appears in a log line or error.
@@ -39,6 +40,7 @@ pub mod erase;
 pub mod keyring;
 pub mod lake;
 pub mod lander;
+pub mod lineage;
 pub mod parquet_sink;
 pub mod policy;
 pub mod pseudonymise;

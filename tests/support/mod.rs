@@ -67,6 +67,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         event_time_window_secs: 86_400,
         audit_log: None,
         audit_topic: None,
+        lineage: Default::default(),
     }
 }
 

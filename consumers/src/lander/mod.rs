@@ -118,6 +118,10 @@ pub struct LanderConfig {
     /// The audit log; `<lake_dir>/_audit/audit.jsonl` when not given.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Where the run's OpenLineage events go (see [`crate::lineage`]); none by default. The
+    /// lander does not emit them itself: whoever runs it does, around [`run`].
+    #[serde(default)]
+    pub lineage: crate::lineage::LineageConfig,
 }
 
 impl LanderConfig {
