@@ -15,6 +15,7 @@ pub mod governance;
 pub mod keys;
 pub mod lake_args;
 pub mod lineage;
+pub mod observability;
 pub mod progress;
 pub mod provision;
 pub mod report;

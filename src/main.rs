@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
-use sluice::{broker, demo, governance, keys, progress, provision, services, topics::Topics};
+use sluice::{broker, demo, governance, keys, observability, progress, provision, services, topics::Topics};
 use sluice_consumers::{
     LanderConfig,
     lander::{setups_from_builtin, setups_from_dir},
@@ -15,7 +15,6 @@ use sluice_producers::fhir::server::FhirServerConfig;
 use sluice_producers::hl7::listener::MllpListenerConfig;
 use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing, compatibility};
-use tracing_subscriber::EnvFilter;
 
 /// Governed streaming of clinical events into pseudonymised Parquet.
 #[derive(Parser)]
@@ -23,6 +22,11 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr are written: `text` for people, `json` (one object per line)
+    /// for log collectors. Logs also go to the OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is set.
+    #[arg(long, global = true, value_enum, env = "SLUICE_LOG_FORMAT", default_value = "text")]
+    log_format: observability::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +72,25 @@ enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+}
+
+impl Command {
+    /// The subcommand's name, for the telemetry `service.name` (`sluice-land`, ...).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Demo(_) => "demo",
+            Command::Produce { .. } => "produce",
+            Command::Land(_) => "land",
+            Command::Topics { .. } => "topics",
+            Command::Keys { .. } => "keys",
+            Command::Compact(_) => "compact",
+            Command::Erase(_) => "erase",
+            Command::Report(_) => "report",
+            Command::Policy { .. } => "policy",
+            Command::Audit { .. } => "audit",
+            Command::Schemas { .. } => "schemas",
+        }
+    }
 }
 
 /// Settings of the synthetic source.
@@ -414,12 +437,14 @@ fn main() -> ExitCode {
         Command::Land(_) | Command::Produce { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_log)))
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, so log files and CI output stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let service = format!("sluice-{}", cli.command.name());
+    let mut telemetry = match observability::start(&service, default_log, cli.log_format) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command {
         Command::Schemas { command: SchemasCommand::Check { dir } } => schemas_check(dir),
         Command::Schemas { command: SchemasCommand::List } => schemas_list(),
@@ -450,10 +475,15 @@ fn main() -> ExitCode {
         Command::Produce { source: ProduceSource::File(args) } => produce_file(args),
         Command::Land(args) => land(args),
     };
-    outcome.unwrap_or_else(|error| {
+    let code = outcome.unwrap_or_else(|error| {
         eprintln!("error: {error}");
         ExitCode::FAILURE
-    })
+    });
+    // Export the last spans, metrics and logs before exiting.
+    if let Some(Err(error)) = telemetry.as_mut().map(sluice_telemetry::Telemetry::shutdown) {
+        eprintln!("warning: {error}");
+    }
+    code
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

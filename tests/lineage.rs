@@ -3,13 +3,7 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
-    path::Path,
-    sync::{Arc, Mutex},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use serde_json::Value;
 use sluice::keys;
@@ -18,39 +12,6 @@ use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::Catalogue;
 use support::*;
 use tokio::sync::watch;
-
-/// One request received: its headers (names lower-cased) and body.
-type Received = (BTreeMap<String, String>, Vec<u8>);
-
-/// A tiny HTTP server on a free local port that answers 200 to everything and keeps what it got.
-fn http_server() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/api/v1/lineage", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = BTreeMap::new();
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            headers.insert(":request".to_owned(), line.trim().to_owned());
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                let Some((name, value)) = line.trim_end().split_once(':') else { break };
-                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
-            }
-            let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-            keep.lock().unwrap().push((headers, body));
-        }
-    });
-    (url, received)
-}
 
 async fn land(
     client: &rdkafka::ClientConfig,
@@ -77,7 +38,8 @@ async fn a_landing_run_emits_start_then_complete_to_the_file_and_the_endpoint() 
     let purposes = vec!["direct-care".to_owned(), "research".to_owned()];
     let lake = tempfile::tempdir().unwrap();
     let lineage_file = lake.path().join("_lineage/openlineage.jsonl");
-    let (url, received) = http_server();
+    let (server, received) = http_server();
+    let url = format!("{server}/api/v1/lineage");
     let mut config = lander_config(lake.path(), &purposes, "lineage-test", &topics);
     config.lineage.file = Some(lineage_file.clone());
     config.lineage.url = Some(url);

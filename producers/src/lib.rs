@@ -33,6 +33,7 @@ pub mod synthetic;
 
 mod error;
 mod json_input;
+mod telemetry;
 
 pub use error::{Error, Result};
 pub use publisher::{Acknowledged, EventPublisher, Origin, PendingDelivery, PublishReport, PublisherConfig};

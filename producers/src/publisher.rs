@@ -21,6 +21,7 @@ use sluice_schemas::{Catalogue, Encoder, Framing};
 
 use crate::clinical::SubjectRecord;
 use crate::headers::{self, TraceContext};
+use crate::telemetry::PublishTrace;
 use crate::{Error, Result, SyntheticEvent};
 
 /// How the publisher behaves, apart from the broker connection (which comes as a librdkafka
@@ -94,12 +95,19 @@ pub struct PendingDelivery {
     topic: String,
     /// librdkafka's delivery report.
     delivery: DeliveryFuture,
+    /// The record's `publish` span and latency clock.
+    trace: PublishTrace,
 }
 
 impl PendingDelivery {
     /// Waits for Kafka: where it stored the record, or why it did not.
     pub async fn acknowledged(self) -> Result<Acknowledged> {
-        settle(&self.topic, self.delivery.await)
+        let settled = settle(&self.topic, self.delivery.await);
+        match &settled {
+            Ok(stored) => self.trace.acknowledged(&self.topic, stored.partition, stored.offset),
+            Err(error) => self.trace.failed(&self.topic, error.to_string()),
+        }
+        settled
     }
 }
 
@@ -194,9 +202,10 @@ impl<'c> EventPublisher<'c> {
         let topic = self.topics.get(record.subject).ok_or_else(|| Error::NoTopic(record.subject.to_owned()))?;
         let version = self.catalogue.version(record.subject, record.version)?;
         let payload = self.encoder.encode(version, &record.value)?;
-        let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter);
+        let (trace, context) = PublishTrace::start(topic, origin.adapter, Some(origin.trace));
+        let headers = headers::event_headers(&context, origin.source_reference, origin.adapter);
         let delivery = self.send(topic, Some(&record.key), &payload, headers).await?;
-        Ok(PendingDelivery { topic: topic.clone(), delivery })
+        Ok(PendingDelivery { topic: topic.clone(), delivery, trace })
     }
 
     /// Stores a record that could not be published on the dead-letter topic: the payload as the
@@ -214,10 +223,11 @@ impl<'c> EventPublisher<'c> {
         origin: Origin<'_>,
     ) -> Result<PendingDelivery> {
         let topic = self.dead_letter_topic.as_deref().ok_or_else(|| Error::NoTopic("dead letters".to_owned()))?;
-        let headers = headers::event_headers(&origin.trace.child(), origin.source_reference, origin.adapter)
+        let (trace, context) = PublishTrace::start(topic, origin.adapter, Some(origin.trace));
+        let headers = headers::event_headers(&context, origin.source_reference, origin.adapter)
             .insert(Header { key: headers::DEAD_LETTER_REASON, value: Some(reason) });
         let delivery = self.send(topic, None, payload, headers).await?;
-        Ok(PendingDelivery { topic: topic.to_owned(), delivery })
+        Ok(PendingDelivery { topic: topic.to_owned(), delivery, trace })
     }
 
     /// Every topic this publisher may write to: the subjects' and the dead-letter topic.
@@ -268,7 +278,8 @@ impl<'c> EventPublisher<'c> {
             let version = self.catalogue.version(event.subject, event.version)?;
             let payload = self.encoder.encode(version, &event.value)?;
             let source_reference = format!("synthetic:{}", event.truth.event_id);
-            let headers = headers::event_headers(&TraceContext::new_root(), &source_reference, "synthetic");
+            let (trace, context) = PublishTrace::start(topic, "synthetic", None);
+            let headers = headers::event_headers(&context, &source_reference, "synthetic");
             let delivery = loop {
                 let record = FutureRecord::to(topic).key(&event.key).payload(&payload).headers(headers.clone());
                 match self.producer.send_result(record) {
@@ -285,7 +296,7 @@ impl<'c> EventPublisher<'c> {
                     Err((source, _)) => return Err(Error::Delivery { topic: topic.clone(), source }),
                 }
             };
-            pending.in_flight.push(tagged(event.subject, topic.clone(), delivery));
+            pending.in_flight.push(tagged(event.subject, topic.clone(), delivery, trace));
         }
         while !pending.in_flight.is_empty() {
             pending.settle_one().await?;
@@ -320,8 +331,15 @@ async fn tagged(
     subject: &'static str,
     topic: String,
     delivery: DeliveryFuture,
+    trace: PublishTrace,
 ) -> (&'static str, String, DeliveryOutcome) {
-    (subject, topic, delivery.await)
+    let outcome = delivery.await;
+    match &outcome {
+        Ok(Ok(delivery)) => trace.acknowledged(&topic, delivery.partition, delivery.offset),
+        Ok(Err((error, _))) => trace.failed(&topic, error.to_string()),
+        Err(Canceled) => trace.failed(&topic, KafkaError::Canceled.to_string()),
+    }
+    (subject, topic, outcome)
 }
 
 /// Events handed to librdkafka and not yet acknowledged, and what has been acknowledged so far.

@@ -9,7 +9,10 @@ pub mod tansu;
 use std::{
     collections::{BTreeMap, HashMap},
     fs::File,
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpListener,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
 
 use arrow::{
@@ -250,4 +253,39 @@ pub fn read_topic(client: &ClientConfig, topic: &str) -> Vec<TopicRecord> {
     }
     records.sort_by_key(|r| (r.partition, r.offset));
     records
+}
+
+/// One request received: its headers (names lower-cased) and body.
+pub type Received = (BTreeMap<String, String>, Vec<u8>);
+
+/// A tiny HTTP server on a free local port that answers 200 to everything and keeps what it got;
+/// returns its base URL (`http://127.0.0.1:<port>`). Each request's `:request` header is its
+/// request line.
+pub fn http_server() -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = BTreeMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            headers.insert(":request".to_owned(), line.trim().to_owned());
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let Some((name, value)) = line.trim_end().split_once(':') else { break };
+                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+            }
+            let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+            keep.lock().unwrap().push((headers, body));
+        }
+    });
+    (url, received)
 }

@@ -19,6 +19,7 @@ use super::{
     LanderConsumer, block,
     layout::{event_date_directory, landed_file_name},
     state::{LandingState, PartitionProgress, PendingFile, PendingKey},
+    telemetry,
 };
 use crate::{
     Error, Result,
@@ -30,6 +31,8 @@ use crate::{
 
 /// What was written for one (purpose index, topic, partition) at this checkpoint.
 struct WrittenFile {
+    /// The context of its `write parquet` span, for the events' spans to link to.
+    span: Option<sluice_telemetry::TraceContext>,
     landed: LandedFile,
     record: FileRecord,
     writer_schemas: Vec<String>,
@@ -59,6 +62,7 @@ impl LandingState<'_> {
         }
         let rolled_rows: usize = rolling.values().map(|p| p.rows.rows()).sum();
         let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
+        let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
         for ((index, topic, partition, day), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
@@ -88,6 +92,7 @@ impl LandingState<'_> {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
             }
             let batch = pending.rows.finish();
+            let mut file_span = telemetry::file_span(&checkpoint_trace, &key);
             let storage = Arc::clone(&self.storage);
             let (landed, record) = tokio::task::spawn_blocking(move || -> Result<(LandedFile, FileRecord)> {
                 let landed = write_parquet(&storage, &key, &batch, metadata)?;
@@ -96,7 +101,14 @@ impl LandingState<'_> {
             })
             .await
             .expect("the file writer does not panic")?;
-            written.insert((index, topic, partition, day), WrittenFile { landed, record, writer_schemas });
+            telemetry::record_file(&runtime.purpose.name(), &plan.subject, landed.bytes, landed.rows as u64);
+            file_span.set_attributes([
+                opentelemetry::KeyValue::new("sluice.rows", i64::try_from(landed.rows).unwrap_or(i64::MAX)),
+                opentelemetry::KeyValue::new("sluice.bytes", i64::try_from(landed.bytes).unwrap_or(i64::MAX)),
+            ]);
+            let span = file_span.context();
+            file_span.end();
+            written.insert((index, topic, partition, day), WrittenFile { span, landed, record, writer_schemas });
         }
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
@@ -159,11 +171,20 @@ impl LandingState<'_> {
             "checkpoint: files landed, offsets committed"
         );
         if !committing.is_empty() {
+            consumer.context().note_committed(committing.iter().map(|(key, progress)| (key.clone(), progress.next)));
             let lake = self.config.lake_dir.clone();
             let offsets: Vec<(String, i32, i64)> =
                 committing.iter().map(|((t, p), progress)| (t.clone(), *p, progress.next)).collect();
             block(|| crate::lake::record_committed(&lake, offsets.iter().map(|(t, p, n)| (t.as_str(), *p, *n))))?;
         }
+        for ((topic, partition), progress) in &mut committing {
+            let file_span = |index: usize, day: Option<i32>| {
+                written.get(&(index, topic.clone(), *partition, day)).and_then(|file| file.span)
+            };
+            telemetry::record_landed(topic, *partition, std::mem::take(&mut progress.traced), file_span);
+            telemetry::record_committed(&progress.tally, progress.started.elapsed());
+        }
+        checkpoint_span.end();
         let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
         files.sort_by(|a, b| a.key.cmp(&b.key));
         self.report.files.extend(files);

@@ -47,6 +47,7 @@ mod report;
 mod run_audit;
 mod setup;
 mod state;
+mod telemetry;
 
 use consent_reader::ConsentReader;
 pub use report::LandingReport;
@@ -345,9 +346,24 @@ pub(super) type LanderConsumer = StreamConsumer<LanderContext>;
 pub(super) struct LanderContext {
     /// Partitions revoked since the loop last looked.
     revoked: Mutex<Vec<(String, i32)>>,
+    /// The offset this lander last committed per partition, for the lag metric (librdkafka's
+    /// statistics do not always know it).
+    committed: Mutex<HashMap<(String, i32), i64>>,
 }
 
-impl ClientContext for LanderContext {}
+impl LanderContext {
+    /// Notes offsets just committed.
+    pub(super) fn note_committed(&self, offsets: impl IntoIterator<Item = ((String, i32), i64)>) {
+        self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(offsets);
+    }
+}
+
+impl ClientContext for LanderContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let committed = self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        telemetry::record_lag(statistics, |topic, partition| committed.get(&(topic.to_owned(), partition)).copied());
+    }
+}
 
 impl ConsumerContext for LanderContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -435,6 +451,10 @@ fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed");
+    if sluice_telemetry::installed() {
+        // librdkafka's statistics carry each partition's lag, exported as a metric.
+        config.set("statistics.interval.ms", telemetry::STATISTICS_INTERVAL_MS);
+    }
     config
 }
 

@@ -67,6 +67,8 @@ pub(super) struct PartitionProgress {
     pub(super) next: i64,
     /// What the events came to, per purpose. Merged into the run's report only once committed.
     pub(super) tally: LandingReport,
+    /// Sampled events whose `land` spans are recorded at the commit (see [`super::telemetry`]).
+    pub(super) traced: Vec<super::telemetry::TracedEvent>,
 }
 
 /// Everything a run holds between checkpoints.
@@ -295,6 +297,7 @@ impl<'a> LandingState<'a> {
     /// Counts a read event and buffers its rows (or sends it to the dead-letter topic).
     pub(super) fn buffer_clinical(&mut self, message: &impl Message, event: ReadEvent) -> Result<()> {
         let window = self.event_time_window(&event);
+        let traced = super::telemetry::trace_event(message, || self.outcome_attributes(&event.routed));
         let ReadEvent { key, offset, subject: expected_subject, routed } = event;
         let (topic, partition) = (key.0.clone(), key.1);
         let progress = self.uncommitted.entry(key.clone()).or_insert_with(|| PartitionProgress {
@@ -302,8 +305,12 @@ impl<'a> LandingState<'a> {
             first: offset,
             next: offset,
             tally: LandingReport::default(),
+            traced: Vec::new(),
         });
         progress.next = offset + 1;
+        if let Some(traced) = traced.filter(|_| progress.traced.len() < super::telemetry::MAX_TRACED_PER_PARTITION) {
+            progress.traced.push(traced);
+        }
         if let Some(window) = window {
             self.clocks.entry(key.clone()).or_default().observe(window);
         }
@@ -332,10 +339,7 @@ impl<'a> LandingState<'a> {
         }
         for (index, plan, row) in routed.rows {
             *tally.landed.entry(name(index)).or_default() += 1;
-            let day = plan.event_time_column.and_then(|column| match row[column] {
-                Cell::TimestampMicros(micros) => i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok(),
-                _ => None,
-            });
+            let day = landed_day(&plan, &row);
             let pending = self.pending.entry((index, topic.clone(), partition, day)).or_insert_with(|| PendingFile {
                 rows: RowBuffer::new(plan),
                 offsets: (offset, offset),
@@ -347,6 +351,42 @@ impl<'a> LandingState<'a> {
             self.buffered_rows += 1;
         }
         Ok(())
+    }
+
+    /// What became of an event, as attributes of its `land` span (the purposes it was landed
+    /// for, those it was withheld from and why, or that it was dead-lettered), and the pending
+    /// files its rows go to.
+    fn outcome_attributes(
+        &self,
+        routed: &Result<Routed, String>,
+    ) -> (Vec<opentelemetry::KeyValue>, Vec<(usize, Option<i32>)>) {
+        use opentelemetry::{Array, KeyValue, StringValue, Value};
+        let names =
+            |purposes: Vec<String>| Value::Array(Array::String(purposes.into_iter().map(StringValue::from).collect()));
+        let files = match routed {
+            Ok(routed) => routed.rows.iter().map(|(index, plan, row)| (*index, landed_day(plan, row))).collect(),
+            Err(_) => Vec::new(),
+        };
+        let attributes = match routed {
+            Ok(routed) => vec![
+                KeyValue::new(
+                    "sluice.landed_for",
+                    names(routed.rows.iter().map(|(index, _, _)| self.purposes[*index].purpose.name()).collect()),
+                ),
+                KeyValue::new(
+                    "sluice.withheld",
+                    names(
+                        routed
+                            .withheld
+                            .iter()
+                            .map(|(index, reason)| format!("{}: {reason}", self.purposes[*index].purpose.name()))
+                            .collect(),
+                    ),
+                ),
+            ],
+            Err(_) => vec![KeyValue::new("sluice.dead_lettered", true)],
+        };
+        (attributes, files)
     }
 
     /// Decodes the event, checks consent for every purpose and pseudonymises it for each purpose
@@ -525,4 +565,13 @@ impl<'a> LandingState<'a> {
             position >= *target
         })
     }
+}
+
+/// The UTC day (days since 1970-01-01) a row is filed under, from its landed event time; `None`
+/// when the policy lands no event time.
+fn landed_day(plan: &LandingPlan, row: &[Cell]) -> Option<i32> {
+    plan.event_time_column.and_then(|column| match row[column] {
+        Cell::TimestampMicros(micros) => i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok(),
+        _ => None,
+    })
 }

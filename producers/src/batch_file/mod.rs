@@ -45,7 +45,6 @@ pub use checkpoint::{Checkpoint, file_identity};
 use line::{Output, map_line};
 
 use crate::fhir::FhirDefaults;
-use crate::headers::TraceContext;
 use crate::read_back;
 use crate::{Error, EventPublisher, Origin, PendingDelivery, Result};
 
@@ -255,7 +254,7 @@ pub async fn import_file(
         if outputs.is_empty() {
             report.blank_lines += 1;
         }
-        let trace = TraceContext::new_root();
+        let (_line_span, trace) = crate::telemetry::request_span("read batch line", ADAPTER, None);
         let mut deliveries = Vec::with_capacity(outputs.len());
         for (reference, output) in &outputs {
             if found.contains(reference) {

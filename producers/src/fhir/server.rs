@@ -254,7 +254,8 @@ async fn create_of_type(
 /// Reads, maps, dead-letters what is refused, publishes what is not, and answers.
 async fn handle(shared: &Shared, expected_type: Option<&str>, request: Request) -> Response {
     add(&shared.counts.requests, 1);
-    let trace = trace_of(request.headers());
+    let (_request_span, trace) =
+        crate::telemetry::request_span("receive fhir request", ADAPTER, caller_trace(request.headers()));
     if let Some(refusal) = unacceptable_content_type(request.headers()) {
         return refusal;
     }
@@ -443,13 +444,9 @@ async fn dead_letter(
     }
 }
 
-/// The request's trace, continued from its `traceparent` header, else a new one.
-fn trace_of(headers: &HeaderMap) -> TraceContext {
-    headers
-        .get(TRACEPARENT)
-        .and_then(|value| value.to_str().ok())
-        .and_then(TraceContext::parse)
-        .unwrap_or_else(TraceContext::new_root)
+/// The caller's trace, from the request's `traceparent` header, if it sent a valid one.
+fn caller_trace(headers: &HeaderMap) -> Option<TraceContext> {
+    headers.get(TRACEPARENT).and_then(|value| value.to_str().ok()).and_then(TraceContext::parse)
 }
 
 /// `415` unless the body is declared FHIR JSON or JSON (a missing content type is read as JSON).

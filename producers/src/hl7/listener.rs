@@ -303,7 +303,7 @@ async fn serve_connection(
 
 /// Handles one message and returns its ACK.
 async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
-    let trace = TraceContext::new_root();
+    let (_request_span, trace) = crate::telemetry::request_span("receive hl7v2 message", ADAPTER, None);
     let message = match Message::parse(bytes) {
         Ok(message) => message,
         Err(error) => {
