@@ -250,6 +250,21 @@ async fn a_fhir_callers_trace_runs_through_the_producer_and_kafka_to_the_landed_
     assert!(linked_files > 0, "the Bundle's events reached landed files");
 }
 
+#[test]
+fn an_unreachable_collector_costs_telemetry_not_data() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    demo.args(["demo", "--events", "500", "--patients", "100", "--lake"]).arg(lake.path());
+    // Nothing listens on the discard port.
+    otlp_env(&mut demo, "http://127.0.0.1:9");
+    let output = demo.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stop = audit_stop_record(lake.path());
+    assert_eq!(stop["consumed"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 500);
+    assert!(stop["files"].as_u64().unwrap() > 0);
+}
+
 /// The identifiers of the synthetic patients, and a search for them in text.
 struct IdentifierScan {
     /// Per patient: NHS number (plain and spaced 3-3-4), local id, names, full postcode,
