@@ -92,6 +92,17 @@ impl SchemaVersion {
     pub fn label(&self) -> String {
         format!("{} v{}", self.subject, self.version)
     }
+
+    /// `subject vN fingerprint`, as the audit trail and landed files name a reader schema.
+    pub fn fingerprinted_label(&self) -> String {
+        fingerprinted_label(&self.subject, self.version, self.fingerprint())
+    }
+}
+
+/// `subject vN fingerprint` (the fingerprint as 16 hex digits): how the audit trail and landed
+/// files' metadata name a schema version.
+pub fn fingerprinted_label(subject: &str, version: u32, fingerprint: u64) -> String {
+    format!("{subject} v{version} {fingerprint:016x}")
 }
 
 /// All subjects and their versions, oldest first.

@@ -59,7 +59,7 @@ mod error;
 mod framing;
 mod nhs_number;
 
-pub use catalogue::{Catalogue, SchemaVersion, subjects};
+pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
 pub use codec::{DecodedEvent, Decoder, Encoder};
 pub use error::{Error, Result};
 pub use framing::{Framing, WriterSchemaRef};

@@ -276,7 +276,7 @@ impl LandingState<'_> {
 
 /// `subject vN fingerprint` of the schema a plan reads with.
 fn reader_schema(plan: &LandingPlan) -> String {
-    format!("{} v{} {:016x}", plan.subject, plan.reader_version, plan.reader_fingerprint)
+    sluice_schemas::fingerprinted_label(&plan.subject, plan.reader_version, plan.reader_fingerprint)
 }
 
 /// Least time between two copies of the audit trail to the audit topic during a run.

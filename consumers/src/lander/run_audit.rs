@@ -25,7 +25,7 @@ pub(super) fn record_start(
         .clinical_topics
         .keys()
         .filter_map(|subject| catalogue.latest(subject).ok())
-        .map(|latest| format!("{} v{} {:016x}", latest.subject(), latest.version(), latest.fingerprint()))
+        .map(|latest| latest.fingerprinted_label())
         .collect();
     let in_force: Vec<PurposeInForce> = config
         .purposes
