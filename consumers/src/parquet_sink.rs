@@ -39,7 +39,7 @@ impl LandedFile {
     /// covers could not be committed, so that the events are landed once, by whoever re-reads them.
     pub fn withdraw(&self, storage: &LakeStorage) -> Result<bool> {
         match storage.e_tag(&self.key)? {
-            Some(current) if current == self.e_tag => {
+            crate::storage::ObjectTag::Present(current) if current == self.e_tag => {
                 storage.delete(&self.key)?;
                 Ok(true)
             }

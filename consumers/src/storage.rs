@@ -58,6 +58,15 @@ pub struct Stored {
     pub e_tag: Option<String>,
 }
 
+/// What [`LakeStorage::e_tag`] finds at a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectTag {
+    /// No object.
+    Absent,
+    /// An object, with its entity tag when the store gives one (each write gets a new one).
+    Present(Option<String>),
+}
+
 impl LakeStorage {
     /// Opens the lake at `location`: a directory path, a `file://` URL or an `s3://` URL.
     pub fn open(location: &str) -> Result<Self> {
@@ -147,11 +156,11 @@ impl LakeStorage {
             .map_err(|e| storage_error(&self.location, "read", key, e.to_string()))
     }
 
-    /// The current tag of the object at `key`, or `None` if there is none.
-    pub fn e_tag(&self, key: &str) -> Result<Option<Option<String>>> {
+    /// Whether there is an object at `key`, and its current tag.
+    pub fn e_tag(&self, key: &str) -> Result<ObjectTag> {
         match self.block_on(self.store.head(&parse_key(&self.location, key)?)) {
-            Ok(meta) => Ok(Some(meta.e_tag)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Ok(meta) => Ok(ObjectTag::Present(meta.e_tag)),
+            Err(object_store::Error::NotFound { .. }) => Ok(ObjectTag::Absent),
             Err(error) => Err(storage_error(&self.location, "look up", key, error.to_string())),
         }
     }
@@ -284,10 +293,10 @@ mod tests {
         let key = "research/adt/event_date=2026-01-01/a.parquet";
         let rewritten = lake.put(key, Bytes::from_static(b"one, again")).unwrap();
         assert_ne!(rewritten.e_tag, stored.e_tag);
-        assert_eq!(lake.e_tag(key).unwrap(), Some(rewritten.e_tag));
+        assert_eq!(lake.e_tag(key).unwrap(), ObjectTag::Present(rewritten.e_tag));
         lake.delete(key).unwrap();
         lake.delete(key).unwrap();
-        assert_eq!(lake.e_tag(key).unwrap(), None);
+        assert_eq!(lake.e_tag(key).unwrap(), ObjectTag::Absent);
     }
 
     #[test]
