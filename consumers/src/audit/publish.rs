@@ -32,8 +32,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Copies new audit records to the audit topic.
 pub struct AuditPublisher<'c> {
-    /// Where the cluster is.
-    client: ClientConfig,
+    /// Reads the topic's last record, to know where to resume; kept for every publish (landers
+    /// publish every few seconds) and re-assigned to the topic's end each time.
+    reader: BaseConsumer,
     /// The audit topic.
     topic: String,
     /// Idempotent producer for the records.
@@ -55,8 +56,14 @@ impl<'c> AuditPublisher<'c> {
         let schema = catalogue
             .latest(subjects::AUDIT)
             .map_err(|e| Error::AuditPublish { topic: topic.to_owned(), reason: e.to_string() })?;
+        let reader: BaseConsumer = client
+            .clone()
+            .set("enable.auto.commit", "false")
+            .set("group.id", "sluice-audit-publisher")
+            .create()
+            .map_err(|source| Error::CreateClient { role: "audit reader", source })?;
         Ok(AuditPublisher {
-            client: client.clone(),
+            reader,
             topic: topic.to_owned(),
             producer,
             encoder: Encoder::new(catalogue, Framing::SingleObject),
@@ -118,13 +125,7 @@ impl<'c> AuditPublisher<'c> {
     /// Sequence number of the last record in the topic, if any.
     fn last_published(&self) -> Result<Option<u64>> {
         let failed = |reason: String| Error::AuditPublish { topic: self.topic.clone(), reason };
-        let consumer: BaseConsumer = self
-            .client
-            .clone()
-            .set("enable.auto.commit", "false")
-            .set("group.id", "sluice-audit-publisher")
-            .create()
-            .map_err(|source| Error::CreateClient { role: "audit reader", source })?;
+        let consumer = &self.reader;
         let (_, high) = consumer.fetch_watermarks(&self.topic, 0, TIMEOUT).map_err(|e| failed(e.to_string()))?;
         if high <= 0 {
             return Ok(None);
