@@ -30,10 +30,8 @@ fn read_events(path: &Path) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_landing_run_emits_start_then_complete_to_the_file_and_the_endpoint() {
-    let (_cluster, client, topics) = mock_cluster();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 300, events: 3_000, ..Default::default() }).unwrap();
-    publish_source(&client, &topics, &source).await;
+    let (_cluster, client, topics, source) =
+        mock_cluster_with_source(SyntheticSourceConfig { patients: 300, events: 3_000, ..Default::default() }).await;
 
     let purposes = vec!["direct-care".to_owned(), "research".to_owned()];
     let lake = tempfile::tempdir().unwrap();

@@ -12,10 +12,8 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_roll_at_their_row_limit_and_every_event_lands_once() {
-    let (_cluster, client, topics) = mock_cluster();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 500, events: 9_000, ..Default::default() }).unwrap();
-    publish_source(&client, &topics, &source).await;
+    let (_cluster, client, topics, _source) =
+        mock_cluster_with_source(SyntheticSourceConfig { patients: 500, events: 9_000, ..Default::default() }).await;
 
     let purposes = vec!["direct-care".to_owned()];
     let lake = tempfile::tempdir().unwrap();

@@ -6,15 +6,13 @@ mod support;
 
 use serde_json::Value;
 use sluice::keys;
-use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
+use sluice_producers::SyntheticSourceConfig;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_record_their_start_stop_and_changes_of_key() {
-    let (_cluster, client, topics) = mock_cluster();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 100, events: 600, ..Default::default() }).unwrap();
-    publish_source(&client, &topics, &source).await;
+    let (_cluster, client, topics, _source) =
+        mock_cluster_with_source(SyntheticSourceConfig { patients: 100, events: 600, ..Default::default() }).await;
     let purposes = vec!["planning".to_owned()];
     let lake = tempfile::tempdir().unwrap();
     let config = lander_config(lake.path(), &purposes, "run-audit-test", &topics);
@@ -59,11 +57,9 @@ async fn the_audit_trail_is_copied_to_the_audit_topic_once_and_in_order() {
     use sha2::{Digest, Sha256};
     use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value as Avro};
 
-    let (_cluster, client, topics) = mock_cluster();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 100, events: 800, seed: 4, ..Default::default() })
-            .unwrap();
-    publish_source(&client, &topics, &source).await;
+    let (_cluster, client, topics, _source) =
+        mock_cluster_with_source(SyntheticSourceConfig { patients: 100, events: 800, seed: 4, ..Default::default() })
+            .await;
     let purposes = vec!["research".to_owned()];
     let lake = tempfile::tempdir().unwrap();
     let mut config = lander_config(lake.path(), &purposes, "audit-topic-test", &topics);

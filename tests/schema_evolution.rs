@@ -17,7 +17,7 @@ use sluice_consumers::{
     parquet_sink::{encode, key_value_pairs},
     storage::LakeStorage,
 };
-use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
+use sluice_producers::SyntheticSourceConfig;
 use sluice_schemas::Catalogue;
 use support::*;
 
@@ -51,11 +51,13 @@ fn as_landed_before_v3(path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_an_older_schema_version_read_together_with_the_newest() {
-    let (_cluster, client, topics) = mock_cluster();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 200, events: 2_000, seed: 11, ..Default::default() })
-            .unwrap();
-    publish_source(&client, &topics, &source).await;
+    let (_cluster, client, topics, _source) = mock_cluster_with_source(SyntheticSourceConfig {
+        patients: 200,
+        events: 2_000,
+        seed: 11,
+        ..Default::default()
+    })
+    .await;
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["direct-care".to_owned()];
     let config = lander_config(lake.path(), &purposes, "evolution-test", &topics);

@@ -34,7 +34,7 @@ use sluice_consumers::{
     lander::{PurposeSetup, setups_from_builtin},
     pseudonymise::PurposeKey,
 };
-use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource};
+use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::Catalogue;
 use tokio::sync::watch;
 
@@ -116,6 +116,17 @@ pub async fn publish_source(client: &ClientConfig, topics: &Topics, source: &Syn
         EventPublisher::new(client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
     publisher.publish_all(source.consent_events(), |_| {}).await.unwrap();
     publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap()
+}
+
+/// A mock cluster with the repository's topics (see [`mock_cluster`]) holding the consent
+/// changes and clinical events of the synthetic source `config` describes, and that source.
+pub async fn mock_cluster_with_source(
+    config: SyntheticSourceConfig,
+) -> (MockCluster<'static, DefaultProducerContext>, ClientConfig, Topics, SyntheticSource) {
+    let (cluster, client, topics) = mock_cluster();
+    let source = SyntheticSource::new(config).unwrap();
+    publish_source(&client, &topics, &source).await;
+    (cluster, client, topics, source)
 }
 
 /// Every Parquet file under `dir`, recursively, in path order.
