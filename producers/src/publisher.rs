@@ -128,7 +128,7 @@ pub struct Origin<'a> {
     /// The source's reference to the message, resource or line (see [`crate::headers`]).
     pub source_reference: &'a str,
     /// The adapter, e.g. `hl7-mllp`.
-    pub adapter: &'a str,
+    pub adapter: &'static str,
     /// The trace of the source request; each record gets a child span of it.
     pub trace: &'a TraceContext,
 }

@@ -52,9 +52,8 @@ impl PublishTrace {
     /// Starts the `publish` span of one event to `topic` as a child of `parent` (the source
     /// request's context), or as a new trace's root; returns it with the context the event's
     /// `traceparent` header must carry.
-    pub(crate) fn start(topic: &str, adapter: &str, parent: Option<&TraceContext>) -> (Self, TraceContext) {
+    pub(crate) fn start(topic: &str, adapter: &'static str, parent: Option<&TraceContext>) -> (Self, TraceContext) {
         let context = parent.map_or_else(TraceContext::new_root, TraceContext::child);
-        let adapter = adapter_label(adapter);
         let (span, context) = StepSpan::start(
             "publish",
             SpanKind::Producer,
@@ -97,32 +96,16 @@ impl PublishTrace {
     }
 }
 
-/// The adapter's name as a static label: adapters are a fixed set, so labels stay few.
-fn adapter_label(adapter: &str) -> &'static str {
-    match adapter {
-        "hl7-mllp" => "hl7-mllp",
-        "fhir-http" => "fhir-http",
-        "file" => "file",
-        "synthetic" => "synthetic",
-        _ => "other",
-    }
-}
-
 /// Starts the span of one source request (an HL7 message, a FHIR request, a file line) that an
 /// adapter is answering: a child of the caller's context when the request carried one, else the
 /// root of a new trace. The events it publishes become its children. Ends when dropped.
+/// `kind` is `Server` for a request answered over the network, `Internal` for a file's line.
 pub(crate) fn request_span(
     name: &'static str,
-    adapter: &str,
+    kind: SpanKind,
+    adapter: &'static str,
     caller: Option<TraceContext>,
 ) -> (StepSpan, TraceContext) {
     let context = caller.as_ref().map_or_else(TraceContext::new_root, TraceContext::child);
-    let kind = if adapter == "file" { SpanKind::Internal } else { SpanKind::Server };
-    StepSpan::start(
-        name,
-        kind,
-        context,
-        caller.as_ref(),
-        vec![KeyValue::new("sluice.source.adapter", adapter_label(adapter))],
-    )
+    StepSpan::start(name, kind, context, caller.as_ref(), vec![KeyValue::new("sluice.source.adapter", adapter)])
 }

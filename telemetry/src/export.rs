@@ -15,7 +15,7 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// The tracer, when telemetry is exported; `None` means nothing is recorded, and callers skip
 /// the work of building spans.
-pub fn tracer() -> Option<&'static SdkTracer> {
+pub(crate) fn tracer() -> Option<&'static SdkTracer> {
     TRACER.get()
 }
 
@@ -117,37 +117,35 @@ pub fn install(config: &TelemetryConfig) -> Result<Option<Telemetry>> {
         .build();
     let exporter_error = |signal: &'static str| move |source| Error::Exporter { signal, source };
 
-    let spans = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(UreqHttpClient::new(config.timeout))
-        .with_protocol(protocol)
-        .with_timeout(config.timeout)
-        .with_endpoint(format!("{endpoint}/v1/traces"))
-        .build()
-        .map_err(exporter_error("traces"))?;
+    let spans = over_http(
+        opentelemetry_otlp::SpanExporter::builder().with_http(),
+        endpoint,
+        config.timeout,
+        protocol,
+        "traces",
+    )
+    .build()
+    .map_err(exporter_error("traces"))?;
     let tracer_provider =
         SdkTracerProvider::builder().with_batch_exporter(spans).with_resource(resource.clone()).build();
 
-    let metrics = opentelemetry_otlp::MetricExporter::builder()
-        .with_http()
-        .with_http_client(UreqHttpClient::new(config.timeout))
-        .with_protocol(protocol)
-        .with_timeout(config.timeout)
-        .with_endpoint(format!("{endpoint}/v1/metrics"))
-        .build()
-        .map_err(exporter_error("metrics"))?;
+    let metrics = over_http(
+        opentelemetry_otlp::MetricExporter::builder().with_http(),
+        endpoint,
+        config.timeout,
+        protocol,
+        "metrics",
+    )
+    .build()
+    .map_err(exporter_error("metrics"))?;
     let reader =
         opentelemetry_sdk::metrics::PeriodicReader::builder(metrics).with_interval(config.metric_interval).build();
     let meter_provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource.clone()).build();
 
-    let logs = opentelemetry_otlp::LogExporter::builder()
-        .with_http()
-        .with_http_client(UreqHttpClient::new(config.timeout))
-        .with_protocol(protocol)
-        .with_timeout(config.timeout)
-        .with_endpoint(format!("{endpoint}/v1/logs"))
-        .build()
-        .map_err(exporter_error("logs"))?;
+    let logs =
+        over_http(opentelemetry_otlp::LogExporter::builder().with_http(), endpoint, config.timeout, protocol, "logs")
+            .build()
+            .map_err(exporter_error("logs"))?;
     let logger_provider = SdkLoggerProvider::builder().with_batch_exporter(logs).with_resource(resource).build();
 
     use opentelemetry::trace::TracerProvider as _;
@@ -158,6 +156,22 @@ pub fn install(config: &TelemetryConfig) -> Result<Option<Telemetry>> {
     global::set_tracer_provider(tracer_provider.clone());
     global::set_meter_provider(meter_provider.clone());
     Ok(Some(Telemetry { tracer_provider, meter_provider, logger_provider, shut_down: false }))
+}
+
+/// An OTLP exporter builder set up to send one signal (`traces`, `metrics` or `logs`) to
+/// `<endpoint>/v1/<signal>` with ureq, in `protocol`, giving up after `timeout`.
+fn over_http<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    endpoint: &str,
+    timeout: Duration,
+    protocol: Protocol,
+    signal: &str,
+) -> B {
+    builder
+        .with_http_client(UreqHttpClient::new(timeout))
+        .with_protocol(protocol)
+        .with_timeout(timeout)
+        .with_endpoint(format!("{endpoint}/v1/{signal}"))
 }
 
 impl Telemetry {

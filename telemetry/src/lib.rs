@@ -47,7 +47,7 @@ mod http_client;
 mod step_span;
 mod trace_context;
 
-pub use export::{OtlpProtocol, Telemetry, TelemetryConfig, install, installed, tracer};
+pub use export::{OtlpProtocol, Telemetry, TelemetryConfig, install, installed};
 pub use opentelemetry::{KeyValue, trace::SpanKind};
 pub use step_span::StepSpan;
 pub use trace_context::TraceContext;

@@ -9,7 +9,7 @@ use opentelemetry::{
     trace::{Link, Span as _, SpanKind, Status, TraceContextExt, TraceId, Tracer as _},
 };
 
-use crate::{TraceContext, tracer};
+use crate::{TraceContext, export::tracer};
 
 /// One step of a trace; ends when [`StepSpan::end`] or [`StepSpan::fail`] is called (or when
 /// dropped). Without telemetry installed it records nothing and costs nothing.

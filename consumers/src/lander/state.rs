@@ -363,30 +363,18 @@ impl<'a> LandingState<'a> {
         use opentelemetry::{Array, KeyValue, StringValue, Value};
         let names =
             |purposes: Vec<String>| Value::Array(Array::String(purposes.into_iter().map(StringValue::from).collect()));
-        let files = match routed {
-            Ok(routed) => routed.rows.iter().map(|(index, plan, row)| (*index, landed_day(plan, row))).collect(),
-            Err(_) => Vec::new(),
-        };
-        let attributes = match routed {
-            Ok(routed) => vec![
-                KeyValue::new(
-                    "sluice.landed_for",
-                    names(routed.rows.iter().map(|(index, _, _)| self.purposes[*index].purpose.name()).collect()),
-                ),
-                KeyValue::new(
-                    "sluice.withheld",
-                    names(
-                        routed
-                            .withheld
-                            .iter()
-                            .map(|(index, reason)| format!("{}: {reason}", self.purposes[*index].purpose.name()))
-                            .collect(),
-                    ),
-                ),
+        let Ok(routed) = routed else { return (vec![KeyValue::new("sluice.dead_lettered", true)], Vec::new()) };
+        let name = |index: usize| self.purposes[index].purpose.name();
+        let landed_for = routed.rows.iter().map(|(index, _, _)| name(*index)).collect();
+        let withheld = routed.withheld.iter().map(|(index, reason)| format!("{}: {reason}", name(*index))).collect();
+        let files = routed.rows.iter().map(|(index, plan, row)| (*index, landed_day(plan, row))).collect();
+        (
+            vec![
+                KeyValue::new("sluice.landed_for", names(landed_for)),
+                KeyValue::new("sluice.withheld", names(withheld)),
             ],
-            Err(_) => vec![KeyValue::new("sluice.dead_lettered", true)],
-        };
-        (attributes, files)
+            files,
+        )
     }
 
     /// Decodes the event, checks consent for every purpose and pseudonymises it for each purpose

@@ -38,6 +38,7 @@ use futures::FutureExt as _;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 use sluice_schemas::Catalogue;
+use sluice_telemetry::SpanKind;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::info;
 
@@ -254,7 +255,7 @@ pub async fn import_file(
         if outputs.is_empty() {
             report.blank_lines += 1;
         }
-        let (_line_span, trace) = crate::telemetry::request_span("read batch line", ADAPTER, None);
+        let (_line_span, trace) = crate::telemetry::request_span("read batch line", SpanKind::Internal, ADAPTER, None);
         let mut deliveries = Vec::with_capacity(outputs.len());
         for (reference, output) in &outputs {
             if found.contains(reference) {

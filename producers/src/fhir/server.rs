@@ -39,6 +39,7 @@ use axum::{
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sluice_telemetry::SpanKind;
 use tokio::{net::TcpListener, sync::watch};
 use tracing::{info, warn};
 
@@ -254,8 +255,12 @@ async fn create_of_type(
 /// Reads, maps, dead-letters what is refused, publishes what is not, and answers.
 async fn handle(shared: &Shared, expected_type: Option<&str>, request: Request) -> Response {
     add(&shared.counts.requests, 1);
-    let (_request_span, trace) =
-        crate::telemetry::request_span("receive fhir request", ADAPTER, caller_trace(request.headers()));
+    let (_request_span, trace) = crate::telemetry::request_span(
+        "receive fhir request",
+        SpanKind::Server,
+        ADAPTER,
+        caller_trace(request.headers()),
+    );
     if let Some(refusal) = unacceptable_content_type(request.headers()) {
         return refusal;
     }

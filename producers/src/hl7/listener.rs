@@ -27,6 +27,7 @@ use std::{
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use sluice_telemetry::SpanKind;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -303,7 +304,8 @@ async fn serve_connection(
 
 /// Handles one message and returns its ACK.
 async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
-    let (_request_span, trace) = crate::telemetry::request_span("receive hl7v2 message", ADAPTER, None);
+    let (_request_span, trace) =
+        crate::telemetry::request_span("receive hl7v2 message", SpanKind::Server, ADAPTER, None);
     let message = match Message::parse(bytes) {
         Ok(message) => message,
         Err(error) => {
