@@ -99,11 +99,12 @@ mod tests;
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+use sluice_schemas::NhsNumber;
 
 pub use change::{ConsentChange, ConsentScope};
 pub use store::ConsentStore;
 
-use crate::Error;
+use crate::{Error, record::RecordView};
 
 /// What data is released for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -325,6 +326,16 @@ pub enum Decision {
     },
     /// The event must not be released to the purpose.
     Withhold(WithholdReason),
+}
+
+/// What [`ConsentStore::decide`] needs from a decoded clinical event: its patient's NHS number
+/// (`None` when the event has none or it is not a valid one) and whether a GP practice sent it
+/// (its `source_organisation` is a practice code, see [`is_gp_practice`]). The lander reads both
+/// once per event and checks them against every purpose.
+pub fn event_consent_inputs(event: &RecordView<'_>) -> (Option<NhsNumber>, bool) {
+    let nhs_number = event.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
+    let gp_sourced = event.string("source_organisation").is_some_and(is_gp_practice);
+    (nhs_number, gp_sourced)
 }
 
 /// Whether an ODS code is a GP practice's: one letter followed by five digits (e.g. B86001).

@@ -12,7 +12,7 @@ use rdkafka::{
     message::{BorrowedMessage, Header, OwnedHeaders},
     producer::{DeliveryFuture, FutureProducer, FutureRecord},
 };
-use sluice_schemas::{Catalogue, Decoder, NhsNumber, subjects};
+use sluice_schemas::{Catalogue, Decoder, subjects};
 use tracing::{info, warn};
 
 use super::{
@@ -23,7 +23,7 @@ use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, AuditPublisher, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentStore, Decision, Purpose, is_gp_practice},
+    consent::{ConsentChange, ConsentStore, Decision, Purpose, event_consent_inputs},
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
@@ -385,8 +385,7 @@ impl<'a> LandingState<'a> {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
         }
         let view = RecordView::new(&event.value).ok_or("the event is not a record")?;
-        let nhs_number = view.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
-        let gp_sourced = view.string("source_organisation").is_some_and(is_gp_practice);
+        let (nhs_number, gp_sourced) = event_consent_inputs(&view);
         let mut routed = Routed {
             rows: Vec::new(),
             withheld: Vec::new(),
