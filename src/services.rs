@@ -186,15 +186,34 @@ pub fn render_import(report: &ImportReport) -> String {
     out
 }
 
-/// Runs a lander until stopped, emitting its OpenLineage events as configured.
+/// When `sluice land` stops, besides SIGINT or SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LandUntil {
+    /// Run as a service until stopped.
+    Stopped,
+    /// Land what the clinical topics held when the lander started, then stop: a scheduled
+    /// batch run, or a benchmark.
+    CaughtUp,
+}
+
+/// Runs a lander until stopped (or caught up), emitting its OpenLineage events as configured.
 pub async fn land(
     client: &ClientConfig,
     config: &LanderConfig,
     setups: &BTreeMap<String, PurposeSetup>,
+    until: LandUntil,
     shutdown: watch::Receiver<bool>,
 ) -> Result<LandingReport, String> {
-    info!(purposes = ?config.purposes, lake = %config.lake_dir.display(), erase_on_opt_out = config.erase_on_opt_out, "landing");
-    crate::lineage::land(client, config, setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {}).await
+    info!(purposes = ?config.purposes, lake = %config.lake_dir.display(), erase_on_opt_out = config.erase_on_opt_out, ?until, "landing");
+    let until = match until {
+        LandUntil::Stopped => RunUntil::Stopped,
+        LandUntil::CaughtUp => {
+            let ends = tokio::task::block_in_place(|| crate::broker::high_watermarks(client, &config.clinical_topics))?;
+            // The sender is dropped at once; the lander keeps the last value it holds.
+            RunUntil::CaughtUp(watch::channel(Some(ends)).1)
+        }
+    };
+    crate::lineage::land(client, config, setups, Catalogue::embedded(), until, shutdown, |_| {}).await
 }
 
 /// The summary a lander prints when it stops.

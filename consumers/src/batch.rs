@@ -35,21 +35,27 @@ enum ColumnBuilder {
     Nested(ColumnKind, Vec<Cell>),
 }
 
+/// Rows a new builder has room for before it grows. Small, because a lander holds one buffer per
+/// source partition, dataset and event date, and there can be tens of thousands of them (research
+/// datasets spread a day's events over a year of shifted dates); buffers double as rows arrive.
+const INITIAL_ROWS: usize = 8;
+
 impl ColumnBuilder {
     fn new(kind: &ColumnKind) -> Self {
+        const ROWS: usize = INITIAL_ROWS;
         match kind {
-            ColumnKind::Utf8 => ColumnBuilder::Utf8(StringBuilder::new()),
-            ColumnKind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
-            ColumnKind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
-            ColumnKind::Float64 => ColumnBuilder::Float64(Float64Builder::new()),
-            ColumnKind::Boolean => ColumnBuilder::Boolean(BooleanBuilder::new()),
-            ColumnKind::Date32 => ColumnBuilder::Date32(Date32Builder::new()),
+            ColumnKind::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(ROWS, ROWS * 16)),
+            ColumnKind::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(ROWS)),
+            ColumnKind::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(ROWS)),
+            ColumnKind::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(ROWS)),
+            ColumnKind::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(ROWS)),
+            ColumnKind::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(ROWS)),
             ColumnKind::TimestampMicros => {
-                ColumnBuilder::TimestampMicros(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                ColumnBuilder::TimestampMicros(TimestampMicrosecondBuilder::with_capacity(ROWS).with_timezone("UTC"))
             }
-            ColumnKind::Uuid => ColumnBuilder::Uuid(FixedSizeBinaryBuilder::new(16)),
+            ColumnKind::Uuid => ColumnBuilder::Uuid(FixedSizeBinaryBuilder::with_capacity(ROWS, 16)),
             ColumnKind::Decimal128 { precision, scale } => ColumnBuilder::Decimal128(
-                Decimal128Builder::new()
+                Decimal128Builder::with_capacity(ROWS)
                     .with_precision_and_scale(*precision, *scale)
                     .expect("planned decimals have a precision Arrow accepts"),
             ),

@@ -29,6 +29,9 @@ use crate::{
     policy::LandingPlan,
 };
 
+/// Files written at the same time at a checkpoint.
+const CONCURRENT_FILE_WRITES: usize = 8;
+
 /// What was written for one (purpose index, topic, partition) at this checkpoint.
 struct WrittenFile {
     /// The context of its `write parquet` span, for the events' spans to link to.
@@ -63,6 +66,7 @@ impl LandingState<'_> {
         let rolled_rows: usize = rolling.values().map(|p| p.rows.rows()).sum();
         let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
         let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
+        let mut writes = Vec::with_capacity(rolling.len());
         for ((index, topic, partition, day), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
@@ -92,23 +96,35 @@ impl LandingState<'_> {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
             }
             let batch = pending.rows.finish();
-            let mut file_span = telemetry::file_span(&checkpoint_trace, &key);
+            let file_span = telemetry::file_span(&checkpoint_trace, &key);
             let storage = Arc::clone(&self.storage);
-            let (landed, record) = tokio::task::spawn_blocking(move || -> Result<(LandedFile, FileRecord)> {
-                let landed = write_parquet(&storage, &key, &batch, metadata)?;
-                let record = FileRecord::from(&landed);
-                Ok((landed, record))
-            })
-            .await
-            .expect("the file writer does not panic")?;
-            telemetry::record_file(&runtime.purpose.name(), &plan.subject, landed.bytes, landed.rows as u64);
+            let subject = plan.subject.clone();
+            writes.push(async move {
+                let written = tokio::task::spawn_blocking(move || write_parquet(&storage, &key, &batch, metadata))
+                    .await
+                    .expect("the file writer does not panic");
+                ((index, topic, partition, day), subject, writer_schemas, file_span, written)
+            });
+        }
+        // Files are written several at a time: each ends with an fsync, and the file system
+        // commits concurrent syncs together, while the other core encodes the next file.
+        let mut writes = futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILE_WRITES);
+        while let Some((pending_key, subject, writer_schemas, mut file_span, landed)) = writes.next().await {
+            let landed = landed?;
+            let record = FileRecord::from(&landed);
+            telemetry::record_file(
+                &self.purposes[pending_key.0].purpose.name(),
+                &subject,
+                landed.bytes,
+                landed.rows as u64,
+            );
             file_span.set_attributes([
                 opentelemetry::KeyValue::new("sluice.rows", i64::try_from(landed.rows).unwrap_or(i64::MAX)),
                 opentelemetry::KeyValue::new("sluice.bytes", i64::try_from(landed.bytes).unwrap_or(i64::MAX)),
             ]);
             let span = file_span.context();
             file_span.end();
-            written.insert((index, topic, partition, day), WrittenFile { span, landed, record, writer_schemas });
+            written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas });
         }
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
