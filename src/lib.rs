@@ -9,6 +9,7 @@
 //! * `sluice-producers`: sources of events and the Kafka publisher;
 //! * `sluice-consumers`: consent, pseudonymisation and exactly-once Parquet landing.
 
+pub mod bench;
 pub mod broker;
 pub mod demo;
 pub mod governance;
@@ -20,4 +21,5 @@ pub mod progress;
 pub mod provision;
 pub mod report;
 pub mod services;
+pub mod tansu;
 pub mod topics;

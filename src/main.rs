@@ -72,6 +72,9 @@ enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Measure landing against a bare Kafka consumer and a Python peer, and the producers' rates
+    /// (see docs/BENCHMARKS.md).
+    Bench(BenchArgs),
 }
 
 impl Command {
@@ -89,6 +92,7 @@ impl Command {
             Command::Policy { .. } => "policy",
             Command::Audit { .. } => "audit",
             Command::Schemas { .. } => "schemas",
+            Command::Bench(_) => "bench",
         }
     }
 }
@@ -124,6 +128,39 @@ impl SyntheticArgs {
             ..SyntheticSourceConfig::default()
         }
     }
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Clinical events to load and land.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Synthetic patients the events are spread over.
+    #[arg(long, default_value_t = 100_000)]
+    patients: u32,
+    /// Scratch directory for the broker's data, the key file, both lakes and the landers' logs;
+    /// must be new or empty. Default: a new directory under the system's temporary directory,
+    /// removed at the end.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Python interpreter of the peer.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// The Python peer's script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/land.py"))]
+    peer_script: PathBuf,
+    /// Skip the Python peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// HL7 v2 messages sent over MLLP (0 skips that measurement).
+    #[arg(long, default_value_t = 20_000)]
+    mllp_messages: u64,
+    /// Concurrent MLLP connections, each sending one message at a time.
+    #[arg(long, default_value_t = 8)]
+    mllp_connections: usize,
+    /// Brokers to use instead of starting a Tansu broker (its topics must be empty).
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 #[derive(clap::Args)]
@@ -302,6 +339,10 @@ struct LandArgs {
     /// `http://marquez:5000/api/v1/lineage`. A failed POST is logged; landing goes on.
     #[arg(long)]
     lineage_url: Option<String>,
+    /// Land what the clinical topics hold when the lander starts, then stop (a scheduled batch
+    /// run instead of a service).
+    #[arg(long)]
+    until_caught_up: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -449,6 +490,7 @@ fn main() -> ExitCode {
         Command::Schemas { command: SchemasCommand::Check { dir } } => schemas_check(dir),
         Command::Schemas { command: SchemasCommand::List } => schemas_list(),
         Command::Demo(args) => run_demo(args),
+        Command::Bench(args) => run_bench(args),
         Command::Topics { command: TopicsCommand::Apply { topics, broker } } => topics_apply(topics, broker),
         Command::Keys { command: KeysCommand::Generate { purposes, out } } => keys::write_new_file(&out, &purposes)
             .map(|()| {
@@ -670,9 +712,34 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;
-        services::land(&client, &config, &setups, shutdown).await
+        let until = if args.until_caught_up { services::LandUntil::CaughtUp } else { services::LandUntil::Stopped };
+        services::land(&client, &config, &setups, until, shutdown).await
     })?;
     print!("{}", services::render_landing(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
+    let (work_dir, remove_after) = match args.work_dir {
+        Some(dir) => (dir, false),
+        None => (std::env::temp_dir().join(format!("sluice-bench-{}", hex::encode(rand::random::<[u8; 4]>()))), true),
+    };
+    let options = sluice::bench::BenchOptions {
+        events: args.events,
+        patients: args.patients,
+        brokers: args.broker.brokers.clone(),
+        properties: args.broker.properties()?,
+        work_dir: work_dir.clone(),
+        sluice: std::env::current_exe().map_err(|e| format!("cannot find this sluice binary: {e}"))?,
+        peer: (!args.no_peer).then_some((args.python, args.peer_script)),
+        mllp_messages: args.mllp_messages,
+        mllp_connections: args.mllp_connections,
+    };
+    let report = sluice::bench::run(&options);
+    if remove_after {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    println!("{}", report?.render());
     Ok(ExitCode::SUCCESS)
 }
 
