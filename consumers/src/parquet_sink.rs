@@ -103,6 +103,19 @@ pub fn write_parquet(
     batch: &RecordBatch,
     metadata: Vec<(String, String)>,
 ) -> Result<LandedFile> {
+    let landed = write_parquet_leaving_directory_unsynced(storage, key, batch, metadata)?;
+    storage.sync_directories([key])?;
+    Ok(landed)
+}
+
+/// [`write_parquet`] without syncing the file's directory: see
+/// [`LakeStorage::put_leaving_directory_unsynced`].
+pub fn write_parquet_leaving_directory_unsynced(
+    storage: &LakeStorage,
+    key: &str,
+    batch: &RecordBatch,
+    metadata: Vec<(String, String)>,
+) -> Result<LandedFile> {
     let encoded = encode(batch, metadata).map_err(|reason| Error::Storage {
         location: storage.location().to_owned(),
         operation: "encode",
@@ -110,7 +123,7 @@ pub fn write_parquet(
         reason,
     })?;
     let sha256 = sha256_hex(&encoded);
-    let stored = storage.put(key, Bytes::from(encoded))?;
+    let stored = storage.put_leaving_directory_unsynced(key, Bytes::from(encoded))?;
     Ok(LandedFile { key: stored.key, rows: batch.num_rows(), bytes: stored.bytes, sha256, e_tag: stored.e_tag })
 }
 

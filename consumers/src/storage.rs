@@ -22,6 +22,7 @@
 //! runs on a small runtime of its own.
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -134,6 +135,15 @@ impl LakeStorage {
 
     /// Writes `bytes` to `key` atomically and durably.
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<Stored> {
+        let stored = self.put_leaving_directory_unsynced(key, bytes)?;
+        self.sync_directories([key])?;
+        Ok(stored)
+    }
+
+    /// Like [`Self::put`], but in a local lake the directory entry is not yet synced: the caller
+    /// calls [`Self::sync_directories`] for the keys before relying on them, once per directory
+    /// however many files it wrote there (a checkpoint writes many files to few directories).
+    pub fn put_leaving_directory_unsynced(&self, key: &str, bytes: Bytes) -> Result<Stored> {
         let size = bytes.len() as u64;
         let result = self
             .block_on(self.store.put(&parse_key(&self.location, key)?, PutPayload::from_bytes(bytes)))
@@ -142,11 +152,20 @@ impl LakeStorage {
             // The local store renames a complete staging file into place but does not sync.
             let path = root.join(key);
             std::fs::File::open(&path).and_then(|file| file.sync_all()).map_err(Error::write(&path))?;
-            if let Some(dir) = path.parent() {
-                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
-            }
         }
         Ok(Stored { key: key.to_owned(), bytes: size, e_tag: result.e_tag })
+    }
+
+    /// Syncs, in a local lake, the directory of each key once, so that files put there survive
+    /// a crash. Object stores need nothing: a completed put is durable.
+    pub fn sync_directories<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<()> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let directories: BTreeSet<PathBuf> =
+            keys.into_iter().filter_map(|key| root.join(key).parent().map(Path::to_owned)).collect();
+        for dir in directories {
+            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::write(&dir))?;
+        }
+        Ok(())
     }
 
     /// Reads the object at `key` whole.
@@ -313,6 +332,21 @@ mod tests {
             std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         left.sort();
         assert_eq!(left, ["t+1+0-9.parquet", "t+1+note#x", "t+2+0-9.parquet#4"]);
+    }
+
+    #[test]
+    fn directories_are_synced_once_per_directory_after_puts_that_leave_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeStorage::local(dir.path()).unwrap();
+        let keys = ["r/adt/event_date=2026-01-01/a.parquet", "r/adt/event_date=2026-01-01/b.parquet", "r/dx/c.parquet"];
+        for key in keys {
+            lake.put_leaving_directory_unsynced(key, Bytes::from_static(b"x")).unwrap();
+        }
+        lake.sync_directories(keys).unwrap();
+        assert_eq!(lake.parquet_files("r").unwrap(), keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+        // Syncing really opens each directory: one that is gone is an error naming it.
+        let error = lake.sync_directories(["r/gone/x.parquet"]).unwrap_err().to_string();
+        assert!(error.contains("gone"), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

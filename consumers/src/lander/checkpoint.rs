@@ -25,7 +25,7 @@ use crate::{
     Error, Result,
     audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord},
     erase::PSEUDONYM_COLUMN_KEY,
-    parquet_sink::{LandedFile, write_parquet},
+    parquet_sink::{LandedFile, write_parquet_leaving_directory_unsynced},
     policy::LandingPlan,
 };
 
@@ -100,7 +100,9 @@ impl LandingState<'_> {
             let storage = Arc::clone(&self.storage);
             let subject = plan.subject.clone();
             writes.push(async move {
-                let written = tokio::task::spawn_blocking(move || write_parquet(&storage, &key, &batch, metadata))
+                let written = tokio::task::spawn_blocking(move || {
+                    write_parquet_leaving_directory_unsynced(&storage, &key, &batch, metadata)
+                })
                     .await
                     .expect("the file writer does not panic");
                 ((index, topic, partition, day), subject, writer_schemas, file_span, written)
@@ -126,6 +128,13 @@ impl LandingState<'_> {
             file_span.end();
             written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas });
         }
+        drop(writes);
+        // Each directory the files went to is synced once, before anything refers to the files.
+        let storage = Arc::clone(&self.storage);
+        let keys: Vec<String> = written.values().map(|file| file.landed.key.clone()).collect();
+        tokio::task::spawn_blocking(move || storage.sync_directories(keys.iter().map(String::as_str)))
+            .await
+            .expect("syncing directories does not panic")?;
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
             let lake = self.config.lake_dir.clone();
