@@ -50,6 +50,7 @@ impl LandingState<'_> {
         consumer: &LanderConsumer,
         only: Option<&BTreeSet<(String, i32)>>,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         let selected =
             |topic: &str, partition: i32| only.is_none_or(|set| set.contains(&(topic.to_owned(), partition)));
         let (rolling, kept): (BTreeMap<PendingKey, PendingFile>, BTreeMap<PendingKey, PendingFile>) =
@@ -103,8 +104,8 @@ impl LandingState<'_> {
                 let written = tokio::task::spawn_blocking(move || {
                     write_parquet_leaving_directory_unsynced(&storage, &key, &batch, metadata)
                 })
-                    .await
-                    .expect("the file writer does not panic");
+                .await
+                .expect("the file writer does not panic");
                 ((index, topic, partition, day), subject, writer_schemas, file_span, written)
             });
         }
@@ -193,6 +194,7 @@ impl LandingState<'_> {
             files = written.len(),
             rows,
             partitions = committing.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
             "checkpoint: files landed, offsets committed"
         );
         if !committing.is_empty() {

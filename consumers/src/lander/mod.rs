@@ -400,10 +400,14 @@ fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) ->
     revoked
 }
 
-/// Most clinical messages handled between two consent barriers.
-const MAX_BATCH: usize = 2_000;
+/// Most clinical messages handled between two consent barriers. Each barrier asks the broker
+/// where every consent partition ends (a round trip per partition), so under load batches are
+/// large: on the Tansu test broker a barrier took about 90 ms, and landing a million events at
+/// this size still spent 9 s of 33 in about 100 barriers (docs/BENCHMARKS.md). Rows wait for a
+/// checkpoint anyway, so a batch's window adds no latency anyone sees.
+const MAX_BATCH: usize = 10_000;
 /// Longest wait for more messages to join a batch.
-const BATCH_WINDOW: Duration = Duration::from_millis(50);
+const BATCH_WINDOW: Duration = Duration::from_millis(250);
 
 /// Gathers the messages that are ready (up to [`MAX_BATCH`], waiting at most [`BATCH_WINDOW`]),
 /// so that one consent barrier covers many events.
@@ -442,6 +446,9 @@ fn block<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// Most kilobytes of messages librdkafka fetches ahead of the lander, per consumer.
+const PREFETCH_KIB: &str = "16384";
+
 fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
     let mut config = client.clone();
     config
@@ -451,6 +458,11 @@ fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed");
+    if client.get("queued.max.messages.kbytes").is_none() {
+        // librdkafka prefetches up to 64 MiB per consumer by default; a quarter of that keeps
+        // well ahead of landing and keeps the lander's memory bounded (docs/BENCHMARKS.md).
+        config.set("queued.max.messages.kbytes", PREFETCH_KIB);
+    }
     if sluice_telemetry::installed() {
         // librdkafka's statistics carry each partition's lag, exported as a metric.
         config.set("statistics.interval.ms", telemetry::STATISTICS_INTERVAL_MS);
