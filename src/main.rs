@@ -138,6 +138,10 @@ struct BenchArgs {
     /// Synthetic patients the events are spread over.
     #[arg(long, default_value_t = 100_000)]
     patients: u32,
+    /// Purpose landed by sluice and the Python peer, under its built-in policy: `research`
+    /// (pseudonyms, shifted dates) or `planning`.
+    #[arg(long, default_value = "research", value_parser = ["research", "planning"])]
+    purpose: String,
     /// Scratch directory for the broker's data, the key file, both lakes and the landers' logs;
     /// must be new or empty. Default: a new directory under the system's temporary directory,
     /// removed at the end.
@@ -726,6 +730,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     };
     let options = sluice::bench::BenchOptions {
         events: args.events,
+        purpose: args.purpose,
         patients: args.patients,
         brokers: args.broker.brokers.clone(),
         properties: args.broker.properties()?,

@@ -8,8 +8,8 @@
 //!    the *synthetic producer* rate;
 //! 2. **raw consume**: every clinical partition read from the beginning to its end by a bare
 //!    librdkafka consumer that only counts messages and bytes: the ceiling;
-//! 3. **sluice land**: `sluice land --until-caught-up` for one purpose (research) in a process of
-//!    its own: consent topic read, then every event decoded, checked against consent,
+//! 3. **sluice land**: `sluice land --until-caught-up` for one purpose in a process of
+//!    its own (research unless `--purpose` says otherwise): consent topic read, then every event decoded, checked against consent,
 //!    pseudonymised and written to Parquet, committed and audited. Its peak resident memory is
 //!    read from `/proc`;
 //! 4. **Python peer**: `benches/peer/land.py` (confluent-kafka, fastavro, pyarrow) doing the same
@@ -37,14 +37,14 @@ pub use report::{BenchReport, LanderRun, Measurement, PeakMemory};
 
 use crate::{broker, tansu::TansuBroker, topics::Topics};
 
-/// The purpose landed by both sluice and the Python peer.
-pub const PURPOSE: &str = "research";
-
 /// What to measure, and where.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// Clinical events to load and land.
     pub events: u64,
+    /// The purpose both sluice and the Python peer land for under its built-in policy:
+    /// `research` (pseudonyms, shifted dates) or `planning`.
+    pub purpose: String,
     /// Synthetic patients they are spread over.
     pub patients: u32,
     /// An existing cluster's bootstrap servers; `None` starts a Tansu broker in `work_dir`.
@@ -83,7 +83,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, String> {
     let topics = Topics::embedded();
     runtime.block_on(crate::provision::apply(&client, &topics))?;
     let keys_file = options.work_dir.join("keys.toml");
-    crate::keys::write_new_file(&keys_file, &[PURPOSE.to_owned()])?;
+    crate::keys::write_new_file(&keys_file, std::slice::from_ref(&options.purpose))?;
 
     stage(&format!("loading {} clinical events for {} patients", options.events, options.patients));
     let loaded = runtime.block_on(load::synthetic(&client, &topics, options.events, options.patients))?;
@@ -97,16 +97,32 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, String> {
     let mut synthetic_producer = loaded.clinical;
     synthetic_producer.bytes = raw.bytes;
     let mut consent = loaded.consent;
-    let consent_topic = BTreeMap::from([(PURPOSE.to_owned(), topics.consent().to_owned())]);
+    let consent_topic = BTreeMap::from([("consent".to_owned(), topics.consent().to_owned())]);
     consent.bytes = raw::consume_to_end(&client, &broker::high_watermarks(&client, &consent_topic)?)?.bytes;
 
-    stage("sluice land --until-caught-up (research)");
+    stage(&format!("sluice land --until-caught-up ({})", options.purpose));
     let sluice = process::land_with_sluice(options, &bootstrap, &keys_file, raw.bytes)?;
+    if sluice.consumed != raw.events || sluice.landed + sluice.withheld + sluice.dead_lettered != raw.events {
+        return Err(format!(
+            "sluice consumed {} of {} events, landed {}, withheld {} and dead-lettered {}: they must add up",
+            sluice.consumed, raw.events, sluice.landed, sluice.withheld, sluice.dead_lettered
+        ));
+    }
 
     let peer = match &options.peer {
         Some((python, script)) => {
-            stage("Python peer: confluent-kafka, fastavro, pyarrow (research)");
-            Some(process::land_with_python(options, python, script, &bootstrap, &keys_file, raw.bytes)?)
+            stage(&format!("Python peer: confluent-kafka, fastavro, pyarrow ({})", options.purpose));
+            let peer = process::land_with_python(options, python, script, &bootstrap, &keys_file, raw.bytes)?;
+            // The comparison is only fair if both did the same job.
+            let counts = |run: &LanderRun| (run.consumed, run.landed, run.withheld, run.dead_lettered);
+            if counts(&peer) != counts(&sluice) {
+                return Err(format!(
+                    "the Python peer's (consumed, landed, withheld, dead-lettered) {:?} differ from sluice's {:?}",
+                    counts(&peer),
+                    counts(&sluice)
+                ));
+            }
+            Some(peer)
         }
         None => None,
     };
@@ -129,6 +145,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, String> {
     Ok(BenchReport {
         events: options.events,
         patients: options.patients,
+        purpose: options.purpose.clone(),
         broker: options.brokers.clone().unwrap_or_else(|| "Tansu 0.6 (SQLite), this machine".to_owned()),
         consent,
         synthetic_producer,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{BenchOptions, LanderRun, Measurement, PROGRESS_EVERY, PURPOSE, PeakMemory};
+use super::{BenchOptions, LanderRun, Measurement, PROGRESS_EVERY, PeakMemory};
 
 /// How often `/proc/<pid>/status` is read. `VmHWM` is the kernel's own high-water mark, so only
 /// memory first touched in the last interval before exit can be missed.
@@ -101,7 +101,7 @@ pub fn land_with_sluice(
     let lake = options.work_dir.join("lake-sluice");
     let mut command = Command::new(&options.sluice);
     command
-        .args(["land", "--until-caught-up", "--purpose", PURPOSE, "--group-id", "sluice-bench"])
+        .args(["land", "--until-caught-up", "--purpose", &options.purpose, "--group-id", "sluice-bench"])
         .arg("--lake")
         .arg(&lake)
         .args(["--brokers", bootstrap])
@@ -115,11 +115,11 @@ pub fn land_with_sluice(
     let stop = last_stop_record(&lake.join("_audit").join("audit.jsonl"))?;
     let count = |value: &serde_json::Value| value.as_u64().unwrap_or(0);
     let sum = |value: &serde_json::Value| value.as_object().map_or(0, |map| map.values().map(count).sum::<u64>());
-    let (files, parquet_bytes) = parquet_files(&lake.join(PURPOSE))?;
+    let (files, parquet_bytes) = parquet_files(&lake.join(&options.purpose))?;
     Ok(LanderRun {
         consumed: sum(&stop["consumed"]),
-        landed: count(&stop["landed"][PURPOSE]),
-        withheld: sum(&stop["withheld"][PURPOSE]),
+        landed: count(&stop["landed"][&options.purpose]),
+        withheld: sum(&stop["withheld"][&options.purpose]),
         dead_lettered: count(&stop["invalid"]),
         files,
         parquet_bytes,
@@ -177,7 +177,7 @@ pub fn land_with_python(
     let mut command = Command::new(python);
     command
         .arg(script)
-        .args(["--brokers", bootstrap, "--purpose", PURPOSE])
+        .args(["--brokers", bootstrap, "--purpose", &options.purpose])
         .arg("--lake")
         .arg(options.work_dir.join("lake-python"))
         .arg("--keys-file")

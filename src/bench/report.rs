@@ -75,6 +75,8 @@ pub struct BenchReport {
     pub events: u64,
     /// Synthetic patients.
     pub patients: u32,
+    /// The purpose landed.
+    pub purpose: String,
     /// Which broker the run used.
     pub broker: String,
     /// Publishing the consent changes.
@@ -112,9 +114,10 @@ impl BenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nsluice bench: {} clinical events, {} patients, broker: {}\n",
+            "\nsluice bench: {} clinical events, {} patients, landing for {}, broker: {}\n",
             group(self.events),
             group(u64::from(self.patients)),
+            self.purpose,
             self.broker
         );
         let _ = writeln!(out, "| measurement | events | MB | seconds | events/s | MB/s | ratio |");

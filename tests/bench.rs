@@ -1,0 +1,76 @@
+//! `sluice bench` end to end on a small load: every measurement runs on a Tansu broker it starts
+//! itself, sluice and the Python peer (`benches/peer/land.py`) land the same events with the same
+//! outcome, and the table reports them. Nothing about speed is asserted: these are benchmarks,
+//! and the figures belong in docs/BENCHMARKS.md, not in a test.
+
+use std::process::Command;
+
+/// The cells after `label` in the table row that starts with it.
+fn row<'t>(table: &'t str, label: &str) -> Vec<&'t str> {
+    let line = table
+        .lines()
+        .find(|line| line.split('|').nth(1).is_some_and(|cell| cell.trim() == label))
+        .unwrap_or_else(|| panic!("no `{label}` row in:\n{table}"));
+    line.split('|').skip(2).map(str::trim).filter(|cell| !cell.is_empty()).collect()
+}
+
+fn number(cell: &str) -> u64 {
+    cell.replace(',', "").parse().unwrap_or_else(|_| panic!("`{cell}` is not a count"))
+}
+
+#[test]
+fn bench_measures_every_stage_and_the_python_peer_lands_what_sluice_lands() {
+    let work = tempfile::tempdir().unwrap();
+    let run_dir = work.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "--events", "3000", "--patients", "300", "--mllp-messages", "40", "--mllp-connections", "2"])
+        .arg("--work-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "sluice bench failed:\n{stderr}");
+    let table = String::from_utf8(output.stdout).unwrap();
+
+    // Every stage has its row, with the events it moved.
+    assert_eq!(number(row(&table, "raw consume (librdkafka, no processing)")[0]), 3_000);
+    assert_eq!(number(row(&table, "sluice land (decode, consent, pseudonymise, Parquet)")[0]), 3_000);
+    assert_eq!(number(row(&table, "Python peer (confluent-kafka, fastavro, pyarrow)")[0]), 3_000);
+    assert_eq!(number(row(&table, "producer: synthetic events")[0]), 3_000);
+    assert_eq!(number(row(&table, "producer: HL7 v2 over MLLP, 2 connections (MB of HL7)")[0]), 40);
+
+    // Both landers did the same job: the same events landed and withheld, none lost.
+    let sluice = row(&table, "sluice");
+    let peer = row(&table, "Python peer");
+    assert_eq!(sluice[..4], peer[..4], "consumed, landed, withheld, dead-lettered:\n{table}");
+    let (landed, withheld) = (number(sluice[1]), number(sluice[2]));
+    assert_eq!(landed + withheld, 3_000);
+    assert!(withheld > 0 && landed > 2_000, "the synthetic source's opt-outs are withheld:\n{table}");
+    // Peak memory was read from /proc for both.
+    assert_ne!(sluice[6], "n/a");
+    assert_ne!(peer[6], "n/a");
+
+    // The lake sluice wrote holds the landed rows, and the lander's audit log says it caught up.
+    let audit = std::fs::read_to_string(run_dir.join("lake-sluice/_audit/audit.jsonl")).unwrap();
+    assert!(audit.lines().any(|line| line.contains("\"kind\":\"stop\"") && line.contains("\"failed\":false")));
+    let mut rows = 0;
+    let mut pending = vec![run_dir.join("lake-sluice/research")];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
+                rows += parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as u64;
+            }
+        }
+    }
+    assert_eq!(rows, landed);
+
+    // The targets are reported, met or not.
+    for target in ["landing rate / raw consume rate", "landing rate / Python peer", "lander peak RSS"] {
+        assert!(table.contains(target), "no `{target}` line:\n{table}");
+    }
+}
