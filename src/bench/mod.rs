@@ -8,13 +8,14 @@
 //!    the *synthetic producer* rate;
 //! 2. **raw consume**: every clinical partition read from the beginning to its end by a bare
 //!    librdkafka consumer that only counts messages and bytes: the ceiling;
-//! 3. **sluice land**: `sluice land --until-caught-up` for one purpose in a process of
-//!    its own (research unless `--purpose` says otherwise): consent topic read, then every event decoded, checked against consent,
-//!    pseudonymised and written to Parquet, committed and audited. Its peak resident memory is
-//!    read from `/proc`;
+//! 3. **sluice land**: `sluice land --until-caught-up` for one purpose (research unless
+//!    `--purpose` says otherwise) in a process of its own: consent topic read, then every event
+//!    decoded, checked against consent, pseudonymised and written to Parquet, committed and
+//!    audited. Its peak resident memory and CPU time are read from `/proc`;
 //! 4. **Python peer**: `benches/peer/land.py` (confluent-kafka, fastavro, pyarrow) doing the same
-//!    consent check, HMAC and Parquet write, also in a process of its own; its rows must match
-//!    sluice's count, or the comparison would not be like for like and the run fails;
+//!    consent check, HMAC and Parquet write, also in a process of its own; its counts (consumed,
+//!    landed, withheld, dead-lettered) must equal sluice's, or the comparison would not be like
+//!    for like and the run fails;
 //! 5. **HL7 v2 over MLLP**: an MLLP listener in this process, with interface-engine senders on
 //!    several connections, each sending one message and waiting for its ACK, into topics of its
 //!    own.
