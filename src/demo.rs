@@ -303,6 +303,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         dead_letter_topic: options.topics.dead_letter().to_owned(),
         max_buffered_rows: options.max_buffered_rows,
         idle_flush_secs: 2,
+        max_batch_messages: sluice_consumers::lander::DEFAULT_MAX_BATCH_MESSAGES,
         consent_load_timeout_secs: 60,
         erase_on_opt_out: false,
         max_file_rows: 250_000,

@@ -704,6 +704,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         dead_letter_topic: topics.dead_letter().to_owned(),
         max_buffered_rows: args.max_buffered_rows,
         idle_flush_secs: args.idle_flush_secs,
+        max_batch_messages: sluice_consumers::lander::DEFAULT_MAX_BATCH_MESSAGES,
         consent_load_timeout_secs: 60,
         erase_on_opt_out: args.erase_on_opt_out,
         max_file_rows: 250_000,

@@ -62,6 +62,8 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         dead_letter_topic: topics.dead_letter().into(),
         max_buffered_rows: 1_000,
         idle_flush_secs: 1,
+        // Small batches, so that tests of rolling and of stopping part-way see several.
+        max_batch_messages: 2_000,
         consent_load_timeout_secs: 30,
         erase_on_opt_out: false,
         max_file_rows: 250_000,

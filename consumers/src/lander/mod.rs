@@ -104,6 +104,14 @@ pub struct LanderConfig {
     /// Seconds without new events after which buffered rows are written anyway.
     #[serde(default = "default_idle_flush_secs")]
     pub idle_flush_secs: u64,
+    /// Most clinical messages checked against consent after one consent barrier. Each barrier
+    /// asks the broker where every consent partition ends (a round trip per partition), so
+    /// under load batches are large: on the Tansu test broker a barrier took about 90 ms, and
+    /// landing a million events at 10,000 a batch still spent 9 s of 33 in about 100 barriers
+    /// (docs/BENCHMARKS.md). Rows wait for a checkpoint anyway, so a large batch delays no
+    /// file; it does make files roll up to one batch past their row limit.
+    #[serde(default = "default_max_batch_messages")]
+    pub max_batch_messages: usize,
     /// Seconds allowed to read the consent topic to its end at start-up before landing holds.
     #[serde(default = "default_consent_load_timeout_secs")]
     pub consent_load_timeout_secs: u64,
@@ -160,6 +168,11 @@ fn default_event_time_window_secs() -> u64 {
 }
 fn default_idle_flush_secs() -> u64 {
     5
+}
+/// [`LanderConfig::max_batch_messages`] unless configured.
+pub const DEFAULT_MAX_BATCH_MESSAGES: usize = 10_000;
+fn default_max_batch_messages() -> usize {
+    DEFAULT_MAX_BATCH_MESSAGES
 }
 fn default_consent_load_timeout_secs() -> u64 {
     60
@@ -288,7 +301,7 @@ async fn land(
                         continue;
                     }
                 };
-                let mut batch = collect_batch(&consumer, first).await?;
+                let mut batch = collect_batch(&consumer, first, config.max_batch_messages.max(1)).await?;
                 // Consent barrier: every consent change Kafka acknowledged before these events
                 // were read is applied before any of them is released.
                 block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
@@ -400,21 +413,15 @@ fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) ->
     revoked
 }
 
-/// Most clinical messages handled between two consent barriers. Each barrier asks the broker
-/// where every consent partition ends (a round trip per partition), so under load batches are
-/// large: on the Tansu test broker a barrier took about 90 ms, and landing a million events at
-/// this size still spent 9 s of 33 in about 100 barriers (docs/BENCHMARKS.md). Rows wait for a
-/// checkpoint anyway, so a batch's window adds no latency anyone sees.
-const MAX_BATCH: usize = 10_000;
 /// Longest wait for more messages to join a batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(250);
 
-/// Gathers the messages that are ready (up to [`MAX_BATCH`], waiting at most [`BATCH_WINDOW`]),
-/// so that one consent barrier covers many events.
-async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage) -> Result<Vec<OwnedMessage>> {
+/// Gathers the messages that are ready (up to `most`, waiting at most [`BATCH_WINDOW`]), so
+/// that one consent barrier covers many events.
+async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage, most: usize) -> Result<Vec<OwnedMessage>> {
     let mut batch = vec![first];
     let until = tokio::time::Instant::now() + BATCH_WINDOW;
-    while batch.len() < MAX_BATCH {
+    while batch.len() < most {
         match tokio::time::timeout_at(until, consumer.recv()).await {
             Ok(Ok(message)) => batch.push(message.detach()),
             Ok(Err(error)) => {
