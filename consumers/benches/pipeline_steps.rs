@@ -185,16 +185,9 @@ impl Fixture {
     }
 }
 
-/// `count` distinct valid NHS numbers: the first nine digits count up from 400 000 000 and the
-/// Modulus 11 check digit completes them (skipping the one in eleven that has none).
+/// `count` distinct valid NHS numbers, the first nine digits counting up from 400 000 000.
 fn nhs_numbers(count: usize) -> Vec<NhsNumber> {
-    (400_000_000u64..)
-        .filter_map(|first| {
-            let digits: [u8; 9] = std::array::from_fn(|i| (first / 10u64.pow(8 - i as u32) % 10) as u8);
-            NhsNumber::from_first_nine(digits)
-        })
-        .take(count)
-        .collect()
+    NhsNumber::valid_from(400_000_000).take(count).collect()
 }
 
 /// An endless walk over a pool, one item per call.

@@ -57,6 +57,22 @@ impl NhsNumber {
         Some(NhsNumber(value * 10 + u64::from(check)))
     }
 
+    /// [`Self::from_first_nine`] for nine digits given as a number below 10^9 (leading digits
+    /// may be zero); `None` above that or when no check digit exists.
+    pub fn from_first_nine_value(first_nine: u64) -> Option<Self> {
+        if first_nine >= 1_000_000_000 {
+            return None;
+        }
+        Self::from_first_nine(std::array::from_fn(|i| (first_nine / 10u64.pow(8 - i as u32) % 10) as u8))
+    }
+
+    /// Every valid NHS number whose first nine digits are `first_nine` or more, in increasing
+    /// order (the one value in eleven without a check digit is skipped). Synthetic sources,
+    /// tests and benchmarks take as many distinct numbers as they need from it.
+    pub fn valid_from(first_nine: u64) -> impl Iterator<Item = NhsNumber> {
+        (first_nine..1_000_000_000).filter_map(Self::from_first_nine_value)
+    }
+
     /// The ten digits, without spaces. Handle with care: this is a direct identifier.
     pub fn digits(&self) -> String {
         format!("{:010}", self.0)
@@ -110,6 +126,18 @@ mod tests {
         let number = NhsNumber::parse("9434765919").unwrap();
         assert_eq!(format!("{number:?}"), "NhsNumber(<redacted>)");
         assert!(!InvalidNhsNumber::CheckDigit.to_string().contains("943"));
+    }
+
+    #[test]
+    fn numbers_from_a_start_are_valid_increasing_and_skip_values_without_a_check_digit() {
+        // 000 000 006 has no check digit (see above); its neighbours have.
+        assert_eq!(NhsNumber::from_first_nine_value(6), None);
+        assert_eq!(NhsNumber::from_first_nine_value(943_476_591), NhsNumber::parse("9434765919").ok());
+        assert_eq!(NhsNumber::from_first_nine_value(1_000_000_000), None);
+        let numbers: Vec<NhsNumber> = NhsNumber::valid_from(5).take(3).collect();
+        assert_eq!(numbers.iter().map(|n| n.as_u64() / 10).collect::<Vec<_>>(), [5, 7, 8]);
+        assert!(numbers.iter().all(|n| NhsNumber::parse(&n.digits()) == Ok(*n)));
+        assert_eq!(NhsNumber::valid_from(999_999_999).count(), 1, "the last nine digits, then the end");
     }
 
     proptest! {

@@ -122,10 +122,7 @@ fn admission(control_id: &str, n: u64) -> String {
 fn nhs_number(n: u64) -> NhsNumber {
     (0..)
         .map(|step: u64| 999_000_000 + (n * 7 + step) % 1_000_000)
-        .find_map(|first_nine| {
-            let digits: Vec<u8> = format!("{first_nine:09}").bytes().map(|b| b - b'0').collect();
-            NhsNumber::from_first_nine(digits.try_into().expect("nine digits"))
-        })
+        .find_map(NhsNumber::from_first_nine_value)
         .expect("one in eleven numbers has no check digit, so one is found within a few steps")
 }
 

@@ -95,10 +95,7 @@ fn test_range_nhs_number(index: u32, rng: &mut StdRng) -> NhsNumber {
     let start = rng.random_range(0..10);
     (0..10)
         .map(|offset| 999_000_000 + (block + (start + offset) % 10) % 1_000_000)
-        .find_map(|first_nine| {
-            let digits: [u8; 9] = std::array::from_fn(|i| ((first_nine / 10u64.pow(8 - i as u32)) % 10) as u8);
-            NhsNumber::from_first_nine(digits)
-        })
+        .find_map(NhsNumber::from_first_nine_value)
         .expect("one of ten consecutive values has a check digit")
 }
 

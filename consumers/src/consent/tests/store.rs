@@ -78,11 +78,7 @@ fn a_million_national_opt_outs_take_under_fifty_bytes_each() {
     const N: usize = 1_000_000;
     let first = nth_patient(0).as_u64() / 10;
     let changes = || {
-        (first..)
-            .filter_map(|n| {
-                let digits: [u8; 9] = std::array::from_fn(|i| (n / 10u64.pow(8 - i as u32) % 10) as u8);
-                NhsNumber::from_first_nine(digits)
-            })
+        NhsNumber::valid_from(first)
             .take(N)
             .map(|nhs_number| ConsentChange { nhs_number, ..change(ConsentScope::NationalDataOptOut, true, 10) })
     };
