@@ -3,7 +3,13 @@
 //! message in hand on every connection), the lander writes the rows in hand, commits their
 //! offsets and leaves its consumer group.
 
-use std::{collections::BTreeMap, fmt::Write as _, net::SocketAddr, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use rdkafka::ClientConfig;
 use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::PurposeSetup};
@@ -40,8 +46,12 @@ pub fn shutdown_on_signals() -> Result<watch::Receiver<bool>, String> {
 pub struct ProduceOutcome {
     /// Consent changes acknowledged.
     pub consent: PublishReport,
+    /// How long publishing the consent changes took, to their last acknowledgement.
+    pub consent_elapsed: Duration,
     /// Clinical events acknowledged, or `None` when stopped before all were.
     pub clinical: Option<PublishReport>,
+    /// How long publishing the clinical events took, to their last acknowledgement (or to the stop).
+    pub clinical_elapsed: Duration,
 }
 
 /// Publishes the synthetic source's consent changes, then its clinical events, until done or
@@ -56,14 +66,18 @@ pub async fn produce_synthetic(
 ) -> Result<ProduceOutcome, String> {
     let publisher =
         EventPublisher::new(client, Catalogue::embedded(), topics.by_subject(), config).map_err(|e| e.to_string())?;
+    let started = Instant::now();
     let consent = publisher.publish_all(source.consent_events(), |_| {}).await.map_err(|e| e.to_string())?;
+    let consent_elapsed = started.elapsed();
     info!(consent_changes = consent.total(), "consent changes published");
+    let started = Instant::now();
     let clinical = tokio::select! {
         report = publisher.publish_all(source.clinical_events(), on_acknowledged) => Some(report.map_err(|e| e.to_string())?),
         _ = shutdown.wait_for(|stop| *stop) => None,
     };
+    let clinical_elapsed = started.elapsed();
     publisher.flush().map_err(|e| e.to_string())?;
-    Ok(ProduceOutcome { consent, clinical })
+    Ok(ProduceOutcome { consent, consent_elapsed, clinical, clinical_elapsed })
 }
 
 /// How long a listener waits for Kafka to acknowledge an event before it answers the source that

@@ -3,7 +3,11 @@
 //! outcome, and the table reports them. Nothing about speed is asserted: these are benchmarks,
 //! and the figures belong in docs/BENCHMARKS.md, not in a test.
 
+mod support;
+
 use std::process::Command;
+
+use parquet::file::{reader::FileReader, serialized_reader::SerializedFileReader};
 
 /// The cells after `label` in the table row that starts with it.
 fn row<'t>(table: &'t str, label: &str) -> Vec<&'t str> {
@@ -53,20 +57,13 @@ fn bench_measures_every_stage_and_the_python_peer_lands_what_sluice_lands() {
     // The lake sluice wrote holds the landed rows, and the lander's audit log says it caught up.
     let audit = std::fs::read_to_string(run_dir.join("lake-sluice/_audit/audit.jsonl")).unwrap();
     assert!(audit.lines().any(|line| line.contains("\"kind\":\"stop\"") && line.contains("\"failed\":false")));
-    let mut rows = 0;
-    let mut pending = vec![run_dir.join("lake-sluice/research")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                let reader = parquet::file::serialized_reader::SerializedFileReader::new(file).unwrap();
-                rows += parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as u64;
-            }
-        }
-    }
+    let rows: u64 = support::parquet_files(&run_dir.join("lake-sluice/research"))
+        .iter()
+        .map(|path| {
+            let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+            reader.metadata().file_metadata().num_rows() as u64
+        })
+        .sum();
     assert_eq!(rows, landed);
 
     // The targets are reported, met or not.

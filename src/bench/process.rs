@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sluice_consumers::storage::LakeStorage;
+
 use super::{BenchOptions, LanderRun, Measurement, PROGRESS_EVERY, PeakMemory};
 
 /// How often `/proc/<pid>/status` is read. `VmHWM` is the kernel's own high-water mark, so only
@@ -115,7 +117,7 @@ pub fn land_with_sluice(
     let stop = last_stop_record(&lake.join("_audit").join("audit.jsonl"))?;
     let count = |value: &serde_json::Value| value.as_u64().unwrap_or(0);
     let sum = |value: &serde_json::Value| value.as_object().map_or(0, |map| map.values().map(count).sum::<u64>());
-    let (files, parquet_bytes) = parquet_files(&lake.join(&options.purpose))?;
+    let (files, parquet_bytes) = parquet_files(&lake, &options.purpose)?;
     Ok(LanderRun {
         consumed: sum(&stop["consumed"]),
         landed: count(&stop["landed"][&options.purpose]),
@@ -144,25 +146,16 @@ fn last_stop_record(audit_log: &Path) -> Result<serde_json::Value, String> {
     Ok(stop)
 }
 
-/// Number and total size of the Parquet files under a directory.
-fn parquet_files(dir: &Path) -> Result<(u64, u64), String> {
-    let mut files = 0;
+/// Number and total size of the landed Parquet files of a purpose in a local lake.
+fn parquet_files(lake: &Path, purpose: &str) -> Result<(u64, u64), String> {
+    let storage = LakeStorage::local(lake).map_err(|e| e.to_string())?;
+    let keys = storage.parquet_files(purpose).map_err(|e| e.to_string())?;
     let mut bytes = 0;
-    let mut pending = vec![dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let metadata = entry.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-            if metadata.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|extension| extension == "parquet") {
-                files += 1;
-                bytes += metadata.len();
-            }
-        }
+    for key in &keys {
+        let path = lake.join(key);
+        bytes += std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
     }
-    Ok((files, bytes))
+    Ok((keys.len() as u64, bytes))
 }
 
 /// Runs the Python peer into `<work>/lake-python` and reads the JSON summary it prints last.

@@ -129,7 +129,6 @@ impl LandingState<'_> {
             file_span.end();
             written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas });
         }
-        drop(writes);
         // Each directory the files went to is synced once, before anything refers to the files.
         let storage = Arc::clone(&self.storage);
         let keys: Vec<String> = written.values().map(|file| file.landed.key.clone()).collect();
