@@ -66,22 +66,10 @@ pub fn write_small_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(Error::write(path))
 }
 
-/// Files with fewer rows than this are not compressed: zstd's set-up for each column costs more
-/// than it saves on them (dictionary and run-length encoding still apply). Research datasets
-/// are partitioned by shifted date, which spreads a day's events over a year of directories, so
-/// such small files are common there.
-pub const COMPRESS_FROM_ROWS: usize = 1_000;
-
-/// Encodes `batch` as a Parquet file with the given key-value metadata, zstd-compressed unless
-/// it has fewer than [`COMPRESS_FROM_ROWS`] rows.
+/// Encodes `batch` as a Parquet file with zstd compression and the given key-value metadata.
 pub fn encode(batch: &RecordBatch, metadata: Vec<(String, String)>) -> std::result::Result<Vec<u8>, String> {
-    let compression = if batch.num_rows() < COMPRESS_FROM_ROWS {
-        Compression::UNCOMPRESSED
-    } else {
-        Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level"))
-    };
     let properties = WriterProperties::builder()
-        .set_compression(compression)
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
         .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
         .build();
