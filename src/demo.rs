@@ -183,13 +183,15 @@ impl DemoSummary {
             bytes as f64 / 1e6,
             self.lake_dir.display()
         );
-        // Per dataset (purpose and subject), over its event_date partitions.
+        // Per dataset (purpose and subject), over its event_date or event_month partitions.
         let mut datasets: BTreeMap<PathBuf, (usize, usize, std::collections::BTreeSet<PathBuf>)> = BTreeMap::new();
         for file in &landing.files {
             let path = self.lake_dir.join(&file.key);
             let partition = path.parent().unwrap_or(Path::new("."));
             let dataset = match partition.file_name() {
-                Some(name) if name.to_string_lossy().starts_with("event_date=") => {
+                Some(name)
+                    if ["event_date=", "event_month="].iter().any(|key| name.to_string_lossy().starts_with(key)) =>
+                {
                     partition.parent().unwrap_or(partition)
                 }
                 _ => partition,
@@ -202,7 +204,7 @@ impl DemoSummary {
         for (dir, (files, rows, partitions)) in &datasets {
             let _ = writeln!(
                 out,
-                "    {:<48} {:>10} rows {files:>6} files landed {:>4} event dates",
+                "    {:<48} {:>10} rows {files:>6} files landed {:>4} date or month directories",
                 format!("{}/", dir.display()),
                 group(*rows as u64),
                 partitions.len()

@@ -14,7 +14,8 @@ and pyarrow:
 4. check consent (National Data Opt-out; Type 1 opt-out for GP-sourced events; events without
    a valid NHS number withheld) and apply the purpose's policy file field by field (keep, drop,
    hmac, shift_date, age_band, postcode_outward, postcode_sector);
-5. write Parquet (zstd level 3) per subject, partitioned by event_date, every --rows-per-file
+5. write Parquet (zstd level 3) per subject, partitioned by event_date (or event_month where the
+   policy says event_time_partition = "month"), every --rows-per-file
    rows per subject and at the end.
 
 The last line of stdout is one JSON object with the run's counts (see README.md). Progress goes
@@ -614,9 +615,11 @@ def read_to_end(consumer, targets, handle, batch_size, on_batch=None):
 class SubjectWriter:
     """Rows of one subject, written as Parquet every `max_rows` rows and at the end."""
 
-    def __init__(self, lake, purpose, subject, columns, event_time_column, max_rows, metadata, run_id):
+    def __init__(self, lake, purpose, subject, columns, event_time_column, max_rows, metadata, run_id, by_month):
         self.dir = Path(lake) / purpose / subject
         self.subject = subject
+        # The policy's event_time_partition: a directory per UTC month, or per UTC day.
+        self.partition_key, self.partition_format = ("event_month", "%Y-%m") if by_month else ("event_date", "%Y-%m-%d")
         self.columns = columns
         self.schema = pa.schema([field for _, field, _ in columns], metadata=metadata)
         self.event_time_column = event_time_column
@@ -640,7 +643,7 @@ class SubjectWriter:
         for name, value in row:
             self.buffer[name].append(value)
         event_time = self.buffer[self.event_time_column][-1] if self.event_time_column else None
-        self.event_dates.append(event_time.astimezone(UTC).date().isoformat() if event_time else None)
+        self.event_dates.append(event_time.astimezone(UTC).strftime(self.partition_format) if event_time else None)
         if len(self.event_dates) >= self.max_rows:
             self.flush()
 
@@ -648,13 +651,13 @@ class SubjectWriter:
         if not self.event_dates:
             return
         table = pa.Table.from_pydict(self.buffer, schema=self.schema)
-        table = table.append_column("event_date", pa.array(self.event_dates, pa.string()))
+        table = table.append_column(self.partition_key, pa.array(self.event_dates, pa.string()))
         written = []
         ds.write_dataset(
             table,
             self.dir,
             format="parquet",
-            partitioning=ds.partitioning(pa.schema([("event_date", pa.string())]), flavor="hive"),
+            partitioning=ds.partitioning(pa.schema([(self.partition_key, pa.string())]), flavor="hive"),
             basename_template=f"part-{self.run_id}-{self.flushes:05d}-{{i}}.parquet",
             existing_data_behavior="overwrite_or_ignore",
             file_options=ds.ParquetFileFormat().make_write_options(compression="zstd", compression_level=3),
@@ -717,6 +720,7 @@ def main():
         writers[subject] = SubjectWriter(
             args.lake, args.purpose, subject, columns, event_time, args.rows_per_file,
             {**metadata, "sluice.schema": f"{subject}/v{version}"}, run_id,
+            policy.get("event_time_partition", "day") == "month",
         )
 
     # 1. Consent, read whole before anything is released.

@@ -13,7 +13,7 @@ use sluice_schemas::SchemaVersion;
 
 use crate::{
     Result,
-    policy::{ColumnKind, FieldAction, LandingPlan, Policy},
+    policy::{ColumnKind, EventTimePartition, FieldAction, LandingPlan, Policy},
     storage::LakeStorage,
 };
 
@@ -37,7 +37,13 @@ pub fn render(policy: &Policy, version: &SchemaVersion, plan: &LandingPlan) -> S
     );
     let _ = writeln!(
         out,
-        "- Files are partitioned by `event_date` (UTC date of the event time as landed), one directory per date."
+        "- {}",
+        match plan.event_time_partition {
+            EventTimePartition::Day =>
+                "Files are partitioned by `event_date` (UTC date of the event time as landed), one directory per date.",
+            EventTimePartition::Month =>
+                "Files are partitioned by `event_month` (`YYYY-MM`, UTC month of the event time as landed), one directory per month.",
+        }
     );
     let _ = writeln!(out, "- Every file records the policy hash and key id in its Parquet key-value metadata.\n");
     let _ = writeln!(out, "## Columns\n");

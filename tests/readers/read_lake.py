@@ -4,7 +4,7 @@ Usage: python3 read_lake.py LAKE_DIR
 
 For every dataset (LAKE_DIR/<purpose>/<subject>) it reports, from each reader independently:
 the column types, the row count, distinct event ids, the file-level key-value metadata, and how
-many rows fall outside their event_date partition; and, for observations, every row's exact
+many rows fall outside their event_date (or event_month) partition; and, for observations, every row's exact
 decimal result, reference range and interpretation codes by event id. The Rust test compares
 this with what the lander reported and with the events the source sent; nothing here imports
 sluice code.
@@ -81,9 +81,14 @@ def duckdb_view(dataset_dir: pathlib.Path) -> dict:
     described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     types = {name: column_type for name, column_type, *_ in described}
     time_column = "occurred_at" if "occurred_at" in types else "occurred_at_shifted"
+    # Partitioned by UTC date, or by UTC month where the policy says so.
+    if "event_month" in types:
+        outside_partition = f"strftime(timezone('UTC', {time_column}), '%Y-%m') <> event_month"
+    else:
+        outside_partition = f"CAST(timezone('UTC', {time_column}) AS DATE) <> event_date"
     rows, distinct_ids, outside = con.execute(
         f"""SELECT count(*), count(DISTINCT event_id),
-                   count(*) FILTER (WHERE CAST(timezone('UTC', {time_column}) AS DATE) <> event_date)
+                   count(*) FILTER (WHERE {outside_partition})
             FROM {source}"""
     ).fetchone()
     view = {"types": types, "rows": rows, "distinct_event_ids": distinct_ids, "outside_partition": outside}

@@ -124,14 +124,25 @@ pub fn assert_lake_matches_source(lake: &Path, source_config: SyntheticSourceCon
                 &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             );
             assert!(schema.field_with_name(absent).is_err(), "{purpose} has {absent}");
-            // Hive-style partitions by the landed event time's UTC date.
+            // Hive-style partitions by the landed event time's UTC date (planning) or, where
+            // dates are shifted, its month (research).
             let directory = file.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
-            let date = directory.strip_prefix("event_date=").unwrap_or_else(|| panic!("{}", file.display()));
+            let (key, period) = directory.split_once('=').unwrap_or_else(|| panic!("{}", file.display()));
+            let (expected_key, period_length, policy) = match purpose {
+                "research" => ("event_month", 7, "research@v3"),
+                _ => ("event_date", 10, "planning@v2"),
+            };
+            assert_eq!(key, expected_key, "{}", file.display());
             for micros in column_strings(&parquet.batches, occurred) {
                 let day = micros.parse::<i64>().unwrap().div_euclid(86_400_000_000) as i32;
-                assert_eq!(iso_date(day), date, "{}: an event outside its date partition", file.display());
+                assert_eq!(
+                    &iso_date(day)[..period_length],
+                    period,
+                    "{}: an event outside its partition",
+                    file.display()
+                );
             }
-            assert_eq!(parquet.metadata["sluice.policy"], format!("{purpose}@v2"));
+            assert_eq!(parquet.metadata["sluice.policy"], policy);
             assert_eq!(parquet.metadata["sluice.patient_pseudonym_column"], "patient_pseudonym");
             // Rows holding their own patient's full date of birth, per column. A landed date of
             // birth matches on every row; an unrelated date (a shifted onset, say) only by chance.

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::{
     LanderConsumer, block,
-    layout::{event_date_directory, landed_file_name},
+    layout::{event_time_directory, landed_file_name},
     state::{LandingState, PartitionProgress, PendingFile, PendingKey},
     telemetry,
 };
@@ -68,14 +68,14 @@ impl LandingState<'_> {
         let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
         let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
         let mut writes = Vec::with_capacity(rolling.len());
-        for ((index, topic, partition, day), mut pending) in rolling {
+        for ((index, topic, partition, period), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
             let key = format!(
                 "{}/{}/{}/{}",
                 runtime.purpose.name(),
                 plan.subject,
-                event_date_directory(day),
+                event_time_directory(plan.event_time_partition, period),
                 landed_file_name(&topic, partition, pending.offsets)
             );
             let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
@@ -106,7 +106,7 @@ impl LandingState<'_> {
                 })
                 .await
                 .expect("the file writer does not panic");
-                ((index, topic, partition, day), subject, writer_schemas, file_span, written)
+                ((index, topic, partition, period), subject, writer_schemas, file_span, written)
             });
         }
         // Files are written several at a time: each ends with an fsync, and the file system

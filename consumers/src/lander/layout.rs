@@ -2,19 +2,46 @@
 //!
 //! ```text
 //! <lake>/<purpose>/<subject>/event_date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>-<last offset>.parquet
+//! <lake>/<purpose>/<subject>/event_month=<YYYY-MM>/<topic>+<partition>+<first offset>-<last offset>.parquet
 //! ```
 //!
 //! The date is the UTC date of the event time as landed (`occurred_at`, or its shifted value
-//! where the policy shifts dates), in Hive's `key=value` style so DuckDB, Spark, Polars and
+//! where the policy shifts dates), or its month where the policy says
+//! `event_time_partition = "month"`, in Hive's `key=value` style so DuckDB, Spark, Polars and
 //! pyarrow read it as a column and prune by it. The name says which source offsets the file
 //! holds, which is how a restarted lander recognises files written after its last commit.
 
-/// `event_date=YYYY-MM-DD` for a day count since 1970-01-01, or Hive's name for a missing value
-/// when the policy lands no event time.
-pub(crate) fn event_date_directory(day: Option<i32>) -> String {
-    match day.and_then(|d| chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)) {
-        Some(midnight) => format!("event_date={}", midnight.format("%Y-%m-%d")),
-        None => "event_date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+use crate::policy::EventTimePartition;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The period (UTC days, or months, since 1970-01) an event time in microseconds is filed under.
+pub(crate) fn event_time_period(partition: EventTimePartition, micros: i64) -> Option<i32> {
+    let day = i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok()?;
+    match partition {
+        EventTimePartition::Day => Some(day),
+        EventTimePartition::Month => {
+            let date = chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)?;
+            use chrono::Datelike;
+            Some((date.year() - 1970) * 12 + date.month0() as i32)
+        }
+    }
+}
+
+/// `event_date=YYYY-MM-DD` for a day count since 1970-01-01, or `event_month=YYYY-MM` for a
+/// month count, or Hive's name for a missing value when the policy lands no event time.
+pub(crate) fn event_time_directory(partition: EventTimePartition, period: Option<i32>) -> String {
+    match partition {
+        EventTimePartition::Day => {
+            match period.and_then(|d| chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)) {
+                Some(midnight) => format!("event_date={}", midnight.format("%Y-%m-%d")),
+                None => "event_date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+            }
+        }
+        EventTimePartition::Month => match period {
+            Some(months) => format!("event_month={:04}-{:02}", 1970 + months.div_euclid(12), months.rem_euclid(12) + 1),
+            None => "event_month=__HIVE_DEFAULT_PARTITION__".to_owned(),
+        },
     }
 }
 
@@ -57,8 +84,23 @@ mod tests {
         for other in ["notes.txt", "clinical.adt+x+1-2.parquet", "a+1+2.parquet", ".a+1+1-2.parquet.inprogress"] {
             assert_eq!(parse_landed_file_name(other), None, "{other}");
         }
-        assert_eq!(event_date_directory(Some(20_782)), "event_date=2026-11-25");
-        assert_eq!(event_date_directory(Some(-1)), "event_date=1969-12-31");
-        assert_eq!(event_date_directory(None), "event_date=__HIVE_DEFAULT_PARTITION__");
+        let (day, month) = (EventTimePartition::Day, EventTimePartition::Month);
+        assert_eq!(event_time_directory(day, Some(20_782)), "event_date=2026-11-25");
+        assert_eq!(event_time_directory(day, Some(-1)), "event_date=1969-12-31");
+        assert_eq!(event_time_directory(day, None), "event_date=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(event_time_directory(month, None), "event_month=__HIVE_DEFAULT_PARTITION__");
+        // 2026-11-25T23:59:59.999999Z, 1969-12-31T00:00:00Z and 1970-01-01T00:00:00Z.
+        let late_on_the_25th = 20_783 * MICROS_PER_DAY - 1;
+        assert_eq!(event_time_period(day, late_on_the_25th), Some(20_782));
+        let in_month = |micros| event_time_directory(month, event_time_period(month, micros));
+        assert_eq!(in_month(late_on_the_25th), "event_month=2026-11");
+        assert_eq!(in_month(20_783 * MICROS_PER_DAY), "event_month=2026-11");
+        assert_eq!(in_month(20_788 * MICROS_PER_DAY), "event_month=2026-12");
+        assert_eq!(in_month(20_818 * MICROS_PER_DAY), "event_month=2026-12");
+        assert_eq!(in_month(20_819 * MICROS_PER_DAY), "event_month=2027-01");
+        assert_eq!(in_month(-MICROS_PER_DAY), "event_month=1969-12");
+        assert_eq!(in_month(-1), "event_month=1969-12");
+        assert_eq!(in_month(0), "event_month=1970-01");
+        assert_eq!(event_time_period(month, i64::MAX), None);
     }
 }

@@ -30,8 +30,6 @@ use crate::{
     storage::LakeStorage,
 };
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 /// One purpose as the run uses it.
 pub(super) struct PurposeRuntime<'a> {
     /// The purpose.
@@ -52,8 +50,9 @@ pub(super) struct PendingFile {
     pub(super) writer_fingerprints: BTreeSet<u64>,
 }
 
-/// Which file a row goes to: purpose index, source topic and partition, and the UTC day of the
-/// event as landed (days since 1970-01-01; `None` when the policy lands no event time).
+/// Which file a row goes to: purpose index, source topic and partition, and the UTC day or
+/// month of the event as landed (days or months since 1970-01-01, as the purpose's policy
+/// partitions; `None` when the policy lands no event time).
 pub(super) type PendingKey = (usize, String, i32, Option<i32>);
 
 /// A clinical partition consumed since the last checkpoint.
@@ -339,12 +338,13 @@ impl<'a> LandingState<'a> {
         }
         for (index, plan, row) in routed.rows {
             *tally.landed.entry(name(index)).or_default() += 1;
-            let day = landed_day(&plan, &row);
-            let pending = self.pending.entry((index, topic.clone(), partition, day)).or_insert_with(|| PendingFile {
-                rows: RowBuffer::new(plan),
-                offsets: (offset, offset),
-                writer_fingerprints: BTreeSet::new(),
-            });
+            let period = landed_period(&plan, &row);
+            let pending =
+                self.pending.entry((index, topic.clone(), partition, period)).or_insert_with(|| PendingFile {
+                    rows: RowBuffer::new(plan),
+                    offsets: (offset, offset),
+                    writer_fingerprints: BTreeSet::new(),
+                });
             pending.rows.push(row);
             pending.offsets.1 = offset;
             pending.writer_fingerprints.insert(routed.writer_fingerprint);
@@ -367,7 +367,7 @@ impl<'a> LandingState<'a> {
         let name = |index: usize| self.purposes[index].purpose.name();
         let landed_for = routed.rows.iter().map(|(index, _, _)| name(*index)).collect();
         let withheld = routed.withheld.iter().map(|(index, reason)| format!("{}: {reason}", name(*index))).collect();
-        let files = routed.rows.iter().map(|(index, plan, row)| (*index, landed_day(plan, row))).collect();
+        let files = routed.rows.iter().map(|(index, plan, row)| (*index, landed_period(plan, row))).collect();
         (
             vec![
                 KeyValue::new("sluice.landed_for", names(landed_for)),
@@ -554,11 +554,11 @@ impl<'a> LandingState<'a> {
     }
 }
 
-/// The UTC day (days since 1970-01-01) a row is filed under, from its landed event time; `None`
-/// when the policy lands no event time.
-fn landed_day(plan: &LandingPlan, row: &[Cell]) -> Option<i32> {
+/// The UTC day or month (since 1970-01-01) a row is filed under, from its landed event time;
+/// `None` when the policy lands no event time.
+fn landed_period(plan: &LandingPlan, row: &[Cell]) -> Option<i32> {
     plan.event_time_column.and_then(|column| match row[column] {
-        Cell::TimestampMicros(micros) => i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok(),
+        Cell::TimestampMicros(micros) => super::layout::event_time_period(plan.event_time_partition, micros),
         _ => None,
     })
 }

@@ -43,8 +43,26 @@ pub(crate) struct PolicyFile {
     /// basis). Optional: without it only the national rules apply.
     #[serde(default)]
     pub(crate) consent: PurposeRules,
+    /// How landed files are divided by the event time as landed: a directory per UTC day (the
+    /// default) or per month.
+    #[serde(default)]
+    pub(crate) event_time_partition: EventTimePartition,
     /// For each subject, the action for each field of its newest schema.
     pub(crate) subjects: BTreeMap<String, BTreeMap<String, ActionEntry>>,
+}
+
+/// How a purpose's files are divided into directories by the event time as landed (Hive
+/// style, so DuckDB, Spark, Polars and pyarrow read the directory as a column and prune by it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTimePartition {
+    /// `event_date=YYYY-MM-DD`: one directory per UTC day.
+    #[default]
+    Day,
+    /// `event_month=YYYY-MM`: one directory per UTC month. For policies that shift dates: the
+    /// day of a shifted date means little, and a directory per day cuts the data into many
+    /// small files (each source partition writes one file per directory at every roll).
+    Month,
 }
 
 /// What happens to one field on its way to the lake, with its parameters.

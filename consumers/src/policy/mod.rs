@@ -93,7 +93,7 @@ mod sensitivity;
 #[cfg(test)]
 mod tests;
 
-pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, FieldAction};
+pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, EventTimePartition, FieldAction};
 pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_DECIMAL_PRECISION, MAX_SHIFT_DAYS, NestedField, Transform};
 pub use sensitivity::Sensitivity;
 
@@ -123,6 +123,8 @@ pub struct Policy {
     rules: PurposeRules,
     /// Action of each field, per subject.
     subjects: BTreeMap<String, BTreeMap<String, FieldAction>>,
+    /// How landed files are divided into directories by event time.
+    event_time_partition: EventTimePartition,
     /// Where the text came from, for messages.
     origin: String,
     /// SHA-256 (lowercase hex) of the exact file bytes.
@@ -176,6 +178,7 @@ impl Policy {
             patient_identifier: file.patient_identifier,
             rules: file.consent,
             subjects,
+            event_time_partition: file.event_time_partition,
             origin: origin.to_owned(),
             hash: hex::encode(Sha256::digest(text.as_bytes())),
         })
@@ -206,6 +209,11 @@ impl Policy {
     /// The purpose the policy is for (`direct-care`, `planning`, `research`, `study:<id>`).
     pub fn purpose(&self) -> &str {
         &self.purpose
+    }
+
+    /// How the policy's files are divided into directories by event time.
+    pub fn event_time_partition(&self) -> EventTimePartition {
+        self.event_time_partition
     }
 
     /// What the policy is for, in words.

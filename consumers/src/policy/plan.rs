@@ -9,7 +9,7 @@ use apache_avro::{Schema, schema::RecordField};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use sluice_schemas::SchemaVersion;
 
-use super::{FieldAction, Policy, Sensitivity};
+use super::{EventTimePartition, FieldAction, Policy, Sensitivity};
 use crate::{Error, Result};
 
 /// Largest `shift_date.max_days` accepted: ten years. Larger shifts protect no better and make
@@ -217,8 +217,10 @@ pub struct LandingPlan {
     /// reader schema's record.
     pub patient_field_index: usize,
     /// Output column holding the event time as landed (`occurred_at`, kept or shifted): files
-    /// are partitioned by its UTC date. `None` when the policy lands no such timestamp.
+    /// are partitioned by its UTC date or month. `None` when the policy lands no such timestamp.
     pub event_time_column: Option<usize>,
+    /// Whether files are partitioned by that time's UTC day or month (the policy says).
+    pub event_time_partition: EventTimePartition,
 }
 
 /// The field every clinical subject has for when the event happened.
@@ -312,6 +314,7 @@ impl Policy {
             event_time_column: fields.index(EVENT_TIME_FIELD).and_then(|field| {
                 columns.iter().position(|c| c.field_index == field && c.kind == ColumnKind::TimestampMicros)
             }),
+            event_time_partition: self.event_time_partition(),
             columns,
             arrow_schema,
             patient_field_index: patient,

@@ -145,7 +145,7 @@ fn hash_is_the_sha256_of_the_file_bytes() {
 #[test]
 fn accessors_report_the_file() {
     let research = Policy::builtin("research").unwrap();
-    assert_eq!((research.name(), research.version(), research.label()), ("research", 2, "research@v2".to_owned()));
+    assert_eq!((research.name(), research.version(), research.label()), ("research", 3, "research@v3".to_owned()));
     assert_eq!(research.patient_identifier(), "nhs_number");
     assert!(research.description().contains("shifted"));
     assert!(research.rules().exemptions.is_empty());
@@ -171,6 +171,23 @@ fn consent_rules_are_read_from_the_consent_table() {
     assert_eq!(policy.rules().exemptions[0].reference, "CAG 10-02(b)/2026");
     // Without the table, only the national rules apply.
     assert_eq!(Policy::from_toml(&policy_text(latest("adt"), &[]), "t").unwrap().rules(), &Default::default());
+}
+
+#[test]
+fn files_are_partitioned_by_day_unless_the_policy_says_month() {
+    let version = latest("adt");
+    let base = policy_text(version, &[]);
+    let by_day = Policy::from_toml(&base, "policies/test.toml").unwrap();
+    assert_eq!(by_day.event_time_partition(), EventTimePartition::Day);
+    assert_eq!(by_day.plan(version).unwrap().event_time_partition, EventTimePartition::Day);
+    let monthly = base.replace("version = 1\n", "version = 1\nevent_time_partition = \"month\"\n");
+    let by_month = Policy::from_toml(&monthly, "policies/test.toml").unwrap();
+    assert_eq!(by_month.plan(version).unwrap().event_time_partition, EventTimePartition::Month);
+    let weekly = load_error(&base.replace("version = 1\n", "version = 1\nevent_time_partition = \"week\"\n"));
+    assert!(weekly.contains("unknown variant `week`"), "{weekly}");
+    // Research shifts dates, so it files by month; the others by day.
+    assert_eq!(Policy::builtin("research").unwrap().event_time_partition(), EventTimePartition::Month);
+    assert_eq!(Policy::builtin("planning").unwrap().event_time_partition(), EventTimePartition::Day);
 }
 
 #[test]
