@@ -181,7 +181,7 @@ struct DemoArgs {
     #[arg(long, default_value = "single-object")]
     framing: Framing,
     /// Rows held in memory before files are written and offsets committed.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = sluice_consumers::lander::DEFAULT_MAX_BUFFERED_ROWS)]
     max_buffered_rows: usize,
     /// Topic definitions (default: the compiled-in infra/topics.toml).
     #[arg(long)]
@@ -312,7 +312,7 @@ struct LandArgs {
     #[arg(long, default_value = "sluice-lander")]
     group_id: String,
     /// Rows held in memory before files are written and offsets committed.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = sluice_consumers::lander::DEFAULT_MAX_BUFFERED_ROWS)]
     max_buffered_rows: usize,
     /// Seconds without new events after which buffered rows are written anyway.
     #[arg(long, default_value_t = 5)]

@@ -3,12 +3,14 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
+    error::{KafkaError, KafkaResult, RDKafkaErrorCode},
 };
 use sluice_schemas::Decoder;
 use tracing::warn;
@@ -21,12 +23,36 @@ pub(super) struct ConsentReader {
     /// Assigned to every partition of the consent topic, no group commits.
     consumer: BaseConsumer,
     /// Asks for the topic's end offsets. A separate client, because on the reading client such a
-    /// request can queue behind a long-polling fetch on the same connection.
-    end_offsets: BaseConsumer,
+    /// request can queue behind a long-polling fetch on the same connection; shared with the
+    /// threads that ask while the lander works (see [`ConsentReader::ask_ends`]).
+    end_offsets: Arc<BaseConsumer>,
     /// The consent topic's name.
     topic: String,
+    /// The topic's partitions (all of them are read).
+    partitions: Vec<i32>,
     /// Next offset to read per partition, once anything has been read from it.
     positions: HashMap<i32, i64>,
+}
+
+/// Where each consent partition ended when the lander asked, being found out on a thread of its
+/// own; await it for the answer.
+pub(super) struct ConsentEnds {
+    /// The consent topic, to name in an error.
+    topic: String,
+    /// The request, running on a blocking thread.
+    request: tokio::task::JoinHandle<Result<Vec<(i32, i64)>>>,
+}
+
+impl ConsentEnds {
+    /// The end offset of every consent partition, as the broker answered.
+    pub(super) async fn answer(&mut self) -> Result<Vec<(i32, i64)>> {
+        (&mut self.request).await.unwrap_or_else(|stopped| {
+            Err(Error::ConsentUnavailable {
+                topic: self.topic.clone(),
+                reason: format!("the request for its end offsets stopped: {stopped}"),
+            })
+        })
+    }
 }
 
 impl ConsentReader {
@@ -46,29 +72,48 @@ impl ConsentReader {
             .map(|t| t.partitions().len())
             .filter(|n| *n > 0)
             .ok_or_else(|| unavailable("the topic does not exist".to_owned()))?;
+        let partitions: Vec<i32> = (0..partitions as i32).collect();
         let mut assignment = TopicPartitionList::new();
-        for partition in 0..partitions as i32 {
+        for partition in &partitions {
             assignment
-                .add_partition_offset(&config.consent_topic, partition, Offset::Beginning)
+                .add_partition_offset(&config.consent_topic, *partition, Offset::Beginning)
                 .map_err(|e| unavailable(e.to_string()))?;
         }
         consumer.assign(&assignment).map_err(|e| unavailable(e.to_string()))?;
         let end_offsets = consumer_config(client, &format!("{}-consent-ends", config.group_id))
             .create()
             .map_err(|source| Error::CreateClient { role: "consent end-offset reader", source })?;
-        Ok(ConsentReader { consumer, end_offsets, topic: config.consent_topic.clone(), positions: HashMap::new() })
+        Ok(ConsentReader {
+            consumer,
+            end_offsets: Arc::new(end_offsets),
+            topic: config.consent_topic.clone(),
+            partitions,
+            positions: HashMap::new(),
+        })
     }
 
     /// Messages between the start and the end of the topic now (an upper bound on the changes
     /// the first catch-up applies), to size the consent store once rather than grow it.
     pub(super) fn backlog(&self) -> u64 {
-        let Ok(assignment) = self.consumer.assignment() else { return 0 };
-        assignment
-            .elements()
+        self.partitions
             .iter()
-            .filter_map(|e| self.end_offsets.fetch_watermarks(&self.topic, e.partition(), Duration::from_secs(5)).ok())
+            .filter_map(|p| self.end_offsets.fetch_watermarks(&self.topic, *p, Duration::from_secs(5)).ok())
             .map(|(low, high)| (high - low).max(0) as u64)
             .sum()
+    }
+
+    /// Asks where every consent partition ends now, on a blocking thread, and returns at once;
+    /// the lander keeps working and awaits the answer before releasing the events it had read
+    /// when it asked. Broker outages are retried until `timeout`, then the answer is
+    /// [`Error::ConsentUnavailable`].
+    pub(super) fn ask_ends(&self, timeout: Duration) -> ConsentEnds {
+        let (client, topic, partitions) = (self.end_offsets.clone(), self.topic.clone(), self.partitions.clone());
+        let deadline = Instant::now() + timeout;
+        let request = {
+            let topic = topic.clone();
+            tokio::task::spawn_blocking(move || ends_by(&client, &topic, &partitions, deadline))
+        };
+        ConsentEnds { topic, request }
     }
 
     /// Reads every partition up to the high watermark it has now, applying each change: after
@@ -81,33 +126,41 @@ impl ConsentReader {
         state: &mut LandingState<'_>,
         timeout: Duration,
     ) -> Result<u64> {
-        let started = Instant::now();
-        let deadline = started + timeout;
+        let deadline = Instant::now() + timeout;
+        let ends = ends_by(&self.end_offsets, &self.topic, &self.partitions, deadline)?;
+        self.read_to(&ends, decoder, state, deadline)
+    }
+
+    /// Reads every partition up to the given end offsets (from [`Self::ask_ends`]), applying
+    /// each change: after this returns, every consent change acknowledged by Kafka before the
+    /// ends were asked for is in force. Returns the number of changes applied.
+    pub(super) fn read_to(
+        &mut self,
+        ends: &[(i32, i64)],
+        decoder: &Decoder<'_>,
+        state: &mut LandingState<'_>,
+        deadline: Instant,
+    ) -> Result<u64> {
         let unavailable = |reason: String| Error::ConsentUnavailable { topic: self.topic.clone(), reason };
-        let assignment = self.consumer.assignment().map_err(|e| unavailable(e.to_string()))?;
         let mut remaining: HashMap<i32, i64> = HashMap::new();
-        for element in assignment.elements() {
-            let partition = element.partition();
-            let (low, high) = loop {
-                match self.end_offsets.fetch_watermarks(&self.topic, partition, Duration::from_secs(5)) {
-                    Ok(watermarks) => break watermarks,
-                    Err(error) if Instant::now() < deadline && self.end_offsets.client().fatal_error().is_none() => {
-                        warn!(%error, "consent topic end not readable for now, retrying");
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                    Err(error) => return Err(unavailable(error.to_string())),
+        for &(partition, high) in ends {
+            let position = match self.positions.get(&partition) {
+                Some(position) => *position,
+                // Nothing read from it yet: reading starts at its first offset still kept,
+                // which only this slower request says.
+                None if high > 0 => {
+                    retry_until(deadline, &self.end_offsets, "consent topic start", || {
+                        self.end_offsets.fetch_watermarks(&self.topic, partition, Duration::from_secs(5))
+                    })
+                    .map_err(|error| unavailable(error.to_string()))?
+                    .0
                 }
+                None => continue,
             };
-            let position = self.positions.get(&partition).copied().unwrap_or(low).max(low);
             if high > position {
                 remaining.insert(partition, high);
             }
         }
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            remaining = remaining.len(),
-            "consent watermarks read"
-        );
         let before = state.report.consent_changes + state.report.consent_dead_lettered;
         while !remaining.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -131,5 +184,55 @@ impl ConsentReader {
             }
         }
         Ok(state.report.consent_changes + state.report.consent_dead_lettered - before)
+    }
+}
+
+/// Where each of `partitions` of `topic` ends now, retried until `deadline`: one ListOffsets
+/// request for all of them (one per broker), where asking for each partition's watermarks in
+/// turn costs two round trips per partition.
+fn ends_by(client: &BaseConsumer, topic: &str, partitions: &[i32], deadline: Instant) -> Result<Vec<(i32, i64)>> {
+    let started = Instant::now();
+    let ends = retry_until(deadline, client, "consent topic end", || end_offsets(client, topic, partitions))
+        .map_err(|error| Error::ConsentUnavailable { topic: topic.to_owned(), reason: error.to_string() })?;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "consent topic ends read");
+    Ok(ends)
+}
+
+fn end_offsets(client: &BaseConsumer, topic: &str, partitions: &[i32]) -> KafkaResult<Vec<(i32, i64)>> {
+    let mut request = TopicPartitionList::new();
+    for partition in partitions {
+        request.add_partition_offset(topic, *partition, Offset::End)?;
+    }
+    let answer = client.offsets_for_times(request, Duration::from_secs(5))?;
+    let mut ends = Vec::with_capacity(partitions.len());
+    for element in answer.elements() {
+        element.error()?;
+        match element.offset() {
+            Offset::Offset(end) => ends.push((element.partition(), end)),
+            _ => return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetOutOfRange)),
+        }
+    }
+    if ends.len() != partitions.len() {
+        return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition));
+    }
+    Ok(ends)
+}
+
+/// Calls `request` until it succeeds, the client fails for good, or `deadline` passes.
+fn retry_until<T>(
+    deadline: Instant,
+    client: &BaseConsumer,
+    what: &str,
+    mut request: impl FnMut() -> KafkaResult<T>,
+) -> KafkaResult<T> {
+    loop {
+        match request() {
+            Ok(answer) => return Ok(answer),
+            Err(error) if Instant::now() < deadline && client.client().fatal_error().is_none() => {
+                warn!(%error, what, "not readable for now, retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => return Err(error),
+        }
     }
 }

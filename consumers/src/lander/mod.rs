@@ -5,7 +5,10 @@
 //! clinical topics in its consumer group. Each event is decoded with the newest schema of its
 //! subject, checked against every configured purpose, pseudonymised for each purpose that may
 //! receive it, and buffered per (purpose, topic, partition). New consent changes keep being
-//! applied while it runs, so a later opt-out stops later releases.
+//! applied while it runs, so a later opt-out stops later releases: clinical messages are read
+//! in batches, and a batch is released only after a *consent barrier*, the consent topic read up
+//! to where it ended once the batch had been read. The lander asks where it ends as soon as a
+//! batch is read and lands the batch before it while the broker answers.
 //!
 //! A *checkpoint* writes buffers to Parquet files (atomically and durably), waits for every
 //! dead-letter record to be acknowledged, appends the audit records, and only then commits the
@@ -49,7 +52,7 @@ mod setup;
 mod state;
 mod telemetry;
 
-use consent_reader::ConsentReader;
+use consent_reader::{ConsentEnds, ConsentReader};
 pub use report::LandingReport;
 pub use setup::{PurposeSetup, setups_from_builtin, setups_from_dir};
 use state::LandingState;
@@ -105,9 +108,9 @@ pub struct LanderConfig {
     #[serde(default = "default_idle_flush_secs")]
     pub idle_flush_secs: u64,
     /// Most clinical messages checked against consent after one consent barrier. Each barrier
-    /// asks the broker where every consent partition ends (a round trip per partition), so
-    /// under load batches are large: on the Tansu test broker a barrier took about 90 ms, and
-    /// landing a million events at 10,000 a batch still spent 9 s of 33 in about 100 barriers
+    /// asks the broker where every consent partition ends (one ListOffsets request), and a busy
+    /// broker can take hundreds of milliseconds to answer (Tansu did), so under load batches
+    /// are large and each batch's question is answered while the batch before it is landed
     /// (docs/BENCHMARKS.md). Rows wait for a checkpoint anyway, so a large batch delays no
     /// file; it does make files roll up to one batch past their row limit.
     #[serde(default = "default_max_batch_messages")]
@@ -151,8 +154,13 @@ impl LanderConfig {
 fn default_group_id() -> String {
     "sluice-lander".to_owned()
 }
+/// [`LanderConfig::max_buffered_rows`] unless configured. A buffered row costs about 600 bytes
+/// of resident memory (its Arrow buffers and the allocator's slack): at 200,000 the lander
+/// landing a million research events peaked at 322-329 MB, at 100,000 at 258-270 MB
+/// (docs/BENCHMARKS.md).
+pub const DEFAULT_MAX_BUFFERED_ROWS: usize = 100_000;
 fn default_max_buffered_rows() -> usize {
-    200_000
+    DEFAULT_MAX_BUFFERED_ROWS
 }
 fn default_max_file_rows() -> usize {
     250_000
@@ -259,8 +267,14 @@ async fn land(
     // Offsets the whole group has committed, for partitions this lander does not hold.
     let mut group_committed: HashMap<(String, i32), i64> = HashMap::new();
     let mut group_committed_read_at: Option<Instant> = None;
+    // The batch read last, waiting for the consent topic's ends asked for after it was read.
+    // Its barrier is awaited only when the next batch has been read (or nothing more comes),
+    // so the broker's answer, which on a busy broker can take hundreds of milliseconds, arrives
+    // while the lander reads instead of stopping it.
+    let mut awaiting: Option<AwaitingConsent> = None;
     loop {
-        apply_revocations(&consumer, &mut state);
+        let revoked = apply_revocations(&consumer, &mut state);
+        forget_revoked(&mut awaiting, &revoked);
         if *shutdown.borrow() {
             break;
         }
@@ -275,7 +289,14 @@ async fn land(
                 break;
             }
         }
+        let mut barrier = Barrier {
+            consumer: &consumer,
+            consent_reader: &mut consent_reader,
+            decoder: &decoder,
+            timeout: consent_timeout,
+        };
         tokio::select! {
+            biased;
             changed = shutdown.changed() => {
                 // A dropped sender means whoever could ask for shutdown is gone: stop too.
                 if changed.is_err() || *shutdown.borrow() {
@@ -302,33 +323,25 @@ async fn land(
                     }
                 };
                 let mut batch = collect_batch(&consumer, first, config.max_batch_messages.max(1)).await?;
-                // Consent barrier: every consent change Kafka acknowledged before these events
-                // were read is applied before any of them is released.
-                block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
+                // Rebalances are served while reading: neither batch may hold a revoked partition.
                 let revoked = apply_revocations(&consumer, &mut state);
-                batch.retain(|m| !revoked.iter().any(|(t, p)| t == m.topic() && *p == m.partition()));
-                // Partitions lost at a checkpoint inside this batch: the rest of their events
-                // are left to their new owner.
-                let mut lost: BTreeSet<(String, i32)> = BTreeSet::new();
-                for message in &batch {
-                    if lost.contains(&(message.topic().to_owned(), message.partition())) {
-                        continue;
-                    }
-                    let event = state.read_clinical(&decoder, message)?;
-                    if let Some(partition) = state.window_closed_by(&event) {
-                        state.checkpoint(&consumer, Some(&BTreeSet::from([partition.clone()]))).await?;
-                        if !state.still_reading(&event) {
-                            lost.insert(partition);
-                            continue;
-                        }
-                    }
-                    state.buffer_clinical(message, event)?;
+                forget_revoked(&mut awaiting, &revoked);
+                batch.retain(|m| !is_revoked(&revoked, m));
+                // Consent barrier: the ends asked for now are past every consent change Kafka
+                // acknowledged before these events were read; the batch is released only once
+                // the consent store has read that far.
+                let next = AwaitingConsent { ends: barrier.consent_reader.ask_ends(consent_timeout), messages: batch };
+                if let Some(previous) = awaiting.replace(next) {
+                    barrier.land(previous, &mut state).await?;
+                    on_progress(state.consumed_so_far());
                 }
-                on_progress(state.consumed_so_far());
-                apply_revocations(&consumer, &mut state);
-                let due = state.partitions_due();
-                if !due.is_empty() {
-                    state.checkpoint(&consumer, Some(&due)).await?;
+            }
+            answer = answer_for(&mut awaiting) => {
+                // Nothing new to read before the barrier of the last batch came back: land it.
+                let ends = answer?;
+                if let Some(batch) = awaiting.take() {
+                    barrier.land_with(batch.messages, &ends, &mut state).await?;
+                    on_progress(state.consumed_so_far());
                 }
             }
             _ = tokio::time::sleep(idle) => {
@@ -341,12 +354,108 @@ async fn land(
             }
         }
     }
+    if awaiting.take().is_some() {
+        // Read but not released: its offsets are not committed, so it is read again next run.
+        info!("the last batch read is left for the next run: its consent barrier had not come back");
+    }
     apply_revocations(&consumer, &mut state);
     state.checkpoint(&consumer, None).await?;
     // Leave the group now rather than when the session times out, so the partitions move to
     // the other landers at once.
     consumer.unsubscribe();
     Ok(state.report)
+}
+
+/// A batch of clinical messages read, and the consent topic's ends asked for after it was read.
+struct AwaitingConsent {
+    /// The messages, in the order read.
+    messages: Vec<OwnedMessage>,
+    /// Where the consent topic ended once they had been read.
+    ends: ConsentEnds,
+}
+
+/// Waits for the ends asked for the awaiting batch; never completes when no batch awaits.
+async fn answer_for(awaiting: &mut Option<AwaitingConsent>) -> Result<Vec<(i32, i64)>> {
+    match awaiting {
+        Some(batch) => batch.ends.answer().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a message is from one of the `revoked` partitions.
+fn is_revoked(revoked: &[(String, i32)], message: &OwnedMessage) -> bool {
+    revoked.iter().any(|(topic, partition)| topic == message.topic() && *partition == message.partition())
+}
+
+/// Drops the awaiting batch's messages from partitions just revoked: their new owner reads them.
+fn forget_revoked(awaiting: &mut Option<AwaitingConsent>, revoked: &[(String, i32)]) {
+    if let Some(batch) = awaiting.as_mut().filter(|_| !revoked.is_empty()) {
+        batch.messages.retain(|m| !is_revoked(revoked, m));
+    }
+}
+
+/// What releasing a batch through its consent barrier needs besides the landing state.
+struct Barrier<'a, 'c> {
+    consumer: &'a LanderConsumer,
+    consent_reader: &'a mut ConsentReader,
+    decoder: &'a Decoder<'c>,
+    timeout: Duration,
+}
+
+impl Barrier<'_, '_> {
+    /// Awaits the batch's consent ends, then lands it (see [`Self::land_with`]).
+    async fn land(&mut self, mut batch: AwaitingConsent, state: &mut LandingState<'_>) -> Result<()> {
+        let asked = Instant::now();
+        let ends = batch.ends.answer().await?;
+        tracing::debug!(waited_ms = asked.elapsed().as_millis() as u64, "consent barrier answered");
+        self.land_with(batch.messages, &ends, state).await
+    }
+
+    /// Reads the consent topic up to `ends` (every consent change Kafka acknowledged before the
+    /// batch was read is then applied), and only then decodes, checks and buffers the batch's
+    /// events, checkpointing the partitions that are due.
+    async fn land_with(
+        &mut self,
+        mut batch: Vec<OwnedMessage>,
+        ends: &[(i32, i64)],
+        state: &mut LandingState<'_>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        block(|| self.consent_reader.read_to(ends, self.decoder, state, deadline))?;
+        let consent_read = started.elapsed();
+        let revoked = apply_revocations(self.consumer, state);
+        batch.retain(|m| !is_revoked(&revoked, m));
+        // Partitions lost at a checkpoint inside this batch: the rest of their events are left
+        // to their new owner.
+        let mut lost: BTreeSet<(String, i32)> = BTreeSet::new();
+        for message in &batch {
+            if lost.contains(&(message.topic().to_owned(), message.partition())) {
+                continue;
+            }
+            let event = state.read_clinical(self.decoder, message)?;
+            if let Some(partition) = state.window_closed_by(&event) {
+                state.checkpoint(self.consumer, Some(&BTreeSet::from([partition.clone()]))).await?;
+                if !state.still_reading(&event) {
+                    lost.insert(partition);
+                    continue;
+                }
+            }
+            state.buffer_clinical(message, event)?;
+        }
+        tracing::debug!(
+            messages = batch.len(),
+            consent_read_ms = consent_read.as_millis() as u64,
+            landed_ms = started.elapsed().as_millis() as u64,
+            "batch released"
+        );
+        apply_revocations(self.consumer, state);
+        let due = state.partitions_due();
+        if !due.is_empty() {
+            state.checkpoint(self.consumer, Some(&due)).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The clinical consumer, with the context that notices revoked partitions.
@@ -420,7 +529,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(250);
 /// that one consent barrier covers many events.
 async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage, most: usize) -> Result<Vec<OwnedMessage>> {
     let mut batch = vec![first];
-    let until = tokio::time::Instant::now() + BATCH_WINDOW;
+    let started = tokio::time::Instant::now();
+    let until = started + BATCH_WINDOW;
     while batch.len() < most {
         match tokio::time::timeout_at(until, consumer.recv()).await {
             Ok(Ok(message)) => batch.push(message.detach()),
@@ -431,6 +541,7 @@ async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage, most: usi
             Err(_elapsed) => break,
         }
     }
+    tracing::debug!(messages = batch.len(), elapsed_ms = started.elapsed().as_millis() as u64, "batch read");
     Ok(batch)
 }
 
