@@ -22,7 +22,8 @@ impl ResultDecimal {
     /// Digits after the point, as declared by the schema.
     pub const SCALE: u32 = 6;
     /// Bytes of the Avro encoding: eight hold every value of 18 digits, and apache-avro refuses
-    /// to read a decimal stored in fewer bytes than its precision needs.
+    /// to resolve (read as a later schema version) a decimal stored in fewer bytes than its
+    /// precision needs.
     const AVRO_BYTES: usize = 8;
 
     /// The decimal whose unscaled value (the number times 10^6) is `unscaled`; `None` if it has
