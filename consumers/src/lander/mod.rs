@@ -24,7 +24,7 @@
 //! commit, a restarted lander can tell committed files from uncommitted ones by their names.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -32,7 +32,7 @@ use std::{
 use std::sync::Mutex;
 
 use rdkafka::{
-    ClientConfig, ClientContext, Message, Offset, TopicPartitionList,
+    ClientConfig, ClientContext, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer},
     message::OwnedMessage,
 };
@@ -41,6 +41,7 @@ use sluice_schemas::{Catalogue, Decoder};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+mod barrier;
 mod checkpoint;
 mod consent_reader;
 mod erasure;
@@ -52,7 +53,8 @@ mod setup;
 mod state;
 mod telemetry;
 
-use consent_reader::{ConsentEnds, ConsentReader};
+use barrier::{AwaitingConsent, Barrier, answer_for, forget_revoked, is_revoked};
+use consent_reader::ConsentReader;
 pub use report::LandingReport;
 pub use setup::{PurposeSetup, setups_from_builtin, setups_from_dir};
 use state::LandingState;
@@ -364,98 +366,6 @@ async fn land(
     // the other landers at once.
     consumer.unsubscribe();
     Ok(state.report)
-}
-
-/// A batch of clinical messages read, and the consent topic's ends asked for after it was read.
-struct AwaitingConsent {
-    /// The messages, in the order read.
-    messages: Vec<OwnedMessage>,
-    /// Where the consent topic ended once they had been read.
-    ends: ConsentEnds,
-}
-
-/// Waits for the ends asked for the awaiting batch; never completes when no batch awaits.
-async fn answer_for(awaiting: &mut Option<AwaitingConsent>) -> Result<Vec<(i32, i64)>> {
-    match awaiting {
-        Some(batch) => batch.ends.answer().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Whether a message is from one of the `revoked` partitions.
-fn is_revoked(revoked: &[(String, i32)], message: &OwnedMessage) -> bool {
-    revoked.iter().any(|(topic, partition)| topic == message.topic() && *partition == message.partition())
-}
-
-/// Drops the awaiting batch's messages from partitions just revoked: their new owner reads them.
-fn forget_revoked(awaiting: &mut Option<AwaitingConsent>, revoked: &[(String, i32)]) {
-    if let Some(batch) = awaiting.as_mut().filter(|_| !revoked.is_empty()) {
-        batch.messages.retain(|m| !is_revoked(revoked, m));
-    }
-}
-
-/// What releasing a batch through its consent barrier needs besides the landing state.
-struct Barrier<'a, 'c> {
-    consumer: &'a LanderConsumer,
-    consent_reader: &'a mut ConsentReader,
-    decoder: &'a Decoder<'c>,
-    timeout: Duration,
-}
-
-impl Barrier<'_, '_> {
-    /// Awaits the batch's consent ends, then lands it (see [`Self::land_with`]).
-    async fn land(&mut self, mut batch: AwaitingConsent, state: &mut LandingState<'_>) -> Result<()> {
-        let asked = Instant::now();
-        let ends = batch.ends.answer().await?;
-        tracing::debug!(waited_ms = asked.elapsed().as_millis() as u64, "consent barrier answered");
-        self.land_with(batch.messages, &ends, state).await
-    }
-
-    /// Reads the consent topic up to `ends` (every consent change Kafka acknowledged before the
-    /// batch was read is then applied), and only then decodes, checks and buffers the batch's
-    /// events, checkpointing the partitions that are due.
-    async fn land_with(
-        &mut self,
-        mut batch: Vec<OwnedMessage>,
-        ends: &[(i32, i64)],
-        state: &mut LandingState<'_>,
-    ) -> Result<()> {
-        let started = Instant::now();
-        let deadline = started + self.timeout;
-        block(|| self.consent_reader.read_to(ends, self.decoder, state, deadline))?;
-        let consent_read = started.elapsed();
-        let revoked = apply_revocations(self.consumer, state);
-        batch.retain(|m| !is_revoked(&revoked, m));
-        // Partitions lost at a checkpoint inside this batch: the rest of their events are left
-        // to their new owner.
-        let mut lost: BTreeSet<(String, i32)> = BTreeSet::new();
-        for message in &batch {
-            if lost.contains(&(message.topic().to_owned(), message.partition())) {
-                continue;
-            }
-            let event = state.read_clinical(self.decoder, message)?;
-            if let Some(partition) = state.window_closed_by(&event) {
-                state.checkpoint(self.consumer, Some(&BTreeSet::from([partition.clone()]))).await?;
-                if !state.still_reading(&event) {
-                    lost.insert(partition);
-                    continue;
-                }
-            }
-            state.buffer_clinical(message, event)?;
-        }
-        tracing::debug!(
-            messages = batch.len(),
-            consent_read_ms = consent_read.as_millis() as u64,
-            landed_ms = started.elapsed().as_millis() as u64,
-            "batch released"
-        );
-        apply_revocations(self.consumer, state);
-        let due = state.partitions_due();
-        if !due.is_empty() {
-            state.checkpoint(self.consumer, Some(&due)).await?;
-        }
-        Ok(())
-    }
 }
 
 /// The clinical consumer, with the context that notices revoked partitions.
