@@ -114,3 +114,40 @@ impl Barrier<'_, '_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    use super::*;
+
+    fn message(topic: &str, partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(None, None, topic.to_owned(), Timestamp::NotAvailable, partition, offset, None)
+    }
+
+    #[test]
+    fn only_the_revoked_partitions_leave_the_awaiting_batch() {
+        let revoked = vec![("clinical.adt".to_owned(), 1)];
+        assert!(is_revoked(&revoked, &message("clinical.adt", 1, 7)));
+        assert!(!is_revoked(&revoked, &message("clinical.adt", 2, 7)));
+        assert!(!is_revoked(&revoked, &message("clinical.observation", 1, 7)));
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _entered = runtime.enter();
+        let ends = ConsentEnds::answered(vec![(0, 3)]);
+        let mut awaiting = Some(AwaitingConsent {
+            messages: vec![message("clinical.adt", 1, 7), message("clinical.adt", 2, 8), message("clinical.adt", 1, 9)],
+            ends,
+        });
+        forget_revoked(&mut awaiting, &[]);
+        assert_eq!(awaiting.as_ref().unwrap().messages.len(), 3, "nothing revoked, nothing dropped");
+        forget_revoked(&mut awaiting, &revoked);
+        let left: Vec<(i32, i64)> =
+            awaiting.as_ref().unwrap().messages.iter().map(|m| (m.partition(), m.offset())).collect();
+        assert_eq!(left, [(2, 8)]);
+        assert_eq!(runtime.block_on(answer_for(&mut awaiting)).unwrap(), [(0, 3)]);
+        let mut nothing_awaits = None;
+        forget_revoked(&mut nothing_awaits, &revoked);
+        assert!(nothing_awaits.is_none());
+    }
+}

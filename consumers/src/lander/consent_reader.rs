@@ -44,6 +44,12 @@ pub(super) struct ConsentEnds {
 }
 
 impl ConsentEnds {
+    /// Ends already known, for tests of what awaits them.
+    #[cfg(test)]
+    pub(super) fn answered(ends: Vec<(i32, i64)>) -> Self {
+        ConsentEnds { topic: "consent".to_owned(), request: tokio::task::spawn(async move { Ok(ends) }) }
+    }
+
     /// The end offset of every consent partition, as the broker answered.
     pub(super) async fn answer(&mut self) -> Result<Vec<(i32, i64)>> {
         (&mut self.request).await.unwrap_or_else(|stopped| {
