@@ -1,13 +1,34 @@
 //! Broker connection settings, the way Kafka users expect to give them: a bootstrap list plus
 //! any librdkafka property (`-X key=value`), so TLS and SASL work without code changes.
+//!
+//! Secrets (`sasl.password`, `ssl.key.password`...) are read from files or the environment only:
+//! `-X` refuses them, because a command line is visible to every user of the machine (`ps`,
+//! `/proc/PID/cmdline`) and lands in shell history. In the `[kafka]` table of `--kafka-config` a
+//! secret may be written out (keep that file readable only by the service account), or point at
+//! where it is kept:
+//!
+//! ```toml
+//! [kafka]
+//! "sasl.password" = { env = "KAFKA_PASSWORD" }              # an environment variable
+//! "ssl.key.password" = { file = "/run/secrets/kafka-key" }  # a file, trailing newline removed
+//! ```
+//!
+//! Errors name the property, never its value.
 
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
+use sluice_producers::secure_listener::{Secret, SecretSource};
 
-/// librdkafka properties whose values are secrets and must never be printed.
-const SECRET_PROPERTIES: &[&str] =
-    &["sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem", "sasl.oauthbearer.client.secret"];
+/// librdkafka properties whose values are secrets and must never be printed or taken from the
+/// command line. Any property whose name ends in `password` or `secret` is treated the same.
+const SECRET_PROPERTIES: &[&str] = &["ssl.key.pem", "sasl.oauthbearer.config", "ssl_engine_callback_data"];
+
+/// Whether the value of librdkafka property `key` is a secret.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.trim();
+    SECRET_PROPERTIES.contains(&key) || key.ends_with("password") || key.ends_with("secret")
+}
 
 /// Builds the base client configuration shared by every producer and consumer.
 pub fn client_config(bootstrap_servers: &str, properties: &[(String, String)]) -> ClientConfig {
@@ -20,8 +41,17 @@ pub fn client_config(bootstrap_servers: &str, properties: &[(String, String)]) -
 }
 
 /// Reads librdkafka properties from the `[kafka]` table of a TOML file. Values may be strings,
-/// numbers or booleans; they are passed to librdkafka as text.
+/// numbers or booleans, passed to librdkafka as text, or (for secrets) `{ env = "NAME" }` or
+/// `{ file = "PATH" }`, read from there.
 pub fn load_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    load_properties_with(path, |name| std::env::var(name).ok())
+}
+
+/// [`load_properties`] with the environment given, so tests need not change the process's.
+fn load_properties_with(
+    path: &std::path::Path,
+    environment: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).map_err(|e| format!("{} is not valid TOML: {}", path.display(), e.message()))?;
@@ -37,11 +67,29 @@ pub fn load_properties(path: &std::path::Path) -> Result<Vec<(String, String)>, 
                 toml::Value::Integer(n) => n.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Float(x) => x.to_string(),
-                _ => return Err(format!("{}: kafka.{key} must be a string, number or boolean", path.display())),
+                toml::Value::Table(place) => secret_from(place, &environment)
+                    .map_err(|why| format!("{}: kafka.\"{key}\": {why}", path.display()))?
+                    .expose()
+                    .to_owned(),
+                _ => {
+                    return Err(format!(
+                        "{}: kafka.\"{key}\" must be a string, number, boolean, {{ env = \"NAME\" }} or {{ file = \"PATH\" }}",
+                        path.display()
+                    ));
+                }
             };
             Ok((key.clone(), value))
         })
         .collect()
+}
+
+/// The secret kept where `{ env = "NAME" }` or `{ file = "PATH" }` says. The reasons it gives
+/// name the variable or file, never what it holds.
+fn secret_from(place: &toml::Table, environment: &impl Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    let source: SecretSource = toml::Value::Table(place.clone())
+        .try_into()
+        .map_err(|_| "a table here must be { env = \"NAME\" } or { file = \"PATH\" }".to_owned())?;
+    source.read_with(environment)
 }
 
 /// The high watermark (next offset to be written) of every partition of the given topics,
@@ -56,19 +104,20 @@ pub fn high_watermarks(
 
 /// Parses one `key=value` property given with `-X`.
 pub fn parse_property(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{}` is not key=value", redact(text)))?;
-    if key.trim().is_empty() {
+    // The text is not echoed: a mistyped `sasl.password:...` would otherwise print the password.
+    let (key, value) = text.split_once('=').ok_or("a librdkafka property is given as key=value")?;
+    let key = key.trim();
+    if key.is_empty() {
         return Err("a librdkafka property needs a name before `=`".to_owned());
     }
-    Ok((key.trim().to_owned(), value.to_owned()))
-}
-
-/// A property for display, with secret values hidden.
-pub fn redact(text: &str) -> String {
-    match text.split_once('=') {
-        Some((key, _)) if SECRET_PROPERTIES.contains(&key.trim()) => format!("{key}=<redacted>"),
-        _ => text.to_owned(),
+    if is_secret(key) {
+        return Err(format!(
+            "`{key}` is a secret and is not taken from the command line, where other users of the machine \
+             can read it: put it in the [kafka] table of --kafka-config, as text or as {{ env = \"NAME\" }} \
+             or {{ file = \"PATH\" }}"
+        ));
     }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 #[cfg(test)]
@@ -76,16 +125,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn properties_pass_through_and_secrets_are_redacted() {
-        let property = parse_property("sasl.password=hunter2").unwrap();
-        let config =
-            client_config("127.0.0.1:9092", &[property, parse_property("security.protocol=SASL_SSL").unwrap()]);
-        assert_eq!(config.get("sasl.password"), Some("hunter2"));
+    fn properties_pass_through_and_secrets_are_refused_on_the_command_line() {
+        let config = client_config(
+            "127.0.0.1:9092",
+            &[parse_property("security.protocol=SASL_SSL").unwrap(), parse_property(" linger.ms =5").unwrap()],
+        );
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(redact("sasl.password=hunter2"), "sasl.password=<redacted>");
-        let error = parse_property("sasl.password").unwrap_err();
-        assert!(!error.contains("hunter2"));
+        assert_eq!(config.get("linger.ms"), Some("5"));
+        for secret in ["sasl.password=hunter2", "ssl.key.password=hunter2", "sasl.oauthbearer.client.secret=hunter2"] {
+            let error = parse_property(secret).unwrap_err();
+            assert!(error.contains("--kafka-config"), "{error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        assert!(is_secret("sasl.password") && is_secret("ssl.keystore.password") && !is_secret("sasl.username"));
+        let error = parse_property("sasl.passwordhunter2").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
         assert!(parse_property("=x").is_err());
+    }
+
+    #[test]
+    fn secrets_in_a_config_file_come_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("kafka-key");
+        std::fs::write(&secret_file, "from-a-file\n").unwrap();
+        let path = dir.path().join("sluice.toml");
+        let config = format!(
+            "[kafka]\n\"sasl.password\" = {{ env = \"KAFKA_PASSWORD\" }}\n\"ssl.key.password\" = {{ file = \"{}\" }}\n\"sasl.username\" = \"sluice\"\n",
+            secret_file.display()
+        );
+        std::fs::write(&path, &config).unwrap();
+        let environment = |name: &str| (name == "KAFKA_PASSWORD").then(|| "from-the-environment".to_owned());
+        let properties = load_properties_with(&path, environment).unwrap();
+        assert!(properties.contains(&("sasl.password".into(), "from-the-environment".into())));
+        assert!(properties.contains(&("ssl.key.password".into(), "from-a-file".into())));
+        assert!(properties.contains(&("sasl.username".into(), "sluice".into())));
+
+        let unset = load_properties_with(&path, |_| None).unwrap_err();
+        assert!(unset.contains("KAFKA_PASSWORD is not set"), "{unset}");
+        std::fs::remove_file(&secret_file).unwrap();
+        let missing = load_properties_with(&path, environment).unwrap_err();
+        assert!(missing.contains("cannot read") && missing.contains("ssl.key.password"), "{missing}");
+        std::fs::write(&path, "[kafka]\n\"sasl.password\" = { vault = \"x\" }\n").unwrap();
+        assert!(load_properties_with(&path, environment).unwrap_err().contains("{ env = \"NAME\" }"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod governance;
 pub mod keys;
 pub mod lake_args;
 pub mod lineage;
+pub mod listener_args;
 pub mod observability;
 pub mod progress;
 pub mod provision;

@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
-use sluice::{broker, demo, governance, keys, observability, progress, provision, services, topics::Topics};
+use sluice::{
+    broker, demo, governance, keys, listener_args, observability, progress, provision, services, topics::Topics,
+};
 use sluice_consumers::{
     LanderConfig,
     lander::{setups_from_builtin, setups_from_dir},
@@ -237,6 +239,8 @@ struct Hl7Args {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    #[command(flatten)]
+    tls: listener_args::TlsArgs,
     /// Message framing: single-object or confluent.
     #[arg(long, default_value = "single-object")]
     framing: Framing,
@@ -261,6 +265,10 @@ struct FhirArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_body_bytes: usize,
+    #[command(flatten)]
+    tls: listener_args::TlsArgs,
+    #[command(flatten)]
+    bearer_token: listener_args::BearerTokenArgs,
     /// Message framing: single-object or confluent.
     #[arg(long, default_value = "single-object")]
     framing: Framing,
@@ -478,6 +486,7 @@ enum SchemasCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    restrict_new_files();
     if matches!(cli.command, Command::Land(_)) {
         limit_malloc_arenas();
     }
@@ -533,6 +542,24 @@ fn main() -> ExitCode {
         eprintln!("warning: {error}");
     }
     code
+}
+
+/// Permission bits sluice never gives a file or directory it creates: write for the group, and
+/// everything for other users. Landed Parquet, state and lineage files are 0640 and their
+/// directories 0750, so analysts are given the lake through its group; the audit log and key
+/// files are 0600 whatever the mask.
+#[cfg(unix)]
+const CREATION_MASK: u32 = 0o027;
+
+/// Adds [`CREATION_MASK`] to the process's umask (a stricter umask already set is kept), before
+/// any thread or file is created.
+fn restrict_new_files() {
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        let inherited = rustix::process::umask(Mode::from_bits_truncate(CREATION_MASK));
+        rustix::process::umask(inherited | Mode::from_bits_truncate(CREATION_MASK));
+    }
 }
 
 /// Most malloc arenas a lander runs with, unless `MALLOC_ARENA_MAX` is set already.
@@ -657,14 +684,16 @@ fn produce_hl7(args: Hl7Args) -> Result<ExitCode, String> {
         receiving_application: args.receiving_application,
         receiving_facility: args.receiving_facility,
         state_dir: Some(args.state_dir),
+        tls: args.tls.config(),
         ..MllpListenerConfig::default()
     };
+    let tls = config.tls.is_some();
     let publisher = PublisherConfig { framing: args.framing, ..PublisherConfig::default() };
     let counts = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;
         let listener = services::bind_hl7(&client, &topics, args.listen, config, publisher).await?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        eprintln!("sluice: listening for HL7 v2 over MLLP on {address}");
+        eprintln!("sluice: listening for HL7 v2 over MLLP{} on {address}", if tls { " with TLS" } else { "" });
         services::serve_hl7(listener, shutdown).await
     })?;
     print!("{}", services::render_hl7(&counts));
@@ -678,13 +707,16 @@ fn produce_fhir(args: FhirArgs) -> Result<ExitCode, String> {
         max_body_bytes: args.max_body_bytes,
         organisation: args.organisation,
         source_system: args.source_system,
+        tls: args.tls.config(),
+        bearer_token: args.bearer_token.source(),
     };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let publisher = PublisherConfig { framing: args.framing, ..PublisherConfig::default() };
     let counts = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;
         let server = services::bind_fhir(&client, &topics, args.listen, config, publisher).await?;
         let address = server.local_addr().map_err(|e| e.to_string())?;
-        eprintln!("sluice: FHIR R4 endpoint on http://{address}/");
+        eprintln!("sluice: FHIR R4 endpoint on {scheme}://{address}/");
         services::serve_fhir(server, shutdown).await
     })?;
     print!("{}", services::render_fhir(&counts));

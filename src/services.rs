@@ -121,9 +121,11 @@ pub async fn bind_hl7(
 /// The summary an MLLP listener prints when it stops.
 pub fn render_hl7(counts: &ListenerCounts) -> String {
     let [connections, accepted, events, duplicates, refused, not_stored] = counts.snapshot();
+    let unauthenticated = counts.unauthenticated.load(std::sync::atomic::Ordering::Relaxed);
     format!(
-        "HL7 listener: {connections} connections; {accepted} messages stored ({events} events), {duplicates} repeats \
-         acknowledged without publishing, {refused} refused and dead-lettered, {not_stored} not stored (AE 207)\n"
+        "HL7 listener: {connections} connections ({unauthenticated} refused at the TLS handshake); {accepted} messages \
+         stored ({events} events), {duplicates} repeats acknowledged without publishing, {refused} refused and \
+         dead-lettered, {not_stored} not stored (AE 207)\n"
     )
 }
 
@@ -147,9 +149,10 @@ pub async fn serve_fhir(server: FhirServer, shutdown: watch::Receiver<bool>) -> 
 /// The summary a FHIR endpoint prints when it stops.
 pub fn render_fhir(counts: &ServerCounts) -> String {
     let [requests, stored, events, refused, not_stored] = counts.snapshot();
+    let unauthenticated = counts.unauthenticated.load(std::sync::atomic::Ordering::Relaxed);
     format!(
         "FHIR endpoint: {requests} requests; {stored} resources stored ({events} events), {refused} refused and \
-         dead-lettered, {not_stored} not stored (503)\n"
+         dead-lettered, {not_stored} not stored (503), {unauthenticated} refused as unauthenticated\n"
     )
 }
 

@@ -23,18 +23,28 @@ pub struct TansuBroker {
     port: u16,
     /// The broker process while it runs.
     child: Option<Child>,
+    /// The address it tells clients to connect to, when not its own (a TLS proxy in front of it).
+    advertised: Option<String>,
 }
 
 impl TansuBroker {
     /// Starts a broker working in `dir` (created if missing) and waits until it accepts
     /// connections.
     pub fn start(dir: &Path) -> Result<TansuBroker, String> {
+        Self::start_advertising(dir, None)
+    }
+
+    /// Starts a broker that tells clients, in its metadata, to connect to `advertised`
+    /// (`host:port`) rather than to itself: the address of a proxy in front of it, such as the
+    /// TLS terminator of the Kafka TLS tests.
+    pub fn start_advertising(dir: &Path, advertised: Option<&str>) -> Result<TansuBroker, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map_err(|e| format!("no free loopback port: {e}"))?
             .port();
-        let mut broker = TansuBroker { dir: dir.to_owned(), port, child: None };
+        let advertised = advertised.map(str::to_owned);
+        let mut broker = TansuBroker { dir: dir.to_owned(), port, child: None, advertised };
         broker.restart()?;
         Ok(broker)
     }
@@ -70,9 +80,10 @@ impl TansuBroker {
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         let stderr = log.try_clone().map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         let listener = format!("tcp://{}", self.bootstrap());
+        let advertised = format!("tcp://{}", self.advertised.as_deref().unwrap_or(&self.bootstrap()));
         let child = Command::new(binary()?)
             .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://broker.db"])
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))

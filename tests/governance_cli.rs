@@ -46,6 +46,26 @@ fn rows_by_pseudonym(lake: &Path, purpose: &str) -> HashMap<String, usize> {
     rows
 }
 
+/// Every file and directory sluice created under `lake` is closed to users outside its group and
+/// not writable by the group; the audit log is the owner's alone.
+fn assert_nothing_is_open_to_other_users(lake: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![lake.to_owned()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o027, 0, "{} has mode {mode:o}", path.display());
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+        }
+        seen += 1;
+    }
+    assert!(seen > 10, "only {seen} entries under the lake");
+    let audit_log = sluice::governance::audit_log_path(lake);
+    let mode = std::fs::metadata(&audit_log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", audit_log.display());
+}
+
 #[test]
 fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trail_verifies() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,6 +77,7 @@ fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trai
     let demo = ["demo", "--events", "3000", "--patients", "200", "--seed", "11", "--lake", lake_arg];
     let landed = sluice(&demo, &keys, None);
     assert!(landed.status.success(), "{}", text(&landed));
+    assert_nothing_is_open_to_other_users(&lake);
 
     // The patient with the most research rows, found through the same key the lander used.
     let source = SyntheticSource::new(SyntheticSourceConfig {

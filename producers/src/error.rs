@@ -63,4 +63,23 @@ pub enum Error {
         /// librdkafka's reason.
         source: KafkaError,
     },
+
+    /// A listener's TLS certificate, key or client CA file could not be used.
+    #[error("cannot set up TLS with {path}: {reason}")]
+    Tls {
+        /// The PEM file.
+        path: std::path::PathBuf,
+        /// Why it could not be used (never the file's contents).
+        reason: String,
+    },
+
+    /// A secret (a listener's bearer token) could not be read from its file or environment
+    /// variable, or is unfit for use.
+    #[error("cannot use {what}: {reason}")]
+    Secret {
+        /// Which secret.
+        what: &'static str,
+        /// Why, naming the file or variable and never the value.
+        reason: String,
+    },
 }

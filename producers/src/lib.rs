@@ -28,6 +28,7 @@ pub mod headers;
 pub mod hl7;
 pub mod publisher;
 pub mod read_back;
+pub mod secure_listener;
 pub mod subject_json;
 pub mod synthetic;
 

@@ -175,6 +175,8 @@ pub enum IssueType {
     NotSupported,
     /// `processing`: a reference that cannot be resolved, or a limit exceeded.
     Processing,
+    /// `security`: the request did not authenticate.
+    Security,
 }
 
 impl IssueType {
@@ -188,6 +190,7 @@ impl IssueType {
             IssueType::CodeInvalid => "code-invalid",
             IssueType::NotSupported => "not-supported",
             IssueType::Processing => "processing",
+            IssueType::Security => "security",
         }
     }
 }

@@ -15,11 +15,17 @@
 //! | a content type other than `application/fhir+json` or `application/json` | `415` |
 //! | a resource type this endpoint does not take, at its own URL | `404` |
 //! | Kafka cannot store it now | `503` with `Retry-After`: nothing was acknowledged, send it again |
+//! | a `POST` without the configured bearer token | `401` with `WWW-Authenticate: Bearer`; the body is not read |
 //!
 //! Every refused resource (or refused request body) is kept on the dead-letter topic with the
 //! reason and the source reference (`fhir:Observation/obs-1`) in its headers before the answer is
 //! sent; when even that cannot be stored the answer is `503`. A W3C `traceparent` request header
 //! is continued into every event's headers.
+//!
+//! [`FhirServerConfig::tls`] serves HTTPS (with a client CA: only to senders holding a
+//! certificate it issued); [`FhirServerConfig::bearer_token`] requires
+//! `Authorization: Bearer <token>` on every `POST`. An unauthenticated request is answered
+//! before its body is read, so nothing it carried is published, dead-lettered or logged.
 
 use std::{
     net::SocketAddr,
@@ -49,6 +55,9 @@ use super::{
 };
 use crate::clinical::{ClinicalEvent, SubjectRecord};
 use crate::headers::{TRACEPARENT, TraceContext};
+use crate::secure_listener::{
+    ListenerTlsConfig, MIN_BEARER_TOKEN_CHARS, Secret, SecretSource, TlsIncoming, TlsTerminator, bearer_matches,
+};
 use crate::{Error, EventPublisher, Origin, Result, json_input};
 
 /// The adapter name in the `sluice.source.adapter` header.
@@ -68,6 +77,14 @@ pub struct FhirServerConfig {
     /// Source system recorded for resources without `meta.source`.
     #[serde(default = "default_source_system")]
     pub source_system: String,
+    /// HTTPS, and optionally client certificates (mutual TLS). Without it the endpoint speaks
+    /// plain HTTP, for use only behind a TLS-terminating proxy or inside a trusted segment.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
+    /// Where the bearer token every `POST` must carry is kept (`{ env = "NAME" }` or
+    /// `{ file = "PATH" }`); at least 24 characters. Without it any sender that can connect may post.
+    #[serde(default)]
+    pub bearer_token: Option<SecretSource>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -83,6 +100,8 @@ impl Default for FhirServerConfig {
             max_body_bytes: default_max_body_bytes(),
             organisation: None,
             source_system: default_source_system(),
+            tls: None,
+            bearer_token: None,
         }
     }
 }
@@ -101,6 +120,9 @@ pub struct ServerCounts {
     pub refused: AtomicU64,
     /// Resources not stored because Kafka was unavailable (`503`).
     pub not_stored: AtomicU64,
+    /// Requests refused for a missing or wrong bearer token (`401`, also counted in `requests`),
+    /// and connections refused at the TLS handshake.
+    pub unauthenticated: AtomicU64,
 }
 
 impl ServerCounts {
@@ -124,6 +146,8 @@ struct Shared {
     max_body_bytes: usize,
     /// Outcomes.
     counts: Arc<ServerCounts>,
+    /// The bearer token every `POST` must carry, when configured.
+    bearer_token: Option<Secret>,
 }
 
 /// A bound FHIR endpoint, ready to [`serve`](FhirServer::serve).
@@ -132,19 +156,25 @@ pub struct FhirServer {
     listener: TcpListener,
     /// State shared with the handlers.
     shared: Arc<Shared>,
+    /// Terminates TLS on each connection, when configured.
+    tls: Option<TlsTerminator>,
 }
 
 impl FhirServer {
-    /// Binds `address` (port 0 picks a free port).
+    /// Binds `address` (port 0 picks a free port), after loading the TLS files and reading the
+    /// bearer token the config names.
     pub async fn bind(
         address: SocketAddr,
         publisher: Arc<EventPublisher<'static>>,
         config: FhirServerConfig,
     ) -> Result<Self> {
+        let tls = config.tls.as_ref().map(TlsTerminator::new).transpose()?;
+        let bearer_token = config.bearer_token.as_ref().map(read_bearer_token).transpose()?;
         let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
         let defaults = FhirDefaults { organisation: config.organisation, source_system: config.source_system };
-        let shared = Shared { publisher, defaults, max_body_bytes: config.max_body_bytes, counts: Arc::default() };
-        Ok(FhirServer { listener, shared: Arc::new(shared) })
+        let shared =
+            Shared { publisher, defaults, max_body_bytes: config.max_body_bytes, counts: Arc::default(), bearer_token };
+        Ok(FhirServer { listener, shared: Arc::new(shared), tls })
     }
 
     /// The address it listens on.
@@ -161,22 +191,55 @@ impl FhirServer {
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<Arc<ServerCounts>> {
         let address = self.local_addr()?;
         let counts = self.shared.counts.clone();
+        let bearer_token = self.shared.bearer_token.is_some();
+        info!(%address, tls = self.tls.is_some(), bearer_token, "FHIR endpoint ready");
         let router = Router::new()
             .route("/metadata", get(capability_statement))
             .route("/", post(create_at_base))
             .route("/{resource_type}", post(create_of_type))
             .fallback(not_found)
             .with_state(self.shared);
-        info!(%address, "FHIR endpoint ready");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                info!("FHIR endpoint stopping; finishing requests in hand");
-            })
-            .await
-            .map_err(|source| Error::Listen { address, source })?;
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            info!("FHIR endpoint stopping; finishing requests in hand");
+        };
+        let served = match self.tls {
+            None => axum::serve(self.listener, router).with_graceful_shutdown(stopping).await,
+            Some(tls) => {
+                let refused = counts.clone();
+                let incoming = TlsIncoming::new(self.listener, tls, move || add(&refused.unauthenticated, 1))
+                    .map_err(|source| Error::Listen { address, source })?;
+                axum::serve(incoming, router).with_graceful_shutdown(stopping).await
+            }
+        };
+        served.map_err(|source| Error::Listen { address, source })?;
         Ok(counts)
     }
+}
+
+/// Reads the endpoint's bearer token and refuses one short enough to guess.
+fn read_bearer_token(source: &SecretSource) -> Result<Secret> {
+    let token = source.read().map_err(|reason| Error::Secret { what: "the FHIR bearer token", reason })?;
+    if token.expose().chars().count() < MIN_BEARER_TOKEN_CHARS {
+        return Err(Error::Secret {
+            what: "the FHIR bearer token",
+            reason: format!("{} holds fewer than {MIN_BEARER_TOKEN_CHARS} characters", source.describe()),
+        });
+    }
+    Ok(token)
+}
+
+/// `401`: the request did not carry the endpoint's bearer token.
+fn unauthenticated() -> Response {
+    let error = FhirError::new(
+        401,
+        IssueType::Security,
+        "Resource",
+        "this endpoint requires an Authorization: Bearer token; nothing was read or stored",
+    );
+    let mut response = fhir_json(StatusCode::UNAUTHORIZED, &operation_outcome(&[&error]));
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sluice\""));
+    response
 }
 
 /// A FHIR JSON response.
@@ -255,6 +318,13 @@ async fn create_of_type(
 /// Reads, maps, dead-letters what is refused, publishes what is not, and answers.
 async fn handle(shared: &Shared, expected_type: Option<&str>, request: Request) -> Response {
     add(&shared.counts.requests, 1);
+    if let Some(token) = &shared.bearer_token
+        && !bearer_matches(request.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes), token)
+    {
+        warn!("FHIR request refused: missing or wrong bearer token");
+        add(&shared.counts.unauthenticated, 1);
+        return unauthenticated();
+    }
     let (_request_span, trace) = crate::telemetry::request_span(
         "receive fhir request",
         SpanKind::Server,

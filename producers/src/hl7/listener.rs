@@ -14,6 +14,12 @@
 //! A message that was refused is never acknowledged with `AA`; a message that was acknowledged
 //! with `AA` is in Kafka. Shutdown (SIGINT/SIGTERM) stops accepting connections, lets every
 //! connection finish the message in hand, and closes them.
+//!
+//! With [`MllpListenerConfig::tls`] every connection must complete a TLS handshake first
+//! (MLLP over TLS); with a client CA in it, the sender must also present a certificate that CA
+//! issued. A connection that fails the handshake is closed before a byte of it is read as HL7:
+//! nothing from it is published, dead-lettered or acknowledged, and it is counted in
+//! [`ListenerCounts::unauthenticated`].
 
 use std::{
     net::SocketAddr,
@@ -29,8 +35,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sluice_telemetry::SpanKind;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
     sync::{Semaphore, watch},
     task::JoinSet,
 };
@@ -43,6 +49,7 @@ use super::mllp::{MllpDecoder, MllpError, frame};
 use super::seen::{Claim, SeenMessages};
 use crate::clinical::ClinicalEvent;
 use crate::headers::TraceContext;
+use crate::secure_listener::{ListenerTlsConfig, TlsTerminator};
 use crate::{Error, EventPublisher, Origin, Result};
 
 /// The adapter name in the `sluice.source.adapter` header.
@@ -75,6 +82,10 @@ pub struct MllpListenerConfig {
     /// restarts. Without one they are remembered in memory only.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// TLS for every connection, and optionally client certificates (mutual TLS). Without it
+    /// the listener speaks plain MLLP, for use only inside a trusted network segment.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -106,6 +117,7 @@ impl Default for MllpListenerConfig {
             receiving_facility: default_receiving_facility(),
             remembered_messages: default_remembered_messages(),
             state_dir: None,
+            tls: None,
         }
     }
 }
@@ -128,6 +140,10 @@ pub struct ListenerCounts {
     pub refused: AtomicU64,
     /// Messages not stored because Kafka did not acknowledge them (`AE` 207): the sender resends.
     pub not_stored: AtomicU64,
+    /// Connections closed because their TLS handshake failed: not TLS, no client certificate or
+    /// one from another CA, or too slow. Also counted in `connections`; no message of theirs is
+    /// counted anywhere else.
+    pub unauthenticated: AtomicU64,
 }
 
 impl ListenerCounts {
@@ -154,6 +170,8 @@ struct Shared {
     config: MllpListenerConfig,
     /// Outcomes.
     counts: Arc<ListenerCounts>,
+    /// Terminates TLS on each connection, when configured.
+    tls: Option<TlsTerminator>,
 }
 
 /// A bound MLLP listener, ready to [`serve`](MllpListener::serve).
@@ -171,6 +189,7 @@ impl MllpListener {
         publisher: Arc<EventPublisher<'static>>,
         config: MllpListenerConfig,
     ) -> Result<Self> {
+        let tls = config.tls.as_ref().map(TlsTerminator::new).transpose()?;
         let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
         let seen = match &config.state_dir {
             Some(dir) => {
@@ -183,7 +202,7 @@ impl MllpListener {
         };
         let receiver =
             Receiver { application: config.receiving_application.clone(), facility: config.receiving_facility.clone() };
-        let shared = Shared { publisher, seen: Mutex::new(seen), receiver, config, counts: Arc::default() };
+        let shared = Shared { publisher, seen: Mutex::new(seen), receiver, config, counts: Arc::default(), tls };
         Ok(MllpListener { listener, shared: Arc::new(shared) })
     }
 
@@ -201,7 +220,7 @@ impl MllpListener {
     /// the message in hand.
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<Arc<ListenerCounts>> {
         let address = self.local_addr()?;
-        info!(%address, "MLLP listener ready");
+        info!(%address, tls = self.shared.tls.is_some(), "MLLP listener ready");
         let permits = Arc::new(Semaphore::new(self.shared.config.max_connections.max(1)));
         let mut connections = JoinSet::new();
         loop {
@@ -226,7 +245,16 @@ impl MllpListener {
             let shared = self.shared.clone();
             let shutdown = shutdown.clone();
             connections.spawn(async move {
-                serve_connection(stream, peer, &shared, shutdown).await;
+                match &shared.tls {
+                    None => serve_connection(stream, peer, &shared, shutdown).await,
+                    Some(tls) => match tls.handshake(stream).await {
+                        Ok(stream) => serve_connection(stream, peer, &shared, shutdown).await,
+                        Err(reason) => {
+                            warn!(%peer, %reason, "MLLP connection refused: TLS handshake failed");
+                            ListenerCounts::add(&shared.counts.unauthenticated, 1);
+                        }
+                    },
+                }
                 drop(permit);
             });
             // Reap finished connections so the set stays small.
@@ -240,7 +268,7 @@ impl MllpListener {
 
 /// Reads framed messages from one connection and answers each before reading the next.
 async fn serve_connection(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     peer: SocketAddr,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
