@@ -441,8 +441,9 @@ struct BrokerArgs {
     #[arg(long, env = "SLUICE_BROKERS")]
     brokers: Option<String>,
     /// Any librdkafka property, e.g. -X security.protocol=SASL_SSL (repeatable; wins over --kafka-config).
-    #[arg(short = 'X', value_parser = broker::parse_property)]
-    properties: Vec<(String, String)>,
+    /// Checked in `properties()`, not by clap, whose error would echo the text (and a secret in it).
+    #[arg(short = 'X')]
+    properties: Vec<String>,
     /// A TOML file whose [kafka] table holds librdkafka properties (TLS, SASL...).
     #[arg(long, env = "SLUICE_KAFKA_CONFIG")]
     kafka_config: Option<PathBuf>,
@@ -455,7 +456,9 @@ impl BrokerArgs {
             Some(path) => broker::load_properties(path)?,
             None => Vec::new(),
         };
-        properties.extend(self.properties.iter().cloned());
+        for text in &self.properties {
+            properties.push(broker::parse_property(text)?);
+        }
         Ok(properties)
     }
 

@@ -177,3 +177,20 @@ fn sasl_scram_over_tls_is_accepted_by_the_librdkafka_build() {
     unsupported.set("sasl.mechanism", "NOT-A-MECHANISM");
     assert!(unsupported.create::<FutureProducer>().is_err(), "librdkafka checks the settings it is given");
 }
+
+#[test]
+fn a_secret_given_on_the_command_line_is_refused_without_being_echoed() {
+    for property in ["sasl.password=hunter2-secret-value", "ssl.key.password=hunter2-secret-value"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["produce", "hl7", "--listen", "127.0.0.1:0", "--brokers", "127.0.0.1:9", "-X", property])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("--kafka-config"), "the error says where secrets go: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !String::from_utf8_lossy(&output.stdout).contains("hunter2"),
+            "{stderr}"
+        );
+    }
+}
