@@ -1,6 +1,7 @@
 //! Poison input on the mock cluster: every record that cannot be decoded or checked goes to the
 //! dead-letter topic with a reason, the lander keeps going, and every consumed record is
-//! accounted for.
+//! accounted for. The producers' side: refused input too large for a Kafka record is kept cut,
+//! with its size, so the source is told it is refused rather than to send it again.
 
 mod support;
 
@@ -9,7 +10,10 @@ use std::{collections::BTreeMap, time::Duration};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice::keys;
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
-use sluice_schemas::{Catalogue, Encoder, Framing};
+use sluice_schemas::{
+    Catalogue, Encoder, Framing,
+    apache_avro::{reader::datum::GenericDatumReader, types::Value},
+};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,5 +104,241 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
         all_reasons.iter().any(|r| r
             .contains("column `value_decimal` of `observation`: a decimal has more digits than DECIMAL(18,6) holds")),
         "{all_reasons:?}"
+    );
+}
+
+/// Deterministic bytes that are not Avro of any schema (a linear congruential generator), so
+/// a failure is reproducible.
+fn garbage(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// An Avro `long` as written on the wire: zig-zag, then a base-128 varint.
+fn avro_long(value: i64) -> Vec<u8> {
+    let mut n = ((value << 1) ^ (value >> 63)) as u64;
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Sets a field of a record (or, for a nullable field, its non-null branch).
+fn set_field(record: &mut Value, name: &str, value: Value) {
+    let Value::Record(fields) = record else { panic!("not a record") };
+    let field = &mut fields.iter_mut().find(|(field, _)| field == name).unwrap_or_else(|| panic!("no {name}")).1;
+    *field = match field {
+        Value::Union(..) => Value::Union(1, Box::new(value)),
+        _ => value,
+    };
+}
+
+/// The text of a string field (or of a nullable one's non-null branch).
+fn field_text(record: &Value, name: &str) -> Option<String> {
+    let Value::Record(fields) = record else { panic!("not a record") };
+    match &fields.iter().find(|(field, _)| field == name)?.1 {
+        Value::String(text) => Some(text.clone()),
+        Value::Union(_, inner) => match inner.as_ref() {
+            Value::String(text) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One poison record: where it is sent, its key and value (`None`: no value at all, a
+/// tombstone), and what the reason it is dead-lettered with must say.
+struct Poison {
+    topic: &'static str,
+    key: Option<&'static str>,
+    payload: Option<Vec<u8>>,
+    reason: String,
+}
+
+/// Poison the test above does not send: a record with an empty value and records with no
+/// value at all (tombstones, on a clinical and on the compacted consent topic), a string that
+/// is not UTF-8 under a real fingerprint, one subject's body under another subject's
+/// fingerprint, an unknown Confluent schema id, a length prefix claiming a terabyte, and
+/// records of 0.9 and 1.01 MB of garbage after a real fingerprint. The last is larger than
+/// librdkafka's default `message.max.bytes` (1,000,000) but within a broker's default
+/// (1,048,588), so a producer with a larger limit can write it: copying it to the dead-letter
+/// topic must not stop the lander. Each is dead-lettered unchanged with a reason that names
+/// the failure and quotes no value, landing goes on, and every consumed record is accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes_on() {
+    let (_cluster, client, topics) = mock_cluster();
+    let catalogue = Catalogue::embedded();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 50, events: 200, ..Default::default() }).unwrap();
+    let good = publish_source(&client, &topics, &source).await;
+
+    let encoder = Encoder::new(catalogue, Framing::SingleObject);
+    let adt_v1 = catalogue.version("adt", 1).unwrap();
+    let observation_v3 = catalogue.version("observation", 3).unwrap();
+    let single_object = |fingerprint: u64, body: &[u8]| {
+        let mut message = vec![0xC3, 0x01];
+        message.extend_from_slice(&fingerprint.to_le_bytes());
+        message.extend_from_slice(body);
+        message
+    };
+    let adt = source.clinical_events().find(|e| e.subject == "adt").unwrap();
+    let nhs_number = field_text(&adt.value, "nhs_number").expect("the synthetic ADT event has an NHS number");
+    let adt_body = encoder.encode(adt_v1, &adt.value).unwrap()[10..].to_vec();
+
+    // The local patient id of a real ADT event, overwritten byte for byte with 0xFF (a byte that
+    // never occurs in UTF-8): the string's length prefix is still right, its bytes are not text.
+    const MARKER: &str = "to-be-overwritten";
+    let mut marked = adt.value.clone();
+    set_field(&mut marked, "local_patient_id", Value::String(MARKER.into()));
+    let mut not_utf8 = encoder.encode(adt_v1, &marked).unwrap();
+    let at = not_utf8.windows(MARKER.len()).position(|w| w == MARKER.as_bytes()).unwrap();
+    not_utf8[at..at + MARKER.len()].fill(0xFF);
+    // The lander's reasons name only the kind of failure, so check here what apache-avro itself
+    // says: the marked body reads, the overwritten one fails as not UTF-8 and for nothing else.
+    let read =
+        |message: &[u8]| GenericDatumReader::builder(adt_v1.schema()).build().unwrap().read_value(&mut &message[10..]);
+    assert!(read(&encoder.encode(adt_v1, &marked).unwrap()).is_ok());
+    assert!(read(&not_utf8).unwrap_err().to_string().contains("Invalid utf-8"));
+
+    // The first field (the event id, a string) claims 2^40 bytes.
+    let mut terabyte = avro_long(1 << 40);
+    terabyte.extend_from_slice(&adt_body);
+    let claimed = read(&single_object(adt_v1.fingerprint(), &terabyte)).unwrap_err().to_string();
+    assert!(claimed.contains("Unable to allocate 1099511627776 bytes"), "{claimed}");
+    // Confluent framing naming a schema id no schema has.
+    let mut unknown_id = vec![0x00, 0x7F, 0xFF, 0xFF, 0xFF];
+    unknown_id.extend_from_slice(&adt_body);
+
+    let adt_decode = "cannot decode a `adt` v1 body".to_owned();
+    let too_short = "message of 0 bytes is too short for single-object framing".to_owned();
+    let poison = vec![
+        Poison { topic: "clinical.adt", key: None, payload: Some(Vec::new()), reason: too_short.clone() },
+        Poison { topic: "clinical.diagnosis", key: Some("tombstone"), payload: None, reason: too_short.clone() },
+        Poison { topic: "clinical.consent", key: Some("tombstone"), payload: None, reason: too_short },
+        Poison {
+            topic: "clinical.adt",
+            key: None,
+            payload: Some(not_utf8),
+            reason: format!("{adt_decode}: a string is not valid UTF-8"),
+        },
+        Poison {
+            topic: "clinical.observation",
+            key: None,
+            payload: Some(single_object(observation_v3.fingerprint(), &adt_body)),
+            reason: "cannot decode a `observation` v3 body".to_owned(),
+        },
+        Poison {
+            topic: "clinical.adt",
+            key: None,
+            payload: Some(unknown_id),
+            reason: "no schema in the catalogue is schema id 2147483647".to_owned(),
+        },
+        Poison {
+            topic: "clinical.adt",
+            key: None,
+            payload: Some(single_object(adt_v1.fingerprint(), &terabyte)),
+            reason: format!("{adt_decode}: a length is larger than the data could hold"),
+        },
+        Poison {
+            topic: "clinical.adt",
+            key: None,
+            payload: Some(single_object(adt_v1.fingerprint(), &garbage(900_000))),
+            reason: adt_decode.clone(),
+        },
+        Poison {
+            topic: "clinical.observation",
+            key: None,
+            payload: Some(single_object(observation_v3.fingerprint(), &garbage(1_010_000))),
+            reason: "cannot decode a `observation` v3 body".to_owned(),
+        },
+    ];
+    // Room for the largest record; the mock broker enforces no limit of its own.
+    let producer: FutureProducer = client.clone().set("message.max.bytes", "2000000").create().unwrap();
+    for Poison { topic, key, payload, .. } in &poison {
+        let mut record = FutureRecord::<str, [u8]>::to(topic);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        producer.send(record, Duration::from_secs(5)).await.unwrap();
+    }
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned()];
+    let config = lander_config(lake.path(), &purposes, "dead-letter-test", &topics);
+    let report = land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;
+
+    let clinical_poison = poison.iter().filter(|p| p.topic != "clinical.consent").count() as u64;
+    assert_eq!(report.dead_lettered, clinical_poison);
+    assert_eq!(report.consent_dead_lettered, 1);
+    assert_eq!(report.consumed_total(), good.total() + clinical_poison);
+    assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
+    assert!(report.landed["research"] > 150, "{:?}", report.landed);
+
+    let dead_letters = read_topic(&client, topics.dead_letter());
+    assert_eq!(dead_letters.len(), poison.len());
+    for expected in &poison {
+        let payload = expected.payload.as_deref().unwrap_or_default();
+        let found: Vec<&TopicRecord> = dead_letters
+            .iter()
+            .filter(|d| d.headers["sluice.dead_letter.source_topic"] == expected.topic && d.payload == payload)
+            .collect();
+        assert_eq!(found.len(), 1, "one dead letter for each poison record on {}", expected.topic);
+        let TopicRecord { key, headers, .. } = found[0];
+        let reason = &headers["sluice.dead_letter.reason"];
+        assert!(reason.starts_with(&expected.reason), "{reason:?} should start with {:?}", expected.reason);
+        assert!(!reason.contains(&nhs_number), "a reason must not quote an NHS number: {reason}");
+        assert!(reason.len() < 200, "a reason is a sentence, not a dump of the record: {reason}");
+        assert_eq!(key.as_deref(), expected.key, "the dead letter keeps the record's key");
+        assert!(headers.contains_key("sluice.dead_letter.source_offset"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_source_input_too_large_for_a_kafka_record_is_dead_lettered_cut_with_its_size() {
+    use sluice_producers::{
+        EventPublisher, Origin, PublisherConfig,
+        headers::{DEAD_LETTER_ORIGINAL_BYTES, DEAD_LETTER_REASON, TraceContext},
+        publisher::DEAD_LETTER_MAX_PAYLOAD_BYTES,
+    };
+    let (_cluster, client, topics) = mock_cluster();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default())
+            .unwrap()
+            .with_dead_letter_topic(topics.dead_letter());
+    let trace = TraceContext::new_root();
+    let origin = Origin { source_reference: "hl7:PAS^RR8:BIG0001", adapter: "hl7-mllp", trace: &trace };
+    // A refused MLLP message within the listener's 1 MiB frame limit, over librdkafka's 1,000,000.
+    let huge: Vec<u8> = (0..1_040_000u32).map(|i| b'A' + (i % 26) as u8).collect();
+    publisher.dead_letter(&huge, "PID-5: is longer than 2000 characters", origin).await.unwrap();
+    let small = b"MSH|^~\\&|not a message".to_vec();
+    publisher.dead_letter(&small, "MSH-9.1: only ADT and ORU messages are accepted", origin).await.unwrap();
+
+    let dead_letters = read_topic(&client, topics.dead_letter());
+    assert_eq!(dead_letters.len(), 2);
+    let cut = dead_letters.iter().find(|r| r.headers.contains_key(DEAD_LETTER_ORIGINAL_BYTES)).unwrap();
+    assert_eq!(cut.payload, huge[..DEAD_LETTER_MAX_PAYLOAD_BYTES]);
+    assert_eq!(cut.headers[DEAD_LETTER_ORIGINAL_BYTES], "1040000");
+    assert_eq!(
+        cut.headers[DEAD_LETTER_REASON],
+        "PID-5: is longer than 2000 characters; kept here cut to its first 900000 of 1040000 bytes"
+    );
+    let whole = dead_letters.iter().find(|r| !r.headers.contains_key(DEAD_LETTER_ORIGINAL_BYTES)).unwrap();
+    assert_eq!(
+        (whole.payload.as_slice(), whole.headers[DEAD_LETTER_REASON].as_str()),
+        (small.as_slice(), "MSH-9.1: only ADT and ORU messages are accepted")
     );
 }

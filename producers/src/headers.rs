@@ -21,6 +21,9 @@ pub const SOURCE_REFERENCE: &str = "sluice.source.reference";
 pub const SOURCE_ADAPTER: &str = "sluice.source.adapter";
 /// Header with the reason a record went to the dead-letter topic.
 pub const DEAD_LETTER_REASON: &str = "sluice.dead_letter.reason";
+/// Header with the size in bytes of a refused input too large to keep whole on the dead-letter
+/// topic; the record then holds its first [`crate::publisher::DEAD_LETTER_MAX_PAYLOAD_BYTES`].
+pub const DEAD_LETTER_ORIGINAL_BYTES: &str = "sluice.dead_letter.original_bytes";
 
 pub use sluice_telemetry::TraceContext;
 

@@ -72,6 +72,11 @@ impl PublishReport {
     }
 }
 
+/// Most bytes of a refused input kept on the dead-letter topic: under librdkafka's default
+/// `message.max.bytes` (1,000,000) and a broker's default limit (1,048,588), with room for the
+/// headers.
+pub const DEAD_LETTER_MAX_PAYLOAD_BYTES: usize = 900_000;
+
 /// An idempotent Kafka producer for catalogue events.
 pub struct EventPublisher<'c> {
     /// The librdkafka producer.
@@ -211,6 +216,12 @@ impl<'c> EventPublisher<'c> {
     /// Stores a record that could not be published on the dead-letter topic: the payload as the
     /// source sent it, the reason and the source reference in headers. Waits for Kafka's
     /// acknowledgement so the adapter answers the source only once nothing can be lost.
+    ///
+    /// A payload over [`DEAD_LETTER_MAX_PAYLOAD_BYTES`] (a refused MLLP message or FHIR body can
+    /// be larger than a Kafka record may be) is kept as its first that many bytes, its full size
+    /// in the `sluice.dead_letter.original_bytes` header and said in the reason. Otherwise Kafka
+    /// would refuse the dead letter on every attempt and the source, told to send again, would
+    /// never learn that the input itself is refused.
     pub async fn dead_letter(&self, payload: &[u8], reason: &str, origin: Origin<'_>) -> Result<Acknowledged> {
         self.submit_dead_letter(payload, reason, origin).await?.acknowledged().await
     }
@@ -224,9 +235,23 @@ impl<'c> EventPublisher<'c> {
     ) -> Result<PendingDelivery> {
         let topic = self.dead_letter_topic.as_deref().ok_or_else(|| Error::NoTopic("dead letters".to_owned()))?;
         let (trace, context) = PublishTrace::start(topic, origin.adapter, Some(origin.trace));
-        let headers = headers::event_headers(&context, origin.source_reference, origin.adapter)
-            .insert(Header { key: headers::DEAD_LETTER_REASON, value: Some(reason) });
-        let delivery = self.send(topic, None, payload, headers).await?;
+        let mut headers = headers::event_headers(&context, origin.source_reference, origin.adapter);
+        let (kept, original_bytes) = match payload.len() {
+            size if size > DEAD_LETTER_MAX_PAYLOAD_BYTES => (&payload[..DEAD_LETTER_MAX_PAYLOAD_BYTES], Some(size)),
+            _ => (payload, None),
+        };
+        let reason = match original_bytes {
+            Some(size) => {
+                format!("{reason}; kept here cut to its first {DEAD_LETTER_MAX_PAYLOAD_BYTES} of {size} bytes")
+            }
+            None => reason.to_owned(),
+        };
+        headers = headers.insert(Header { key: headers::DEAD_LETTER_REASON, value: Some(&reason) });
+        if let Some(size) = original_bytes {
+            headers =
+                headers.insert(Header { key: headers::DEAD_LETTER_ORIGINAL_BYTES, value: Some(&size.to_string()) });
+        }
+        let delivery = self.send(topic, None, kept, headers).await?;
         Ok(PendingDelivery { topic: topic.to_owned(), delivery, trace })
     }
 

@@ -109,9 +109,29 @@ pub enum Error {
 }
 
 /// The kind of an Avro error without its payload: apache-avro's messages can quote the
-/// offending value, which may be a patient identifier, so only the variant name is kept.
+/// offending value, which may be a patient identifier, so the reason is one of these fixed
+/// phrases, chosen by the kind of failure, and never apache-avro's own text.
 pub(crate) fn redacted_reason(error: &apache_avro::Error) -> String {
-    let debug = format!("{:?}", error.details());
-    let kind: String = debug.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    if kind.is_empty() { "malformed data".to_owned() } else { kind }
+    use apache_avro::error::Details;
+    let reason = match error.details() {
+        Details::ConvertToUtf8(_) | Details::ConvertToUtf8Error(_) => "a string is not valid UTF-8",
+        Details::MemoryAllocation { .. } => "a length is larger than the data could hold",
+        Details::ReadBytes(_)
+        | Details::ReadString(_)
+        | Details::ReadFixed(..)
+        | Details::ReadBoolean(_)
+        | Details::ReadDouble(_)
+        | Details::ReadFloat(_)
+        | Details::ReadDuration(_)
+        | Details::ReadVariableIntegerBytes(_) => "the body ends before its last field",
+        Details::IntegerOverflow | Details::ZagI32(..) | Details::ConvertI64ToUsize(..) => {
+            "an integer or length is out of range"
+        }
+        Details::GetUnionVariant { .. } => "a union branch index is out of range",
+        Details::GetEnumSymbol(_) => "an enum index is out of range",
+        Details::BoolValue(_) => "a boolean byte is neither 0 nor 1",
+        Details::ConvertStrToUuid(_) | Details::ConvertSliceToUuid(_) => "a UUID is malformed",
+        _ => "malformed data",
+    };
+    reason.to_owned()
 }

@@ -30,6 +30,14 @@ use crate::{
     storage::LakeStorage,
 };
 
+/// librdkafka's `message.max.bytes` for the dead-letter producer unless the client sets it.
+/// A poison record is copied to the dead-letter topic as it was read, and librdkafka refuses
+/// locally any message over its default of 1,000,000 bytes, less than a broker accepts
+/// (1,048,588 by default): a record that another producer wrote within the broker's limit
+/// would fail the lander at the same offset on every run, and landing would never get past
+/// it. With this limit the broker's own `max.message.bytes` for the dead-letter topic decides.
+const DEAD_LETTER_MAX_BYTES: &str = "16777216";
+
 /// One purpose as the run uses it.
 pub(super) struct PurposeRuntime<'a> {
     /// The purpose.
@@ -187,6 +195,9 @@ impl<'a> LandingState<'a> {
         }
         let mut producer_config = client.clone();
         producer_config.set("enable.idempotence", "true").set("acks", "all");
+        if client.get("message.max.bytes").is_none() {
+            producer_config.set("message.max.bytes", DEAD_LETTER_MAX_BYTES);
+        }
         let dead_letter_producer =
             producer_config.create().map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
         let erasures = if config.erase_on_opt_out {

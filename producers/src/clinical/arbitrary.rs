@@ -172,7 +172,7 @@ fn observation() -> impl Strategy<Value = ClinicalEvent> {
         (
             option::of(result_decimal()),
             option::of((option::of(result_decimal()), option::of(result_decimal()), text())),
-            option::of(proptest::collection::vec(required_text(), 0..4)),
+            option::of(proptest::collection::vec("[!-~]{1,20}", 0..4)),
         ),
     )
         .prop_map(

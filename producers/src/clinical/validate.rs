@@ -92,7 +92,11 @@ impl ClinicalEvent {
                     return Err(ValidationError::new("value", Problem::NotAllowed("finite numbers")));
                 }
                 optional_text("unit", event.unit.as_deref())?;
-                optional_text("comment", event.comment.as_deref())
+                optional_text("comment", event.comment.as_deref())?;
+                if let Some(range) = &event.reference_range {
+                    optional_text("reference_range", range.text.as_deref())?;
+                }
+                interpretation_codes(event.interpretation_codes.as_deref())
             }
             ClinicalEvent::Diagnosis(event) => {
                 provenance(&event.provenance, now)?;
@@ -185,6 +189,20 @@ fn optional_text(field: &str, text: Option<&str>) -> Checked {
         }
         _ => Ok(()),
     }
+}
+
+/// Most interpretation codes one result may carry (HL7 table 0078 has fewer than 50).
+const MAX_INTERPRETATION_CODES: usize = 16;
+
+/// Interpretation codes (`H`, `LL`, `POS`...): at most 16 codes of 1 to 20 printable ASCII
+/// characters each.
+fn interpretation_codes(codes: Option<&[String]>) -> Checked {
+    let codes = codes.unwrap_or_default();
+    let well_formed = |code: &String| (1..=20).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_graphic());
+    if codes.len() > MAX_INTERPRETATION_CODES || !codes.iter().all(well_formed) {
+        return Err(ValidationError::new("interpretation_codes", Problem::Code("interpretation")));
+    }
+    Ok(())
 }
 
 fn ods_code(field: &str, code: &str) -> Checked {

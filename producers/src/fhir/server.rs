@@ -193,6 +193,16 @@ impl FhirServer {
         let counts = self.shared.counts.clone();
         let bearer_token = self.shared.bearer_token.is_some();
         info!(%address, tls = self.tls.is_some(), bearer_token, "FHIR endpoint ready");
+        if self.tls.is_none() && !address.ip().is_loopback() {
+            warn!(
+                %address,
+                "FHIR endpoint without TLS: resources{} cross the network in clear unless a TLS proxy sits in front",
+                if bearer_token { " and the bearer token" } else { "" }
+            );
+        }
+        if !bearer_token && self.tls.as_ref().is_none_or(|tls| !tls.requires_client_certificates()) {
+            warn!(%address, "FHIR endpoint without sender authentication: any client that can reach it may post");
+        }
         let router = Router::new()
             .route("/metadata", get(capability_statement))
             .route("/", post(create_at_base))

@@ -221,6 +221,15 @@ impl MllpListener {
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<Arc<ListenerCounts>> {
         let address = self.local_addr()?;
         info!(%address, tls = self.shared.tls.is_some(), "MLLP listener ready");
+        if !address.ip().is_loopback() {
+            match &self.shared.tls {
+                None => warn!(%address, "MLLP listener without TLS: any host that can reach it may send, in clear"),
+                Some(tls) if !tls.requires_client_certificates() => {
+                    warn!(%address, "MLLP listener without client certificates: any host that can reach it may send")
+                }
+                Some(_) => {}
+            }
+        }
         let permits = Arc::new(Semaphore::new(self.shared.config.max_connections.max(1)));
         let mut connections = JoinSet::new();
         loop {

@@ -162,9 +162,20 @@ pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<
     Ok(events)
 }
 
+/// Longest MSH-10 accepted (the length HL7 v2.7 and later allow). It is echoed in the ACK, kept
+/// in the journal of stored messages and carried in every event's source reference header.
+const MAX_CONTROL_ID_CHARS: usize = 199;
+
 fn check_header(header: &MessageHeader) -> Result<(), Hl7Error> {
     if header.control_id.is_empty() {
         return Err(Hl7Error::reject(ErrorCode::RequiredFieldMissing, "MSH-10", "the message control id is required"));
+    }
+    if header.control_id.chars().count() > MAX_CONTROL_ID_CHARS || header.control_id.chars().any(char::is_control) {
+        return Err(Hl7Error::reject(
+            ErrorCode::DataType,
+            "MSH-10",
+            "the message control id must be at most 199 characters, without control characters",
+        ));
     }
     let supported = header
         .version
@@ -519,6 +530,8 @@ fn from_validation(error: &ValidationError, header: &MessageHeader, index: usize
         "value" => "OBX-5",
         "unit" => "OBX-6",
         "comment" => "NTE-3",
+        "reference_range" => "OBX-7",
+        "interpretation_codes" => "OBX-8",
         _ => "",
     };
     let code = match error.problem {

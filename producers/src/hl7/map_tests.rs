@@ -6,6 +6,7 @@ use sluice_schemas::NhsNumber;
 
 use super::*;
 use crate::clinical::{AdtEvent, ObservationEvent};
+use crate::hl7::message::ParseError;
 
 /// A fixture as a sender puts it on the wire: segments ended by carriage returns.
 fn fixture(name: &str) -> Vec<u8> {
@@ -271,4 +272,129 @@ fn reference_ranges_read_limits_from_the_usual_forms_and_keep_any_other_as_text(
         assert_eq!(potassium.reference_range, Some(ReferenceRange { low, high, text: Some(range.to_owned()) }));
         assert_eq!(potassium.interpretation_codes, Some(vec!["H".to_owned(), "A".to_owned()]), "OBX-8 repeats");
     }
+}
+
+/// A fixture without the segments named, as if the sender left them out.
+fn without_segments(name: &str, dropped: &[&str]) -> Vec<u8> {
+    let text = String::from_utf8(fixture(name)).unwrap();
+    let kept: Vec<&str> = text.split('\r').filter(|segment| !dropped.iter().any(|d| segment.starts_with(d))).collect();
+    assert!(kept.len() < text.split('\r').count(), "{name} has none of {dropped:?}");
+    kept.join("\r").into_bytes()
+}
+
+/// Values of the fixtures' synthetic patient that no error may quote.
+const PATIENT_VALUES: [&str; 5] = ["9990000018", "H1234567", "O'Brien", "Zoë", "LS6 2QT"];
+
+fn assert_quotes_no_patient_value(error: &impl std::fmt::Debug) {
+    let shown = format!("{error:?}");
+    for value in PATIENT_VALUES {
+        assert!(!shown.contains(value), "`{value}` leaked into {shown}");
+    }
+}
+
+/// Poison the listener dead-letters: required segments or header fields left out. Each is
+/// refused (AR for the header, AE for the content) with the segment or field at fault.
+#[test]
+fn messages_without_required_segments_or_header_fields_are_refused_at_their_location() {
+    let a01 = "adt_a01_admit.hl7";
+    let oru = "oru_r01_results.hl7";
+    let msh_only = String::from_utf8(fixture(a01)).unwrap().split('\r').next().unwrap().to_owned().into_bytes();
+    let cut_before_control_id = {
+        let text = String::from_utf8(fixture(a01)).unwrap();
+        text[..text.find("PAS0000101").unwrap()].to_owned().into_bytes()
+    };
+    // (message, reject, code, location)
+    let cases = [
+        (msh_only, false, ErrorCode::SegmentSequence, "PID"),
+        (cut_before_control_id, true, ErrorCode::RequiredFieldMissing, "MSH-10"),
+        (altered(oru, "\rPID|", "\rZID|"), false, ErrorCode::SegmentSequence, "PID"),
+        (without_segments(oru, &["OBX", "NTE"]), false, ErrorCode::SegmentSequence, "OBX"),
+        (without_segments(oru, &["ORC", "OBR", "OBX", "NTE"]), false, ErrorCode::SegmentSequence, "OBX"),
+        (altered(a01, "|20260105093012||ADT^A01", "|||ADT^A01"), false, ErrorCode::RequiredFieldMissing, "MSH-7"),
+        (altered(a01, "|ADT^A01^ADT_A01|", "||"), true, ErrorCode::UnsupportedMessageType, "MSH-9.1"),
+        (altered(a01, "|ADT^A01^ADT_A01|", "|ADT|"), true, ErrorCode::UnsupportedEventCode, "MSH-9.2"),
+        (altered(oru, "|ORU^R01^ORU_R01|", "|ORU|"), true, ErrorCode::UnsupportedEventCode, "MSH-9.2"),
+        (altered(a01, "|2.5.1|", "||"), true, ErrorCode::UnsupportedVersion, "MSH-12"),
+        (altered(a01, "MSH|^~\\&|PAS|", "MSH|^~\\&||"), false, ErrorCode::RequiredFieldMissing, "MSH-3"),
+        (
+            altered(a01, "|9990000018^^^NHS^NH~H1234567^^^RR8^MR|", "||"),
+            false,
+            ErrorCode::RequiredFieldMissing,
+            "PID-3",
+        ),
+    ];
+    for (bytes, reject, code, location) in cases {
+        let error = map(&bytes).expect_err(location);
+        assert_eq!((error.reject, error.code, error.location.as_str()), (reject, code, location), "{error:?}");
+        assert_quotes_no_patient_value(&error);
+    }
+}
+
+/// Bytes that are not text in the character set MSH-18 declares, anywhere in the message (in
+/// MSH itself, inside the NHS number, a multi-byte character cut short, an overlong encoding,
+/// a UTF-16 surrogate), are refused as a whole: nothing of the message is read as text, so
+/// nothing can be quoted.
+#[test]
+fn bytes_that_are_not_the_declared_character_set_are_refused_without_quoting_the_message() {
+    let a01 = fixture("adt_a01_admit.hl7");
+    let replaced = |from: &[u8], to: &[u8]| {
+        let at = a01.windows(from.len()).position(|w| w == from).unwrap_or_else(|| panic!("no {from:?}"));
+        [&a01[..at], to, &a01[at + from.len()..]].concat()
+    };
+    let utf8_cases = [
+        replaced(b"|PAS|", b"|P\xffS|"),
+        replaced(b"9990000018", b"99900\xff0018"),
+        replaced("Zoë^".as_bytes(), b"Zo\xc3^"),
+        replaced(b"O'Brien", b"O\xc0\xafBrien"),
+        replaced(b"Church", b"Ch\xed\xa0\x80rch"),
+    ];
+    assert!(Message::parse(&a01).is_ok(), "the unaltered fixture parses");
+    for bytes in utf8_cases {
+        let error = Message::parse(&bytes).unwrap_err();
+        assert_eq!(error, ParseError::InvalidEncoding("UTF-8"));
+        assert_quotes_no_patient_value(&error);
+        assert_quotes_no_patient_value(&error.to_string());
+    }
+    // Without MSH-18 the message must be ASCII, which "Zoë" is not.
+    let undeclared = replaced(b"|GBR|UNICODE UTF-8", b"|GBR|");
+    assert_eq!(Message::parse(&undeclared), Err(ParseError::InvalidEncoding("ASCII (MSH-18 is empty or ASCII)")));
+}
+
+/// A field of almost a megabyte (the message still within the listener's default frame limit
+/// of 1 MiB) is refused by the length rule at its own location, and the refusal neither quotes
+/// it nor grows with it.
+#[test]
+fn huge_fields_are_refused_at_their_location_without_being_quoted() {
+    let huge = "Zebedee".repeat(135_000);
+    // (message, location)
+    let cases = [
+        (altered("adt_a01_admit.hl7", "O'Brien^", &format!("{huge}^")), "PID-5"),
+        (altered("adt_a01_admit.hl7", "~H1234567^", &format!("~{huge}^")), "PID-3"),
+        (altered("adt_a01_admit.hl7", "|W12^", &format!("|{huge}^")), "PV1-3"),
+        (altered("oru_r01_results.hl7", "Sample slightly haemolysed", &huge), "NTE-3"),
+        (altered("oru_r01_results.hl7", "|mmol/L^mmol/L^UCUM|3.5", &format!("|{huge}|3.5")), "OBX-6"),
+        (altered("oru_r01_results.hl7", "|3.5-5.3|H|", &format!("|{huge}|H|")), "OBX-7"),
+        (altered("oru_r01_results.hl7", "|3.5-5.3|H|", &format!("|3.5-5.3|{huge}|")), "OBX-8"),
+    ];
+    for (bytes, location) in cases {
+        assert!((900_000..1 << 20).contains(&bytes.len()));
+        let error = map(&bytes).expect_err(location);
+        assert_eq!((error.reject, error.code, error.location.as_str()), (false, ErrorCode::DataType, location));
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("Zebedee"), "the field leaked into {shown}");
+        assert!(shown.len() < 400, "a refusal does not grow with the field: {} bytes", shown.len());
+    }
+}
+
+/// MSH-10 is echoed in the ACK, journalled and carried in every event's source reference
+/// header, so an overlong or control-character one is refused (AR) before anything is stored.
+#[test]
+fn an_overlong_or_unprintable_message_control_id_is_refused() {
+    for control_id in ["C".repeat(200), "LAB\u{7}0001".to_owned()] {
+        let bytes = altered("oru_r01_results.hl7", "|LAB20260105000731|", &format!("|{control_id}|"));
+        let error = map(&bytes).expect_err("refused");
+        assert_eq!((error.reject, error.code, error.location.as_str()), (true, ErrorCode::DataType, "MSH-10"));
+    }
+    let longest = altered("oru_r01_results.hl7", "|LAB20260105000731|", &format!("|{}|", "C".repeat(199)));
+    assert!(map(&longest).is_ok());
 }

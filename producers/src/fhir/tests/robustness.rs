@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::fixtures::*;
 use super::map;
-use crate::fhir::{BundleKind, IssueType, ResponseEntry, bundle_response, operation_outcome};
+use crate::fhir::{BundleKind, FhirError, IssueType, Mapped, ResponseEntry, bundle_response, operation_outcome};
+use crate::json_input;
 
 #[test]
 fn errors_never_contain_input_values() {
@@ -352,5 +353,165 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// The server's reading step (`fhir::server`, before [`map_request`](crate::fhir::map_request)):
+/// the body must be UTF-8, then JSON. Either failure is refused (400 `structure`) and
+/// dead-lettered with this text, which gives the position only.
+fn read_body(bytes: &[u8]) -> Result<Value, String> {
+    let text = json_input::utf8(bytes)?;
+    serde_json::from_str(text).map_err(|error| json_input::describe(&error))
+}
+
+/// NHS numbers no refusal may quote.
+const NHS_NUMBERS: [&str; 2] = [PATIENT_NHS, OTHER_NHS];
+
+/// Every rendering of a refusal (what is dead-lettered, answered and logged) is free of NHS numbers.
+fn assert_quotes_no_nhs_number(error: &FhirError) {
+    let renderings = [
+        format!("{error:?}"),
+        error.to_string(),
+        operation_outcome(&[error]).to_string(),
+        bundle_response(BundleKind::BatchResponse, &[ResponseEntry::refused(error)]).to_string(),
+    ];
+    for rendering in renderings {
+        for number in NHS_NUMBERS {
+            assert!(!rendering.contains(number), "{rendering} holds an NHS number");
+        }
+    }
+}
+
+/// Poison bodies the reading step must refuse before any mapping: bytes that are not UTF-8
+/// (inside the NHS number, so the refusal must not quote the text around it), a lone UTF-16
+/// surrogate escape (valid-looking JSON that is no Unicode text), and 10,000 nested arrays or
+/// objects. serde_json stops at a depth of 128, so nesting cannot overflow the stack of the
+/// server's task, here or later when the value is mapped, dropped or re-serialised.
+#[test]
+fn bodies_that_are_not_utf8_or_nest_too_deeply_are_refused_by_position_only() {
+    let patient_body = serde_json::to_vec(&patient()).unwrap();
+    assert!(read_body(&patient_body).is_ok(), "the unaltered fixture reads");
+    let at = patient_body.windows(PATIENT_NHS.len()).position(|w| w == PATIENT_NHS.as_bytes()).unwrap();
+    let mut not_utf8 = patient_body.clone();
+    not_utf8[at + 5] = 0xFF;
+    let error = read_body(&not_utf8).unwrap_err();
+    assert_eq!(error, format!("is not valid UTF-8 (line 1, column {})", at + 6));
+    assert!(!error.contains("99900"), "{error}");
+
+    let surrogate = br#"{"resourceType":"Patient","name":[{"family":"\ud800"}]}"#;
+    assert!(read_body(surrogate).unwrap_err().starts_with("is not valid JSON"));
+
+    let depth = 10_000;
+    let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let objects =
+        format!(r#"{{"resourceType":"Observation","extension":{}1{}}}"#, r#"{"url":"#.repeat(depth), "}".repeat(depth));
+    for body in [arrays, objects] {
+        let error = read_body(body.as_bytes()).unwrap_err();
+        assert!(error.starts_with("is not valid JSON (line 1, column "), "{error}");
+    }
+
+    // Nesting the reader allows, where the mapping does not look or where it expects another type.
+    let nested = |depth: usize| read_body(format!("{}0{}", "[".repeat(depth), "]".repeat(depth)).as_bytes()).unwrap();
+    let events = map(&with(heart_rate(), "extension", nested(120)), Some("Observation")).unwrap();
+    assert!(events.entries()[0].result.is_ok(), "an ignored element may be deep");
+    let Ok(mapped) = map(&with(heart_rate(), "subject", nested(120)), Some("Observation")) else { panic!("mapped") };
+    let error = mapped.entries()[0].result.clone().unwrap_err();
+    assert_eq!(
+        (error.status, error.code, error.expression.as_str()),
+        (400, IssueType::Structure, "Observation.subject")
+    );
+}
+
+/// Resources this adapter does not map (Medication, Basic, and an Observation whose subject is
+/// the Basic) in a batch and in a transaction: each is refused on its own with a reason, the
+/// other entries still map, and no reason quotes the NHS numbers the unexpected resources carry.
+#[test]
+fn unexpected_resources_in_batch_and_transaction_bundles_are_refused_on_their_own() {
+    let medication = json!({
+        "resourceType": "Medication",
+        "id": "med-1",
+        "code": { "coding": [{ "system": "http://snomed.info/sct", "code": "322236009" }] }
+    });
+    let basic = json!({
+        "resourceType": "Basic",
+        "id": "basic-1",
+        "identifier": [{ "system": NHS, "value": OTHER_NHS }],
+        "code": { "text": "a note about the patient" },
+        "subject": nhs_subject(PATIENT_NHS)
+    });
+    let about_basic = with(with(heart_rate(), "id", json!("obs-2")), "subject", json!({ "reference": "urn:uuid:b" }));
+    for kind in ["batch", "transaction"] {
+        let bundle = json!({
+            "resourceType": "Bundle",
+            "id": "poison-1",
+            "type": kind,
+            "entry": [
+                { "fullUrl": "urn:uuid:m", "resource": medication },
+                { "fullUrl": "urn:uuid:b", "resource": basic },
+                { "resource": about_basic },
+                { "resource": heart_rate() }
+            ]
+        });
+        let mapped = map(&bundle, None).unwrap();
+        assert_eq!(matches!(mapped, Mapped::Transaction { .. }), kind == "transaction");
+        let entries = mapped.entries();
+        let outcome = |index: usize| {
+            let entry = &entries[index];
+            let error = entry.result.as_ref().map(|_| ()).map_err(|e| (e.status, e.code, e.expression.as_str()));
+            (entry.resource_type.as_str(), entry.reference.as_str(), error)
+        };
+        assert_eq!(outcome(0), ("Medication", "Medication/med-1", Err((422, IssueType::NotSupported, "Medication"))));
+        assert_eq!(outcome(1), ("Basic", "Basic/basic-1", Err((422, IssueType::NotSupported, "Basic"))));
+        assert_eq!(
+            outcome(2),
+            ("Observation", "Observation/obs-2", Err((422, IssueType::Processing, "Observation.subject")))
+        );
+        assert_eq!(outcome(3), ("Observation", "Observation/obs-hr-1", Ok(())));
+        assert_eq!(entries[3].result.as_ref().unwrap().len(), 1);
+        for error in entries.iter().filter_map(|entry| entry.result.as_ref().err()) {
+            assert!(!error.diagnostics.is_empty());
+            assert_quotes_no_nhs_number(error);
+        }
+    }
+}
+
+/// JSON of the wrong type where FHIR expects an object, an array or a string (an NHS number as
+/// a bare string where a Reference belongs, a number where a string belongs, an object where
+/// an array belongs): each is a 400 `structure` refusal naming the element, never its value.
+#[test]
+fn elements_of_the_wrong_json_type_are_structure_errors_that_quote_nothing() {
+    let nhs_number = PATIENT_NHS.parse::<u64>().unwrap();
+    let bundle = |members: Value| {
+        let mut bundle = json!({ "resourceType": "Bundle", "type": "batch", "entry": [] });
+        bundle.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        bundle
+    };
+    // (body, element at fault)
+    let cases = [
+        (with(heart_rate(), "subject", json!(PATIENT_NHS)), "Observation.subject"),
+        (
+            with(heart_rate(), "subject", json!({ "identifier": [{ "system": NHS, "value": PATIENT_NHS }] })),
+            "Observation.subject.identifier",
+        ),
+        (with(heart_rate(), "code", json!("8867-4")), "Observation.code"),
+        (with(heart_rate(), "status", json!(true)), "Observation.status"),
+        (with(heart_rate(), "meta", json!("2026-03-15T09:35:00Z")), "Observation.meta"),
+        (with(heart_rate(), "valueQuantity", json!([72])), "Observation.valueQuantity"),
+        (with(patient(), "identifier", json!({ "system": NHS, "value": PATIENT_NHS })), "Patient.identifier"),
+        (with(patient(), "identifier", json!([{ "system": NHS, "value": nhs_number }])), "Patient.identifier.value"),
+        (with(patient(), "name", json!([{ "family": ["O'Brien"] }])), "Patient.name.family"),
+        (json!({ "resourceType": ["Observation"], "subject": PATIENT_NHS }), "Resource.resourceType"),
+        (bundle(json!({ "entry": { "resource": heart_rate() } })), "Bundle.entry"),
+        (bundle(json!({ "type": ["batch"] })), "Bundle.type"),
+        (bundle(json!({ "entry": [{ "resource": PATIENT_NHS }] })), "Bundle.entry.resource"),
+    ];
+    for (body, element) in cases {
+        let error = match map(&body, None) {
+            Err(error) => error,
+            Ok(mapped) => mapped.entries()[0].result.clone().expect_err(element),
+        };
+        assert_eq!((error.status, error.code, error.expression.as_str()), (400, IssueType::Structure, element));
+        assert_quotes_no_nhs_number(&error);
+        assert!(!error.to_string().contains("O'Brien") && !error.to_string().contains("8867-4"), "{error}");
     }
 }
