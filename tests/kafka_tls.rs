@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::ExtendedKeyUsagePurpose;
 use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
@@ -30,31 +30,16 @@ use sluice_producers::{
     SyntheticSource, SyntheticSourceConfig,
     secure_listener::{ListenerTlsConfig, TlsTerminator},
 };
-use support::{land_until_caught_up, lander_config, publish_source};
+use support::{land_until_caught_up, lander_config, publish_source, tls::TestCa};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Writes a CA, a certificate for the broker's address and one for a client, as PEM files in
 /// `dir`: `ca.crt`, `broker.crt`/`broker.key`, `client.crt`/`client.key`.
 fn write_certificates(dir: &Path) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, "Kafka test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
-    for (name, subject, usage) in [
-        ("broker", "127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth),
-        ("client", "sluice-lander", ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![subject.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, subject);
-        params.extended_key_usages = vec![usage];
-        let certificate = params.signed_by(&key, &ca, &ca_key).unwrap();
-        std::fs::write(dir.join(format!("{name}.crt")), certificate.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
-    }
+    let ca = TestCa::new("Kafka test CA");
+    std::fs::write(dir.join("ca.crt"), ca.certificate.pem()).unwrap();
+    ca.issue("127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth).write(dir, "broker");
+    ca.issue("sluice-lander", ExtendedKeyUsagePurpose::ClientAuth).write(dir, "client");
 }
 
 /// Terminates TLS on `listener` and relays each connection to the broker at `upstream`; counts

@@ -5,9 +5,9 @@
 
 mod support;
 
-use std::{net::SocketAddr, path::Path, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::Value;
 use sluice::services;
 use sluice_producers::{
@@ -20,7 +20,10 @@ use sluice_producers::{
     },
     secure_listener::{ListenerTlsConfig, SecretSource},
 };
-use support::read_topic;
+use support::{
+    read_topic,
+    tls::{Issued, TestCa},
+};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
@@ -35,49 +38,15 @@ use tokio_rustls::{
     },
 };
 
-/// A certificate authority of the test, able to issue server and client certificates.
-struct TestCa {
-    certificate: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A certificate and its key, as PEM.
-struct Issued {
-    certificate_pem: String,
-    key_pem: String,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        TestCa { certificate: params.self_signed(&key).unwrap(), key }
-    }
-
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let certificate = params.signed_by(&key, &self.certificate, &self.key).unwrap();
-        Issued { certificate_pem: certificate.pem(), key_pem: key.serialize_pem() }
-    }
-}
-
 /// The listener's TLS files under `dir`, with the senders' CA when `client_ca` is given.
 fn listener_tls(dir: &Path, server_ca: &TestCa, client_ca: Option<&TestCa>) -> ListenerTlsConfig {
-    let server = server_ca.issue("localhost", ExtendedKeyUsagePurpose::ServerAuth);
-    let write = |name: &str, pem: &str| -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
+    let (certificate, key) = server_ca.issue("localhost", ExtendedKeyUsagePurpose::ServerAuth).write(dir, "listener");
+    let mut config = ListenerTlsConfig::new(certificate, key);
+    config.client_ca_file = client_ca.map(|ca| {
+        let path = dir.join("senders-ca.crt");
+        std::fs::write(&path, ca.certificate.pem()).unwrap();
         path
-    };
-    let mut config =
-        ListenerTlsConfig::new(write("listener.crt", &server.certificate_pem), write("listener.key", &server.key_pem));
-    config.client_ca_file = client_ca.map(|ca| write("senders-ca.crt", &ca.certificate.pem()));
+    });
     config.handshake_timeout_secs = 2;
     config
 }

@@ -5,6 +5,7 @@
 pub mod ground_truth;
 pub mod pipeline;
 pub mod tansu;
+pub mod tls;
 
 use std::{
     collections::{BTreeMap, HashMap},
