@@ -122,10 +122,11 @@ pub async fn bind_hl7(
 pub fn render_hl7(counts: &ListenerCounts) -> String {
     let [connections, accepted, events, duplicates, refused, not_stored] = counts.snapshot();
     let unauthenticated = counts.unauthenticated.load(std::sync::atomic::Ordering::Relaxed);
+    let framing_errors = counts.framing_errors.load(std::sync::atomic::Ordering::Relaxed);
     format!(
         "HL7 listener: {connections} connections ({unauthenticated} refused at the TLS handshake); {accepted} messages \
          stored ({events} events), {duplicates} repeats acknowledged without publishing, {refused} refused and \
-         dead-lettered, {not_stored} not stored (AE 207)\n"
+         dead-lettered, {not_stored} not stored (AE 207), {framing_errors} framing errors dead-lettered\n"
     )
 }
 

@@ -285,3 +285,67 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
     assert_eq!(ids.len(), 7, "every OBX stored");
     assert_eq!(read_topic(&client, "clinical.adt").len(), 1);
 }
+
+/// On the in-process mock cluster: what is not a whole MLLP frame (a message sent without
+/// framing, a frame over the size limit, a frame abandoned for a new one) goes to the
+/// dead-letter topic with the reason, and the connection goes on serving the frames after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framing_errors_and_oversized_frames_are_dead_lettered_with_the_reason_and_the_connection_goes_on() {
+    let (_cluster, client, topics) = support::mock_cluster();
+    let config = MllpListenerConfig {
+        max_message_bytes: 4096,
+        receiving_facility: "X26".into(),
+        ..MllpListenerConfig::default()
+    };
+    let listener =
+        services::bind_hl7(&client, &topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
+            .await
+            .unwrap();
+    let address = listener.local_addr().unwrap();
+    let counts = listener.counts();
+    let (stop, shutdown) = watch::channel(false);
+    let serving = tokio::spawn(services::serve_hl7(listener, shutdown));
+    let mut sender = Sender::connect(address).await;
+
+    // A message without MLLP framing, then a framed one in the same write.
+    let unframed = fixture("adt_a03_discharge.hl7");
+    sender.stream.write_all(&[unframed.clone(), frame(&fixture("adt_a01_admit.hl7"))].concat()).await.unwrap();
+    assert_ack(&sender.read_ack().await, "AA", "PAS0000101");
+    // A frame over the limit: AR naming the message, its first 4096 bytes dead-lettered.
+    let oversized = altered("oru_r01_results.hl7", "Sample slightly haemolysed", &"x".repeat(10_000));
+    let ack = sender.send(&oversized).await;
+    assert_eq!(ack.get("MSA-1").as_deref(), Some("AR"));
+    assert_eq!(ack.get("MSA-2").as_deref(), Some("LAB20260105000731"));
+    // A frame abandoned for a new one.
+    sender.stream.write_all(&[0x0B, b'M', b'S', b'H', b'|']).await.unwrap();
+    assert_ack(&sender.send(&fixture("adt_a02_transfer.hl7")).await, "AA", "PAS0000102");
+
+    stop.send(true).unwrap();
+    serving.await.unwrap().unwrap();
+    let [_, accepted, _, _, refused, not_stored] = counts.snapshot();
+    assert_eq!((accepted, refused, not_stored), (2, 1, 0));
+    let framing_errors = counts.framing_errors.load(std::sync::atomic::Ordering::Relaxed);
+
+    let dead_letters = read_topic(&client, topics.dead_letter());
+    let with_reason = |text: &str| -> Vec<&TopicRecord> {
+        dead_letters.iter().filter(|r| r.headers["sluice.dead_letter.reason"].contains(text)).collect()
+    };
+    let outside = with_reason("arrived outside an MLLP frame");
+    assert!(!outside.is_empty());
+    assert_eq!(outside.iter().map(|r| r.payload.len()).sum::<usize>(), unframed.len(), "every unframed byte kept");
+    if let [one] = outside.as_slice() {
+        assert_eq!(one.payload, unframed);
+    }
+    let too_large = with_reason("an MLLP frame exceeded 4096 bytes without an end block");
+    assert_eq!(too_large.len(), 1);
+    assert_eq!(too_large[0].payload, oversized[..4096]);
+    let abandoned = with_reason("a start block appeared inside an MLLP frame");
+    assert_eq!(abandoned.len(), 1);
+    assert_eq!(abandoned[0].payload, b"MSH|");
+    assert_eq!(framing_errors as usize, outside.len() + abandoned.len());
+    assert_eq!(dead_letters.len(), outside.len() + 2);
+    for record in &dead_letters {
+        assert_eq!(record.headers[SOURCE_REFERENCE], "hl7:mllp-framing");
+    }
+    assert_eq!(read_topic(&client, "clinical.adt").len(), 2);
+}

@@ -9,6 +9,8 @@
 //! | the same sender and MSH-10 again, after an `AA` | nothing is published again | `AA` |
 //! | content that fails validation | the message goes to the dead-letter topic with the reason | `AE` + ERR |
 //! | a message that cannot be parsed, or an unsupported type, trigger or version | dead-letter topic | `AR` + ERR |
+//! | a frame over `max_message_bytes` | its first `max_message_bytes` go to the dead-letter topic | `AR` + ERR |
+//! | bytes outside a frame, or a frame cut short by a new start block | they go to the dead-letter topic | none: there is no message to answer |
 //! | anything, while Kafka cannot store it | nothing is acknowledged as stored | `AE` + ERR 207 |
 //!
 //! A message that was refused is never acknowledged with `AA`; a message that was acknowledged
@@ -140,6 +142,9 @@ pub struct ListenerCounts {
     pub refused: AtomicU64,
     /// Messages not stored because Kafka did not acknowledge them (`AE` 207): the sender resends.
     pub not_stored: AtomicU64,
+    /// Stretches of bytes outside MLLP frames, and frames cut short by a new start block,
+    /// dead-lettered without an ACK.
+    pub framing_errors: AtomicU64,
     /// Connections closed because their TLS handshake failed: not TLS, no client certificate or
     /// one from another CA, or too slow. Also counted in `connections`; no message of theirs is
     /// counted anywhere else.
@@ -290,22 +295,33 @@ async fn serve_connection(
         let answer = match decoder.next_message() {
             Ok(Some(message)) => Some(handle(shared, &message).await),
             Ok(None) => None,
-            Err(MllpError::TooLarge { limit }) => {
-                warn!(%peer, limit, "an MLLP frame exceeded the size limit; refused with AR");
-                let error = Hl7Error {
-                    reject: true,
-                    code: ErrorCode::ApplicationInternal,
-                    location: String::new(),
-                    message: format!("the message is larger than {limit} bytes"),
-                };
-                ListenerCounts::add(&shared.counts.refused, 1);
-                Some(ack(shared, &Acknowledged::default(), Err(&error)))
-            }
             Err(error) => {
-                // Bytes outside a frame, or a frame cut short by a new start block: there is no
-                // message to answer; the sender resends what it got no ACK for.
-                warn!(%peer, %error, "MLLP framing error");
-                continue;
+                let discarded = decoder.take_discarded();
+                warn!(%peer, %error, "MLLP framing error; the bytes go to the dead-letter topic");
+                let stored = dead_letter_framing(shared, &discarded, &error).await;
+                match error {
+                    MllpError::TooLarge { limit } => {
+                        let outcome = if stored {
+                            ListenerCounts::add(&shared.counts.refused, 1);
+                            Hl7Error {
+                                reject: true,
+                                code: ErrorCode::ApplicationInternal,
+                                location: String::new(),
+                                message: format!("the message is larger than {limit} bytes"),
+                            }
+                        } else {
+                            ListenerCounts::add(&shared.counts.not_stored, 1);
+                            not_stored()
+                        };
+                        // The frame's first bytes usually hold MSH, so MSA-2 can name the message.
+                        Some(ack(shared, &Acknowledged::salvage(&discarded), Err(&outcome)))
+                    }
+                    // No message to answer: the sender resends what it got no ACK for.
+                    MllpError::OutsideFrame(_) | MllpError::NestedStart => {
+                        ListenerCounts::add(&shared.counts.framing_errors, 1);
+                        continue;
+                    }
+                }
             }
         };
         if let Some(answer) = answer {
@@ -395,6 +411,20 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
             warn!(%error, sender = header.sender(), control_id = header.control_id, "message not stored; answered AE 207");
             ListenerCounts::add(&shared.counts.not_stored, 1);
             ack(shared, &original, Err(&not_stored()))
+        }
+    }
+}
+
+/// Keeps bytes a framing error discarded on the dead-letter topic, with the error as the reason;
+/// whether Kafka stored them.
+async fn dead_letter_framing(shared: &Shared, bytes: &[u8], error: &MllpError) -> bool {
+    let trace = TraceContext::new_root();
+    let origin = Origin { source_reference: "hl7:mllp-framing", adapter: ADAPTER, trace: &trace };
+    match shared.publisher.dead_letter(bytes, &error.to_string(), origin).await {
+        Ok(_) => true,
+        Err(kafka) => {
+            warn!(error = %kafka, "bytes of an MLLP framing error could not be dead-lettered");
+            false
         }
     }
 }

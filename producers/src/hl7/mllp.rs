@@ -32,19 +32,58 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a byte stream into MLLP frames, whatever the boundaries of the reads it arrives in.
-/// Memory is bounded by `max_frame_bytes`.
+/// Memory is bounded by `max_frame_bytes` (plus one read).
+///
+/// After an error, [`take_discarded`](Self::take_discarded) gives the bytes the error threw
+/// away (at most `max_frame_bytes` of them), so the listener can keep them on the dead-letter
+/// topic with the reason. Once a frame is refused as too large, the rest of it is dropped up to
+/// its end block (or the next start block) without further errors.
 #[derive(Debug)]
 pub struct MllpDecoder {
     /// Bytes received and not yet returned as a frame.
     buffer: Vec<u8>,
     /// Largest message accepted.
     max_frame_bytes: usize,
+    /// What the last error threw away, until taken.
+    discarded: Vec<u8>,
+    /// Inside a frame already refused as too large: its remaining bytes are dropped.
+    skipping_oversized: bool,
 }
 
 impl MllpDecoder {
     /// A decoder accepting messages of up to `max_frame_bytes`.
     pub fn new(max_frame_bytes: usize) -> Self {
-        MllpDecoder { buffer: Vec::new(), max_frame_bytes }
+        MllpDecoder { buffer: Vec::new(), max_frame_bytes, discarded: Vec::new(), skipping_oversized: false }
+    }
+
+    /// The bytes the last error discarded (the stretch outside a frame, the broken or refused
+    /// frame's first `max_frame_bytes`), leaving none behind.
+    pub fn take_discarded(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.discarded)
+    }
+
+    /// Keeps at most the frame limit of `bytes` as what the last error discarded.
+    fn discard(&mut self, bytes: &[u8]) {
+        self.discarded = bytes[..bytes.len().min(self.max_frame_bytes)].to_vec();
+    }
+
+    /// Drops the rest of a frame refused as too large; whether it has ended.
+    fn skip_oversized(&mut self) -> bool {
+        let end = self.buffer.windows(2).position(|w| w == END_BLOCK).map(|at| at + 2);
+        let start = self.buffer.iter().position(|b| *b == START_BLOCK);
+        match end.into_iter().chain(start).min() {
+            Some(cut) => {
+                self.buffer.drain(..cut);
+                self.skipping_oversized = false;
+                true
+            }
+            None => {
+                // Keep a last 0x1C: it may be the first half of the end block.
+                let keep = usize::from(self.buffer.last() == Some(&END_BLOCK[0]));
+                self.buffer.drain(..self.buffer.len() - keep);
+                false
+            }
+        }
     }
 
     /// Adds bytes read from the connection.
@@ -55,25 +94,31 @@ impl MllpDecoder {
     /// The next complete message, `Ok(None)` if more bytes are needed. After an error the
     /// offending bytes are discarded, so the caller may answer the sender and go on.
     pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, MllpError> {
+        if self.skipping_oversized && !self.skip_oversized() {
+            return Ok(None);
+        }
         // Line noise between frames (CR/LF sent by some senders after the end block) is ignored.
         let leading = self.buffer.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
         self.buffer.drain(..leading);
         let Some(&first) = self.buffer.first() else { return Ok(None) };
         if first != START_BLOCK {
             let junk = self.buffer.iter().position(|b| *b == START_BLOCK).unwrap_or(self.buffer.len());
-            self.buffer.drain(..junk);
+            let discarded: Vec<u8> = self.buffer.drain(..junk).collect();
+            self.discard(&discarded);
             return Err(MllpError::OutsideFrame(junk));
         }
         let body = &self.buffer[1..];
         if let Some(nested) = body.iter().position(|b| *b == START_BLOCK)
             && !body[..nested].windows(2).any(|w| w == END_BLOCK)
         {
-            self.buffer.drain(..=nested);
+            let discarded: Vec<u8> = self.buffer.drain(..=nested).collect();
+            self.discard(&discarded[1..]);
             return Err(MllpError::NestedStart);
         }
         match body.windows(2).position(|w| w == END_BLOCK) {
             Some(end) if end > self.max_frame_bytes => {
-                self.buffer.drain(..end + 3);
+                let discarded: Vec<u8> = self.buffer.drain(..end + 3).collect();
+                self.discard(&discarded[1..]);
                 Err(MllpError::TooLarge { limit: self.max_frame_bytes })
             }
             Some(end) => {
@@ -82,7 +127,9 @@ impl MllpDecoder {
                 Ok(Some(message))
             }
             None if body.len() > self.max_frame_bytes + 1 => {
-                self.buffer.clear();
+                let discarded = std::mem::take(&mut self.buffer);
+                self.discard(&discarded[1..]);
+                self.skipping_oversized = true;
                 Err(MllpError::TooLarge { limit: self.max_frame_bytes })
             }
             None => Ok(None),
@@ -122,6 +169,47 @@ mod tests {
         decoder.extend(&frame(b"MSH|2"));
         assert_eq!(decoder.next_message(), Err(MllpError::NestedStart));
         assert_eq!(decoder.next_message(), Ok(Some(b"MSH|2".to_vec())));
+    }
+
+    #[test]
+    fn what_an_error_discards_is_given_once_and_the_rest_of_an_oversized_frame_is_skipped() {
+        let mut decoder = MllpDecoder::new(8);
+        decoder.extend(b"GET / HTTP/1.1\r\n");
+        decoder.extend(&frame(b"MSH|a"));
+        assert_eq!(decoder.next_message(), Err(MllpError::OutsideFrame(16)));
+        assert_eq!(decoder.take_discarded(), b"GET / HT", "at most the frame limit is kept");
+        assert_eq!(decoder.take_discarded(), b"", "taken once");
+        assert_eq!(decoder.next_message(), Ok(Some(b"MSH|a".to_vec())));
+
+        // A frame still open past the limit: refused once, its rest (split end block) skipped.
+        decoder.extend(&[START_BLOCK]);
+        decoder.extend(b"MSH|0123456789");
+        assert_eq!(decoder.next_message(), Err(MllpError::TooLarge { limit: 8 }));
+        assert_eq!(decoder.take_discarded(), b"MSH|0123");
+        decoder.extend(b"more of it\x1c");
+        assert_eq!(decoder.next_message(), Ok(None));
+        decoder.extend(b"\r");
+        decoder.extend(&frame(b"MSH|b"));
+        assert_eq!(decoder.next_message(), Ok(Some(b"MSH|b".to_vec())));
+        assert_eq!(decoder.take_discarded(), b"");
+
+        // A sender that gives up on a frame and starts another: the abandoned part is kept.
+        decoder.extend(&[START_BLOCK, b'M', b'S']);
+        decoder.extend(&frame(b"MSH|c"));
+        assert_eq!(decoder.next_message(), Err(MllpError::NestedStart));
+        assert_eq!(decoder.take_discarded(), b"MS");
+        assert_eq!(decoder.next_message(), Ok(Some(b"MSH|c".to_vec())));
+
+        // An oversized frame whose end is in the same read, and one skipped up to a new start block.
+        decoder.extend(&frame(b"MSH|far too long"));
+        assert_eq!(decoder.next_message(), Err(MllpError::TooLarge { limit: 8 }));
+        assert_eq!(decoder.take_discarded(), b"MSH|far ");
+        decoder.extend(&[START_BLOCK]);
+        decoder.extend(b"MSH|0123456789");
+        assert_eq!(decoder.next_message(), Err(MllpError::TooLarge { limit: 8 }));
+        decoder.extend(b"rest");
+        decoder.extend(&frame(b"MSH|d"));
+        assert_eq!(decoder.next_message(), Ok(Some(b"MSH|d".to_vec())));
     }
 
     proptest! {
