@@ -1,0 +1,135 @@
+//! The broker process (Tansu) killed under the services that depend on it. Producers never
+//! acknowledge what Kafka did not store: the MLLP listener answers `AE` with ERR-3 `207` and the
+//! FHIR endpoint `503`. A lander that cannot read the consent topic releases nothing, and lands
+//! everything once the broker is back.
+//!
+//! (Tansu 0.6 cannot take the epoch bump an idempotent producer makes after timed-out
+//! deliveries, so the producers' recovery after the outage is tested on the mock cluster in
+//! `hl7_listener.rs` and `fhir_endpoint.rs`; here they face the real process dying.)
+
+mod support;
+
+use std::{path::Path, time::Duration};
+
+use rdkafka::ClientConfig;
+use sluice::{keys, provision, services, topics::Topics};
+use sluice_consumers::{Error, RunUntil};
+use sluice_producers::{
+    PublisherConfig, SyntheticSource, SyntheticSourceConfig,
+    fhir::server::FhirServerConfig,
+    hl7::{listener::MllpListenerConfig, message::Message, mllp::MllpDecoder, mllp::frame},
+};
+use sluice_schemas::Catalogue;
+use support::{builtin_setups, land_until_caught_up, lander_config, parquet_files, publish_source, tansu::Tansu};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::watch,
+};
+
+fn hl7_fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/hl7").join(name);
+    std::fs::read(path).unwrap().into_iter().map(|b| if b == b'\n' { b'\r' } else { b }).collect()
+}
+
+/// Sends one framed message and returns its ACK's MSA-1 and ERR-3.1.
+async fn send(stream: &mut TcpStream, message: &[u8]) -> (Option<String>, Option<String>) {
+    stream.write_all(&frame(message)).await.unwrap();
+    let mut decoder = MllpDecoder::new(1 << 20);
+    let mut buffer = [0u8; 4096];
+    loop {
+        if let Some(ack) = decoder.next_message().unwrap() {
+            let ack = Message::parse(&ack).unwrap();
+            return (ack.get("MSA-1"), ack.get("ERR-3.1"));
+        }
+        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer)).await.unwrap().unwrap();
+        assert!(n > 0, "closed without an ACK");
+        decoder.extend(&buffer[..n]);
+    }
+}
+
+/// POSTs a FHIR resource and returns the status.
+async fn post(address: std::net::SocketAddr, path: &str, body: String) -> u16 {
+    let url = format!("http://{address}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        agent.post(&url).header("Content-Type", "application/fhir+json").send(&body).unwrap().status().as_u16()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_broker_process_is_dead_sources_are_told_nothing_was_stored() {
+    let mut broker = Tansu::start();
+    let topics = Topics::embedded();
+    provision::apply(&broker.client(), &topics).await.unwrap();
+    let mut client: ClientConfig = broker.client();
+    client.set("message.timeout.ms", "4000");
+
+    let state = tempfile::tempdir().unwrap();
+    let hl7_config = MllpListenerConfig { state_dir: Some(state.path().to_owned()), ..MllpListenerConfig::default() };
+    let local = "127.0.0.1:0".parse().unwrap();
+    let hl7 = services::bind_hl7(&client, &topics, local, hl7_config, PublisherConfig::default()).await.unwrap();
+    let fhir = services::bind_fhir(&client, &topics, local, FhirServerConfig::default(), PublisherConfig::default())
+        .await
+        .unwrap();
+    let (hl7_address, fhir_address) = (hl7.local_addr().unwrap(), fhir.local_addr().unwrap());
+    let (hl7_counts, fhir_counts) = (hl7.counts(), fhir.counts());
+    let (stop, shutdown) = watch::channel(false);
+    let hl7_task = tokio::spawn(services::serve_hl7(hl7, shutdown.clone()));
+    let fhir_task = tokio::spawn(services::serve_fhir(fhir, shutdown));
+    let consent_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/fhir/consent_national_opt_out.json");
+    let consent = std::fs::read_to_string(consent_path).unwrap();
+
+    let mut sender = TcpStream::connect(hl7_address).await.unwrap();
+    assert_eq!(send(&mut sender, &hl7_fixture("adt_a01_admit.hl7")).await.0.as_deref(), Some("AA"));
+    assert_eq!(post(fhir_address, "/Consent", consent.clone()).await, 201);
+
+    broker.kill();
+    let (code, error) = send(&mut sender, &hl7_fixture("adt_a03_discharge.hl7")).await;
+    assert_eq!((code.as_deref(), error.as_deref()), (Some("AE"), Some("207")), "told to send it again");
+    assert_eq!(post(fhir_address, "/Consent", consent).await, 503, "told to send it again");
+
+    stop.send(true).unwrap();
+    hl7_task.await.unwrap().unwrap();
+    fhir_task.await.unwrap().unwrap();
+    let [_, accepted, _, _, refused, not_stored] = hl7_counts.snapshot();
+    assert_eq!((accepted, refused, not_stored), (1, 0, 1));
+    let [_, stored, _, refused, not_stored] = fhir_counts.snapshot();
+    assert_eq!((stored, refused, not_stored), (1, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lander_releases_nothing_while_the_broker_holding_consent_is_down_and_everything_once_it_is_back() {
+    let mut broker = Tansu::start();
+    let client = broker.client();
+    let topics = Topics::embedded();
+    provision::apply(&client, &topics).await.unwrap();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 100, events: 600, ..Default::default() }).unwrap();
+    let published = publish_source(&client, &topics, &source).await;
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned(), "direct-care".to_owned()];
+    let keys = keys::generate(&purposes);
+    let mut config = lander_config(lake.path(), &purposes, "broker-down", &topics);
+    config.consent_load_timeout_secs = 3;
+    broker.kill();
+    let (_shutdown, shutdown) = watch::channel(false);
+    let setups = builtin_setups(&keys);
+    let run =
+        sluice_consumers::run(&client, &config, &setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {});
+    match tokio::time::timeout(Duration::from_secs(90), run).await.expect("gives up within its timeout") {
+        Err(Error::ConsentUnavailable { topic, .. }) => assert_eq!(topic, topics.consent()),
+        other => panic!("expected landing to hold, got {other:?}"),
+    }
+    assert!(parquet_files(lake.path()).is_empty(), "nothing landed, not even for direct care");
+
+    broker.restart();
+    let report = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(report.consumed_total(), published.total());
+    assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
+    assert!(!parquet_files(lake.path()).is_empty());
+}
