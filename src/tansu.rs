@@ -25,6 +25,8 @@ pub struct TansuBroker {
     child: Option<Child>,
     /// The address it tells clients to connect to, when not its own (a TLS proxy in front of it).
     advertised: Option<String>,
+    /// Whether clients must authenticate (SASL/SCRAM), after [`require_scram`](Self::require_scram).
+    authentication: bool,
 }
 
 impl TansuBroker {
@@ -44,7 +46,7 @@ impl TansuBroker {
             .map_err(|e| format!("no free loopback port: {e}"))?
             .port();
         let advertised = advertised.map(str::to_owned);
-        let mut broker = TansuBroker { dir: dir.to_owned(), port, child: None, advertised };
+        let mut broker = TansuBroker { dir: dir.to_owned(), port, child: None, advertised, authentication: false };
         broker.restart()?;
         Ok(broker)
     }
@@ -85,6 +87,7 @@ impl TansuBroker {
             .current_dir(&self.dir)
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", "sqlite://broker.db"])
+            .args(self.authentication.then_some("--authentication"))
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))
             .spawn()
@@ -103,6 +106,26 @@ impl TansuBroker {
             Ok(status) => Err(format!("{INDEX_HEADERS_SCRIPT} failed ({status})")),
             Err(error) => Err(format!("cannot run python3 {INDEX_HEADERS_SCRIPT}: {error}")),
         }
+    }
+
+    /// Creates SCRAM-SHA-512 users (name, password) and restarts the broker requiring every
+    /// client to authenticate as one of them. (Tansu only takes new users from a client while
+    /// authentication is off; these are test users, so their passwords may go on its command line.)
+    pub fn require_scram(&mut self, users: &[(&str, &str)]) -> Result<(), String> {
+        let broker = format!("tcp://{}", self.bootstrap());
+        for (name, password) in users {
+            let status = Command::new(binary()?)
+                .args(["user", "create", "--broker", &broker, "--mechanism", "scram512", name, password])
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run tansu user create: {e}"))?;
+            if !status.success() {
+                return Err(format!("tansu user create {name} failed ({status})"));
+            }
+        }
+        self.kill();
+        self.authentication = true;
+        self.restart()
     }
 
     /// The broker's log so far, for failure messages.

@@ -1,12 +1,12 @@
-//! Kafka over mutual TLS, through librdkafka settings only: a real broker process (Tansu) behind
-//! a TLS terminator that demands client certificates, reached with the `[kafka]` table of a
-//! `--kafka-config` file (its key password read from a file). Topics are created, events
-//! published and landed over TLS; clients without a certificate, or without TLS, get nothing.
+//! Kafka security through librdkafka settings only, against a real broker process (Tansu):
+//! mutual TLS (client certificates, key password from a file) and SASL/SCRAM-SHA-512 over TLS
+//! (password from a file), each set up with the `[kafka]` table of a `--kafka-config` file.
+//! Topics are created, events published and landed; clients without a certificate, with a wrong
+//! password, without SASL or without TLS get nothing stored.
 //!
-//! Tansu 0.6 cannot terminate TLS itself, so the test puts the listeners' own TLS terminator
-//! ([`TlsTerminator`]) in front of it and has the broker advertise the terminator's address.
-//! The SASL/SCRAM settings are checked against librdkafka (the build must include OpenSSL for
-//! them); no broker here speaks SCRAM.
+//! Tansu 0.6 cannot terminate TLS itself, so the tests put the listeners' own TLS terminator
+//! ([`TlsTerminator`]) in front of it and have the broker advertise the terminator's address;
+//! SCRAM is Tansu's own (`--authentication`).
 
 mod support;
 
@@ -68,6 +68,45 @@ async fn tls_terminator(
     }
 }
 
+/// A broker behind the TLS terminator, which demands client certificates when `mutual`; with
+/// `scram_users`, the broker demands SASL/SCRAM-SHA-512 as one of them. Returns the broker, the
+/// terminator's address (the bootstrap) and its count of refused handshakes.
+async fn broker_behind_tls(
+    files: &Path,
+    mutual: bool,
+    scram_users: &[(&str, &str)],
+) -> (TansuBroker, String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bootstrap = listener.local_addr().unwrap().to_string();
+    let mut broker =
+        TansuBroker::start_advertising(&files.join("broker"), Some(&bootstrap)).unwrap_or_else(|e| panic!("{e}"));
+    if !scram_users.is_empty() {
+        broker.require_scram(scram_users).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut tls = ListenerTlsConfig::new(files.join("broker.crt"), files.join("broker.key"));
+    tls.client_ca_file = mutual.then(|| files.join("ca.crt"));
+    let refused = Arc::new(AtomicU64::new(0));
+    let upstream: SocketAddr = broker.bootstrap().parse().unwrap();
+    tokio::spawn(tls_terminator(listener, TlsTerminator::new(&tls).unwrap(), upstream, refused.clone()));
+    (broker, bootstrap, refused)
+}
+
+/// Publishes a small synthetic source over `client` and lands it; asserts every event arrived.
+async fn publish_and_land(client: &ClientConfig, group: &str) {
+    let topics = Topics::embedded();
+    provision::apply(client, &topics).await.unwrap();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 40, events: 200, ..Default::default() }).unwrap();
+    let published = publish_source(client, &topics, &source).await;
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned()];
+    let config = lander_config(lake.path(), &purposes, group, &topics);
+    let report = land_until_caught_up(client, &config, &keys::generate(&purposes)).await;
+    assert_eq!(report.consumed_total(), published.total(), "every event published is consumed");
+    assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
+    assert!(report.landed["research"] > 100, "{:?}", report.landed);
+}
+
 /// Whether a producer with `client`'s settings gets one record acknowledged within a few seconds.
 async fn can_publish(client: &ClientConfig) -> bool {
     let producer: FutureProducer = client.clone().set("message.timeout.ms", "4000").create().unwrap();
@@ -84,15 +123,7 @@ async fn events_are_published_and_landed_over_mutual_tls_set_up_through_librdkaf
     let key_password = files.path().join("client-key-password");
     std::fs::write(&key_password, "unused-for-an-unencrypted-key\n").unwrap();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let bootstrap = listener.local_addr().unwrap().to_string();
-    let broker_dir = files.path().join("broker");
-    let broker = TansuBroker::start_advertising(&broker_dir, Some(&bootstrap)).unwrap_or_else(|e| panic!("{e}"));
-    let mut tls = ListenerTlsConfig::new(files.path().join("broker.crt"), files.path().join("broker.key"));
-    tls.client_ca_file = Some(files.path().join("ca.crt"));
-    let refused = Arc::new(AtomicU64::new(0));
-    let upstream: SocketAddr = broker.bootstrap().parse().unwrap();
-    tokio::spawn(tls_terminator(listener, TlsTerminator::new(&tls).unwrap(), upstream, refused.clone()));
+    let (_broker, bootstrap, refused) = broker_behind_tls(files.path(), true, &[]).await;
 
     // The client's settings, as an operator writes them in --kafka-config.
     let path = |name: &str| files.path().join(name).display().to_string();
@@ -113,18 +144,7 @@ async fn events_are_published_and_landed_over_mutual_tls_set_up_through_librdkaf
     assert!(properties.contains(&("ssl.key.password".to_owned(), "unused-for-an-unencrypted-key".to_owned())));
     let client = broker::client_config(&bootstrap, &properties);
 
-    let topics = Topics::embedded();
-    provision::apply(&client, &topics).await.unwrap();
-    let source =
-        SyntheticSource::new(SyntheticSourceConfig { patients: 40, events: 200, ..Default::default() }).unwrap();
-    let published = publish_source(&client, &topics, &source).await;
-    let lake = tempfile::tempdir().unwrap();
-    let purposes = vec!["research".to_owned()];
-    let config = lander_config(lake.path(), &purposes, "kafka-tls-test", &topics);
-    let report = land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;
-    assert_eq!(report.consumed_total(), published.total(), "every event published over TLS is consumed over TLS");
-    assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
-    assert!(report.landed["research"] > 100, "{:?}", report.landed);
+    publish_and_land(&client, "kafka-tls-test").await;
     assert_eq!(refused.load(Ordering::Relaxed), 0, "the configured client is never refused");
 
     // Without a client certificate, and without TLS, nothing is stored.
@@ -138,29 +158,41 @@ async fn events_are_published_and_landed_over_mutual_tls_set_up_through_librdkaf
     assert!(can_publish(&client).await, "the configured client still publishes");
 }
 
-#[test]
-fn sasl_scram_over_tls_is_accepted_by_the_librdkafka_build() {
-    let dir = tempfile::tempdir().unwrap();
-    let password = dir.path().join("kafka-password");
-    std::fs::write(&password, "a-scram-password\n").unwrap();
-    let config_file = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\
-             \"sasl.username\" = \"sluice-lander\"\n\"sasl.password\" = {{ file = \"{}\" }}\n",
-            password.display()
-        ),
-    )
-    .unwrap();
-    let client = broker::client_config("127.0.0.1:9", &broker::load_properties(&config_file).unwrap());
-    assert_eq!(client.get("sasl.password"), Some("a-scram-password"));
-    // librdkafka refuses these settings at creation when built without SSL or SASL support.
-    let created: Result<FutureProducer, _> = client.create();
-    assert!(created.is_ok(), "{:?}", created.err());
-    let mut unsupported = client.clone();
-    unsupported.set("sasl.mechanism", "NOT-A-MECHANISM");
-    assert!(unsupported.create::<FutureProducer>().is_err(), "librdkafka checks the settings it is given");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_published_and_landed_over_sasl_scram_and_tls_with_the_password_from_a_file() {
+    let files = tempfile::tempdir().unwrap();
+    write_certificates(files.path());
+    let password = "a-scram-password-for-the-lander-0001";
+    let (_broker, bootstrap, _refused) = broker_behind_tls(files.path(), false, &[("sluice-lander", password)]).await;
+
+    let settings = |password_file: &Path| {
+        let config_file = files.path().join("sluice.toml");
+        std::fs::write(
+            &config_file,
+            format!(
+                "[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanism\" = \"SCRAM-SHA-512\"\n\
+                 \"sasl.username\" = \"sluice-lander\"\n\"sasl.password\" = {{ file = \"{}\" }}\n\
+                 \"ssl.ca.location\" = \"{}\"\n",
+                password_file.display(),
+                files.path().join("ca.crt").display()
+            ),
+        )
+        .unwrap();
+        broker::client_config(&bootstrap, &broker::load_properties(&config_file).unwrap())
+    };
+    let password_file = files.path().join("kafka-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let client = settings(&password_file);
+    publish_and_land(&client, "kafka-scram-test").await;
+
+    // A wrong password, and TLS without SASL, get nothing stored.
+    let wrong_file = files.path().join("wrong-password");
+    std::fs::write(&wrong_file, "not-the-password-of-the-lander\n").unwrap();
+    assert!(!can_publish(&settings(&wrong_file)).await, "a wrong password is refused");
+    let mut no_sasl = settings(&password_file);
+    no_sasl.set("security.protocol", "SSL");
+    assert!(!can_publish(&no_sasl).await, "a client that does not authenticate is refused");
+    assert!(can_publish(&client).await, "the configured client still publishes");
 }
 
 #[test]
