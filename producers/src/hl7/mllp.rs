@@ -62,9 +62,12 @@ impl MllpDecoder {
         std::mem::take(&mut self.discarded)
     }
 
-    /// Keeps at most the frame limit of `bytes` as what the last error discarded.
-    fn discard(&mut self, bytes: &[u8]) {
-        self.discarded = bytes[..bytes.len().min(self.max_frame_bytes)].to_vec();
+    /// Removes the buffer's first `count` bytes for an error, keeping as what it discarded at
+    /// most the frame limit of them after the first `skip` (the start block of a frame).
+    fn discard(&mut self, count: usize, skip: usize) {
+        let kept = count.min(skip + self.max_frame_bytes);
+        self.discarded = self.buffer[skip.min(kept)..kept].to_vec();
+        self.buffer.drain(..count);
     }
 
     /// Drops the rest of a frame refused as too large; whether it has ended.
@@ -103,22 +106,19 @@ impl MllpDecoder {
         let Some(&first) = self.buffer.first() else { return Ok(None) };
         if first != START_BLOCK {
             let junk = self.buffer.iter().position(|b| *b == START_BLOCK).unwrap_or(self.buffer.len());
-            let discarded: Vec<u8> = self.buffer.drain(..junk).collect();
-            self.discard(&discarded);
+            self.discard(junk, 0);
             return Err(MllpError::OutsideFrame(junk));
         }
         let body = &self.buffer[1..];
         if let Some(nested) = body.iter().position(|b| *b == START_BLOCK)
             && !body[..nested].windows(2).any(|w| w == END_BLOCK)
         {
-            let discarded: Vec<u8> = self.buffer.drain(..=nested).collect();
-            self.discard(&discarded[1..]);
+            self.discard(nested + 1, 1);
             return Err(MllpError::NestedStart);
         }
         match body.windows(2).position(|w| w == END_BLOCK) {
             Some(end) if end > self.max_frame_bytes => {
-                let discarded: Vec<u8> = self.buffer.drain(..end + 3).collect();
-                self.discard(&discarded[1..]);
+                self.discard(end + 3, 1);
                 Err(MllpError::TooLarge { limit: self.max_frame_bytes })
             }
             Some(end) => {
@@ -127,8 +127,7 @@ impl MllpDecoder {
                 Ok(Some(message))
             }
             None if body.len() > self.max_frame_bytes + 1 => {
-                let discarded = std::mem::take(&mut self.buffer);
-                self.discard(&discarded[1..]);
+                self.discard(self.buffer.len(), 1);
                 self.skipping_oversized = true;
                 Err(MllpError::TooLarge { limit: self.max_frame_bytes })
             }
