@@ -65,15 +65,27 @@ fn key_of(entry: &KeyEntry) -> Result<PurposeKey, String> {
     PurposeKey::new(&entry.key_id, &secret)
 }
 
+fn ring_of(entry: &PurposeEntry) -> Result<KeyRing, String> {
+    let active = key_of(&KeyEntry { key_id: entry.key_id.clone(), secret_hex: entry.secret_hex.clone() })?;
+    let retired = entry.retired.iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
+    KeyRing::new(active, retired)
+}
+
 fn rings_from_text(text: &str, origin: &str, purposes: &[String]) -> Result<BTreeMap<String, KeyRing>, String> {
     let entries = parse_file(text, origin)?;
+    // Every purpose of the file, not only those asked for: a file that gives two purposes one
+    // secret is wrong whichever of them runs.
+    let all = entries
+        .iter()
+        .map(|(purpose, entry)| Ok((purpose.as_str(), ring_of(entry).map_err(|e| format!("key file {origin}: {e}"))?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    sluice_consumers::keyring::check_distinct(all.iter().map(|(purpose, ring)| (*purpose, ring)))
+        .map_err(|e| format!("key file {origin}: {e}"))?;
     purposes
         .iter()
         .map(|purpose| {
             let entry = entries.get(purpose).ok_or_else(|| format!("key file {origin} has no key for `{purpose}`"))?;
-            let active = key_of(&KeyEntry { key_id: entry.key_id.clone(), secret_hex: entry.secret_hex.clone() })?;
-            let retired = entry.retired.iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
-            Ok((purpose.clone(), KeyRing::new(active, retired).map_err(|e| format!("key file {origin}: {e}"))?))
+            Ok((purpose.clone(), ring_of(entry).map_err(|e| format!("key file {origin}: {e}"))?))
         })
         .collect()
 }
@@ -272,10 +284,13 @@ mod tests {
         let after = load_rings(&path, &purposes).unwrap();
         let old = before["research"].active();
         assert_eq!(after["research"].active().id(), new_ids[0]);
-        assert_ne!(after["research"].active().pseudonym("x"), old.pseudonym("x"));
+        assert_ne!(after["research"].active().patient_pseudonym("x"), old.patient_pseudonym("x"));
         let retired = after["research"].by_id(old.id()).expect("the old key is retired, not lost");
-        assert_eq!(retired.pseudonym("x"), old.pseudonym("x"));
-        assert_eq!(after["planning"].active().pseudonym("x"), before["planning"].active().pseudonym("x"));
+        assert_eq!(retired.patient_pseudonym("x"), old.patient_pseudonym("x"));
+        assert_eq!(
+            after["planning"].active().patient_pseudonym("x"),
+            before["planning"].active().patient_pseudonym("x")
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         rotate(&path, &["research".to_owned()]).unwrap();
         assert_eq!(load_rings(&path, &purposes).unwrap()["research"].retired().len(), 2);
@@ -286,8 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_giving_two_purposes_one_secret_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let (shared, own) = ("c3".repeat(32), "d4".repeat(32));
+        std::fs::write(
+            &path,
+            format!(
+                "[planning]\nkey_id = \"p1\"\nsecret_hex = \"{own}\"\n\n[[planning.retired]]\nkey_id = \"p0\"\n\
+                 secret_hex = \"{shared}\"\n\n[research]\nkey_id = \"r1\"\nsecret_hex = \"{shared}\"\n"
+            ),
+        )
+        .unwrap();
+        // Refused even when only one of the two purposes is asked for.
+        let error = load(&path, &["research".into()]).unwrap_err();
+        assert!(error.contains("`planning` (key `p0`)") && error.contains("`research` (key `r1`)"), "{error}");
+        assert!(error.contains("share a secret") && !error.contains("c3c3"), "{error}");
+    }
+
+    #[test]
     fn generated_keys_differ_per_purpose() {
         let keys = generate(&["planning".into(), "research".into()]);
-        assert_ne!(keys["planning"].pseudonym("x"), keys["research"].pseudonym("x"));
+        assert_ne!(keys["planning"].patient_pseudonym("x"), keys["research"].patient_pseudonym("x"));
     }
 }

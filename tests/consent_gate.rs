@@ -94,7 +94,7 @@ async fn a_later_opt_out_stops_later_releases_and_erases_what_was_landed() {
     assert_eq!(second.landed["direct-care"], late.len() as u64);
     assert_eq!(second.erased_rows, early_of_patient as u64, "the early research rows were erased");
 
-    let pseudonym = keys["research"].pseudonym(&before.patient(patient).nhs_number.digits());
+    let pseudonym = keys["research"].patient_pseudonym(&before.patient(patient).nhs_number.digits());
     let mut research_rows = 0;
     for file in parquet_files(&lake.path().join("research")) {
         let pseudonyms = column_strings(&read_parquet(&file).batches, "patient_pseudonym");
@@ -102,7 +102,7 @@ async fn a_later_opt_out_stops_later_releases_and_erases_what_was_landed() {
         assert!(!pseudonyms.contains(&pseudonym), "{}: the opted-out patient is still there", file.display());
     }
     assert_eq!(research_rows, events.len() - early_of_patient - late_of_patient);
-    let direct_care_pseudonym = keys["direct-care"].pseudonym(&before.patient(patient).nhs_number.digits());
+    let direct_care_pseudonym = keys["direct-care"].patient_pseudonym(&before.patient(patient).nhs_number.digits());
     let direct_care_rows: usize = parquet_files(&lake.path().join("direct-care"))
         .iter()
         .map(|file| {

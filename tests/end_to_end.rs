@@ -16,17 +16,17 @@ fn source_config() -> SyntheticSourceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_permitted_event_lands_exactly_once_and_nothing_identifies_a_patient() {
     let lake = tempfile::tempdir().unwrap();
-    let summary = run_demo(lake.path(), None, Framing::SingleObject, source_config()).await;
+    let (summary, keys) = run_demo(lake.path(), None, Framing::SingleObject, source_config()).await;
     assert_eq!(summary.problems(), Vec::<String>::new(), "{}", summary.render());
     assert_eq!(summary.produced.total(), 12_000);
-    assert_lake_matches_source(lake.path(), source_config());
+    assert_lake_matches_source(lake.path(), source_config(), &keys);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_framing_lands_the_same_events_and_older_schema_versions_read_as_the_newest() {
     let lake = tempfile::tempdir().unwrap();
     let config = SyntheticSourceConfig { patients: 300, events: 2_000, seed: 7, ..SyntheticSourceConfig::default() };
-    let summary = run_demo(lake.path(), None, Framing::Confluent, config).await;
+    let (summary, _keys) = run_demo(lake.path(), None, Framing::Confluent, config).await;
     assert_eq!(summary.problems(), Vec::<String>::new(), "{}", summary.render());
     assert!(summary.landing.landed["research"] > 1_500);
     // Observations come as v1 (GP systems), v2 (trust vital signs) and v3 (trust laboratory);

@@ -92,9 +92,9 @@ fn a_patient_is_erased_from_one_purpose_across_a_key_rotation_and_the_audit_trai
     let planning_before = rows_by_pseudonym(&lake, "planning");
     let patient = (0..200)
         .map(|i| source.patient(i).nhs_number.digits())
-        .max_by_key(|digits| research.get(&rings["research"].active().pseudonym(digits)).copied().unwrap_or(0))
+        .max_by_key(|digits| research.get(&rings["research"].active().patient_pseudonym(digits)).copied().unwrap_or(0))
         .unwrap();
-    let pseudonym = rings["research"].active().pseudonym(&patient);
+    let pseudonym = rings["research"].active().patient_pseudonym(&patient);
     assert!(research[&pseudonym] >= 3, "the chosen patient has research rows");
 
     // Rotate first: the files were written with what is now a retired key.
@@ -178,7 +178,7 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     let checked = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
     let output = text(&checked);
     assert!(checked.status.success(), "{output}");
-    assert!(output.contains("research@v3"), "{output}");
+    assert!(output.contains("research@v4"), "{output}");
     assert!(output.contains("nhs_number                 hmac               -> patient_pseudonym"), "{output}");
     assert!(output.contains("family_name                drop               not landed"), "{output}");
 

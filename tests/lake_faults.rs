@@ -16,7 +16,7 @@ use std::{
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use support::{
     high_watermarks,
-    pipeline::{Pipeline, assert_exactly, group_committed, permitted, stop, strip_ansi},
+    pipeline::{Pipeline, assert_exactly, group_committed, stop, strip_ansi},
 };
 
 /// Waits for a lander to exit by itself and returns whether it succeeded.
@@ -79,7 +79,7 @@ async fn a_dataset_directory_gone_mid_run_stops_landing_without_committing_and_a
     let lander = pipeline.lander("faults", "second");
     pipeline.wait_until_committed("faults", Duration::from_secs(120));
     stop(lander);
-    assert_exactly(&pipeline.lake(), &permitted(&source, 4_000));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, 4_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,5 +113,5 @@ async fn a_full_disk_stops_landing_with_the_reason_commits_nothing_and_landing_r
     let lander = pipeline.lander("full", "after");
     pipeline.wait_until_committed("full", Duration::from_secs(120));
     stop(lander);
-    assert_exactly(&pipeline.lake(), &permitted(&source, 3_000));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, 3_000));
 }

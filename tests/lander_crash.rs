@@ -52,7 +52,7 @@ async fn a_lander_killed_at_random_moments_while_events_flow_lands_every_event_e
     stop(last);
 
     // Every permitted event exactly once: nothing lost to a kill, nothing landed twice.
-    assert_exactly(&pipeline.lake(), &permitted(&source, EVENTS));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, EVENTS));
     let audit = pipeline.lake().join("_audit/audit.jsonl");
     let verified = sluice_consumers::audit::verify(&audit).unwrap();
     assert!(verified.problems.is_empty() && !verified.torn_tail, "{:?}", verified.problems);

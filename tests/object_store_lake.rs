@@ -122,7 +122,7 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     stop(second);
 
     let storage = s3.storage(&url);
-    let expected = permitted(&source, 3_000);
+    let expected = pipeline.permitted(&source, 3_000);
     let landed = landed_ids(&storage);
     assert!(landed.values().all(|n| *n == 1), "an event landed twice");
     assert_eq!(landed.keys().cloned().collect::<std::collections::HashSet<_>>(), expected);

@@ -43,9 +43,9 @@ async fn lands_every_permitted_event_exactly_once_on_a_real_broker() {
     let broker = Tansu::start();
     let lake = tempfile::tempdir().unwrap();
     let config = SyntheticSourceConfig { patients: 800, events: 6_000, seed: 11, ..SyntheticSourceConfig::default() };
-    let summary = run_demo(lake.path(), Some(broker.bootstrap()), Framing::SingleObject, config.clone()).await;
+    let (summary, keys) = run_demo(lake.path(), Some(broker.bootstrap()), Framing::SingleObject, config.clone()).await;
     assert_eq!(summary.problems(), Vec::<String>::new(), "{}", summary.render());
-    assert_lake_matches_source(lake.path(), config);
+    assert_lake_matches_source(lake.path(), config, &keys);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +64,7 @@ async fn two_land_processes_in_one_group_land_every_event_exactly_once() {
     let (first, second) = (stop(first), stop(second));
     assert!(consumed(&first) > 0 && consumed(&second) > 0, "both shared the work:\n{first}\n{second}");
     assert_eq!(consumed(&first) + consumed(&second), 6_000, "\n{first}\n{second}");
-    assert_exactly(&pipeline.lake(), &permitted(&source, 6_000));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, 6_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +83,7 @@ async fn a_stopped_lander_resumes_from_its_committed_offsets() {
     pipeline.wait_until_committed("resume", Duration::from_secs(120));
     let after = stop(lander);
     assert_eq!(consumed(&after), 3_000, "only the new events are read again: {after}");
-    assert_exactly(&pipeline.lake(), &permitted(&source, 6_000));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, 6_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,5 +102,5 @@ async fn the_broker_killed_and_restarted_mid_run_loses_nothing() {
     pipeline.wait_until_committed("crash", Duration::from_secs(180));
     let summary = stop(lander);
     assert_eq!(consumed(&summary), 6_000, "{summary}\n{}", pipeline.broker.log());
-    assert_exactly(&pipeline.lake(), &permitted(&source, 6_000));
+    assert_exactly(&pipeline.lake(), &pipeline.permitted(&source, 6_000));
 }

@@ -1,17 +1,18 @@
-//! Batching output rows into Arrow record batches, one buffer per landed file.
+//! Batching output rows into Arrow record batches, one buffer per landed file, and putting a
+//! file's rows in an order that says nothing about when they arrived ([`order_rows`]).
 
 use std::sync::Arc;
 
 use arrow::{
     array::{
-        ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float64Builder,
-        Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+        ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
+        StringBuilder, TimestampMicrosecondBuilder,
     },
     record_batch::RecordBatch,
 };
 
 use crate::{
-    policy::{ColumnKind, LandingPlan},
+    policy::{ColumnKind, LandingPlan, Transform},
     pseudonymise::Cell,
 };
 
@@ -28,7 +29,6 @@ enum ColumnBuilder {
     Boolean(BooleanBuilder),
     Date32(Date32Builder),
     TimestampMicros(TimestampMicrosecondBuilder),
-    Uuid(FixedSizeBinaryBuilder),
     Decimal128(Decimal128Builder),
     /// Struct and list columns: the cells are kept and turned into arrays when the batch is
     /// finished, child by child (see [`nested::array_of`]).
@@ -53,7 +53,6 @@ impl ColumnBuilder {
             ColumnKind::TimestampMicros => {
                 ColumnBuilder::TimestampMicros(TimestampMicrosecondBuilder::with_capacity(ROWS).with_timezone("UTC"))
             }
-            ColumnKind::Uuid => ColumnBuilder::Uuid(FixedSizeBinaryBuilder::with_capacity(ROWS, 16)),
             ColumnKind::Decimal128 { precision, scale } => ColumnBuilder::Decimal128(
                 Decimal128Builder::with_capacity(ROWS)
                     .with_precision_and_scale(*precision, *scale)
@@ -73,7 +72,6 @@ impl ColumnBuilder {
             (ColumnBuilder::Boolean(b), Cell::Boolean(v)) => b.append_value(v),
             (ColumnBuilder::Date32(b), Cell::Date32(v)) => b.append_value(v),
             (ColumnBuilder::TimestampMicros(b), Cell::TimestampMicros(v)) => b.append_value(v),
-            (ColumnBuilder::Uuid(b), Cell::Uuid(v)) => b.append_value(v).expect("a UUID is 16 bytes"),
             (ColumnBuilder::Decimal128(b), Cell::Decimal128(v)) => b.append_value(v),
             (ColumnBuilder::Nested(_, cells), cell) => cells.push(cell),
             (builder, cell) => {
@@ -92,7 +90,6 @@ impl ColumnBuilder {
             ColumnBuilder::Boolean(b) => b.append_null(),
             ColumnBuilder::Date32(b) => b.append_null(),
             ColumnBuilder::TimestampMicros(b) => b.append_null(),
-            ColumnBuilder::Uuid(b) => b.append_null(),
             ColumnBuilder::Decimal128(b) => b.append_null(),
             ColumnBuilder::Nested(_, cells) => cells.push(Cell::Null),
         }
@@ -107,7 +104,6 @@ impl ColumnBuilder {
             ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
             ColumnBuilder::Date32(b) => Arc::new(b.finish()),
             ColumnBuilder::TimestampMicros(b) => Arc::new(b.finish()),
-            ColumnBuilder::Uuid(b) => Arc::new(b.finish()),
             ColumnBuilder::Decimal128(b) => Arc::new(b.finish()),
             ColumnBuilder::Nested(kind, cells) => nested::array_of(kind, std::mem::take(cells)),
         }
@@ -121,7 +117,7 @@ fn cell_bytes(cell: &Cell) -> usize {
         Cell::Utf8(text) => text.len() + 4,
         Cell::Int32(_) | Cell::Date32(_) => 4,
         Cell::Int64(_) | Cell::Float64(_) | Cell::TimestampMicros(_) => 8,
-        Cell::Uuid(_) | Cell::Decimal128(_) => 16,
+        Cell::Decimal128(_) => 16,
         Cell::Struct(cells) | Cell::List(cells) => 4 + cells.iter().map(cell_bytes).sum::<usize>(),
     }
 }
@@ -179,4 +175,48 @@ impl RowBuffer {
         RecordBatch::try_new(self.plan.arrow_schema.clone(), columns)
             .expect("builders follow the plan's schema, and nullability is checked by pseudonymise")
     }
+}
+
+/// File metadata key listing the columns a landed file's rows are sorted by, comma-separated,
+/// so that a merged file can be sorted the same way.
+pub const SORTED_BY_KEY: &str = "sluice.sorted_by";
+
+/// The columns a landed file's rows are sorted by: the patient pseudonym, the event time as
+/// landed, then every other keyed pseudonym (the event pseudonym last), as the plan has them.
+/// Each is keyed or shifted under the purpose's own key, so two purposes' files of the same
+/// events come out in unrelated orders.
+pub fn sort_columns(plan: &LandingPlan) -> Vec<String> {
+    let mut columns: Vec<String> = plan.patient_pseudonym_column().map(str::to_owned).into_iter().collect();
+    columns.extend(plan.event_time_column.map(|index| plan.columns[index].name.clone()));
+    for column in &plan.columns {
+        if column.transform == Transform::Hmac && !columns.contains(&column.name) {
+            columns.push(column.name.clone());
+        }
+    }
+    columns
+}
+
+/// The batch's rows sorted by the named columns (those it has; nulls first), so that the order
+/// of a file's rows is not the order its events arrived in: arrival order would line rows up
+/// with another purpose's file of the same events, row for row. A batch with none of the
+/// columns comes back in a random order.
+pub fn order_rows(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+    let sort: Vec<SortColumn> = columns
+        .iter()
+        .filter_map(|name| batch.schema().index_of(name).ok())
+        .map(|index| SortColumn {
+            values: batch.column(index).clone(),
+            options: Some(SortOptions { descending: false, nulls_first: true }),
+        })
+        .collect();
+    let indices = if sort.is_empty() {
+        use rand::seq::SliceRandom;
+        let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        order.shuffle(&mut rand::rng());
+        arrow::array::UInt32Array::from(order)
+    } else {
+        lexsort_to_indices(&sort, None)?
+    };
+    take_record_batch(batch, &indices)
 }

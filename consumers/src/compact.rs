@@ -3,25 +3,30 @@
 //!
 //! Only files that can never be withdrawn again are merged: files whose offsets all lie before
 //! the committed offset recorded in the lake for their source partition
-//! (`_sluice/committed-offsets.json`, see [`crate::lake`]), and earlier merged files. Files are
-//! merged only with files of the same source topic, Arrow schema, policy hash, key id and reader
-//! schema, so a merged file's provenance metadata stays true; source partitions may mix. A
-//! merged file is named `<topic>+merged-<hash of its inputs' names>.parquet`, lists its inputs
-//! (`sluice.compacted_inputs`) and every source range (`sluice.source`) in its metadata, and is
-//! written atomically before its inputs are removed. If a crash comes between the two, the next
-//! compaction removes the inputs it finds listed in a merged file. Every run is recorded in the
-//! audit log with each merged file and its inputs, with checksums.
+//! (`_sluice/committed-offsets.json`, see [`crate::lake`]), as the landing ledger
+//! ([`crate::lake::ledger`]) gives them, and earlier merged files. A file the ledger does not
+//! know is left alone. Files are merged only with files of the same Arrow schema, policy hash,
+//! key id and reader schema, so a merged file's provenance metadata stays true. A merged file
+//! gets a fresh random name like any landed file, its rows are sorted again (so the order of its
+//! inputs says nothing either), and it names neither its inputs nor any source offsets: the
+//! ledger records its inputs, before it is written. If a crash comes between writing it and
+//! removing its inputs, the next compaction removes the inputs the ledger lists for a merged
+//! file that exists. Every run is recorded in the audit log with each merged file and its
+//! inputs, with checksums.
 
 use std::{collections::BTreeMap, path::Path};
 
 use arrow::{compute::concat_batches, record_batch::RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sha2::Digest;
 
 use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, CompactionRecord, FileRecord, MergedFile},
-    lake,
+    batch::{SORTED_BY_KEY, order_rows},
+    lake::{
+        self,
+        ledger::{self, LedgerEntry},
+    },
     lander::layout::parse_landed_file_name,
     parquet_sink::sha256_hex,
     storage::LakeStorage,
@@ -50,6 +55,15 @@ pub fn compact(
 ) -> Result<CompactionRecord> {
     let _lock = lake::lock(lake_dir)?;
     let committed = lake::committed(lake_dir)?;
+    let entries = ledger::read(lake_dir)?;
+    let ranges = ledger::landed_ranges(&entries);
+    let merges: BTreeMap<&str, &[String]> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            LedgerEntry::Merged { key, inputs } => Some((key.as_str(), inputs.as_slice())),
+            LedgerEntry::Landed { .. } => None,
+        })
+        .collect();
     let mut record =
         CompactionRecord { files_before: 0, files_after: 0, merged: Vec::new(), removed_leftovers: Vec::new() };
     let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -59,30 +73,38 @@ pub fn compact(
     }
     for (dir, files) in directories {
         record.files_before += files.len() as u64;
-        let mut files = read_footers(storage, files)?;
-        remove_leftovers(storage, &mut files, &mut record)?;
+        let files = remove_leftovers(storage, files, &merges, &mut record)?;
         let mut groups: BTreeMap<GroupKey, Vec<Footer>> = BTreeMap::new();
-        for footer in files {
-            let settled = match footer.range {
-                Some((partition, _, last)) => {
-                    last < committed.get(&footer.topic).and_then(|p| p.get(&partition)).copied().unwrap_or(0)
+        for key in files {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            // Where the file's events came from: the ledger, or the name of a file landed
+            // before the ledger existed.
+            let range = match (ranges.get(key.as_str()), parse_landed_file_name(name)) {
+                (Some((topic, partition, first, last)), _) => Some((topic.to_string(), *partition, *first, *last)),
+                (None, Some(old)) => Some((old.topic.to_owned(), old.partition, old.first, old.last)),
+                (None, None) => None,
+            };
+            let settled = match &range {
+                Some((topic, partition, _, last)) => {
+                    *last < committed.get(topic).and_then(|p| p.get(partition)).copied().unwrap_or(0)
                 }
-                None => true,
+                None => merges.contains_key(key.as_str()) || name.contains("+merged-"),
             };
             if settled {
+                let footer = read_footer(storage, key, range.map(|(_, p, first, last)| (p, first, last)))?;
                 groups.entry(footer.group_key()).or_default().push(footer);
             } else {
                 record.files_after += 1;
             }
         }
         for mut group in groups.into_values() {
-            group.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.name.cmp(&b.name)));
+            group.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.key.cmp(&b.key)));
             for run in runs(group, options.max_rows_per_file) {
                 if run.len() == 1 {
                     record.files_after += 1;
                     continue;
                 }
-                record.merged.push(merge(storage, &dir, &run)?);
+                record.merged.push(merge(lake_dir, storage, &dir, &run)?);
                 record.files_after += 1;
             }
         }
@@ -91,17 +113,13 @@ pub fn compact(
     Ok(record)
 }
 
-/// What merging needs to know of a landed file, from its name and footer.
+/// What merging needs to know of a landed file, from the ledger and its footer.
 #[derive(Debug, Clone)]
 struct Footer {
     /// Key in the lake.
     key: String,
     /// The file as read: its checksum and rows, for the audit record.
     record: FileRecord,
-    /// File name.
-    name: String,
-    /// Source topic (the name's prefix).
-    topic: String,
     /// For a file straight from a lander: its source partition and offsets.
     range: Option<(i32, i64, i64)>,
     rows: usize,
@@ -110,7 +128,7 @@ struct Footer {
 }
 
 /// Files with equal keys may be merged.
-type GroupKey = (String, String, String, String, String);
+type GroupKey = (String, String, String, String);
 
 impl Footer {
     fn value(&self, key: &str) -> String {
@@ -119,7 +137,6 @@ impl Footer {
 
     fn group_key(&self) -> GroupKey {
         (
-            self.topic.clone(),
             self.schema.clone(),
             self.value("sluice.policy_hash"),
             self.value("sluice.key_id"),
@@ -128,51 +145,44 @@ impl Footer {
     }
 }
 
-fn read_footers(storage: &LakeStorage, keys: Vec<String>) -> Result<Vec<Footer>> {
-    let mut footers = Vec::new();
-    for key in keys {
-        let name = key.rsplit('/').next().unwrap_or_default().to_owned();
-        let (topic, range) = match parse_landed_file_name(&name) {
-            Some(landed) => (landed.topic.to_owned(), Some((landed.partition, landed.first, landed.last))),
-            None => match name.split_once("+merged-") {
-                Some((topic, _)) => (topic.to_owned(), None),
-                None => continue,
-            },
-        };
-        let failed = |reason: String| Error::WriteFile { path: key.clone().into(), reason };
-        let bytes = storage.get(&key)?;
-        let record = FileRecord { path: key.clone(), sha256: sha256_hex(&bytes), rows: 0, bytes: bytes.len() as u64 };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
-        let file_metadata = builder.metadata().file_metadata();
-        let metadata = crate::parquet_sink::key_value_pairs(file_metadata);
-        let rows = usize::try_from(file_metadata.num_rows()).unwrap_or(0);
-        let schema = format!("{:?}", builder.schema().fields());
-        let record = FileRecord { rows: rows as u64, ..record };
-        footers.push(Footer { key, record, name, topic, range, rows, metadata, schema });
-    }
-    Ok(footers)
+fn read_footer(storage: &LakeStorage, key: String, range: Option<(i32, i64, i64)>) -> Result<Footer> {
+    let failed = |reason: String| Error::WriteFile { path: key.clone().into(), reason };
+    let bytes = storage.get(&key)?;
+    let record = FileRecord { path: key.clone(), sha256: sha256_hex(&bytes), rows: 0, bytes: bytes.len() as u64 };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
+    let file_metadata = builder.metadata().file_metadata();
+    let metadata = crate::parquet_sink::key_value_pairs(file_metadata);
+    let rows = usize::try_from(file_metadata.num_rows()).unwrap_or(0);
+    let schema = format!("{:?}", builder.schema().fields());
+    let record = FileRecord { rows: rows as u64, ..record };
+    Ok(Footer { key, record, range, rows, metadata, schema })
 }
 
-/// Removes files that a merged file in the same directory lists as its inputs: left behind by
-/// a compaction interrupted after its merged file was written.
-fn remove_leftovers(storage: &LakeStorage, files: &mut Vec<Footer>, record: &mut CompactionRecord) -> Result<()> {
-    let listed: std::collections::BTreeSet<String> = files
+/// Removes files that the ledger lists as inputs of a merged file present in the same listing:
+/// left behind by a compaction interrupted after its merged file was written. Returns the rest.
+fn remove_leftovers(
+    storage: &LakeStorage,
+    files: Vec<String>,
+    merges: &BTreeMap<&str, &[String]>,
+    record: &mut CompactionRecord,
+) -> Result<Vec<String>> {
+    let present: std::collections::BTreeSet<&str> = files.iter().map(String::as_str).collect();
+    let listed: std::collections::BTreeSet<&str> = merges
         .iter()
-        .flat_map(|f| f.value(INPUTS_KEY).split(',').map(str::to_owned).collect::<Vec<_>>())
-        .filter(|name| !name.is_empty())
+        .filter(|(merged, _)| present.contains(*merged))
+        .flat_map(|(_, inputs)| inputs.iter().map(String::as_str))
         .collect();
-    let (leftovers, kept): (Vec<Footer>, Vec<Footer>) =
-        std::mem::take(files).into_iter().partition(|f| listed.contains(&f.name));
+    let (leftovers, kept): (Vec<String>, Vec<String>) =
+        files.iter().cloned().partition(|key| listed.contains(key.as_str()));
     for leftover in leftovers {
-        storage.delete(&leftover.key)?;
-        record.removed_leftovers.push(leftover.record);
+        let bytes = storage.get(&leftover)?;
+        let leftover_record =
+            FileRecord { path: leftover.clone(), sha256: sha256_hex(&bytes), rows: 0, bytes: bytes.len() as u64 };
+        storage.delete(&leftover)?;
+        record.removed_leftovers.push(leftover_record);
     }
-    *files = kept;
-    Ok(())
+    Ok(kept)
 }
-
-/// Metadata key listing a merged file's inputs by name.
-pub const INPUTS_KEY: &str = "sluice.compacted_inputs";
 
 /// Consecutive files (by offset) grouped so that no group exceeds `max_rows` rows.
 fn runs(files: Vec<Footer>, max_rows: usize) -> Vec<Vec<Footer>> {
@@ -193,15 +203,14 @@ fn runs(files: Vec<Footer>, max_rows: usize) -> Vec<Vec<Footer>> {
     runs
 }
 
-/// Writes one file holding every row of `run` (in order), then removes the inputs.
-fn merge(storage: &LakeStorage, dir: &str, run: &[Footer]) -> Result<MergedFile> {
+/// Writes one file holding every row of `run`, sorted as landed files are, then removes the
+/// inputs. The ledger records the merge before the merged file is written.
+fn merge(lake_dir: &Path, storage: &LakeStorage, dir: &str, run: &[Footer]) -> Result<MergedFile> {
     let head = &run[0];
-    let input_names: Vec<&str> = run.iter().map(|f| f.name.as_str()).collect();
-    let digest = hex::encode(sha2::Sha256::digest(input_names.join(",").as_bytes()));
-    let key = format!("{dir}/{}+merged-{}.parquet", head.topic, &digest[..16]);
+    let key = format!("{dir}/{}", ledger::fresh_file_name());
     let mut inputs = Vec::new();
     let mut batches: Vec<RecordBatch> = Vec::new();
-    let (mut sources, mut writer_fingerprints) = (Vec::new(), Vec::new());
+    let mut writer_fingerprints = Vec::new();
     let mut erased: u64 = 0;
     for file in run {
         let bytes = storage.get(&file.key)?;
@@ -216,33 +225,38 @@ fn merge(storage: &LakeStorage, dir: &str, run: &[Footer]) -> Result<MergedFile>
         for batch in reader {
             batches.push(batch.map_err(|e| failed(e.to_string()))?);
         }
-        sources.extend(file.value("sluice.source").split(';').map(str::to_owned));
         writer_fingerprints.extend(file.value("sluice.writer_schema_fingerprints").split(',').map(str::to_owned));
         erased += file.value(crate::erase::ERASED_ROWS_KEY).parse::<u64>().unwrap_or(0);
     }
-    for list in [&mut sources, &mut writer_fingerprints] {
-        list.retain(|f| !f.is_empty());
-        list.sort();
-        list.dedup();
-    }
+    writer_fingerprints.retain(|f| !f.is_empty());
+    writer_fingerprints.sort();
+    writer_fingerprints.dedup();
     let schema = batches.first().map(|b| b.schema()).expect("a run holds at least one file with a schema");
-    let merged = concat_batches(&schema, &batches)
-        .map_err(|e| Error::WriteFile { path: key.clone().into(), reason: e.to_string() })?;
+    let failed = |reason: String| Error::WriteFile { path: key.clone().into(), reason };
+    let merged = concat_batches(&schema, &batches).map_err(|e| failed(e.to_string()))?;
+    let sorted_by: Vec<String> =
+        head.value(SORTED_BY_KEY).split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let merged = order_rows(&merged, &sorted_by).map_err(|e| failed(e.to_string()))?;
+    // Offsets and input names of earlier versions' files are not carried over: they would tell
+    // analysts which source events the file holds.
     let replaced = ["sluice.source", "sluice.writer_schema_fingerprints", crate::erase::ERASED_ROWS_KEY, INPUTS_KEY];
     let mut metadata: Vec<(String, String)> =
         head.metadata.iter().filter(|(k, _)| !replaced.contains(&k.as_str())).cloned().collect();
-    metadata.push(("sluice.source".to_owned(), sources.join(";")));
     metadata.push(("sluice.writer_schema_fingerprints".to_owned(), writer_fingerprints.join(",")));
-    metadata.push((INPUTS_KEY.to_owned(), input_names.join(",")));
     if erased > 0 {
         metadata.push((crate::erase::ERASED_ROWS_KEY.to_owned(), erased.to_string()));
     }
+    let inputs_keys = run.iter().map(|f| f.key.clone()).collect();
+    ledger::append(lake_dir, &[LedgerEntry::Merged { key: key.clone(), inputs: inputs_keys }])?;
     let written = crate::parquet_sink::write_parquet(storage, &key, &merged, metadata)?;
     for file in run {
         storage.delete(&file.key)?;
     }
     Ok(MergedFile { output: FileRecord::from(&written), inputs })
 }
+
+/// Metadata key that listed a merged file's inputs in files merged before the landing ledger.
+const INPUTS_KEY: &str = "sluice.compacted_inputs";
 
 #[cfg(test)]
 mod tests;

@@ -85,19 +85,31 @@ fn describe(action: &FieldAction) -> String {
     match action {
         FieldAction::Keep {} => "kept as sent".to_owned(),
         FieldAction::Drop { .. } => "not landed".to_owned(),
-        FieldAction::Hmac { .. } => {
-            "keyed HMAC-SHA256 (hex) under this purpose's key: the same value gives the same pseudonym within this purpose only".to_owned()
-        }
+        FieldAction::Hmac { .. } => "keyed HMAC-SHA256 (hex) under this purpose's key, in a domain of this field's own: \
+             the same value gives the same pseudonym within this purpose only (64 hex digits; 32 for a record identifier)"
+            .to_owned(),
         FieldAction::DateYear { .. } => "reduced to the year".to_owned(),
         FieldAction::DateYearMonth { .. } => "reduced to year and month (`YYYY-MM`)".to_owned(),
-        FieldAction::AgeBand { at, width, top, .. } => {
-            format!("age in {width}-year bands at `{at}` (`{top}+` for {top} and over); the date itself is not landed")
+        FieldAction::AgeBand { at, at_date, width, top, .. } => {
+            let when = match (at, at_date) {
+                (Some(field), _) => format!("at `{field}`"),
+                (None, Some(date)) => format!("on {date} (the same band at every event; null if born after it)"),
+                (None, None) => String::new(),
+            };
+            format!("age in {width}-year bands {when} (`{top}+` for {top} and over); the date itself is not landed")
         }
         FieldAction::PostcodeOutward { .. } => "postcode district (outward code, e.g. `LS6`)".to_owned(),
         FieldAction::PostcodeSector { .. } => "postcode sector (e.g. `LS6 2`)".to_owned(),
         FieldAction::ShiftDate { max_days, .. } => format!(
-            "shifted by the patient's own offset of up to {max_days} days either way (the same for all of the patient's dates in this purpose): intervals are true, calendar dates are not"
+            "shifted by the patient's own offset, to the microsecond, of up to {max_days} days either way (the same for all of the patient's dates and times in this purpose; a date moves to the date its midnight moves to): intervals are true, calendar dates and times of day are not"
         ),
+        FieldAction::TruncateTime { unit, .. } => {
+            format!("cut down to the start of its {} (UTC)", unit.name())
+        }
+        FieldAction::KeepFields { fields, .. } => {
+            let fields: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+            format!("only the nested fields {} kept as sent; the others not landed", fields.join(", "))
+        }
         FieldAction::Bucket { width, .. } => format!("lower bound of its bucket of width {width}"),
     }
 }
@@ -111,7 +123,6 @@ fn type_name(kind: &ColumnKind) -> String {
         ColumnKind::Boolean => "boolean".to_owned(),
         ColumnKind::Date32 => "date".to_owned(),
         ColumnKind::TimestampMicros => "timestamp (microseconds, UTC)".to_owned(),
-        ColumnKind::Uuid => "UUID".to_owned(),
         ColumnKind::Decimal128 { precision, scale } => {
             format!("decimal({precision},{scale}): exact, up to {precision} digits, {scale} after the point")
         }
@@ -164,12 +175,16 @@ mod tests {
     }
 
     #[test]
-    fn the_dictionary_describes_uuid_decimal_record_and_list_columns() {
+    fn the_dictionary_describes_pseudonym_decimal_record_and_list_columns() {
         let policy = Policy::builtin("planning").unwrap();
         let version = Catalogue::embedded().latest("observation").unwrap();
         let plan = policy.plan(version).unwrap();
         let text = render(&policy, version, &plan);
-        assert!(text.contains("| `event_id` | UUID | `event_id` | kept as sent |"), "{text}");
+        assert!(
+            text.contains("| `event_pseudonym` | text | `event_id` | keyed HMAC-SHA256 (hex) under this purpose's key"),
+            "{text}"
+        );
+        assert!(text.contains("32 for a record identifier"), "{text}");
         assert!(
             text.contains(
                 "| `value_decimal` | decimal(18,6): exact, up to 18 digits, 6 after the point, may be null | \
@@ -181,10 +196,19 @@ mod tests {
             text.contains(
                 "| `reference_range` | record of `low` decimal(18,6): exact, up to 18 digits, 6 after the point \
                  (may be null), `high` decimal(18,6): exact, up to 18 digits, 6 after the point (may be null), \
-                 `text` text (may be null), may be null |"
+                 may be null | `reference_range` | only the nested fields `low`, `high` kept as sent; the others not \
+                 landed |"
             ),
             "{text}"
         );
+        assert!(text.contains("| `display` | free text as far as sluice can tell"), "{text}");
         assert!(text.contains("| `interpretation_codes` | list of text, may be null |"), "{text}");
+        let adt = Catalogue::embedded().latest("adt").unwrap();
+        let text = render(&policy, adt, &policy.plan(adt).unwrap());
+        assert!(text.contains("| `occurred_at_hour` | timestamp (microseconds, UTC) | `occurred_at` | cut down to the start of its hour (UTC) |"), "{text}");
+        assert!(
+            text.contains("age in 5-year bands on 2026-04-01 (the same band at every event; null if born after it)"),
+            "{text}"
+        );
     }
 }

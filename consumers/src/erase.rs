@@ -105,7 +105,8 @@ pub fn erase(
                     })?;
                     let mut pseudonyms: HashMap<String, bool> = HashMap::new();
                     for (nhs_number, gp_only) in wanted {
-                        let entry = pseudonyms.entry(pseudonym_key.pseudonym(&nhs_number.digits())).or_insert(true);
+                        let entry =
+                            pseudonyms.entry(pseudonym_key.patient_pseudonym(&nhs_number.digits())).or_insert(true);
                         *entry &= *gp_only;
                     }
                     pseudonyms_by_key.entry(file.key_id.clone()).or_insert(pseudonyms)

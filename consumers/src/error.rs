@@ -152,6 +152,11 @@ pub enum Error {
         purpose: String,
     },
 
+    /// Two purposes were given keys with the same secret (the message names purposes and key
+    /// ids, never the secret).
+    #[error("{0}")]
+    SharedKey(String),
+
     /// No pseudonymisation key was supplied for a purpose.
     #[error("no pseudonymisation key for purpose `{0}`")]
     MissingKey(String),

@@ -30,6 +30,11 @@ impl KeyRing {
         Ok(KeyRing { active, retired })
     }
 
+    /// Every key of the ring: the active one first, then the retired ones.
+    pub fn keys(&self) -> impl Iterator<Item = &PurposeKey> {
+        std::iter::once(&self.active).chain(&self.retired)
+    }
+
     /// A ring of one key, with nothing retired.
     pub fn single(active: PurposeKey) -> Self {
         KeyRing { active, retired: Vec::new() }
@@ -51,6 +56,27 @@ impl KeyRing {
     }
 }
 
+/// Refuses purposes that share a secret, active or retired: two purposes under one secret give
+/// each patient the same pseudonym (and the same time shift) in both, which links their data.
+/// The error names the purposes and key ids, never a secret.
+pub fn check_distinct<'r>(rings: impl IntoIterator<Item = (&'r str, &'r KeyRing)>) -> Result<(), String> {
+    let keys: Vec<(&str, &PurposeKey)> =
+        rings.into_iter().flat_map(|(purpose, ring)| ring.keys().map(move |key| (purpose, key))).collect();
+    for (index, (purpose, key)) in keys.iter().enumerate() {
+        if let Some((other, other_key)) =
+            keys[index + 1..].iter().find(|(other, other_key)| other != purpose && key.shares_secret_with(other_key))
+        {
+            return Err(format!(
+                "purposes `{purpose}` (key `{}`) and `{other}` (key `{}`) share a secret; each purpose needs its own \
+                 (`sluice keys generate`), or their pseudonyms would be equal and link their data",
+                key.id(),
+                other_key.id()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,9 +89,26 @@ mod tests {
     fn keys_are_found_by_id_and_ids_must_be_unique() {
         let ring = KeyRing::new(key("r-2026-11", 1), vec![key("r-2026-05", 2)]).unwrap();
         assert_eq!(ring.active().id(), "r-2026-11");
-        assert_eq!(ring.by_id("r-2026-05").unwrap().pseudonym("x"), key("r-2026-05", 2).pseudonym("x"));
+        assert_eq!(ring.by_id("r-2026-05").unwrap().patient_pseudonym("x"), key("r-2026-05", 2).patient_pseudonym("x"));
         assert!(ring.by_id("r-2025-11").is_none());
         let error = KeyRing::new(key("same", 1), vec![key("same", 2)]).unwrap_err();
         assert_eq!(error, "key id `same` is used twice");
+    }
+
+    #[test]
+    fn purposes_sharing_a_secret_are_refused_by_purpose_and_key_id() {
+        let planning = KeyRing::new(key("p-2026-11", 1), vec![key("p-2026-05", 2)]).unwrap();
+        let research = KeyRing::single(key("r-2026-11", 3));
+        check_distinct([("planning", &planning), ("research", &research)]).unwrap();
+        // A retired planning secret reused as research's active one.
+        let reused = KeyRing::single(key("r-2026-12", 2));
+        let error = check_distinct([("planning", &planning), ("research", &reused)]).unwrap_err();
+        assert!(
+            error.contains("`planning` (key `p-2026-05`)") && error.contains("`research` (key `r-2026-12`)"),
+            "{error}"
+        );
+        assert!(!error.contains("0202"), "no secret in the message: {error}");
+        // One purpose may hold a secret once only anyway; the check is between purposes.
+        check_distinct([("research", &research)]).unwrap();
     }
 }

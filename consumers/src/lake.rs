@@ -4,6 +4,8 @@
 //!   rewrites never touch the same file at once;
 //! * `audit-publish.lock`: held while audit records are copied to the audit topic (see
 //!   [`crate::audit::AuditPublisher`]), so that each is published once;
+//! * `landed-files.jsonl`: the [`ledger`] of which source offsets each landed file holds (file
+//!   names and metadata say nothing of it, see there);
 //! * `committed-offsets.json`: per source topic and partition, the next offset that landers
 //!   have committed after landing everything before it. Compaction merges only files wholly
 //!   before it, so it never touches a file that a restarted lander might withdraw. Its own lock
@@ -17,6 +19,8 @@ use std::{
 };
 
 use crate::{Error, Result};
+
+pub mod ledger;
 
 fn state_dir(lake: &Path) -> Result<PathBuf> {
     let dir = lake.join("_sluice");

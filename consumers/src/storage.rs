@@ -148,22 +148,46 @@ impl LakeStorage {
         let result = self
             .block_on(self.store.put(&parse_key(&self.location, key)?, PutPayload::from_bytes(bytes)))
             .map_err(|e| storage_error(&self.location, "write", key, e.to_string()))?;
+        let mut e_tag = result.e_tag;
         if let Some(root) = &self.local_root {
             // The local store renames a complete staging file into place but does not sync.
             let path = root.join(key);
-            std::fs::File::open(&path).and_then(|file| file.sync_all()).map_err(Error::write(&path))?;
+            std::fs::File::open(&path)
+                .and_then(|file| {
+                    file.set_times(hidden_times())?;
+                    file.sync_all()
+                })
+                .map_err(Error::write(&path))?;
+            // The local store's tag includes the modification time just set.
+            e_tag = match self.e_tag(key)? {
+                ObjectTag::Present(tag) => tag,
+                ObjectTag::Absent => return Err(Error::write(&path)(std::io::ErrorKind::NotFound.into())),
+            };
         }
-        Ok(Stored { key: key.to_owned(), bytes: size, e_tag: result.e_tag })
+        Ok(Stored { key: key.to_owned(), bytes: size, e_tag })
     }
 
     /// Syncs, in a local lake, the directory of each key once, so that files put there survive
-    /// a crash. Object stores need nothing: a completed put is durable.
+    /// a crash, and gives it and the directories above it (below the lake's root) the
+    /// [`HIDDEN_WRITE_TIME`]. Object stores need nothing: a completed put is durable.
     pub fn sync_directories<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<()> {
         let Some(root) = &self.local_root else { return Ok(()) };
         let directories: BTreeSet<PathBuf> =
             keys.into_iter().filter_map(|key| root.join(key).parent().map(Path::to_owned)).collect();
+        for dir in &directories {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::write(dir))?;
+        }
+        self.hide_directory_times(root, directories)
+    }
+
+    /// Gives each directory, and each directory above it below `root`, the hidden write time.
+    fn hide_directory_times(&self, root: &Path, directories: impl IntoIterator<Item = PathBuf>) -> Result<()> {
+        let mut all = BTreeSet::new();
         for dir in directories {
-            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::write(&dir))?;
+            all.extend(dir.ancestors().take_while(|d| *d != root && d.starts_with(root)).map(Path::to_owned));
+        }
+        for dir in all {
+            std::fs::File::open(&dir).and_then(|d| d.set_times(hidden_times())).map_err(Error::write(&dir))?;
         }
         Ok(())
     }
@@ -190,8 +214,11 @@ impl LakeStorage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => return Err(storage_error(&self.location, "remove", key, error.to_string())),
         }
-        if let Some(dir) = self.local_root.as_ref().and_then(|root| root.join(key).parent().map(Path::to_owned)) {
+        if let Some(root) = &self.local_root
+            && let Some(dir) = root.join(key).parent().map(Path::to_owned)
+        {
             std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(Error::write(&dir))?;
+            self.hide_directory_times(root, [dir])?;
         }
         Ok(())
     }
@@ -277,6 +304,18 @@ impl LakeStorage {
             }),
         }
     }
+}
+
+/// The modification and access time of every file sluice writes to a directory lake, and of
+/// the directories holding them: 1980-01-01T00:00:00Z, as reproducible builds and ZIP archives
+/// use. A file's true write time would tell roughly when its events arrived, which is true time
+/// that a date-shifted purpose must not reveal; `ls`, `rsync -t` and copies carry this instead.
+/// (A file system's change time, `ctime`, cannot be set and still tells: see docs/GOVERNANCE.md.)
+pub const HIDDEN_WRITE_TIME: std::time::Duration = std::time::Duration::from_secs(315_532_800);
+
+fn hidden_times() -> std::fs::FileTimes {
+    let at = std::time::UNIX_EPOCH + HIDDEN_WRITE_TIME;
+    std::fs::FileTimes::new().set_modified(at).set_accessed(at)
 }
 
 fn parse_key(location: &str, key: &str) -> Result<Key> {

@@ -20,12 +20,14 @@
 //!
 //! It also holds [`NhsNumber`], the validated patient identifier that every subject carries.
 //!
-//! Fields that identify a patient carry a custom `"sensitivity"` attribute in the schema files:
-//! `"direct-identifier"` (NHS number, local patient id, names, address), `"quasi-identifier"`
-//! (date of birth, postcode) or `"free-text"` (comments). Landing policies read it through
-//! `RecordField::custom_attributes` and refuse to land such a field as it is. Custom attributes
-//! are not part of the Avro Parsing Canonical Form, so adding or changing a label never changes
-//! a fingerprint or schema id.
+//! Every field that holds text carries a custom `"sensitivity"` attribute in the schema files
+//! ([`Sensitivity`]): `"direct-identifier"` (NHS number, local patient id, names, address),
+//! `"quasi-identifier"` (date of birth, postcode), `"record-identifier"` (event ids),
+//! `"free-text"` (comments, display names as sent), `"coded"` (codes, units, ODS codes) or
+//! `"operational"` (sluice's own bookkeeping). Landing policies read it and refuse to land an
+//! identifier or free text as it is, or any text field without a label. Custom attributes are
+//! not part of the Avro Parsing Canonical Form, so adding or changing a label never changes a
+//! fingerprint or schema id.
 //!
 //! ```
 //! use apache_avro::types::Value;
@@ -58,12 +60,14 @@ pub mod compatibility;
 mod error;
 mod framing;
 mod nhs_number;
+mod sensitivity;
 
 pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
 pub use codec::{DecodedEvent, Decoder, Encoder};
 pub use error::{Error, Result};
 pub use framing::{Framing, WriterSchemaRef};
 pub use nhs_number::{InvalidNhsNumber, NhsNumber};
+pub use sensitivity::Sensitivity;
 
 /// Re-exported so that users of this crate build and read values with the same Avro version.
 pub use apache_avro;

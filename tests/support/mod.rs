@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod ground_truth;
+pub mod linkage;
 pub mod pipeline;
 pub mod tansu;
 pub mod tls;
@@ -102,11 +103,17 @@ pub async fn land_until_caught_up(
         .unwrap()
 }
 
-/// Every landed event id under `lake`, with how often it landed.
+/// The event pseudonym a purpose's key gives a source event id, as the lander computes it: the
+/// tests hold the keys, so they can tell which source event a landed row is.
+pub fn event_pseudonym(key: &PurposeKey, event_id: &uuid::Uuid) -> String {
+    key.record_pseudonym("event_id", event_id.as_bytes())
+}
+
+/// Every landed event pseudonym under `lake`, with how often it landed.
 pub fn landed_ids(lake: &Path) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for file in parquet_files(lake) {
-        for id in column_strings(&read_parquet(&file).batches, "event_id") {
+        for id in column_strings(&read_parquet(&file).batches, "event_pseudonym") {
             *seen.entry(id).or_default() += 1;
         }
     }

@@ -13,6 +13,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
 };
 use sluice::{provision, topics::Topics};
+use sluice_consumers::pseudonymise::PurposeKey;
 use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource};
 use sluice_schemas::Catalogue;
 
@@ -37,6 +38,19 @@ impl Pipeline {
 
     pub fn lake(&self) -> std::path::PathBuf {
         self.dir.path().join("lake")
+    }
+
+    /// The research key the landers use (from the pipeline's key file).
+    pub fn research_key(&self) -> PurposeKey {
+        sluice::keys::load(&self.dir.path().join("keys.toml"), &["research".to_owned()])
+            .unwrap()
+            .remove("research")
+            .unwrap()
+    }
+
+    /// The event pseudonyms the research purpose must receive from the first `count` events.
+    pub fn permitted(&self, source: &SyntheticSource, count: usize) -> std::collections::HashSet<String> {
+        permitted(source, &self.research_key(), count)
     }
 
     /// Publishes `source`'s consent changes and clinical events (the part from `skip` on).
@@ -176,8 +190,9 @@ pub fn group_committed(
         .collect()
 }
 
-/// The event ids the research purpose must receive from the first `count` events.
-pub fn permitted(source: &SyntheticSource, count: usize) -> std::collections::HashSet<String> {
+/// The event pseudonyms the research purpose must receive from the first `count` events,
+/// under `key`.
+pub fn permitted(source: &SyntheticSource, key: &PurposeKey, count: usize) -> std::collections::HashSet<String> {
     source
         .clinical_events()
         .take(count)
@@ -185,7 +200,7 @@ pub fn permitted(source: &SyntheticSource, count: usize) -> std::collections::Ha
             let patient = source.patient(e.truth.patient);
             e.truth.nhs_number_sent && !patient.national_opt_out && !(patient.type1_opt_out && e.truth.gp_sourced)
         })
-        .map(|e| e.truth.event_id.to_string())
+        .map(|e| super::event_pseudonym(key, &e.truth.event_id))
         .collect()
 }
 

@@ -39,7 +39,9 @@ fn land(lake: &Path, relative_path: &str, key: &PurposeKey, rows: &[(&str, &str,
     let batch = RecordBatch::try_new(
         schema,
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|(p, _, _)| Some(key.pseudonym(p))).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|(p, _, _)| Some(key.patient_pseudonym(p))).collect::<Vec<_>>(),
+            )),
             Arc::new(StringArray::from(rows.iter().map(|(_, o, _)| *o).collect::<Vec<_>>())),
             Arc::new(Int32Array::from(rows.iter().map(|(_, _, v)| *v).collect::<Vec<_>>())),
         ],
@@ -102,7 +104,7 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     let log = std::fs::read_to_string(audit.path()).unwrap();
     assert!(log.contains("\"kind\":\"erasure\"") && log.contains("\"reference\":\"REQ-42\""));
     assert!(!log.contains(ERASED), "the audit never names the patient");
-    assert!(!log.contains(&new.pseudonym(ERASED)), "nor their pseudonym");
+    assert!(!log.contains(&new.patient_pseudonym(ERASED)), "nor their pseudonym");
     assert!(verify(audit.path()).unwrap().problems.is_empty());
 
     // Erasing again finds nothing and rewrites nothing; a file left without rows stays in place.

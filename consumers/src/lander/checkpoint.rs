@@ -2,6 +2,10 @@
 //! done, dead letters are acknowledged and the audit trail is appended, and only then are the
 //! consumed offsets committed. An offset is never committed before everything it covers is
 //! durable and recorded.
+//!
+//! Files get random names and their rows are sorted by keyed pseudonyms; which source offsets a
+//! file holds is recorded in the landing ledger (see [`crate::lake::ledger`]) before it is
+//! written, never in the file.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -17,14 +21,16 @@ use tracing::{info, warn};
 
 use super::{
     LanderConsumer, block,
-    layout::{event_time_directory, landed_file_name},
+    layout::event_time_directory,
     state::{LandingState, PartitionProgress, PendingFile, PendingKey},
     telemetry,
 };
 use crate::{
     Error, Result,
     audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord},
+    batch::{SORTED_BY_KEY, order_rows, sort_columns},
     erase::PSEUDONYM_COLUMN_KEY,
+    lake::ledger::{self, LedgerEntry},
     parquet_sink::{LandedFile, write_parquet_leaving_directory_unsynced},
     policy::LandingPlan,
 };
@@ -68,6 +74,7 @@ impl LandingState<'_> {
         let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
         let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
         let mut writes = Vec::with_capacity(rolling.len());
+        let mut ledger_entries = Vec::with_capacity(rolling.len());
         for ((index, topic, partition, period), mut pending) in rolling {
             let runtime = &self.purposes[index];
             let plan = pending.rows.plan().clone();
@@ -76,9 +83,19 @@ impl LandingState<'_> {
                 runtime.purpose.name(),
                 plan.subject,
                 event_time_directory(plan.event_time_partition, period),
-                landed_file_name(&topic, partition, pending.offsets)
+                ledger::fresh_file_name()
             );
+            ledger_entries.push(LedgerEntry::Landed {
+                key: key.clone(),
+                topic: topic.clone(),
+                partition,
+                first: pending.offsets.0,
+                last: pending.offsets.1,
+            });
             let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
+            let sorted_by = sort_columns(&plan);
+            // Nothing here may tell which source events the file holds or when it was written:
+            // the ledger records that, in the state directory.
             let mut metadata = vec![
                 ("sluice.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
                 ("sluice.purpose".to_owned(), runtime.purpose.name()),
@@ -88,10 +105,7 @@ impl LandingState<'_> {
                 ("sluice.policy".to_owned(), runtime.setup.policy.label()),
                 ("sluice.policy_hash".to_owned(), runtime.setup.policy.hash()),
                 ("sluice.key_id".to_owned(), runtime.setup.keys.active().id().to_owned()),
-                (
-                    "sluice.source".to_owned(),
-                    format!("{topic}/{partition}/{}-{}", pending.offsets.0, pending.offsets.1),
-                ),
+                (SORTED_BY_KEY.to_owned(), sorted_by.join(",")),
             ];
             if let Some(column) = plan.patient_pseudonym_column() {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
@@ -102,6 +116,12 @@ impl LandingState<'_> {
             let subject = plan.subject.clone();
             writes.push(async move {
                 let written = tokio::task::spawn_blocking(move || {
+                    let batch = order_rows(&batch, &sorted_by).map_err(|error| Error::Storage {
+                        location: storage.location().to_owned(),
+                        operation: "sort rows for",
+                        key: key.clone(),
+                        reason: error.to_string(),
+                    })?;
                     write_parquet_leaving_directory_unsynced(&storage, &key, &batch, metadata)
                 })
                 .await
@@ -109,6 +129,9 @@ impl LandingState<'_> {
                 ((index, topic, partition, period), subject, writer_schemas, file_span, written)
             });
         }
+        // Recorded before any file is written, so a crash leaves no file the ledger does not know.
+        let lake = self.config.lake_dir.clone();
+        block(|| ledger::append(&lake, &ledger_entries))?;
         // Files are written several at a time: each ends with an fsync, and the file system
         // commits concurrent syncs together, while the other core encodes the next file.
         let mut writes = futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILE_WRITES);

@@ -1,15 +1,18 @@
-//! Where landed files go and what they are called.
+//! Where landed files go.
 //!
 //! ```text
-//! <lake>/<purpose>/<subject>/event_date=<YYYY-MM-DD>/<topic>+<partition>+<first offset>-<last offset>.parquet
-//! <lake>/<purpose>/<subject>/event_month=<YYYY-MM>/<topic>+<partition>+<first offset>-<last offset>.parquet
+//! <lake>/<purpose>/<subject>/event_date=<YYYY-MM-DD>/part-<32 random hex digits>.parquet
+//! <lake>/<purpose>/<subject>/event_month=<YYYY-MM>/part-<32 random hex digits>.parquet
 //! ```
 //!
-//! The date is the UTC date of the event time as landed (`occurred_at`, or its shifted value
-//! where the policy shifts dates), or its month where the policy says
+//! The date is the UTC date of the event time as landed (`occurred_at`, or its shifted or
+//! truncated value as the policy says), or its month where the policy says
 //! `event_time_partition = "month"`, in Hive's `key=value` style so DuckDB, Spark, Polars and
-//! pyarrow read it as a column and prune by it. The name says which source offsets the file
-//! holds, which is how a restarted lander recognises files written after its last commit.
+//! pyarrow read it as a column and prune by it. The name is random (see
+//! [`crate::lake::ledger::fresh_file_name`]); the landing ledger records which source offsets
+//! each file holds. Files landed before the ledger existed were named
+//! `<topic>+<partition>+<first offset>-<last offset>.parquet`, which [`parse_landed_file_name`]
+//! still reads so that such files are withdrawn and compacted correctly.
 
 use crate::policy::EventTimePartition;
 
@@ -45,13 +48,14 @@ pub(crate) fn event_time_directory(partition: EventTimePartition, period: Option
     }
 }
 
-/// `<topic>+<partition>+<first offset>-<last offset>.parquet`, offsets zero-padded to 20 digits
-/// so that names sort by offset. Kafka topic names cannot contain `+`.
+/// `<topic>+<partition>+<first offset>-<last offset>.parquet`, offsets zero-padded to 20 digits:
+/// how files were named before the landing ledger (kept for tests of lakes landed then).
+#[cfg(test)]
 pub(crate) fn landed_file_name(topic: &str, partition: i32, (first, last): (i64, i64)) -> String {
     format!("{topic}+{partition}+{first:020}-{last:020}.parquet")
 }
 
-/// The source topic, partition and offsets in a landed file's name.
+/// The source topic, partition and offsets in the name of a file landed before the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LandedName<'n> {
     pub(crate) topic: &'n str,

@@ -27,7 +27,7 @@ use crate::{
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
-    storage::LakeStorage,
+    storage::{LakeStorage, ObjectTag},
 };
 
 /// librdkafka's `message.max.bytes` for the dead-letter producer unless the client sets it.
@@ -98,6 +98,10 @@ pub(super) struct LandingState<'a> {
     pub(super) positions: HashMap<(String, i32), i64>,
     /// Event-time progress per partition in this run, for rolling at window boundaries.
     clocks: HashMap<(String, i32), EventClock>,
+    /// Whether files roll when a partition's true event time enters a new window. Not when any
+    /// purpose shifts time: its files would then end at true midnights, grouping its rows by
+    /// true day.
+    roll_at_event_time_windows: bool,
     /// Producer for the dead-letter topic.
     dead_letter_producer: FutureProducer,
     /// Dead-letter records not yet acknowledged.
@@ -193,6 +197,10 @@ impl<'a> LandingState<'a> {
             );
             purposes.push(PurposeRuntime { purpose, setup, plans });
         }
+        let names: Vec<String> = purposes.iter().map(|p| p.purpose.name()).collect();
+        crate::keyring::check_distinct(names.iter().map(String::as_str).zip(purposes.iter().map(|p| &p.setup.keys)))
+            .map_err(Error::SharedKey)?;
+        let roll_at_event_time_windows = !purposes.iter().any(|p| p.setup.policy.shifts_time());
         let mut producer_config = client.clone();
         producer_config.set("enable.idempotence", "true").set("acks", "all");
         if client.get("message.max.bytes").is_none() {
@@ -216,6 +224,7 @@ impl<'a> LandingState<'a> {
             uncommitted: BTreeMap::new(),
             positions: HashMap::new(),
             clocks: HashMap::new(),
+            roll_at_event_time_windows,
             dead_letter_producer,
             dead_letters_in_flight: FuturesUnordered::new(),
             audit: AuditLog::open(&config.audit_log_path())?,
@@ -286,6 +295,9 @@ impl<'a> LandingState<'a> {
     /// the first of its partition in a later event-time window than everything buffered for it
     /// (see [`LanderConfig::event_time_window_secs`]).
     pub(super) fn window_closed_by(&self, event: &ReadEvent) -> Option<(String, i32)> {
+        if !self.roll_at_event_time_windows {
+            return None;
+        }
         let window = self.event_time_window(event)?;
         let clock = self.clocks.get(&event.key)?;
         let holds_rows = self.uncommitted.contains_key(&event.key);
@@ -421,10 +433,34 @@ impl<'a> LandingState<'a> {
     /// Removes files of `topic`/`partition` holding offsets from `from` on, in every purpose's
     /// dataset of `subject`: they were written by a lander that stopped (or crashed) before it
     /// committed them, and consuming resumes from `from`, so keeping them would land their events
-    /// twice. Each removal is recorded in the audit log.
+    /// twice. The landing ledger says which files those are (their names do not). Each removal is
+    /// recorded in the audit log.
     fn withdraw_uncommitted_files(&mut self, topic: &str, partition: i32, from: i64, subject: &str) -> Result<()> {
         let storage = &self.storage;
+        let entries = super::block(|| crate::lake::ledger::read(&self.config.lake_dir))?;
+        let datasets: Vec<String> = self.purposes.iter().map(|p| format!("{}/{subject}/", p.purpose.name())).collect();
         let mut withdrawn = Vec::new();
+        for (key, (file_topic, file_partition, first, _)) in crate::lake::ledger::landed_ranges(&entries) {
+            if file_topic != topic || file_partition != partition || first < from {
+                continue;
+            }
+            if !datasets.iter().any(|dataset| key.starts_with(dataset.as_str())) {
+                continue;
+            }
+            let (directory, name) = key.rsplit_once('/').unwrap_or(("", key));
+            super::block(|| storage.remove_interrupted_writes(directory, name))?;
+            let present = matches!(super::block(|| storage.e_tag(key))?, ObjectTag::Present(_));
+            if !present {
+                continue; // never written, or withdrawn already
+            }
+            let record = super::block(|| -> Result<FileRecord> {
+                let record = file_record(storage, key)?;
+                storage.delete(key)?;
+                Ok(record)
+            })?;
+            withdrawn.push(record);
+        }
+        // Files landed before the ledger existed say their offsets in their names.
         for runtime in &self.purposes {
             let dataset = format!("{}/{subject}", runtime.purpose.name());
             super::block(|| storage.remove_interrupted_writes(&dataset, &format!("{topic}+{partition}+")))?;
@@ -442,6 +478,7 @@ impl<'a> LandingState<'a> {
                 withdrawn.push(record);
             }
         }
+        withdrawn.sort_by(|a, b| a.path.cmp(&b.path));
         if !withdrawn.is_empty() {
             warn!(
                 topic,

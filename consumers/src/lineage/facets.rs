@@ -132,7 +132,6 @@ fn kind_name(kind: &ColumnKind) -> String {
         ColumnKind::Boolean => "boolean".to_owned(),
         ColumnKind::Date32 => "date".to_owned(),
         ColumnKind::TimestampMicros => "timestamp[us, UTC]".to_owned(),
-        ColumnKind::Uuid => "uuid".to_owned(),
         ColumnKind::Decimal128 { precision, scale } => format!("decimal({precision}, {scale})"),
         ColumnKind::Struct(_) => "struct".to_owned(),
         ColumnKind::List { item, .. } => format!("list<{}>", kind_name(item)),

@@ -98,14 +98,23 @@ pub enum FieldAction {
         /// Name of the output column.
         column: String,
     },
-    /// A date of birth replaced by the patient's age band at the date of another field of the
-    /// same record, as text such as `40-44` or `90+`.
+    /// A date of birth replaced by the patient's age band, as text such as `40-44` or `90+`:
+    /// at the date of another field of the same record (`at`), or at one fixed date for every
+    /// record (`at_date`). Exactly one of the two is given.
     AgeBand {
         /// Name of the output column.
         column: String,
         /// The date or timestamp field of the same record at which the age is taken (usually
-        /// `occurred_at`, the date of the event).
-        at: String,
+        /// `occurred_at`, the date of the event). An age at every event, beside exact event
+        /// times, narrows a birth date down to the day the band changes: purposes that keep
+        /// times use `at_date` instead.
+        #[serde(default)]
+        at: Option<String>,
+        /// A fixed reference date, `YYYY-MM-DD` (for example the start of the extract's
+        /// financial year), at which every patient's age is taken: one band per patient, which
+        /// says nothing about their birthday. A patient born after it has no band (null).
+        #[serde(default)]
+        at_date: Option<String>,
         /// Width of each band in years.
         #[serde(default = "default_width")]
         width: u32,
@@ -124,14 +133,33 @@ pub enum FieldAction {
         /// Name of the output column.
         column: String,
     },
-    /// A date or timestamp moved by a per-patient number of days in `[-max_days, +max_days]`,
-    /// the same for every date of one patient under one purpose, so intervals are kept.
+    /// A date or timestamp moved by a per-patient offset, to the microsecond, anywhere in
+    /// `[-max_days, +max_days]` days: the same offset for every date and time of one patient
+    /// under one purpose, so intervals are kept, while neither the calendar date nor the time
+    /// of day of any event can be read back. A date (no time) moves to the UTC date its
+    /// midnight moves to.
     ShiftDate {
         /// Name of the output column.
         column: String,
         /// Largest shift in days, either way. Every `shift_date` of one policy must use the same
         /// value, or one patient's dates would move by different amounts.
         max_days: u32,
+    },
+    /// A timestamp cut down to the start of its minute, hour or day (UTC): the column says when
+    /// to that precision and no closer.
+    TruncateTime {
+        /// Name of the output column.
+        column: String,
+        /// `minute`, `hour` or `day`.
+        unit: TruncateUnit,
+    },
+    /// A nested record landed with only the nested fields listed, each as it is; the others
+    /// (free text, say) are not landed. Every listed field must be allowed to be kept.
+    KeepFields {
+        /// Name of the output column.
+        column: String,
+        /// The nested fields to land, in the order the record has them.
+        fields: Vec<String>,
     },
     /// A number replaced by the lower bound of its bucket, `floor(value / width) * width`.
     Bucket {
@@ -140,6 +168,38 @@ pub enum FieldAction {
         /// Width of a bucket; a whole number for integer fields.
         width: f64,
     },
+}
+
+/// The precision a `truncate_time` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncateUnit {
+    /// To the start of the minute.
+    Minute,
+    /// To the start of the hour.
+    Hour,
+    /// To midnight UTC.
+    Day,
+}
+
+impl TruncateUnit {
+    /// Length of the unit in microseconds.
+    pub fn micros(self) -> i64 {
+        match self {
+            TruncateUnit::Minute => 60_000_000,
+            TruncateUnit::Hour => 3_600_000_000,
+            TruncateUnit::Day => 86_400_000_000,
+        }
+    }
+
+    /// The unit as written in a policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            TruncateUnit::Minute => "minute",
+            TruncateUnit::Hour => "hour",
+            TruncateUnit::Day => "day",
+        }
+    }
 }
 
 fn default_width() -> u32 {
@@ -163,6 +223,8 @@ impl FieldAction {
             FieldAction::PostcodeOutward { .. } => "postcode_outward",
             FieldAction::PostcodeSector { .. } => "postcode_sector",
             FieldAction::ShiftDate { .. } => "shift_date",
+            FieldAction::TruncateTime { .. } => "truncate_time",
+            FieldAction::KeepFields { .. } => "keep_fields",
             FieldAction::Bucket { .. } => "bucket",
         }
     }
@@ -179,6 +241,8 @@ impl FieldAction {
             | FieldAction::PostcodeOutward { column }
             | FieldAction::PostcodeSector { column }
             | FieldAction::ShiftDate { column, .. }
+            | FieldAction::TruncateTime { column, .. }
+            | FieldAction::KeepFields { column, .. }
             | FieldAction::Bucket { column, .. } => Some(column),
         }
     }

@@ -24,9 +24,9 @@
 //! # reference = "CAG 10-02(b)/2026"
 //!
 //! [subjects.adt]
-//! event_id = "keep"
+//! event_id = { action = "hmac", column = "event_pseudonym" }
 //! nhs_number = { action = "hmac", column = "patient_pseudonym" }
-//! date_of_birth = { action = "age_band", column = "age_band_at_event", at = "occurred_at" }
+//! date_of_birth = { action = "age_band", column = "age_band", at_date = "2026-04-01" }
 //! postcode = { action = "postcode_outward", column = "postcode_district" }
 //! family_name = { action = "drop", reason = "direct identifier" }
 //! # ... and every other field of the newest adt schema
@@ -36,15 +36,17 @@
 //!
 //! | action | parameters | lands |
 //! |---|---|---|
-//! | `keep` | | the value unchanged, under the field's name, in the type its schema gives: UUIDs as Parquet UUID, decimals as DECIMAL(p,s) (an event whose decimal has more digits than that is dead-lettered, never rounded), records as structs, arrays as lists |
+//! | `keep` | | the value unchanged, under the field's own name, in the type its schema gives: UUIDs as text, decimals as DECIMAL(p,s) (an event whose decimal has more digits than that is dead-lettered, never rounded), records as structs, arrays as lists |
+//! | `keep_fields` | `column`, `fields` | a record with only the listed nested fields, each unchanged |
 //! | `drop` | `reason` (optional) | nothing |
-//! | `hmac` | `column` | HMAC-SHA256 of the value under the purpose's key, lowercase hex |
+//! | `hmac` | `column` | HMAC-SHA256 under the purpose's key, in the domain of the field's name, lowercase hex: 64 digits, or 32 (128 bits) for a UUID |
 //! | `date_year` | `column` | the year of a date or timestamp (integer) |
 //! | `date_year_month` | `column` | `YYYY-MM` of a date or timestamp |
-//! | `age_band` | `column`, `at`, `width` (5), `top` (90) | completed years of age at the date of field `at`, as `40-44` or `90+` |
+//! | `age_band` | `column`, `at` or `at_date`, `width` (5), `top` (90) | completed years of age at the date of field `at`, or on the fixed date `at_date` (`YYYY-MM-DD`), as `40-44` or `90+` |
 //! | `postcode_outward` | `column` | `LS6 2QT` becomes `LS6` |
 //! | `postcode_sector` | `column` | `LS6 2QT` becomes `LS6 2` |
-//! | `shift_date` | `column`, `max_days` | the date or timestamp moved by the patient's offset in `[-max_days, +max_days]` days |
+//! | `shift_date` | `column`, `max_days` | the date or timestamp moved by the patient's offset, to the microsecond, in `[-max_days, +max_days]` days (a date moves to the date its midnight moves to) |
+//! | `truncate_time` | `column`, `unit` | a timestamp cut down to the start of its `minute`, `hour` or `day` (UTC) |
 //! | `bucket` | `column`, `width` | `floor(value / width) * width` of a number |
 //!
 //! A transform that cannot apply (a postcode that is not shaped like one, a birth date after the
@@ -65,9 +67,12 @@
 //!   field ([`Error::PolicyMismatch`]);
 //! * no two fields may land in the same column ([`Error::ColumnClash`]);
 //! * fields the schema labels with a `sensitivity` attribute are protected whatever the policy
-//!   says: a `direct-identifier` or `free-text` field may only be dropped or HMAC'd, and a
-//!   `quasi-identifier` (date of birth, postcode) may never be kept as it is
-//!   ([`Error::PolicyMismatch`]).
+//!   says: a `direct-identifier`, `record-identifier` or `free-text` field may only be dropped
+//!   or HMAC'd, and a `quasi-identifier` (date of birth, postcode) may never be kept as it is;
+//!   a record with such a nested field may only be landed with `keep_fields` leaving it out
+//!   ([`Error::PolicyMismatch`]);
+//! * every text field of the schema must carry a `sensitivity` label at all, so a text field
+//!   nobody has classified is never landed ([`Error::PolicyMismatch`]).
 //!
 //! Loading refuses any key the format does not define, naming the key and the file.
 //!
@@ -93,8 +98,10 @@ mod sensitivity;
 #[cfg(test)]
 mod tests;
 
-pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, EventTimePartition, FieldAction};
-pub use plan::{ColumnKind, ColumnPlan, LandingPlan, MAX_DECIMAL_PRECISION, MAX_SHIFT_DAYS, NestedField, Transform};
+pub use file::{DEFAULT_AGE_BAND_TOP, DEFAULT_AGE_BAND_WIDTH, EventTimePartition, FieldAction, TruncateUnit};
+pub use plan::{
+    AgeAt, ColumnKind, ColumnPlan, LandingPlan, MAX_DECIMAL_PRECISION, MAX_SHIFT_DAYS, NestedField, Transform,
+};
 pub use sensitivity::Sensitivity;
 
 use file::PolicyFile;
@@ -239,6 +246,13 @@ impl Policy {
     /// SHA-256 (lowercase hex) of the exact bytes of the policy file: what `sha256sum` prints.
     pub fn hash(&self) -> String {
         self.hash.clone()
+    }
+
+    /// Whether the policy shifts dates and times (any `shift_date`): such a purpose's output must
+    /// not reveal true time in any other way either, so its files are never rolled at true
+    /// day boundaries and their modification times are hidden.
+    pub fn shifts_time(&self) -> bool {
+        self.subjects.values().flat_map(|fields| fields.values()).any(|a| matches!(a, FieldAction::ShiftDate { .. }))
     }
 
     /// The subjects the policy has a table for.

@@ -9,7 +9,7 @@ use apache_avro::{Schema, schema::RecordField};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
 use sluice_schemas::SchemaVersion;
 
-use super::{EventTimePartition, FieldAction, Policy, Sensitivity};
+use super::{EventTimePartition, FieldAction, Policy, Sensitivity, sensitivity::forbids};
 use crate::{Error, Result};
 
 /// Largest `shift_date.max_days` accepted: ten years. Larger shifts protect no better and make
@@ -27,10 +27,10 @@ pub enum Transform {
     DateYear,
     /// `YYYY-MM` of a date or timestamp (UTC).
     DateYearMonth,
-    /// Age band of a birth date at the date of another field.
+    /// Age band of a birth date at the date of another field, or at a fixed date.
     AgeBand {
-        /// Position of the date or timestamp field the age is taken at.
-        at: usize,
+        /// When the age is taken.
+        at: AgeAt,
         /// Width of a band in years.
         width: u32,
         /// Age of the open top band.
@@ -47,6 +47,11 @@ pub enum Transform {
         /// Largest shift in days, either way.
         max_days: u32,
     },
+    /// Timestamp truncated to the start of its unit.
+    TruncateTime {
+        /// Length of the unit in microseconds (a minute, an hour or a day).
+        unit_micros: i64,
+    },
     /// Lower bound of an integer's bucket.
     BucketInt {
         /// Width of a bucket (positive).
@@ -57,6 +62,15 @@ pub enum Transform {
         /// Width of a bucket (positive, finite).
         width: f64,
     },
+}
+
+/// When an age band's age is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeAt {
+    /// At the date of the field at this position of the same record.
+    Field(usize),
+    /// At this fixed day (days since 1970-01-01).
+    Date(i32),
 }
 
 /// Arrow type of an output column.
@@ -76,8 +90,6 @@ pub enum ColumnKind {
     Date32,
     /// Timestamp in microseconds, UTC.
     TimestampMicros,
-    /// A UUID: 16 bytes with the canonical `arrow.uuid` extension type (Parquet UUID).
-    Uuid,
     /// An exact decimal number (Parquet DECIMAL(precision, scale)), from an Avro `decimal`.
     Decimal128 {
         /// Total number of digits, at most [`MAX_DECIMAL_PRECISION`].
@@ -116,8 +128,8 @@ const LIST_ITEM: &str = "item";
 impl ColumnKind {
     fn of(schema: &Schema) -> Option<ColumnKind> {
         Some(match schema {
-            Schema::String | Schema::Enum(_) => ColumnKind::Utf8,
-            Schema::Uuid(_) => ColumnKind::Uuid,
+            // UUIDs land as their canonical text: Spark cannot read Parquet's UUID type.
+            Schema::String | Schema::Enum(_) | Schema::Uuid(_) => ColumnKind::Utf8,
             Schema::Int => ColumnKind::Int32,
             Schema::Long => ColumnKind::Int64,
             Schema::Float | Schema::Double => ColumnKind::Float64,
@@ -155,7 +167,7 @@ impl ColumnKind {
         matches!(self, ColumnKind::Date32 | ColumnKind::TimestampMicros)
     }
 
-    /// The Arrow data type. Extension types (UUID) live on the field: see [`ColumnKind::field`].
+    /// The Arrow data type.
     pub fn data_type(&self) -> DataType {
         match self {
             ColumnKind::Utf8 => DataType::Utf8,
@@ -165,7 +177,6 @@ impl ColumnKind {
             ColumnKind::Boolean => DataType::Boolean,
             ColumnKind::Date32 => DataType::Date32,
             ColumnKind::TimestampMicros => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            ColumnKind::Uuid => DataType::FixedSizeBinary(16),
             ColumnKind::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
             ColumnKind::Struct(fields) => {
                 DataType::Struct(fields.iter().map(|f| f.kind.field(&f.name, f.nullable)).collect::<Vec<_>>().into())
@@ -174,14 +185,9 @@ impl ColumnKind {
         }
     }
 
-    /// The Arrow field of a column (or nested field) of this kind, with the canonical
-    /// `arrow.uuid` extension type on UUIDs so that Parquet records the UUID logical type.
+    /// The Arrow field of a column (or nested field) of this kind.
     pub fn field(&self, name: &str, nullable: bool) -> Field {
-        let field = Field::new(name, self.data_type(), nullable);
-        match self {
-            ColumnKind::Uuid => field.with_extension_type(arrow_schema::extension::Uuid),
-            _ => field,
-        }
+        Field::new(name, self.data_type(), nullable)
     }
 }
 
@@ -190,6 +196,9 @@ impl ColumnKind {
 pub struct ColumnPlan {
     /// Position of the source field in the reader schema's record.
     pub field_index: usize,
+    /// Name of the source field: the domain of the column's pseudonyms, so that one value in
+    /// two fields never gets the same pseudonym.
+    pub source_field: String,
     /// Output column name.
     pub name: String,
     /// Output type.
@@ -268,6 +277,17 @@ impl Policy {
                 field: field.clone(),
             });
         }
+        if let Some(unlabelled) = Sensitivity::unlabelled(version.schema()).into_iter().next() {
+            let (field, reason) = unlabelled.split_once(": ").unwrap_or((&unlabelled, ""));
+            let reason = if reason.is_empty() {
+                "the schema gives this text field no `sensitivity` label, so nobody has said whether it may be \
+                 landed; label it in the .avsc file"
+                    .to_owned()
+            } else {
+                reason.to_owned()
+            };
+            return Err(self.mismatch(version, field, reason));
+        }
         let fields = Fields { version, fields: &record.fields };
         let patient = fields.index(&self.patient_identifier).filter(|i| fields.kind(*i).0 == Some(ColumnKind::Utf8));
         let patient = patient.ok_or_else(|| {
@@ -283,7 +303,7 @@ impl Policy {
         for (field_index, field) in record.fields.iter().enumerate() {
             let action = &actions[&field.name];
             let sensitivity = Sensitivity::of(field).map_err(|reason| self.mismatch(version, &field.name, reason))?;
-            if let Some(reason) = sensitivity.and_then(|s| s.forbids(action)) {
+            if let Some(reason) = sensitivity.and_then(|s| forbids(s, action)) {
                 return Err(self.mismatch(version, &field.name, reason));
             }
             let Some((transform, kind, nullable)) = self
@@ -303,7 +323,7 @@ impl Policy {
                     second: field.name.clone(),
                 });
             }
-            columns.push(ColumnPlan { field_index, name, kind, nullable, transform });
+            columns.push(ColumnPlan { field_index, source_field: field.name.clone(), name, kind, nullable, transform });
         }
         let arrow_schema =
             Arc::new(ArrowSchema::new(columns.iter().map(|c| c.kind.field(&c.name, c.nullable)).collect::<Vec<_>>()));
@@ -337,10 +357,47 @@ impl Policy {
             FieldAction::Drop { .. } => return Ok(None),
             FieldAction::Keep {} => {
                 let kind = kind.ok_or("this Avro type cannot be landed yet")?;
+                if let Some(nested) = fields.nested_refusing_keep(index)? {
+                    return Err(format!(
+                        "its nested field `{nested}` may not be landed as it is, so `keep` is refused; use \
+                         `keep_fields` listing the nested fields to land"
+                    ));
+                }
                 (Transform::Copy, kind, nullable)
             }
+            FieldAction::KeepFields { fields: wanted, .. } => {
+                let Some(ColumnKind::Struct(nested)) = kind else {
+                    return Err("`keep_fields` needs a record field".to_owned());
+                };
+                let labels = fields.nested_sensitivity(index)?;
+                let mut kept = Vec::new();
+                for want in wanted {
+                    if wanted.iter().filter(|w| *w == want).count() > 1 {
+                        return Err(format!("`keep_fields` lists `{want}` twice"));
+                    }
+                    let field = nested
+                        .iter()
+                        .find(|f| &f.name == want)
+                        .ok_or_else(|| format!("`keep_fields` lists `{want}`, which the record does not have"))?;
+                    if let Some((_, Some(label))) = labels.iter().find(|(name, _)| name == want)
+                        && forbids(*label, &FieldAction::Keep {}).is_some()
+                    {
+                        return Err(format!(
+                            "`keep_fields` lists `{want}`, which the schema labels {}: it may not land as it is",
+                            label.label()
+                        ));
+                    }
+                    kept.push(field.clone());
+                }
+                if kept.is_empty() {
+                    return Err("`keep_fields` must list at least one field (or use `drop`)".to_owned());
+                }
+                // The record's order, whatever the policy's.
+                kept.sort_by_key(|f| nested.iter().position(|n| n.name == f.name));
+                (Transform::Copy, ColumnKind::Struct(kept), nullable)
+            }
             FieldAction::Hmac { .. } => {
-                need(matches!(kind, Some(ColumnKind::Utf8 | ColumnKind::Uuid)), "a string, enum or UUID field")?;
+                need(matches!(kind, Some(ColumnKind::Utf8)), "a string, enum or UUID field")?;
                 (Transform::Hmac, ColumnKind::Utf8, nullable)
             }
             FieldAction::DateYear { .. } => {
@@ -351,14 +408,24 @@ impl Policy {
                 need(temporal, "a date or timestamp field")?;
                 (Transform::DateYearMonth, ColumnKind::Utf8, nullable)
             }
-            FieldAction::AgeBand { at, width, top, .. } => {
+            FieldAction::AgeBand { at, at_date, width, top, .. } => {
                 need(temporal, "a date (of birth) field")?;
-                let at_index = fields
-                    .index(at)
-                    .filter(|i| *i != index && fields.kind(*i).0.as_ref().is_some_and(ColumnKind::is_temporal))
-                    .ok_or_else(|| format!("`age_band.at` must name another date or timestamp field, not `{at}`"))?;
+                let at = match (at, at_date) {
+                    (Some(at), None) => AgeAt::Field(
+                        fields
+                            .index(at)
+                            .filter(|i| *i != index && fields.kind(*i).0.as_ref().is_some_and(ColumnKind::is_temporal))
+                            .ok_or_else(|| {
+                                format!("`age_band.at` must name another date or timestamp field, not `{at}`")
+                            })?,
+                    ),
+                    (None, Some(date)) => AgeAt::Date(parse_iso_date(date).ok_or_else(|| {
+                        format!("`age_band.at_date` must be a date written YYYY-MM-DD, not `{}`", date.escape_debug())
+                    })?),
+                    _ => return Err("`age_band` needs exactly one of `at` (a field) and `at_date` (a date)".to_owned()),
+                };
                 need(*width >= 1 && *top >= 1, "`width` and `top` of at least 1")?;
-                (Transform::AgeBand { at: at_index, width: *width, top: *top }, ColumnKind::Utf8, true)
+                (Transform::AgeBand { at, width: *width, top: *top }, ColumnKind::Utf8, true)
             }
             FieldAction::PostcodeOutward { .. } | FieldAction::PostcodeSector { .. } => {
                 need(fields.is_string(index), "a string field")?;
@@ -375,6 +442,10 @@ impl Policy {
                 // Null when the patient is unknown: no shift can be derived, and the true date
                 // must not land instead.
                 (Transform::ShiftDate { patient, max_days: *max_days }, kind, true)
+            }
+            FieldAction::TruncateTime { unit, .. } => {
+                need(kind == Some(ColumnKind::TimestampMicros), "a timestamp field")?;
+                (Transform::TruncateTime { unit_micros: unit.micros() }, ColumnKind::TimestampMicros, nullable)
             }
             FieldAction::Bucket { width, .. } => {
                 need(width.is_finite() && *width > 0.0, "a positive `width`")?;
@@ -444,10 +515,36 @@ impl Fields<'_> {
         (ColumnKind::of(inner), nullable)
     }
 
+    /// The sensitivity label of each field of a (possibly nullable) record field, by name.
+    fn nested_sensitivity(&self, index: usize) -> std::result::Result<Vec<(String, Option<Sensitivity>)>, String> {
+        let Schema::Record(record) = unwrap_nullable(&self.fields[index].schema).1 else { return Ok(Vec::new()) };
+        record
+            .fields
+            .iter()
+            .map(|f| Sensitivity::of(f).map(|label| (f.name.clone(), label)).map_err(|r| format!("`{}`: {r}", f.name)))
+            .collect()
+    }
+
+    /// The first nested field of a record field whose label forbids landing it as it is.
+    fn nested_refusing_keep(&self, index: usize) -> std::result::Result<Option<String>, String> {
+        Ok(self
+            .nested_sensitivity(index)?
+            .into_iter()
+            .find(|(_, label)| label.is_some_and(|l| forbids(l, &FieldAction::Keep {}).is_some()))
+            .map(|(name, _)| name))
+    }
+
     /// Whether a field is a plain string (not an enum or UUID).
     fn is_string(&self, index: usize) -> bool {
         matches!(unwrap_nullable(&self.fields[index].schema).1, Schema::String)
     }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+fn parse_iso_date(text: &str) -> Option<i32> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    i32::try_from((date - epoch).num_days()).ok()
 }
 
 fn unwrap_nullable(schema: &Schema) -> (bool, &Schema) {

@@ -54,25 +54,31 @@ fn builtin_policies_plan_every_clinical_subject_without_landing_identifiers() {
                 "date_of_birth",
                 "postcode",
                 "comment",
+                "event_id",
+                "display",
             ] {
                 assert!(!names.contains(&forbidden), "{purpose}/{subject} has a column {forbidden}");
             }
             for column in &plan.columns {
                 let source = &record.fields[column.field_index];
                 match Sensitivity::of(source).unwrap() {
-                    Some(Sensitivity::DirectIdentifier | Sensitivity::FreeText) => {
+                    Some(Sensitivity::DirectIdentifier | Sensitivity::FreeText | Sensitivity::RecordIdentifier) => {
                         assert_eq!(column.transform, Transform::Hmac, "{purpose}/{subject}.{}", source.name)
                     }
                     Some(Sensitivity::QuasiIdentifier) => {
                         assert_ne!(column.transform, Transform::Copy, "{purpose}/{subject}.{}", source.name)
                     }
-                    None => {}
+                    Some(Sensitivity::Coded | Sensitivity::Operational) | None => {}
                 }
             }
-            for needed in ["event_id", "patient_pseudonym"] {
+            for needed in ["event_pseudonym", "patient_pseudonym"] {
                 assert!(names.contains(&needed), "{purpose}/{subject} lacks {needed}");
             }
-            let occurred = if purpose == "research" { "occurred_at_shifted" } else { "occurred_at" };
+            let occurred = match purpose {
+                "research" => "occurred_at_shifted",
+                "planning" => "occurred_at_hour",
+                _ => "occurred_at",
+            };
             assert_eq!(
                 plan.arrow_schema.field_with_name(occurred).unwrap().data_type(),
                 &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -145,7 +151,7 @@ fn hash_is_the_sha256_of_the_file_bytes() {
 #[test]
 fn accessors_report_the_file() {
     let research = Policy::builtin("research").unwrap();
-    assert_eq!((research.name(), research.version(), research.label()), ("research", 3, "research@v3".to_owned()));
+    assert_eq!((research.name(), research.version(), research.label()), ("research", 4, "research@v4".to_owned()));
     assert_eq!(research.patient_identifier(), "nhs_number");
     assert!(research.description().contains("shifted"));
     assert!(research.rules().exemptions.is_empty());
@@ -294,6 +300,26 @@ fn actions_that_do_not_fit_the_field_type_are_refused() {
         ("diagnosis", "code", r#"{ action = "shift_date", column = "s", max_days = 10 }"#, "date or timestamp"),
         ("diagnosis", "onset_date", r#"{ action = "shift_date", column = "s", max_days = 0 }"#, "`max_days` between 1"),
         ("diagnosis", "onset_date", r#"{ action = "shift_date", column = "s", max_days = 4000 }"#, "and 3650"),
+        (
+            "diagnosis",
+            "onset_date",
+            r#"{ action = "truncate_time", column = "t", unit = "hour" }"#,
+            "needs a timestamp",
+        ),
+        ("observation", "code", r#"{ action = "keep_fields", column = "k", fields = ["low"] }"#, "needs a record"),
+        (
+            "observation",
+            "reference_range",
+            r#"{ action = "keep_fields", column = "r", fields = ["middle"] }"#,
+            "lists `middle`, which the record does not have",
+        ),
+        (
+            "observation",
+            "reference_range",
+            r#"{ action = "keep_fields", column = "r", fields = ["low", "low"] }"#,
+            "lists `low` twice",
+        ),
+        ("observation", "reference_range", r#"{ action = "keep_fields", column = "r", fields = [] }"#, "at least one"),
     ];
     for (subject, field, action, reason) in cases {
         let error = plan_error(subject, &[(field, action)]);
@@ -317,6 +343,15 @@ fn age_band_needs_a_birth_date_and_another_date_to_take_the_age_at() {
     }
     let version = latest("diagnosis");
     policy(version, &[("date_of_birth", &band("onset_date", 10))]).plan(version).unwrap();
+    for (action, reason) in [
+        (r#"{ action = "age_band", column = "age" }"#, "exactly one of `at`"),
+        (r#"{ action = "age_band", column = "age", at = "occurred_at", at_date = "2026-04-01" }"#, "exactly one of"),
+        (r#"{ action = "age_band", column = "age", at_date = "1 April 2026" }"#, "YYYY-MM-DD, not `1 April 2026`"),
+        (r#"{ action = "age_band", column = "age", at_date = "2026-02-30" }"#, "YYYY-MM-DD"),
+    ] {
+        let error = plan_error("adt", &[("date_of_birth", action)]);
+        assert!(error.contains("field `date_of_birth`") && error.contains(reason), "{error}");
+    }
 }
 
 #[test]
@@ -336,6 +371,54 @@ fn sensitive_fields_cannot_be_landed_as_they_are() {
     }
     let comment = plan_error("observation", &[("comment", r#""keep""#)]);
     assert!(comment.contains("free text") && comment.contains("`keep` is refused"), "{comment}");
+    let display = plan_error("observation", &[("display", r#""keep""#)]);
+    assert!(display.contains("field `display`") && display.contains("free text"), "{display}");
+    let event_id = plan_error("adt", &[("event_id", r#""keep""#)]);
+    assert!(event_id.contains("record identifier") && event_id.contains("use `hmac`"), "{event_id}");
+    // A record holding free text: not as a whole, and not the free text through keep_fields.
+    let range = plan_error("observation", &[("reference_range", r#""keep""#)]);
+    assert!(range.contains("nested field `text`") && range.contains("`keep_fields`"), "{range}");
+    let with_text = r#"{ action = "keep_fields", column = "r", fields = ["low", "text"] }"#;
+    let range = plan_error("observation", &[("reference_range", with_text)]);
+    assert!(range.contains("lists `text`, which the schema labels free-text"), "{range}");
+}
+
+#[test]
+fn keep_fields_lands_only_the_listed_nested_fields_in_the_records_order() {
+    let version = latest("observation");
+    let fields = r#"{ action = "keep_fields", column = "reference_range", fields = ["high", "low"] }"#;
+    let plan = policy(version, &[("reference_range", fields)]).plan(version).unwrap();
+    let ColumnKind::Struct(nested) = &plan.columns[0].kind else { panic!("{:?}", plan.columns[0].kind) };
+    let names: Vec<&str> = nested.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["low", "high"]);
+    let low = Value::Union(1, Box::new(Value::Decimal(apache_avro::Decimal::from(vec![0x01, 0x5f, 0x90]))));
+    let range = Value::Record(vec![
+        ("low".into(), low),
+        ("high".into(), Value::Union(0, Box::new(Value::Null))),
+        ("text".into(), Value::Union(1, Box::new(Value::String("seen at 27 Otley Road".into())))),
+    ]);
+    let cells =
+        pseudonymise(&plan, &PurposeKey::new("k", &[1; 32]).unwrap(), &record(version, &[("reference_range", range)]))
+            .unwrap();
+    assert_eq!(cells, [Cell::Struct(vec![Cell::Decimal128(90_000), Cell::Null])]);
+}
+
+#[test]
+fn text_fields_without_a_sensitivity_label_are_refused() {
+    let catalogue = Catalogue::from_files([(
+        "odd".to_owned(),
+        "v1".to_owned(),
+        r#"{"type": "record", "name": "Odd", "fields": [
+            {"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
+            {"name": "count", "type": "int"},
+            {"name": "ward_note", "type": ["null", "string"], "default": null}]}"#
+            .to_owned(),
+    )])
+    .unwrap();
+    let version = catalogue.latest("odd").unwrap();
+    // Refused even where the policy would drop it: nobody has said what it is.
+    let error = policy(version, &[("count", r#""keep""#)]).plan(version).unwrap_err().to_string();
+    assert!(error.contains("field `ward_note`") && error.contains("no `sensitivity` label"), "{error}");
 }
 
 #[test]
@@ -405,9 +488,10 @@ fn plans_type_their_columns() {
     let plan = Policy::builtin("planning").unwrap().plan(version).unwrap();
     let kind = |name: &str| plan.columns.iter().find(|c| c.name == name).map(|c| (c.kind.clone(), c.nullable));
     assert_eq!(kind("onset_month"), Some((ColumnKind::Utf8, true)));
-    assert_eq!(kind("age_band_at_event"), Some((ColumnKind::Utf8, true)));
+    assert_eq!(kind("age_band_at_reference_date"), Some((ColumnKind::Utf8, true)));
     assert_eq!(kind("is_primary"), Some((ColumnKind::Boolean, false)));
-    assert_eq!(kind("event_id"), Some((ColumnKind::Uuid, false)));
+    assert_eq!(kind("event_pseudonym"), Some((ColumnKind::Utf8, false)));
+    assert_eq!(kind("occurred_at_hour"), Some((ColumnKind::TimestampMicros, false)));
     let research = Policy::builtin("research").unwrap().plan(version).unwrap();
     let shifted = research.columns.iter().find(|c| c.name == "onset_date_shifted").unwrap();
     assert_eq!((shifted.kind.clone(), shifted.nullable), (ColumnKind::Date32, true));

@@ -84,20 +84,34 @@ pub fn age_band(birth: i32, at: i32, width: u32, top: u32) -> Option<String> {
     Some(if upper == lower { lower.to_string() } else { format!("{lower}-{upper}") })
 }
 
-/// A date or timestamp moved by `days`, in the same type (timestamps as microseconds).
-/// `None` if the value is not a date or timestamp; `Some(None)` if the result would leave the
-/// range of its type.
-pub fn shift(value: &Value, days: i32) -> Option<Option<Cell>> {
-    let days = i64::from(days);
+/// A date or timestamp moved by `micros` microseconds, in the same type (timestamps as
+/// microseconds). A date moves to the UTC date its midnight moves to, so all of one patient's
+/// dates move by the same whole number of days and keep their intervals exactly. `None` if the
+/// value is not a date or timestamp; `Some(None)` if the result would leave the range of its type.
+pub fn shift(value: &Value, micros: i64) -> Option<Option<Cell>> {
     Some(match value {
-        Value::Date(date) => i32::try_from(i64::from(*date) + days).ok().map(Cell::Date32),
-        Value::TimestampMicros(micros) => micros.checked_add(days * MICROS_PER_DAY).map(Cell::TimestampMicros),
-        Value::TimestampMillis(millis) => millis
-            .checked_mul(1000)
-            .and_then(|micros| micros.checked_add(days * MICROS_PER_DAY))
-            .map(Cell::TimestampMicros),
+        Value::Date(date) => {
+            let days = i64::from(*date) + micros.div_euclid(MICROS_PER_DAY);
+            i32::try_from(days).ok().map(Cell::Date32)
+        }
+        Value::TimestampMicros(at) => at.checked_add(micros).map(Cell::TimestampMicros),
+        Value::TimestampMillis(millis) => {
+            millis.checked_mul(1000).and_then(|at| at.checked_add(micros)).map(Cell::TimestampMicros)
+        }
         _ => return None,
     })
+}
+
+/// A timestamp cut down to the start of its unit (`unit_micros` long: a minute, an hour, a day,
+/// counted from the Unix epoch in UTC), as microseconds. `None` if the value is not a
+/// timestamp; `Some(None)` if it is out of range.
+pub fn truncate(value: &Value, unit_micros: i64) -> Option<Option<Cell>> {
+    let micros = match value {
+        Value::TimestampMicros(at) => Some(*at),
+        Value::TimestampMillis(millis) => millis.checked_mul(1000),
+        _ => return None,
+    };
+    Some(micros.map(|at| Cell::TimestampMicros(at - at.rem_euclid(unit_micros.max(1)))))
 }
 
 #[cfg(test)]
@@ -171,12 +185,34 @@ mod tests {
 
     #[test]
     fn shifts_keep_the_type_and_refuse_overflow() {
-        assert_eq!(shift(&Value::Date(10), -3), Some(Some(Cell::Date32(7))));
-        assert_eq!(shift(&Value::TimestampMicros(5), 1), Some(Some(Cell::TimestampMicros(5 + MICROS_PER_DAY))));
+        let hour = 3_600_000_000;
+        assert_eq!(shift(&Value::Date(10), -3 * MICROS_PER_DAY), Some(Some(Cell::Date32(7))));
+        // A date moves to the date its midnight moves to: 5 hours back is the day before.
+        assert_eq!(shift(&Value::Date(10), -5 * hour), Some(Some(Cell::Date32(9))));
+        assert_eq!(shift(&Value::Date(10), 5 * hour), Some(Some(Cell::Date32(10))));
+        assert_eq!(shift(&Value::TimestampMicros(5), 7), Some(Some(Cell::TimestampMicros(12))));
         assert_eq!(shift(&Value::TimestampMillis(5), 0), Some(Some(Cell::TimestampMicros(5_000))));
-        assert_eq!(shift(&Value::Date(i32::MAX), 1), Some(None));
-        assert_eq!(shift(&Value::TimestampMicros(i64::MAX - 1), 1), Some(None));
+        assert_eq!(shift(&Value::Date(i32::MAX), MICROS_PER_DAY), Some(None));
+        assert_eq!(shift(&Value::TimestampMicros(i64::MAX - 1), 2), Some(None));
         assert_eq!(shift(&Value::Long(1), 1), None);
+    }
+
+    #[test]
+    fn truncation_keeps_the_start_of_the_unit_before_and_after_1970() {
+        let hour = 3_600_000_000;
+        let at = 20_782 * MICROS_PER_DAY + 13 * hour + 17 * 60_000_000 + 123;
+        assert_eq!(
+            truncate(&Value::TimestampMicros(at), hour),
+            Some(Some(Cell::TimestampMicros(at - 17 * 60_000_000 - 123)))
+        );
+        assert_eq!(
+            truncate(&Value::TimestampMicros(at), MICROS_PER_DAY),
+            Some(Some(Cell::TimestampMicros(20_782 * MICROS_PER_DAY)))
+        );
+        assert_eq!(truncate(&Value::TimestampMicros(-1), hour), Some(Some(Cell::TimestampMicros(-hour))));
+        assert_eq!(truncate(&Value::TimestampMillis(1_500), 1_000_000), Some(Some(Cell::TimestampMicros(1_000_000))));
+        assert_eq!(truncate(&Value::TimestampMillis(i64::MAX), hour), Some(None));
+        assert_eq!(truncate(&Value::Date(3), hour), None);
     }
 
     /// Independent age: chrono's dates, and "has the birthday passed" by calendar arithmetic

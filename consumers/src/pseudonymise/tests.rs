@@ -29,59 +29,107 @@ fn only(cells: Vec<(String, Cell)>, column: &str) -> Cell {
 
 const NHS: &str = "9434765919";
 
+/// HMAC-SHA256 written out from its definition (RFC 2104) on SHA-256 alone, so that the
+/// pseudonyms are checked against the standard construction and not against the `hmac` crate
+/// they are made with.
+fn hmac_by_hand(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
 #[test]
-fn hmac_matches_rfc_4231_test_case_6() {
-    // RFC 4231 section 4.7: a 131-byte key of 0xaa (longer than the block size).
-    let key = PurposeKey::new("rfc4231-6", &[0xaa; 131]).unwrap();
+fn the_hand_written_hmac_matches_rfc_4231() {
+    // Test case 6: a 131-byte key of 0xaa (longer than the block size).
     assert_eq!(
-        key.pseudonym("Test Using Larger Than Block-Size Key - Hash Key First"),
+        hex::encode(hmac_by_hand(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    );
+    // Test case 2: a short key.
+    assert_eq!(
+        hex::encode(hmac_by_hand(b"Jefe", b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
 }
 
 #[test]
-fn pseudonyms_are_stable_per_key_and_differ_between_keys() {
+fn pseudonyms_are_hmacs_of_prefix_domain_and_value() {
+    let secret = [0x5a; 40];
+    let k = PurposeKey::new("k", &secret).unwrap();
+    let expected = hmac_by_hand(&secret, b"sluice/pseudonym/v2\0nhs_number\09434765919");
+    assert_eq!(k.patient_pseudonym(NHS), hex::encode(expected));
+    assert_eq!(k.pseudonym("nhs_number", NHS), hex::encode(expected));
+    let id = [0x11; 16];
+    let mut message = b"sluice/pseudonym/v2\0event_id\0".to_vec();
+    message.extend_from_slice(&id);
+    assert_eq!(k.record_pseudonym("event_id", &id), hex::encode(&hmac_by_hand(&secret, &message)[..16]));
+}
+
+#[test]
+fn pseudonyms_are_stable_per_key_and_differ_between_keys_and_domains() {
     let k = key("k1", 0x0b);
-    assert_eq!(k.pseudonym(NHS), k.pseudonym(NHS));
-    assert_ne!(k.pseudonym(NHS), key("k2", 0x0c).pseudonym(NHS));
+    assert_eq!(k.patient_pseudonym(NHS), k.patient_pseudonym(NHS));
+    assert_ne!(k.patient_pseudonym(NHS), key("k2", 0x0c).patient_pseudonym(NHS));
+    // The same text in two fields: unrelated pseudonyms.
+    assert_ne!(k.pseudonym("source_organisation", "RR8"), k.pseudonym("location_code", "RR8"));
+    // A domain and value can never be re-split into another pair.
+    assert_ne!(k.pseudonym("ab", "c"), k.pseudonym("a", "bc"));
     assert!(PurposeKey::new("short", b"Jefe").unwrap_err().contains("at least 32"));
     assert!(!format!("{k:?}").contains("0b"), "secret never printed");
+    assert!(k.shares_secret_with(&key("another id", 0x0b)));
+    assert!(!k.shares_secret_with(&key("k1", 0x0c)));
 }
 
+const DAY: i64 = 86_400_000_000;
+
 #[test]
-fn date_shifts_are_spread_over_the_whole_range() {
+fn time_shifts_are_spread_over_the_whole_range_to_the_microsecond() {
     let k = key("k", 9);
-    let shifts: std::collections::BTreeSet<i32> =
-        (0..2_000).map(|i| k.date_shift_days(&format!("patient-{i}"), 3)).collect();
-    assert_eq!(shifts.into_iter().collect::<Vec<_>>(), [-3, -2, -1, 0, 1, 2, 3]);
-    assert_eq!(k.date_shift_days(NHS, u32::MAX).unsigned_abs(), k.date_shift_days(NHS, u32::MAX).unsigned_abs());
+    let shifts: Vec<i64> = (0..2_000).map(|i| k.time_shift_micros(&format!("patient-{i}"), 3)).collect();
+    assert!(shifts.iter().all(|s| s.abs() <= 3 * DAY));
+    // Spread over all seven days of the range, and over the time of day.
+    let days: std::collections::BTreeSet<i64> = shifts.iter().map(|s| s.div_euclid(DAY)).collect();
+    assert_eq!(days.into_iter().collect::<Vec<_>>(), [-3, -2, -1, 0, 1, 2]);
+    let hours: std::collections::BTreeSet<i64> = shifts.iter().map(|s| s.rem_euclid(DAY) / 3_600_000_000).collect();
+    assert_eq!(hours.len(), 24, "every hour of the day");
+    let whole_seconds = shifts.iter().filter(|s| *s % 1_000_000 == 0).count();
+    assert!(whole_seconds <= 2, "{whole_seconds} of 2000 shifts are whole seconds");
+    assert_eq!(k.time_shift_micros(NHS, u32::MAX), k.time_shift_micros(NHS, 1_000_000));
 }
 
 #[test]
-fn date_shifts_of_different_keys_are_unrelated() {
+fn time_shifts_of_different_keys_are_unrelated() {
     let (research, planning) = (key("research", 1), key("planning", 2));
-    let same = (0..1_000)
+    let same_day = (0..1_000)
         .filter(|i| {
             let patient = format!("{}", 9_000_000_000u64 + i);
-            research.date_shift_days(&patient, 180) == planning.date_shift_days(&patient, 180)
+            research.time_shift_micros(&patient, 180).div_euclid(DAY)
+                == planning.time_shift_micros(&patient, 180).div_euclid(DAY)
         })
         .count();
-    // Unrelated shifts agree for about 1 patient in 361: 2.8 expected in 1,000.
-    assert!(same <= 15, "{same} of 1000 patients have the same shift under both keys");
+    // Unrelated shifts fall on the same day for about 1 patient in 360: 2.8 expected in 1,000.
+    assert!(same_day <= 15, "{same_day} of 1000 patients have the same shift under both keys");
 }
 
 proptest! {
     #[test]
     fn a_patient_has_one_shift_within_bounds(patient in "[0-9]{10}", max_days in 1u32..=3650, byte: u8) {
         let k = key("k", byte);
-        let shift = k.date_shift_days(&patient, max_days);
-        prop_assert_eq!(shift, k.clone().date_shift_days(&patient, max_days));
-        prop_assert!(shift.unsigned_abs() <= max_days);
+        let shift = k.time_shift_micros(&patient, max_days);
+        prop_assert_eq!(shift, k.clone().time_shift_micros(&patient, max_days));
+        prop_assert!(shift.abs() <= i64::from(max_days) * DAY);
     }
 
     #[test]
     fn shifted_dates_keep_a_patients_intervals(onset in -20_000i32..30_000, gap in 0i64..3_000, hour in 0i64..24) {
-        let occurred = i64::from(onset) * 86_400_000_000 + gap * 86_400_000_000 + hour * 3_600_000_000;
+        let occurred = i64::from(onset) * DAY + gap * DAY + hour * 3_600_000_000;
         let cells = row(
             "diagnosis",
             &[
@@ -100,9 +148,14 @@ proptest! {
         else {
             panic!("shifted dates keep their types");
         };
-        let shift = key("k", 1).date_shift_days(NHS, 180);
-        prop_assert_eq!(shifted_onset, onset + shift);
-        prop_assert_eq!(shifted_occurred - occurred, i64::from(shift) * 86_400_000_000);
+        let shift = key("k", 1).time_shift_micros(NHS, 180);
+        prop_assert_eq!(shifted_occurred - occurred, shift);
+        // The date moves by whole days, to the date its midnight moves to.
+        prop_assert_eq!(i64::from(shifted_onset), i64::from(onset) + shift.div_euclid(DAY));
+        // So the interval from onset to event stays true to within the day.
+        let true_interval = occurred - i64::from(onset) * DAY;
+        let shifted_interval = shifted_occurred - i64::from(shifted_onset) * DAY;
+        prop_assert!((shifted_interval - true_interval).abs() < DAY);
     }
 }
 
@@ -132,9 +185,12 @@ fn hmac_pseudonymises_strings_enums_and_uuids() {
         &[("nhs_number", Value::String(NHS.into()))],
     );
     let k = key("k", 1);
-    assert_eq!(only(cells.clone(), "patient_pseudonym"), Cell::Utf8(k.pseudonym(NHS)));
-    assert_eq!(only(cells.clone(), "event_type_pseudonym"), Cell::Utf8(k.pseudonym("ADMIT")));
-    assert_eq!(only(cells, "event_pseudonym"), Cell::Utf8(k.pseudonym("00000000-0000-0000-0000-000000000000")));
+    assert_eq!(only(cells.clone(), "patient_pseudonym"), Cell::Utf8(k.patient_pseudonym(NHS)));
+    assert_eq!(only(cells.clone(), "event_type_pseudonym"), Cell::Utf8(k.pseudonym("event_type", "ADMIT")));
+    // A UUID: 128 bits of its 16 bytes, in the event id's own domain.
+    let event = only(cells, "event_pseudonym");
+    assert_eq!(event, Cell::Utf8(k.record_pseudonym("event_id", &[0; 16])));
+    assert!(matches!(&event, Cell::Utf8(text) if text.len() == 32));
     let missing = row("adt", &[("nhs_number", r#"{ action = "hmac", column = "p" }"#)], &[]);
     assert_eq!(only(missing, "p"), Cell::Null);
 }
@@ -179,6 +235,35 @@ fn age_bands_at_the_event_and_null_when_they_cannot_apply() {
 }
 
 #[test]
+fn age_bands_at_a_fixed_date_are_one_band_per_patient() {
+    let overrides = [(
+        "date_of_birth",
+        r#"{ action = "age_band", column = "age_band", at_date = "2026-04-01", width = 5, top = 90 }"#,
+    )];
+    let at = |birth: i32, occurred: i64| {
+        let values = [("occurred_at", Value::TimestampMicros(occurred)), ("date_of_birth", Value::Date(birth))];
+        only(row("adt", &overrides, &values), "age_band")
+    };
+    // Turns 45 on 2 April 2026: 40-44 on 1 April, whatever the event's date.
+    let birth = day(1981, 4, 2);
+    for occurred in [micros(2026, 1, 5, 9, 0), micros(2026, 4, 2, 9, 0), micros(2027, 3, 1, 9, 0)] {
+        assert_eq!(at(birth, occurred), Cell::Utf8("40-44".into()));
+    }
+    assert_eq!(at(day(1981, 4, 1), micros(2026, 1, 5, 9, 0)), Cell::Utf8("45-49".into()));
+    assert_eq!(at(day(2026, 5, 1), micros(2026, 6, 1, 9, 0)), Cell::Null, "born after the reference date");
+}
+
+#[test]
+fn truncated_times_keep_the_hour_and_nothing_finer() {
+    let overrides = [("occurred_at", r#"{ action = "truncate_time", column = "occurred_at_hour", unit = "hour" }"#)];
+    let at = |occurred: i64| {
+        only(row("adt", &overrides, &[("occurred_at", Value::TimestampMicros(occurred))]), "occurred_at_hour")
+    };
+    assert_eq!(at(micros(2026, 3, 14, 23, 59) + 59_999_999), Cell::TimestampMicros(micros(2026, 3, 14, 23, 0)));
+    assert_eq!(at(micros(2026, 3, 14, 0, 0)), Cell::TimestampMicros(micros(2026, 3, 14, 0, 0)));
+}
+
+#[test]
 fn postcodes_reduce_to_district_or_sector_and_nonsense_to_null() {
     let district = [("postcode", r#"{ action = "postcode_outward", column = "postcode_district" }"#)];
     let sector = [("postcode", r#"{ action = "postcode_sector", column = "postcode_sector" }"#)];
@@ -200,7 +285,8 @@ fn shift_date_without_a_patient_is_null_not_the_true_date() {
     assert_eq!(only(row("diagnosis", &overrides, &[onset.clone(), blank]), "onset_shifted"), Cell::Null);
     let patient = ("nhs_number", Value::String(NHS.into()));
     let shifted = only(row("diagnosis", &overrides, &[onset, patient]), "onset_shifted");
-    assert_eq!(shifted, Cell::Date32(day(2020, 6, 1) + key("k", 1).date_shift_days(NHS, 30)));
+    let shift_days = key("k", 1).time_shift_micros(NHS, 30).div_euclid(DAY) as i32;
+    assert_eq!(shifted, Cell::Date32(day(2020, 6, 1) + shift_days));
 }
 
 #[test]
@@ -243,9 +329,10 @@ fn bucket_keeps_the_type_and_the_lower_bound() {
 #[test]
 fn errors_name_the_column_never_the_value() {
     let version = latest("adt");
-    let plan = policy(version, &[("event_id", r#""keep""#), ("nhs_number", r#"{ action = "hmac", column = "p" }"#)])
-        .plan(version)
-        .unwrap();
+    let plan =
+        policy(version, &[("source_system", r#""keep""#), ("nhs_number", r#"{ action = "hmac", column = "p" }"#)])
+            .plan(version)
+            .unwrap();
     // A value of the wrong type in the NHS number's place.
     let mut wrong = record(version, &[]);
     if let Value::Record(fields) = &mut wrong {
@@ -256,7 +343,7 @@ fn errors_name_the_column_never_the_value() {
     // A required value missing.
     let mut missing = record(version, &[]);
     if let Value::Record(fields) = &mut missing {
-        fields[0].1 = Value::Null;
+        fields[4].1 = Value::Null;
     }
-    assert_eq!(pseudonymise(&plan, &key("k", 1), &missing).unwrap_err(), "column `event_id` of `adt` is required");
+    assert_eq!(pseudonymise(&plan, &key("k", 1), &missing).unwrap_err(), "column `source_system` of `adt` is required");
 }
