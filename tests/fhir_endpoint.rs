@@ -268,3 +268,77 @@ async fn while_kafka_is_down_resources_are_answered_503_and_stored_when_sent_aga
     assert!(!consent.is_empty());
     assert!(consent.iter().all(|r| r.key.as_deref() == Some("9990000034:NATIONAL_DATA_OPT_OUT")));
 }
+
+/// Free text that names a patient, sent in every place FHIR lets a sender write text about an
+/// observation (the coding's display, the concept's text, a string value, notes, the reference
+/// range's text, the interpretation's text), lands in no purpose's lake: not in any value, not
+/// anywhere in the raw files or their dictionaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_naming_a_patient_lands_in_no_purpose() {
+    const NAME: &str = "Eleanor Hargreaves";
+    const ADDRESS: &str = "27 Otley Road";
+    const NOTE: &str = "taken at home visit, 27 Otley Road, for Eleanor Hargreaves NHS 943 476 5919 (9434765919)";
+    let (_cluster, client, topics) = support::mock_cluster();
+    let server = Running::start(&client, &topics, 1 << 20).await;
+    let observation = json!({
+        "resourceType": "Observation",
+        "id": "free-text-1",
+        "status": "final",
+        "code": {
+            "coding": [{ "system": "http://loinc.org", "code": "2823-3", "display": NOTE }],
+            "text": NOTE
+        },
+        "subject": { "identifier": { "system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000026" } },
+        "effectiveDateTime": "2026-03-15T08:10:00Z",
+        "issued": "2026-03-15T11:02:00Z",
+        "performer": [{ "identifier": { "system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RR8" } }],
+        "valueQuantity": { "value": 4.1, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L" },
+        "interpretation": [{ "coding": [{ "code": "N", "display": NOTE }], "text": NOTE }],
+        "note": [{ "text": NOTE }],
+        "referenceRange": [{ "low": { "value": 3.5 }, "high": { "value": 5.3 }, "text": NOTE }]
+    });
+    let answer = post_json(server.address, "/Observation", &observation.to_string()).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    server.stop().await;
+    // The text did reach the topic: the test would see it if it landed.
+    let stored = read_topic(&client, topics.by_subject()["observation"].as_str());
+    assert!(stored.iter().any(|r| String::from_utf8_lossy(&r.payload).contains(ADDRESS)));
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes: Vec<String> = ["direct-care", "planning", "research"].map(str::to_owned).to_vec();
+    let config = lander_config(lake.path(), &purposes, "free-text-test", &topics);
+    let report = land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;
+    for purpose in &purposes {
+        assert_eq!(report.landed[purpose], 1, "{purpose}: {report:?}");
+        let files: Vec<_> = walk(&lake.path().join(purpose));
+        assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "parquet")), "{purpose}: a file landed");
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            let raw = String::from_utf8_lossy(&bytes);
+            if file.extension().is_some_and(|e| e == "parquet") {
+                let cells = support::all_cells(&support::read_parquet(&file).batches).join("\n");
+                for text in [NAME, ADDRESS, "Hargreaves", "Otley", "9434765919", "943 476 5919"] {
+                    assert!(!cells.contains(text), "{}: a value holds `{text}`", file.display());
+                }
+            }
+            // Parquet files are compressed, so the raw bytes are searched for what would
+            // survive: the text as written (metadata, statistics and dictionaries hold it plain).
+            for text in [NAME, ADDRESS, "9434765919", "943 476 5919"] {
+                assert!(!raw.contains(text), "{}: the raw file holds `{text}`", file.display());
+            }
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { stack.push(path) } else { files.push(path) }
+        }
+    }
+    files
+}

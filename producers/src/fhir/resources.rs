@@ -277,8 +277,9 @@ pub(super) fn encounter<'a>(resource: &'a Object, context: &Context<'a>) -> Resu
     })
 }
 
-/// The first coding of `<type>.code` in one of `systems`, with its display (the coding's, else
-/// the concept's text).
+/// The first coding of `<type>.code` in one of `systems`, with its display: the coding's own
+/// `display`, else the code itself. Never the concept's `text`: that is the sender's free text
+/// (it may say anything about anyone), and a coding without a display is valid FHIR.
 fn coded<S: Copy>(
     resource: &Object,
     resource_type: &str,
@@ -300,17 +301,7 @@ fn coded<S: Copy>(
             format!("the code must have a coding in {accepted}"),
         ));
     };
-    let display = match display {
-        Some(display) => display,
-        None => string(concept, "text", &path)?.ok_or_else(|| {
-            FhirError::unprocessable(
-                IssueType::Required,
-                &path,
-                "a display (Coding.display or CodeableConcept.text) is required",
-            )
-        })?,
-    };
-    Ok((system, code.to_owned(), display.to_owned()))
+    Ok((system, code.to_owned(), display.unwrap_or(code).to_owned()))
 }
 
 /// An Observation: one `observation` event.

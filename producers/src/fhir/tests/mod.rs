@@ -283,7 +283,7 @@ fn an_observation_maps_code_value_unit_comment_and_flag() {
                 { "system": "http://example.org/local-codes", "code": "WT" },
                 { "system": "http://snomed.info/sct", "code": "27113001" }
             ],
-            "text": "Body weight"
+            "text": "Body weight, taken at home visit for Eleanor Hargreaves, 27 Otley Road, NHS 943 476 5919"
         },
         "subject": nhs_subject(OTHER_NHS),
         "effectivePeriod": { "start": "2026-03-14", "end": "2026-03-14" },
@@ -293,7 +293,9 @@ fn an_observation_maps_code_value_unit_comment_and_flag() {
     });
     let weight = observation(event(&weight));
     assert_eq!(weight.code_system, ObservationCodeSystem::SnomedCt);
-    assert_eq!(weight.display, "Body weight", "the concept text when the coding has no display");
+    // The concept's text is the sender's free text: never taken, even when no coding has a display.
+    assert_eq!(weight.display, "27113001", "the code, when the coding has no display");
+    assert!(!format!("{weight:?}").contains("Otley"), "the concept text goes nowhere");
     assert_eq!(weight.unit.as_deref(), Some("kg"));
     assert_eq!(weight.comment.as_deref(), Some("weighed in clinic\nscales recalibrated"));
     assert_eq!(weight.provenance.occurred_at, utc("2026-03-14T00:00:00Z"), "a date is midnight in London");
@@ -307,11 +309,6 @@ fn observations_need_an_accepted_status_code_and_time() {
         (
             with(heart_rate(), "code", json!({ "coding": [{ "system": "http://example.org/local", "code": "HR" }] })),
             IssueType::CodeInvalid,
-            "Observation.code",
-        ),
-        (
-            with(heart_rate(), "code", json!({ "coding": [{ "system": "http://loinc.org", "code": "8867-4" }] })),
-            IssueType::Required,
             "Observation.code",
         ),
         (
@@ -341,6 +338,10 @@ fn observations_need_an_accepted_status_code_and_time() {
         let error = refusal(&body);
         assert_eq!((error.status, error.code, error.expression.as_str()), (422, code, expression), "{error}");
     }
+    // A coding without a display is valid FHIR: accepted, with the code as its display.
+    let undisplayed =
+        with(heart_rate(), "code", json!({ "coding": [{ "system": "http://loinc.org", "code": "8867-4" }] }));
+    assert_eq!(observation(event(&undisplayed)).display, "8867-4");
     let error = refusal(&with(heart_rate(), "valueQuantity", json!({ "value": "72" })));
     assert_eq!((error.status, error.code), (400, IssueType::Structure));
     assert_eq!(error.expression, "Observation.valueQuantity.value");
