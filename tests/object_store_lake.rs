@@ -83,13 +83,13 @@ impl Drop for S3Server {
     }
 }
 
-/// Event ids of every landed file in the bucket, counted.
+/// Event pseudonyms of every landed file in the bucket, counted.
 fn landed_ids(storage: &LakeStorage) -> std::collections::HashMap<String, usize> {
     let mut seen = std::collections::HashMap::new();
     for key in storage.parquet_files("").unwrap() {
         let reader = ParquetRecordBatchReaderBuilder::try_new(storage.get(&key).unwrap()).unwrap().build().unwrap();
         let batches: Vec<_> = reader.map(Result::unwrap).collect();
-        for id in column_strings(&batches, "event_id") {
+        for id in column_strings(&batches, "event_pseudonym") {
             *seen.entry(id).or_default() += 1;
         }
     }
@@ -147,7 +147,15 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
     assert!(storage.parquet_files("research").unwrap().len() < files.len(), "{printed}");
-    assert!(storage.parquet_files("research").unwrap().iter().any(|key| key.contains("+merged-")));
+    // Merged files are named like any other; the ledger in the state directory says which they are.
+    let ledger = std::fs::read_to_string(state.join("_sluice/landed-files.jsonl")).unwrap();
+    let merged: Vec<&str> = ledger.lines().filter(|line| line.contains("\"kind\":\"merged\"")).collect();
+    let present = storage.parquet_files("research").unwrap();
+    assert!(
+        merged.iter().any(|line| present.iter().any(|key| line.contains(&format!("\"key\":\"{key}\"")))),
+        "{merged:?}"
+    );
+    assert!(present.iter().all(|key| key.rsplit('/').next().unwrap().starts_with("part-")), "{present:?}");
     let compacted = landed_ids(&storage);
     assert!(compacted.values().all(|n| *n == 1), "an event is in two files after compaction");
     assert_eq!(compacted.len(), expected.len());
