@@ -110,6 +110,9 @@ pub fn compact(
         }
     }
     audit.append(&AuditEvent::Compaction(record.clone()))?;
+    // Entries of files merged away (and of earlier merges) are no longer needed.
+    let present = storage.parquet_files("")?.into_iter().collect();
+    ledger::prune(lake_dir, &committed, &present)?;
     Ok(record)
 }
 

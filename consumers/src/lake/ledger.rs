@@ -15,6 +15,10 @@
 //! ignored. A line cut short by a crash while it was being appended is the last line, and named
 //! no file that was written; it is skipped. Any other unreadable line stops the reader: the
 //! ledger is never guessed at.
+//!
+//! Compaction keeps the ledger bounded ([`prune`]): it drops the entries of files that are gone
+//! and can never be withdrawn again (their offsets are committed), so the ledger lists about as
+//! many files as the lake holds.
 
 use std::{
     fs::OpenOptions,
@@ -110,6 +114,66 @@ pub fn read(state_dir: &Path) -> Result<Vec<LedgerEntry>> {
     Ok(entries)
 }
 
+/// A copy of the ledger read once and read again only when the file's length has changed (a
+/// lander asks at every partition it is newly assigned; the entries are the same until someone
+/// appends or prunes).
+#[derive(Debug, Default)]
+pub struct CachedLedger {
+    /// The file's length when read, and its entries.
+    read: Option<(u64, Vec<LedgerEntry>)>,
+}
+
+impl CachedLedger {
+    /// The ledger's entries as they are now.
+    pub fn entries(&mut self, state_dir: &Path) -> Result<&[LedgerEntry]> {
+        let path = path(state_dir)?;
+        let length = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(Error::write(&path)(error)),
+        };
+        if self.read.as_ref().is_none_or(|(read_length, _)| *read_length != length) {
+            self.read = Some((length, read(state_dir)?));
+        }
+        Ok(&self.read.as_ref().expect("just read").1)
+    }
+}
+
+/// Drops the entries no one needs again, atomically, under the ledger's lock: a landed file's
+/// entry once the file is gone (merged or withdrawn) and its offsets are committed (so no
+/// lander will withdraw or write it again), and a merge's entry once neither the merged file nor
+/// any of its inputs is in the lake. `present` lists the lake's files; an entry appended after
+/// it was listed is for offsets not yet committed and stays. Returns how many were dropped.
+pub fn prune(
+    state_dir: &Path,
+    committed: &super::CommittedOffsets,
+    present: &std::collections::BTreeSet<String>,
+) -> Result<usize> {
+    let _lock = super::take(state_dir, "ledger.lock")?;
+    let entries = read(state_dir)?;
+    let before = entries.len();
+    let kept: Vec<&LedgerEntry> = entries
+        .iter()
+        .filter(|entry| match entry {
+            LedgerEntry::Landed { key, topic, partition, last, .. } => {
+                let settled = committed.get(topic).and_then(|p| p.get(partition)).is_some_and(|next| last < next);
+                present.contains(key) || !settled
+            }
+            LedgerEntry::Merged { key, inputs } => present.contains(key) || inputs.iter().any(|i| present.contains(i)),
+        })
+        .collect();
+    if kept.len() == before {
+        return Ok(0);
+    }
+    let mut lines = Vec::new();
+    for entry in &kept {
+        serde_json::to_writer(&mut lines, entry).expect("ledger entries always serialise");
+        lines.push(b'\n');
+    }
+    crate::parquet_sink::write_small_file(&path(state_dir)?, &lines)?;
+    Ok(before - kept.len())
+}
+
 /// The source partition and offsets of every file a lander recorded, by key (files merged
 /// since are still listed: their keys no longer exist in the lake).
 pub fn landed_ranges(entries: &[LedgerEntry]) -> std::collections::HashMap<&str, (&str, i32, i64, i64)> {
@@ -165,6 +229,44 @@ mod tests {
         std::fs::write(&file, &text).unwrap();
         let error = read(dir.path()).unwrap_err().to_string();
         assert!(error.contains("line 2 is not a ledger entry"), "{error}");
+    }
+
+    #[test]
+    fn pruning_drops_only_entries_of_files_gone_and_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let merged = |key: &str, inputs: &[&str]| LedgerEntry::Merged {
+            key: key.to_owned(),
+            inputs: inputs.iter().map(|i| i.to_string()).collect(),
+        };
+        append(
+            dir.path(),
+            &[
+                landed("gone-settled", 0, 0, 9),
+                landed("gone-uncommitted", 0, 10, 19),
+                landed("present", 1, 0, 4),
+                landed("gone-other-partition", 2, 0, 4),
+                merged("m-present", &["gone-settled"]),
+                merged("m-gone", &["gone-too"]),
+                merged("m-gone-input-left", &["present"]),
+            ],
+        )
+        .unwrap();
+        let committed = super::super::CommittedOffsets::from([(
+            "clinical.adt".to_owned(),
+            std::collections::BTreeMap::from([(0, 10), (1, 5)]),
+        )]);
+        let present = ["present", "m-present"].map(str::to_owned).into_iter().collect();
+        assert_eq!(prune(dir.path(), &committed, &present).unwrap(), 2);
+        let keys: Vec<String> = read(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|entry| match entry {
+                LedgerEntry::Landed { key, .. } | LedgerEntry::Merged { key, .. } => key,
+            })
+            .collect();
+        // Partition 2 has no committed offset: its entry may still be withdrawn.
+        assert_eq!(keys, ["gone-uncommitted", "present", "gone-other-partition", "m-present", "m-gone-input-left"]);
+        assert_eq!(prune(dir.path(), &committed, &present).unwrap(), 0);
     }
 
     #[test]

@@ -118,6 +118,8 @@ pub(super) struct LandingState<'a> {
     pub(super) erasures: Option<OptOutErasures>,
     /// Totals of committed work (and of consent changes).
     pub(super) report: LandingReport,
+    /// The landing ledger as last read, for withdrawing files at newly assigned partitions.
+    ledger: crate::lake::ledger::CachedLedger,
 }
 
 /// What one clinical event comes to, before anything is counted or buffered.
@@ -236,6 +238,7 @@ impl<'a> LandingState<'a> {
             audit_published_at: None,
             erasures,
             report: LandingReport::default(),
+            ledger: Default::default(),
         })
     }
 
@@ -437,10 +440,11 @@ impl<'a> LandingState<'a> {
     /// recorded in the audit log.
     fn withdraw_uncommitted_files(&mut self, topic: &str, partition: i32, from: i64, subject: &str) -> Result<()> {
         let storage = &self.storage;
-        let entries = super::block(|| crate::lake::ledger::read(&self.config.lake_dir))?;
+        let (ledger, lake) = (&mut self.ledger, &self.config.lake_dir);
+        let entries = super::block(|| ledger.entries(lake))?;
         let datasets: Vec<String> = self.purposes.iter().map(|p| format!("{}/{subject}/", p.purpose.name())).collect();
         let mut withdrawn = Vec::new();
-        for (key, (file_topic, file_partition, first, _)) in crate::lake::ledger::landed_ranges(&entries) {
+        for (key, (file_topic, file_partition, first, _)) in crate::lake::ledger::landed_ranges(entries) {
             if file_topic != topic || file_partition != partition || first < from {
                 continue;
             }
