@@ -12,11 +12,12 @@ and pyarrow:
 3. decode each message (Avro single-object encoding, or Confluent framing) with fastavro,
    resolving it to the newest schema of its subject;
 4. check consent (National Data Opt-out; Type 1 opt-out for GP-sourced events; events without
-   a valid NHS number withheld) and apply the purpose's policy file field by field (keep, drop,
-   hmac, shift_date, age_band, postcode_outward, postcode_sector);
+   a valid NHS number withheld) and apply the purpose's policy file field by field (keep,
+   keep_fields, drop, hmac, shift_date, truncate_time, age_band, postcode_outward,
+   postcode_sector, date_year, date_year_month) with sluice's pseudonymisation rules;
 5. write Parquet (zstd level 3) per subject, partitioned by event_date (or event_month where the
-   policy says event_time_partition = "month"), every --rows-per-file
-   rows per subject and at the end.
+   policy says event_time_partition = "month"), every --rows-per-file rows per subject and at
+   the end: one randomly named file per directory, rows sorted as sluice sorts them.
 
 The last line of stdout is one JSON object with the run's counts (see README.md). Progress goes
 to stderr. No patient identifier is ever printed.
@@ -30,6 +31,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import os
 import sys
@@ -41,7 +43,7 @@ from pathlib import Path
 
 import fastavro
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
@@ -55,10 +57,25 @@ DEFAULT_TOPICS = {
 }
 DEFAULT_CONSENT_TOPIC = "clinical.consent"
 
-# Prefix of the HMAC input a patient's date shift is derived from (as in sluice).
-DATE_SHIFT_DOMAIN = b"sluice/date-shift/v1\0"
+# Start of every pseudonym's HMAC input; the source field's name (the domain), a NUL byte and
+# the value follow (as in sluice's consumers/src/pseudonymise/mod.rs).
+PSEUDONYM_PREFIX = b"sluice/pseudonym/v2\0"
+# Start of the HMAC input a patient's time shift is derived from; the patient identifier follows.
+TIME_SHIFT_PREFIX = b"sluice/time-shift/v2\0"
+MICROS_PER_DAY = 86_400_000_000
+# Largest max_days a time shift honours (as in sluice), and the largest a policy may ask for.
+MAX_SHIFT_DAYS_HONOURED = 1_000_000
+MAX_SHIFT_DAYS = 3650
+# truncate_time units, in microseconds.
+TRUNCATE_UNITS = {"minute": 60_000_000, "hour": 3_600_000_000, "day": MICROS_PER_DAY}
+# The field every clinical subject has for when the event happened.
+EVENT_TIME_FIELD = "occurred_at"
+# Modification time of every landed file and directory: 1980-01-01T00:00:00Z, as sluice sets
+# (a true write time would tell roughly when the events arrived).
+HIDDEN_WRITE_TIME = 315_532_800
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def log(message):
@@ -124,9 +141,9 @@ class Schemas:
     """Every writer schema under schemas/avro, by the bytes that name it in a message header."""
 
     def __init__(self, root):
-        self.latest = {}  # subject -> (version, raw json, parsed)
-        self.by_fingerprint = {}  # 8 header bytes -> (subject, parsed writer)
-        self.by_schema_id = {}  # Confluent schema id -> (subject, parsed writer)
+        self.latest = {}  # subject -> (version, raw json, parsed, sluice's fingerprint)
+        self.by_fingerprint = {}  # 8 header bytes -> (subject, parsed writer, sluice's fingerprint)
+        self.by_schema_id = {}  # Confluent schema id -> (subject, parsed writer, sluice's fingerprint)
         for subject_dir in sorted(Path(root).iterdir()):
             if not subject_dir.is_dir():
                 continue
@@ -135,17 +152,20 @@ class Schemas:
                 raw = json.loads(path.read_text())
                 parsed = parse_schema(raw)
                 # fastavro returns the CRC-64-AVRO fingerprint as the hex of its little-endian
-                # bytes: exactly the 8 bytes of a single-object header. Both forms are accepted.
+                # bytes: exactly the 8 bytes of a single-object header.
+                sluice_fp = int.from_bytes(bytes.fromhex(fingerprint(sluice_canonical_form(raw), "CRC-64-AVRO")), "little")
+                writer = (subject_dir.name, parsed, sluice_fp)
+                # Both forms are accepted.
                 for form in (sluice_canonical_form(raw), to_parsing_canonical_form(raw)):
                     header = bytes.fromhex(fingerprint(form, "CRC-64-AVRO"))
-                    self.by_fingerprint.setdefault(header, (subject_dir.name, parsed))
+                    self.by_fingerprint.setdefault(header, writer)
                 # sluice's schema id for Confluent framing: its fingerprint's low 31 bits.
-                sluice_id = int.from_bytes(bytes.fromhex(fingerprint(sluice_canonical_form(raw), "CRC-64-AVRO")), "little")
-                self.by_schema_id[sluice_id & 0x7FFF_FFFF] = (subject_dir.name, parsed)
-                self.latest[subject_dir.name] = (int(path.stem[1:]), raw, parsed)
+                self.by_schema_id[sluice_fp & 0x7FFF_FFFF] = writer
+                self.latest[subject_dir.name] = (int(path.stem[1:]), raw, parsed, sluice_fp)
 
     def decode(self, value, expected_subject):
-        """The record in a message value, resolved to the newest schema of its subject."""
+        """The record in a message value, resolved to the newest schema of its subject, and
+        sluice's fingerprint of the schema it was written with."""
         if not value:
             raise Dead("empty message")
         if value[:2] == b"\xc3\x01" and len(value) >= 10:
@@ -158,7 +178,7 @@ class Schemas:
             raise Dead("unknown framing")
         if writer is None:
             raise Dead("unknown writer schema")
-        subject, writer_schema = writer
+        subject, writer_schema, writer_fingerprint = writer
         if subject != expected_subject:
             raise Dead(f"a `{subject}` event on the topic of `{expected_subject}`")
         reader_schema = self.latest[subject][2]
@@ -172,7 +192,7 @@ class Schemas:
             raise Dead(f"cannot decode the body ({type(error).__name__})") from None
         if body.tell() != len(value):
             raise Dead("bytes left after the record")
-        return record
+        return record, writer_fingerprint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,12 +283,22 @@ class PurposeKey:
         self.key_id = key_id
         self.secret = secret
 
-    def pseudonym(self, text):
-        return hmac.digest(self.secret, text.encode(), "sha256").hex()
+    # `head` is PSEUDONYM_PREFIX + the source field's name + NUL, prepared once per column.
 
-    def date_shift_days(self, patient, max_days):
-        digest = hmac.digest(self.secret, DATE_SHIFT_DOMAIN + patient.encode(), "sha256")
-        return int.from_bytes(digest[:8], "big") % (2 * max_days + 1) - max_days
+    def pseudonym(self, head, text):
+        """64 lowercase hex digits: HMAC-SHA256(key, prefix + domain + NUL + UTF-8 text)."""
+        return hmac.digest(self.secret, head + text.encode(), "sha256").hex()
+
+    def record_pseudonym(self, head, uuid_bytes):
+        """32 lowercase hex digits: the first 128 bits of HMAC-SHA256(key, prefix + domain + NUL +
+        the UUID's 16 bytes)."""
+        return hmac.digest(self.secret, head + uuid_bytes, "sha256")[:16].hex()
+
+    def time_shift_micros(self, patient, max_days):
+        """The patient's offset in microseconds, within [-max_days, +max_days] days."""
+        max_micros = min(max_days, MAX_SHIFT_DAYS_HONOURED) * MICROS_PER_DAY
+        digest = hmac.digest(self.secret, TIME_SHIFT_PREFIX + patient.encode(), "sha256")
+        return int.from_bytes(digest[:16], "big") % (2 * max_micros + 1) - max_micros
 
 
 def load_key(path, purpose):
@@ -313,7 +343,8 @@ def arrow_type(avro_type):
     logical = avro_type.get("logicalType")
     kind = avro_type["type"]
     if logical == "uuid":
-        return pa.uuid()
+        # sluice lands UUIDs as their canonical text (Spark cannot read Parquet's UUID type).
+        return pa.string()
     if logical == "date":
         return pa.date32()
     if logical in ("timestamp-micros", "timestamp-millis"):
@@ -367,9 +398,71 @@ def decimal_checker(avro_type):
     return None
 
 
+def is_uuid(avro_type):
+    return isinstance(avro_type, dict) and avro_type.get("logicalType") == "uuid"
+
+
+def uuid_of(value):
+    """A UUID value as fastavro gives it (uuid.UUID, or its text) as a uuid.UUID."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError):
+        raise Dead("a UUID field holds no UUID") from None
+
+
+def uuid_text_converter(avro_type):
+    """A function giving a value of this type with every UUID in it as its canonical text (as
+    sluice lands UUIDs), or None when the type holds no UUID."""
+    if isinstance(avro_type, list):
+        return uuid_text_converter(unwrap_nullable(avro_type)[1])
+    if not isinstance(avro_type, dict):
+        return None
+    if is_uuid(avro_type):
+        return lambda value: None if value is None else str(uuid_of(value))
+    if avro_type["type"] == "record":
+        nested = {f["name"]: uuid_text_converter(f["type"]) for f in avro_type["fields"]}
+        if not any(nested.values()):
+            return None
+
+        def convert_record(value):
+            if value is None:
+                return None
+            return {name: (convert(value.get(name)) if convert else value.get(name)) for name, convert in nested.items()}
+
+        return convert_record
+    if avro_type["type"] == "array":
+        convert_item = uuid_text_converter(avro_type["items"])
+        if convert_item is None:
+            return None
+        return lambda value: None if value is None else [convert_item(item) for item in value]
+    return None
+
+
+def keep_cell(name, avro_type):
+    """The cell function of a field landed as it is (decimals checked, UUIDs as text)."""
+    check = decimal_checker(avro_type)
+    convert = uuid_text_converter(avro_type)
+    if check and convert:
+        return lambda r: (check(r[name]), convert(r[name]))[1]
+    if check:
+        return lambda r: (check(r[name]), r[name])[1]
+    if convert:
+        return lambda r: convert(r[name])
+    return lambda r: r[name]
+
+
+def micros_of(value):
+    """Microseconds since the Unix epoch of a (UTC) datetime."""
+    return (value - EPOCH) // ONE_MICROSECOND
+
+
 def plan_subject(subject, schema_json, actions, key, patient_field):
-    """[(column name, arrow field, function(record) -> cell)], and the name of the event-time
-    column that files are partitioned by (None if the policy lands no event time)."""
+    """[(column name, arrow field, function(record) -> cell)], the name of the event-time
+    column that files are partitioned by (None if the policy lands no event time), the columns
+    each file's rows are sorted by (as sluice's consumers/src/batch.rs sort_columns), and the
+    patient pseudonym column (None if the patient identifier is not hmac'd)."""
     fields = schema_json["fields"]
     names = [f["name"] for f in fields]
     unlisted = [n for n in names if n not in actions]
@@ -380,6 +473,8 @@ def plan_subject(subject, schema_json, actions, key, patient_field):
         raise SystemExit(f"policy names fields the newest {subject} schema lacks: {', '.join(unknown)}")
     columns = []
     event_time_column = None
+    patient_pseudonym_column = None
+    hmac_columns = []
     for field in fields:
         name = field["name"]
         action = actions[name]
@@ -392,51 +487,111 @@ def plan_subject(subject, schema_json, actions, key, patient_field):
         column = action.get("column", name)
         if kind == "keep":
             out_type = arrow_type(inner)
-            check = decimal_checker(inner)
-            if check:
-                cell = lambda r, n=name, c=check: (c(r[n]), r[n])[1]  # noqa: E731
-            else:
-                cell = lambda r, n=name: r[n]  # noqa: E731
-            if name == "occurred_at" and out_type == pa.timestamp("us", tz="UTC"):
-                event_time_column = column
-        elif kind == "hmac":
-            out_type = pa.string()
+            cell = keep_cell(name, inner)
+        elif kind == "keep_fields":
+            if not isinstance(inner, dict) or inner.get("type") != "record":
+                raise SystemExit(f"{subject}.{name}: `keep_fields` needs a record field")
+            wanted = list(action.get("fields", []))
+            nested_names = [f["name"] for f in inner["fields"]]
+            if not wanted or len(set(wanted)) != len(wanted) or any(w not in nested_names for w in wanted):
+                raise SystemExit(f"{subject}.{name}: `keep_fields` must list nested fields of the record, each once")
+            # Only the listed fields, in the record's order, each as it is.
+            kept = {**inner, "fields": [f for f in inner["fields"] if f["name"] in wanted]}
+            out_type = arrow_type(kept)
+            whole = keep_cell(name, kept)
+            kept_names = [f["name"] for f in kept["fields"]]
 
-            def cell(r, n=name):
+            def cell(r, n=name, k=kept_names, w=whole):
                 value = r[n]
                 if value is None:
                     return None
-                return key.pseudonym(value if isinstance(value, str) else str(value))
+                return w({n: {f: value.get(f) for f in k}})
 
+        elif kind == "hmac":
+            if not (is_uuid(inner) or inner == "string" or (isinstance(inner, dict) and inner.get("type") in ("string", "enum"))):
+                raise SystemExit(f"{subject}.{name}: `hmac` needs a string, enum or UUID field")
+            out_type = pa.string()
+            # The domain: the source field's name, so one value in two fields gets unrelated pseudonyms.
+            domain = PSEUDONYM_PREFIX + name.encode() + b"\0"
+            if is_uuid(inner):
+                # A record identifier: 128 bits of the HMAC of its 16 bytes.
+                def cell(r, n=name, d=domain):
+                    value = r[n]
+                    return None if value is None else key.record_pseudonym(d, uuid_of(value).bytes)
+            else:
+                def cell(r, n=name, d=domain):
+                    value = r[n]
+                    return None if value is None else key.pseudonym(d, value)
+
+            hmac_columns.append(column)
+            if name == patient_field and patient_pseudonym_column is None:
+                patient_pseudonym_column = column
         elif kind == "shift_date":
             out_type = arrow_type(inner)
+            if out_type not in (pa.date32(), pa.timestamp("us", tz="UTC")):
+                raise SystemExit(f"{subject}.{name}: `shift_date` needs a date or timestamp field")
             nullable = True
             max_days = int(action["max_days"])
+            if not 1 <= max_days <= MAX_SHIFT_DAYS:
+                raise SystemExit(f"{subject}.{name}: `max_days` must be between 1 and {MAX_SHIFT_DAYS}")
+            is_date = out_type == pa.date32()
 
-            def cell(r, n=name, m=max_days):
+            def cell(r, n=name, m=max_days, d=is_date):
                 value, patient = r[n], r[patient_field]
                 # No patient, no consistent shift: null, never the true date.
                 if value is None or not isinstance(patient, str) or not patient.strip():
                     return None
+                shift = key.time_shift_micros(patient, m)
                 try:
-                    return value + dt.timedelta(days=key.date_shift_days(patient, m))
+                    if d:
+                        # A date moves to the (UTC) date its midnight moves to.
+                        return value + dt.timedelta(days=shift // MICROS_PER_DAY)
+                    return value + dt.timedelta(microseconds=shift)
                 except OverflowError:
                     return None
 
-            if name == "occurred_at" and out_type == pa.timestamp("us", tz="UTC"):
-                event_time_column = column
+        elif kind == "truncate_time":
+            out_type = pa.timestamp("us", tz="UTC")
+            if arrow_type(inner) != out_type:
+                raise SystemExit(f"{subject}.{name}: `truncate_time` needs a timestamp field")
+            unit = TRUNCATE_UNITS.get(action.get("unit"))
+            if unit is None:
+                raise SystemExit(f"{subject}.{name}: `truncate_time.unit` must be minute, hour or day")
+
+            def cell(r, n=name, u=unit):
+                value = r[n]
+                if value is None:
+                    return None
+                # The start of its unit: floor in UTC microseconds, also before 1970.
+                micros = micros_of(value)
+                return EPOCH + dt.timedelta(microseconds=micros - micros % u)
+
         elif kind == "age_band":
             out_type = pa.string()
             nullable = True
-            at, width, top = action["at"], int(action["width"]), int(action["top"])
+            at, at_date = action.get("at"), action.get("at_date")
+            width, top = int(action.get("width", 5)), int(action.get("top", 90))
             if width < 1 or top < 1:
                 raise SystemExit(f"{subject}.{name}: age_band needs width and top of at least 1")
+            if (at is None) == (at_date is None):
+                raise SystemExit(f"{subject}.{name}: age_band needs exactly one of `at` and `at_date`")
+            if at_date is not None:
+                try:
+                    fixed = dt.datetime.strptime(at_date, "%Y-%m-%d").date()
+                except (TypeError, ValueError):
+                    raise SystemExit(f"{subject}.{name}: `age_band.at_date` must be a date written YYYY-MM-DD") from None
 
-            def cell(r, n=name, a=at, w=width, t=top):
-                birth, when = r[n], r[a]
-                if birth is None or when is None:
-                    return None
-                return age_band(birth, when, w, t)
+                def cell(r, n=name, a=fixed, w=width, t=top):
+                    birth = r[n]
+                    return None if birth is None else age_band(birth, a, w, t)
+
+            else:
+
+                def cell(r, n=name, a=at, w=width, t=top):
+                    birth, when = r[n], r[a]
+                    if birth is None or when is None:
+                        return None
+                    return age_band(birth, when, w, t)
 
         elif kind in ("date_year", "date_year_month"):
             year_only = kind == "date_year"
@@ -456,8 +611,17 @@ def plan_subject(subject, schema_json, actions, key, patient_field):
             cell = lambda r, n=name, f=reduce: None if r[n] is None else f(r[n])  # noqa: E731
         else:
             raise SystemExit(f"{subject}.{name}: the peer does not implement `{kind}`")
+        # Files are partitioned by the event time as landed: kept, shifted or truncated.
+        if name == EVENT_TIME_FIELD and out_type == pa.timestamp("us", tz="UTC") and event_time_column is None:
+            event_time_column = column
         columns.append((column, pa.field(column, out_type, nullable=nullable), cell))
-    return columns, event_time_column
+    # Rows sorted by the patient pseudonym, the event time as landed, then every other keyed
+    # pseudonym in plan order: not the order the events arrived in.
+    sort_columns = [patient_pseudonym_column] if patient_pseudonym_column else []
+    if event_time_column:
+        sort_columns.append(event_time_column)
+    sort_columns += [c for c in hmac_columns if c not in sort_columns]
+    return columns, event_time_column, sort_columns, patient_pseudonym_column
 
 
 # ---------------------------------------------------------------------------------------------
@@ -613,60 +777,89 @@ def read_to_end(consumer, targets, handle, batch_size, on_batch=None):
 
 
 class SubjectWriter:
-    """Rows of one subject, written as Parquet every `max_rows` rows and at the end."""
+    """Rows of one subject, written as Parquet every `max_rows` rows and at the end: one file
+    per event-time directory, with a random name, its rows sorted by `sort_columns`."""
 
-    def __init__(self, lake, purpose, subject, columns, event_time_column, max_rows, metadata, run_id, by_month):
-        self.dir = Path(lake) / purpose / subject
+    def __init__(self, lake, purpose, subject, columns, event_time_column, sort_columns, max_rows, metadata, by_month):
+        self.lake = Path(lake)
+        self.dir = self.lake / purpose / subject
         self.subject = subject
         # The policy's event_time_partition: a directory per UTC month, or per UTC day.
-        self.partition_key, self.partition_format = ("event_month", "%Y-%m") if by_month else ("event_date", "%Y-%m-%d")
+        self.partition_key = "event_month" if by_month else "event_date"
+        self.by_month = by_month
         self.columns = columns
-        self.schema = pa.schema([field for _, field, _ in columns], metadata=metadata)
         self.event_time_column = event_time_column
+        self.sort_columns = sort_columns
+        self.schema = pa.schema(
+            [field for _, field, _ in columns],
+            metadata={**metadata, "sluice.sorted_by": ",".join(sort_columns)},
+        )
         self.max_rows = max_rows
-        self.run_id = run_id
-        self.flushes = 0
+        self.write_options = {"compression": "zstd", "compression_level": 3, "row_group_size": max_rows}
         self.files = []
         self.rows_written = 0
         self.reset()
 
     def reset(self):
         self.buffer = {name: [] for name, _, _ in self.columns}
-        self.event_dates = []
+        self.event_periods = []
+        self.writer_fingerprints = set()
 
     def __len__(self):
-        return len(self.event_dates)
+        return len(self.event_periods)
 
-    def add(self, record):
+    def add(self, record, writer_fingerprint):
         """Computes the row first, so a failing column leaves nothing half-appended."""
         row = [(name, cell(record)) for name, _, cell in self.columns]
         for name, value in row:
             self.buffer[name].append(value)
         event_time = self.buffer[self.event_time_column][-1] if self.event_time_column else None
-        self.event_dates.append(event_time.astimezone(UTC).strftime(self.partition_format) if event_time else None)
-        if len(self.event_dates) >= self.max_rows:
+        if event_time is None:
+            period = "__HIVE_DEFAULT_PARTITION__"
+        else:
+            day = event_time.astimezone(UTC)
+            period = f"{day.year:04d}-{day.month:02d}" if self.by_month else f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
+        self.event_periods.append(period)
+        self.writer_fingerprints.add(writer_fingerprint)
+        if len(self.event_periods) >= self.max_rows:
             self.flush()
 
     def flush(self):
-        if not self.event_dates:
+        if not self.event_periods:
             return
-        table = pa.Table.from_pydict(self.buffer, schema=self.schema)
-        table = table.append_column(self.partition_key, pa.array(self.event_dates, pa.string()))
-        written = []
-        ds.write_dataset(
-            table,
-            self.dir,
-            format="parquet",
-            partitioning=ds.partitioning(pa.schema([(self.partition_key, pa.string())]), flavor="hive"),
-            basename_template=f"part-{self.run_id}-{self.flushes:05d}-{{i}}.parquet",
-            existing_data_behavior="overwrite_or_ignore",
-            file_options=ds.ParquetFileFormat().make_write_options(compression="zstd", compression_level=3),
-            max_rows_per_group=self.max_rows,
-            file_visitor=lambda file: written.append(file.path),
-        )
-        self.files += written
+        metadata = {
+            **self.schema.metadata,
+            b"sluice.writer_schema_fingerprints": ",".join(f"{f:016x}" for f in sorted(self.writer_fingerprints)),
+        }
+        table = pa.Table.from_pydict(self.buffer, schema=self.schema.with_metadata(metadata))
+        # Sorted by directory first, then by the sort columns (nulls first, as sluice): each
+        # directory's rows are then one slice, already in order.
+        table = table.append_column("__period", pa.array(self.event_periods, pa.string()))
+        order = [("__period", "ascending", "at_start")] + [(c, "ascending", "at_start") for c in self.sort_columns]
+        table = table.sort_by(order)
+        periods = table.column("__period").to_pylist()
+        table = table.drop_columns(["__period"])
+        start = 0
+        directories = set()
+        for period, run in itertools.groupby(periods):
+            length = sum(1 for _ in run)
+            directory = self.dir / f"{self.partition_key}={period}"
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"part-{uuid.uuid4().hex}.parquet"
+            pq.write_table(table.slice(start, length), path, **self.write_options)
+            os.utime(path, (HIDDEN_WRITE_TIME, HIDDEN_WRITE_TIME))
+            self.files.append(str(path))
+            directories.add(directory)
+            start += length
+        # Directories' modification times too, up to (not including) the lake.
+        hidden = set()
+        for directory in directories:
+            while directory != self.lake and self.lake in directory.parents and directory not in hidden:
+                hidden.add(directory)
+                directory = directory.parent
+        for directory in hidden:
+            os.utime(directory, (HIDDEN_WRITE_TIME, HIDDEN_WRITE_TIME))
         self.rows_written += table.num_rows
-        self.flushes += 1
         self.reset()
 
 
@@ -706,21 +899,31 @@ def main():
     schemas = Schemas(args.schemas_dir)
     patient_field = policy.get("patient_identifier", "nhs_number")
 
-    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # The provenance sluice records (consumers/src/lander/checkpoint.rs), less its version;
+    # nothing that tells which source messages a file holds or when it was written.
     metadata = {
-        "sluice.purpose": args.purpose,
-        "sluice.key_id": key.key_id,
-        "sluice.policy_hash": hashlib.sha256(policy_bytes).hexdigest(),
         "sluice.writer": "benches/peer/land.py",
+        "sluice.purpose": args.purpose,
+        "sluice.policy": f"{policy.get('name', args.purpose)}@v{policy.get('version')}",
+        "sluice.policy_hash": hashlib.sha256(policy_bytes).hexdigest(),
+        "sluice.key_id": key.key_id,
     }
     writers = {}
     for subject in topics:
-        version, schema_json, _ = schemas.latest[subject]
-        columns, event_time = plan_subject(subject, schema_json, policy["subjects"][subject], key, patient_field)
+        version, schema_json, _, schema_fingerprint = schemas.latest[subject]
+        columns, event_time, sort_columns, patient_column = plan_subject(
+            subject, schema_json, policy["subjects"][subject], key, patient_field
+        )
+        subject_metadata = {
+            **metadata,
+            "sluice.subject": subject,
+            "sluice.reader_schema": f"{subject} v{version} {schema_fingerprint:016x}",
+        }
+        if patient_column:
+            subject_metadata["sluice.patient_pseudonym_column"] = patient_column
         writers[subject] = SubjectWriter(
-            args.lake, args.purpose, subject, columns, event_time, args.rows_per_file,
-            {**metadata, "sluice.schema": f"{subject}/v{version}"}, run_id,
-            policy.get("event_time_partition", "day") == "month",
+            args.lake, args.purpose, subject, columns, event_time, sort_columns, args.rows_per_file,
+            subject_metadata, policy.get("event_time_partition", "day") == "month",
         )
 
     # 1. Consent, read whole before anything is released.
@@ -733,7 +936,7 @@ def main():
         def apply_consent(message):
             nonlocal consent_dead
             try:
-                store.apply(schemas.decode(message.value(), "consent"))
+                store.apply(schemas.decode(message.value(), "consent")[0])
             except Dead:
                 consent_dead += 1
 
@@ -756,13 +959,13 @@ def main():
         counts["message_bytes"] += len(value) if value else 0
         subject = subject_of_topic[message.topic()]
         try:
-            record = schemas.decode(value, subject)
+            record, writer_fingerprint = schemas.decode(value, subject)
             patient = parse_nhs_number(record.get("nhs_number"))
             reason = decide(store, purpose, exempt, patient, is_gp_practice(record.get("source_organisation")))
             if reason:
                 withheld[reason] += 1
                 return
-            writers[subject].add(record)
+            writers[subject].add(record, writer_fingerprint)
         except Dead as error:
             counts["dead_lettered"] += 1
             dead_reasons[str(error)] += 1
