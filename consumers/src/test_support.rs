@@ -1,7 +1,7 @@
 //! Helpers shared by this crate's unit tests: small policies and records built from schemas.
 
 use apache_avro::{Schema, types::Value};
-use sluice_schemas::SchemaVersion;
+use sluice_schemas::{Catalogue, SchemaVersion};
 
 use crate::policy::Policy;
 
@@ -24,6 +24,13 @@ pub(crate) fn policy_text(version: &SchemaVersion, overrides: &[(&str, &str)]) -
         }
     }
     text
+}
+
+/// A catalogue of one subject with one version (`v1`): a record named after the subject with
+/// the given fields (their JSON, as in an `.avsc` file's `fields` array, without the brackets).
+pub(crate) fn single_version_catalogue(subject: &str, fields: &str) -> Catalogue {
+    let schema = format!(r#"{{"type": "record", "name": "{subject}", "fields": [{fields}]}}"#);
+    Catalogue::from_files([(subject.to_owned(), "v1".to_owned(), schema)]).unwrap()
 }
 
 /// The policy of [`policy_text`].

@@ -21,7 +21,7 @@ use super::RowBuffer;
 use crate::{
     policy::{ColumnKind, LandingPlan},
     pseudonymise::{Cell, PurposeKey, pseudonymise},
-    test_support::{policy, record},
+    test_support::{policy, record, single_version_catalogue},
 };
 
 const EVENT_ID: &str = "0b6c3b0e-6f1a-4a55-9a52-6a3f7f0d2c11";
@@ -134,15 +134,11 @@ fn the_plan_types_pseudonym_decimal_struct_and_list_columns() {
 #[test]
 fn a_uuid_a_policy_may_keep_lands_as_its_canonical_text() {
     // Spark cannot read Parquet's UUID type, so no landed column has it.
-    let catalogue = Catalogue::from_files([(
-        "devices".to_owned(),
-        "v1".to_owned(),
-        r#"{"type": "record", "name": "Device", "fields": [
-            {"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
-            {"name": "device", "sensitivity": "coded", "type": {"type": "string", "logicalType": "uuid"}}]}"#
-            .to_owned(),
-    )])
-    .unwrap();
+    let catalogue = single_version_catalogue(
+        "devices",
+        r#"{"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
+            {"name": "device", "sensitivity": "coded", "type": {"type": "string", "logicalType": "uuid"}}"#,
+    );
     let version = catalogue.latest("devices").unwrap();
     let plan = policy(version, &[("device", r#""keep""#)]).plan(version).unwrap();
     assert_eq!(plan.columns[0].kind, ColumnKind::Utf8);

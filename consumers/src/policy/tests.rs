@@ -11,7 +11,7 @@ use super::*;
 use crate::{
     consent::{OptOutKind, StudyConsentModel},
     pseudonymise::{Cell, PurposeKey, pseudonymise},
-    test_support::{day, micros, policy, policy_text, record},
+    test_support::{day, micros, policy, policy_text, record, single_version_catalogue},
 };
 
 fn latest(subject: &str) -> &'static SchemaVersion {
@@ -405,16 +405,12 @@ fn keep_fields_lands_only_the_listed_nested_fields_in_the_records_order() {
 
 #[test]
 fn text_fields_without_a_sensitivity_label_are_refused() {
-    let catalogue = Catalogue::from_files([(
-        "odd".to_owned(),
-        "v1".to_owned(),
-        r#"{"type": "record", "name": "Odd", "fields": [
-            {"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
+    let catalogue = single_version_catalogue(
+        "odd",
+        r#"{"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
             {"name": "count", "type": "int"},
-            {"name": "ward_note", "type": ["null", "string"], "default": null}]}"#
-            .to_owned(),
-    )])
-    .unwrap();
+            {"name": "ward_note", "type": ["null", "string"], "default": null}"#,
+    );
     let version = catalogue.latest("odd").unwrap();
     // Refused even where the policy would drop it: nobody has said what it is.
     let error = policy(version, &[("count", r#""keep""#)]).plan(version).unwrap_err().to_string();
@@ -468,15 +464,11 @@ fn the_patient_identifier_must_be_a_string_field() {
 
 #[test]
 fn unknown_sensitivity_labels_are_refused() {
-    let catalogue = Catalogue::from_files([(
-        "odd".to_owned(),
-        "v1".to_owned(),
-        r#"{"type": "record", "name": "Odd", "fields": [
-            {"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
-            {"name": "nickname", "type": "string", "sensitivity": "direct_identifier"}]}"#
-            .to_owned(),
-    )])
-    .unwrap();
+    let catalogue = single_version_catalogue(
+        "odd",
+        r#"{"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
+            {"name": "nickname", "type": "string", "sensitivity": "direct_identifier"}"#,
+    );
     let version = catalogue.latest("odd").unwrap();
     let error = policy(version, &[("nickname", r#""drop""#)]).plan(version).unwrap_err().to_string();
     assert!(error.contains("field `nickname`") && error.contains("unknown sensitivity"), "{error}");

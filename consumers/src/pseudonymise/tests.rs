@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use sluice_schemas::{Catalogue, SchemaVersion};
 
 use super::*;
-use crate::test_support::{day, micros, policy, record};
+use crate::test_support::{day, micros, policy, record, single_version_catalogue};
 
 fn key(id: &str, byte: u8) -> PurposeKey {
     PurposeKey::new(id, &[byte; 32]).unwrap()
@@ -299,15 +299,11 @@ fn bucket_keeps_the_type_and_the_lower_bound() {
     assert_eq!(only(row("observation", &overrides, &[]), "value_band"), Cell::Null);
 
     // Integer fields, from a schema of their own.
-    let catalogue = Catalogue::from_files([(
-        "counts".to_owned(),
-        "v1".to_owned(),
-        r#"{"type": "record", "name": "Counts", "fields": [
-            {"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
-            {"name": "small", "type": "int"}, {"name": "large", "type": "long"}]}"#
-            .to_owned(),
-    )])
-    .unwrap();
+    let catalogue = single_version_catalogue(
+        "counts",
+        r#"{"name": "nhs_number", "type": "string", "sensitivity": "direct-identifier"},
+            {"name": "small", "type": "int"}, {"name": "large", "type": "long"}"#,
+    );
     let version = catalogue.latest("counts").unwrap();
     let plan = policy(
         version,
