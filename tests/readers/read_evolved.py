@@ -1,25 +1,27 @@
 """Reads one dataset whose files were landed under different versions of its schema, the way an
-analyst must: DuckDB with `union_by_name`, pyarrow with the files' schemas unified. Prints JSON.
+analyst must: DuckDB with `union_by_name`, pyarrow with the files' schemas unified, Polars
+concatenating the files' frames by column name, and Spark (local mode) with `mergeSchema`.
+Prints JSON.
 
-Usage: python3 read_evolved.py DATASET_DIR
+Usage: python3 read_evolved.py DATASET_DIR [READER ...]
 
-For each reader: the columns and types it sees, and every row's `value_decimal` (as exact text,
-or null) by event id. Nothing here imports sluice code.
+READER is any of pyarrow, duckdb, polars and spark (all four if none is named). For each
+reader: the columns and types it sees, and every row's `value_decimal` (as exact text, or null)
+by event pseudonym. Everything the readers print goes to stderr, so stdout holds only the JSON.
+Nothing here imports sluice code.
 """
 
 import json
+import os
 import pathlib
 import sys
-import uuid
+import tempfile
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-
-
-def text_of_uuid(value) -> str:
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=value))
 
 
 def text_of_decimal(value):
@@ -30,11 +32,11 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
     files = sorted(dataset_dir.rglob("*.parquet"))
     unified = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="default")
     table = ds.dataset(dataset_dir, format="parquet", partitioning="hive", schema=unified).to_table()
-    ids = [text_of_uuid(v) for v in table.column("event_id").to_pylist()]
+    pseudonyms = table.column("event_pseudonym").to_pylist()
     values = [text_of_decimal(v) for v in table.column("value_decimal").to_pylist()]
     return {
         "types": {field.name: str(field.type) for field in table.schema},
-        "value_decimal": dict(zip(ids, values)),
+        "value_decimal": dict(zip(pseudonyms, values)),
         "rows": table.num_rows,
     }
 
@@ -43,17 +45,74 @@ def duckdb_view(dataset_dir: pathlib.Path) -> dict:
     con = duckdb.connect()
     source = f"read_parquet('{dataset_dir}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
     types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    rows = con.execute(f"SELECT CAST(event_id AS VARCHAR), value_decimal FROM {source}").fetchall()
+    rows = con.execute(f"SELECT event_pseudonym, value_decimal FROM {source}").fetchall()
     return {
         "types": types,
-        "value_decimal": {event_id: text_of_decimal(value) for event_id, value in rows},
+        "value_decimal": {pseudonym: text_of_decimal(value) for pseudonym, value in rows},
         "rows": len(rows),
     }
 
 
+def polars_view(dataset_dir: pathlib.Path) -> dict:
+    # A scan of the whole directory takes its schema from the first file; files of different
+    # versions are concatenated by column name instead, with nulls where a file lacks a column.
+    frames = [pl.scan_parquet(f) for f in sorted(dataset_dir.rglob("*.parquet"))]
+    frame = pl.concat(frames, how="diagonal_relaxed").collect()
+    return {
+        "types": {name: str(kind) for name, kind in frame.schema.items()},
+        "value_decimal": {
+            pseudonym: text_of_decimal(value)
+            for pseudonym, value in frame.select("event_pseudonym", "value_decimal").iter_rows()
+        },
+        "rows": frame.height,
+    }
+
+
+def spark_view(dataset_dir: pathlib.Path) -> dict:
+    from pyspark.sql import SparkSession
+
+    with tempfile.TemporaryDirectory(prefix="sluice-spark-") as scratch:
+        spark = (
+            SparkSession.builder.master("local[2]")
+            .appName("sluice-evolved-reader")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.memory", "512m")
+            # Quick to start and light on a small machine: no optimising JIT compiler, a serial GC.
+            .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.warehouse.dir", os.path.join(scratch, "warehouse"))
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        try:
+            # Without mergeSchema Spark takes one file's schema and drops columns the others add.
+            frame = spark.read.option("mergeSchema", "true").parquet(str(dataset_dir))
+            rows = frame.select("event_pseudonym", "value_decimal").collect()
+            return {
+                "types": {field.name: field.dataType.simpleString() for field in frame.schema.fields},
+                "value_decimal": {pseudonym: text_of_decimal(value) for pseudonym, value in rows},
+                "rows": len(rows),
+            }
+        finally:
+            spark.stop()
+
+
+READERS = {"pyarrow": pyarrow_view, "duckdb": duckdb_view, "polars": polars_view, "spark": spark_view}
+
+
 def main() -> None:
     dataset_dir = pathlib.Path(sys.argv[1])
-    json.dump({"pyarrow": pyarrow_view(dataset_dir), "duckdb": duckdb_view(dataset_dir)}, sys.stdout, indent=1)
+    readers = sys.argv[2:] or list(READERS)
+    # Only the JSON goes to stdout (the JVM Spark starts inherits this process's stdout).
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    json.dump({reader: READERS[reader](dataset_dir) for reader in readers}, out, indent=1)
+    out.close()
 
 
 if __name__ == "__main__":
