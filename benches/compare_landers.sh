@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Compares the CPU two sluice binaries spend landing the same events: one broker is loaded once,
+# then each binary lands every clinical event for each purpose with `sluice land
+# --until-caught-up` (a fresh consumer group and lake each time), in alternating rounds so that
+# the machine's drift hits both alike. Prints user+system CPU seconds and microseconds per event
+# for every run, then the median per binary and purpose and the ratio NEW / BASE.
+#
+# Usage: benches/compare_landers.sh BASE_BINARY NEW_BINARY [EVENTS] [ROUNDS] [PURPOSES]
+#   EVENTS    clinical events to load (default 300000; patients are a tenth of that)
+#   ROUNDS    rounds of (BASE, NEW) per purpose (default 3)
+#   PURPOSES  comma-separated (default research,planning)
+# Needs the Tansu broker (infra/install-broker.sh) and GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base=$(realpath "$1")
+new=$(realpath "$2")
+events=${3:-300000}
+rounds=${4:-3}
+IFS=, read -r -a purposes <<<"${5:-research,planning}"
+[ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 2; }
+
+eval "$(bash infra/start-broker.sh)"
+work=$(mktemp -d)
+trap 'kill "$SLUICE_BROKER_PID" 2>/dev/null || true; rm -rf "$SLUICE_BROKER_DIR" "$work"' EXIT
+export SLUICE_BROKERS
+"$new" topics apply >/dev/null
+"$new" keys generate --purpose "$(IFS=,; echo "${purposes[*]}")" --out "$work/keys.toml" >/dev/null
+export SLUICE_KEYS_FILE="$work/keys.toml"
+echo "loading $events events"
+"$new" produce synthetic --events "$events" --patients $((events / 10)) >/dev/null
+
+results="$work/results"
+for round in $(seq 1 "$rounds"); do
+  for purpose in "${purposes[@]}"; do
+    for which in base new; do
+      binary=$base
+      [ "$which" = new ] && binary=$new
+      run="$which-$purpose-$round"
+      /usr/bin/time -f "%U %S" -o "$work/$run.time" \
+        "$binary" land --until-caught-up --purpose "$purpose" --group-id "compare-$run" \
+        --lake "$work/lake-$run" >"$work/$run.out" 2>"$work/$run.log"
+      read -r user system <"$work/$run.time"
+      cpu=$(echo "$user + $system" | bc -l)
+      printf '%s %s %s %.2f %.3f\n' "$which" "$purpose" "$round" "$cpu" "$(echo "$cpu * 1000000 / $events" | bc -l)" |
+        tee -a "$results"
+      rm -rf "$work/lake-$run"
+    done
+  done
+done
+
+echo
+echo "median CPU seconds (and microseconds per event) over $rounds rounds, $events events:"
+for purpose in "${purposes[@]}"; do
+  median() { awk -v w="$1" -v p="$purpose" '$1 == w && $2 == p { print $4 }' "$results" | sort -n |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+  b=$(median base)
+  n=$(median new)
+  printf '%s: base %.2f s (%.2f us/event), new %.2f s (%.2f us/event), new / base = %.3f\n' "$purpose" \
+    "$b" "$(echo "$b * 1000000 / $events" | bc -l)" "$n" "$(echo "$n * 1000000 / $events" | bc -l)" \
+    "$(echo "$n / $b" | bc -l)"
+done
