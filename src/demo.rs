@@ -319,6 +319,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             file: Some(options.lake_dir.join("_lineage").join("openlineage.jsonl")),
             ..LineageConfig::default()
         },
+        reviewed_consent_records: Vec::new(),
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
     let setups = setups_from_builtin(&options.keys)?;

@@ -355,8 +355,21 @@ struct LandArgs {
     /// run instead of a service).
     #[arg(long)]
     until_caught_up: bool,
+    /// A consent record, as PARTITION:OFFSET of the consent topic, that can be read neither as
+    /// a change nor for the patient its key names, and that has been reviewed (repeatable).
+    /// Without it such a record stops the lander, since it may have been anybody's opt-out.
+    #[arg(long = "reviewed-consent-record", value_parser = parse_record_position)]
+    reviewed_consent_records: Vec<(i32, i64)>,
     #[command(flatten)]
     broker: BrokerArgs,
+}
+
+/// `PARTITION:OFFSET` of a record on a topic.
+fn parse_record_position(text: &str) -> Result<(i32, i64), String> {
+    let (partition, offset) = text.split_once(':').ok_or("expected PARTITION:OFFSET, e.g. 3:1042")?;
+    let partition = partition.trim().parse().map_err(|_| format!("`{partition}` is not a partition number"))?;
+    let offset = offset.trim().parse().map_err(|_| format!("`{offset}` is not an offset"))?;
+    Ok((partition, offset))
 }
 
 #[derive(Subcommand)]
@@ -781,6 +794,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         audit_log: None,
         audit_topic: topics.audit().map(str::to_owned),
         lineage: LineageConfig { file: args.lineage_file, url: args.lineage_url, ..LineageConfig::default() },
+        reviewed_consent_records: args.reviewed_consent_records,
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;

@@ -61,8 +61,19 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     ];
     let producer: FutureProducer = client.create().unwrap();
     for (topic, payload) in &poison {
-        producer.send(FutureRecord::<(), _>::to(topic).payload(payload), Duration::from_secs(5)).await.unwrap();
+        // The consent record keeps its key, which names its patient: the lander holds them back.
+        let key = if *topic == "clinical.consent" { bad_consent.key.as_str() } else { "" };
+        producer.send(FutureRecord::to(topic).payload(payload).key(key), Duration::from_secs(5)).await.unwrap();
     }
+    // Events of the patient the unreadable consent record names: whatever else they decided,
+    // each is now withheld because that record could not be read.
+    let held = source
+        .clinical_events()
+        .filter(|e| {
+            let patient = source.patient(e.truth.patient);
+            bad_consent.key.starts_with(&patient.nhs_number.digits()) && e.truth.nhs_number_sent
+        })
+        .count() as u64;
 
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["research".to_owned()];
@@ -71,6 +82,8 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
 
     assert_eq!(report.dead_lettered, 5);
     assert_eq!(report.consent_dead_lettered, 1);
+    assert!(held > 0, "the held patient has events to withhold");
+    assert_eq!(report.withheld["research"].get("consent_unreadable").copied().unwrap_or(0), held, "{report:?}");
     assert_eq!(report.consumed_total(), good.total() + 5);
     assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
     assert!(report.landed["research"] > 150);
@@ -161,7 +174,7 @@ fn field_text(record: &Value, name: &str) -> Option<String> {
 /// tombstone), and what the reason it is dead-lettered with must say.
 struct Poison {
     topic: &'static str,
-    key: Option<&'static str>,
+    key: Option<String>,
     payload: Option<Vec<u8>>,
     reason: String,
 }
@@ -224,8 +237,15 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
     let too_short = "message of 0 bytes is too short for single-object framing".to_owned();
     let poison = vec![
         Poison { topic: "clinical.adt", key: None, payload: Some(Vec::new()), reason: too_short.clone() },
-        Poison { topic: "clinical.diagnosis", key: Some("tombstone"), payload: None, reason: too_short.clone() },
-        Poison { topic: "clinical.consent", key: Some("tombstone"), payload: None, reason: too_short },
+        Poison { topic: "clinical.diagnosis", key: Some("tombstone".into()), payload: None, reason: too_short.clone() },
+        // A tombstone on the consent topic deletes the record under its key when the broker
+        // compacts: until then nobody knows what it replaced, so its patient is held back.
+        Poison {
+            topic: "clinical.consent",
+            key: Some(format!("{nhs_number}:NATIONAL_DATA_OPT_OUT")),
+            payload: None,
+            reason: too_short,
+        },
         Poison {
             topic: "clinical.adt",
             key: None,
@@ -268,7 +288,7 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
     for Poison { topic, key, payload, .. } in &poison {
         let mut record = FutureRecord::<str, [u8]>::to(topic);
         if let Some(key) = key {
-            record = record.key(key);
+            record = record.key(key.as_str());
         }
         if let Some(payload) = payload {
             record = record.payload(payload);
@@ -287,6 +307,13 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
     assert_eq!(report.consumed_total(), good.total() + clinical_poison);
     assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
     assert!(report.landed["research"] > 150, "{:?}", report.landed);
+    let held =
+        source.clinical_events().filter(|e| field_text(&e.value, "nhs_number").as_ref() == Some(&nhs_number)).count();
+    assert_eq!(
+        report.withheld["research"].get("consent_unreadable").copied().unwrap_or(0),
+        held as u64,
+        "the patient the consent tombstone names is held back: {report:?}"
+    );
 
     let dead_letters = read_topic(&client, topics.dead_letter());
     assert_eq!(dead_letters.len(), poison.len());
@@ -302,7 +329,7 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
         assert!(reason.starts_with(&expected.reason), "{reason:?} should start with {:?}", expected.reason);
         assert!(!reason.contains(&nhs_number), "a reason must not quote an NHS number: {reason}");
         assert!(reason.len() < 200, "a reason is a sentence, not a dump of the record: {reason}");
-        assert_eq!(key.as_deref(), expected.key, "the dead letter keeps the record's key");
+        assert_eq!(key.as_deref(), expected.key.as_deref(), "the dead letter keeps the record's key");
         assert!(headers.contains_key("sluice.dead_letter.source_offset"));
     }
 }
@@ -341,4 +368,58 @@ async fn refused_source_input_too_large_for_a_kafka_record_is_dead_lettered_cut_
         (whole.payload.as_slice(), whole.headers[DEAD_LETTER_REASON].as_str()),
         (small.as_slice(), "MSH-9.1: only ADT and ORU messages are accepted")
     );
+}
+
+/// A consent record that cannot be read and whose key names no patient could have been anybody's
+/// opt-out: the lander stops with an error naming where it is, before it releases anything;
+/// once someone has reviewed it, `reviewed_consent_records` lets the lander past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_consent_record_naming_no_patient_stops_the_lander_until_it_is_reviewed() {
+    use sluice_consumers::{Error, RunUntil};
+    let (_cluster, client, topics) = mock_cluster();
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 30, events: 100, ..Default::default() }).unwrap();
+    publish_source(&client, &topics, &source).await;
+    let producer: FutureProducer = client.create().unwrap();
+    let delivery = producer
+        .send(
+            FutureRecord::<str, [u8]>::to(topics.consent()).key("not a patient").payload(&garbage(40)),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let (partition, offset) = (delivery.partition, delivery.offset);
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["research".to_owned()];
+    let keys = keys::generate(&purposes);
+    let setups = builtin_setups(&keys);
+    let land = |config: sluice_consumers::LanderConfig| {
+        let (client, setups) = (client.clone(), setups.clone());
+        async move {
+            let targets = high_watermarks(&client, &config.clinical_topics);
+            let (_targets, targets) = tokio::sync::watch::channel(Some(targets));
+            let (_shutdown, shutdown) = tokio::sync::watch::channel(false);
+            let until = RunUntil::CaughtUp(targets);
+            sluice_consumers::run(&client, &config, &setups, Catalogue::embedded(), until, shutdown, |_| {}).await
+        }
+    };
+    let config = lander_config(lake.path(), &purposes, "unreadable-consent-test", &topics);
+    let error = land(config.clone()).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::ConsentRecordWithoutPatient { partition: p, offset: o, .. } if (*p, *o) == (partition, offset)),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(message.contains(&format!("--reviewed-consent-record {partition}:{offset}")), "{message}");
+    assert!(parquet_files(lake.path()).is_empty(), "nothing landed before the record was reviewed");
+
+    let reviewed = sluice_consumers::LanderConfig { reviewed_consent_records: vec![(partition, offset)], ..config };
+    let report = land(reviewed).await.unwrap();
+    assert_eq!(report.consent_dead_lettered, 1);
+    assert!(report.landed["research"] > 50, "{report:?}");
+    assert_eq!(report.withheld["research"].get("consent_unreadable"), None, "nobody is held");
+    let audit = std::fs::read_to_string(lake.path().join("_audit/audit.jsonl")).unwrap();
+    let record = audit.lines().find(|l| l.contains("\"kind\":\"consent_unreadable\"")).expect("audited");
+    assert!(record.contains("\"patient_held\":false"), "{record}");
 }

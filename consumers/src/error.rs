@@ -152,6 +152,26 @@ pub enum Error {
         purpose: String,
     },
 
+    /// A consent record could be read neither as a change nor for the patient its Kafka key
+    /// names, so nobody knows whose decision it was. Landing stops rather than guess; once the
+    /// record has been reviewed, `reviewed_consent_records` (`--reviewed-consent-record
+    /// PARTITION:OFFSET`) lets the lander past it.
+    #[error(
+        "consent record at partition {partition}, offset {offset} of `{topic}` cannot be read ({reason}) and its key \
+         names no patient, so whose decision it holds is unknown; landing stops rather than release anybody's data. \
+         Review it (it is on the dead-letter topic), then pass --reviewed-consent-record {partition}:{offset}"
+    )]
+    ConsentRecordWithoutPatient {
+        /// The consent topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// Why it could not be read (never a value from it).
+        reason: String,
+    },
+
     /// Two purposes were given keys with the same secret (the message names purposes and key
     /// ids, never the secret).
     #[error("{0}")]

@@ -220,12 +220,14 @@ fn operations(page: &mut String, model: &ReportModel) {
     let ops = &model.operations;
     let _ = write!(
         page,
-        r#"<section id="operations"><h2>Other records</h2><table><thead><tr><th>Record</th><th>Count</th></tr></thead><tbody><tr><td>Erasure runs</td>{}</tr><tr><td>Rows erased</td>{}</tr><tr><td>Compaction runs</td>{}</tr><tr><td>Withdrawals of uncommitted files</td>{}</tr><tr><td>Log repairs after a crash</td>{}</tr>"#,
+        r#"<section id="operations"><h2>Other records</h2><table><thead><tr><th>Record</th><th>Count</th></tr></thead><tbody><tr><td>Erasure runs</td>{}</tr><tr><td>Rows erased</td>{}</tr><tr><td>Compaction runs</td>{}</tr><tr><td>Withdrawals of uncommitted files</td>{}</tr><tr><td>Log repairs after a crash</td>{}</tr><tr><td>Consent records that could not be read</td>{}</tr><tr><td>Patients held back by them (at the latest)</td>{}</tr>"#,
         cell(ops.erasures),
         cell(ops.rows_erased),
         cell(ops.compactions),
         cell(ops.withdrawals),
         cell(ops.recoveries),
+        cell(ops.unreadable_consent_records),
+        cell(ops.patients_held),
     );
     for (kind, count) in &ops.other_kinds {
         let _ = write!(

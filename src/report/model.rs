@@ -109,6 +109,10 @@ pub struct Operations {
     pub withdrawals: u64,
     /// Repairs of the log after a crash.
     pub recoveries: u64,
+    /// Consent records that could not be read (each holds back the patient its key names).
+    pub unreadable_consent_records: u64,
+    /// Patients held back by unreadable consent records, as of the latest such record.
+    pub patients_held: u64,
     /// Records of kinds this report does not know, by kind (shown, not interpreted).
     pub other_kinds: BTreeMap<String, u64>,
 }
@@ -228,6 +232,10 @@ pub fn build(records: &[Value], subjects: &BTreeMap<String, String>, status: Aud
             "compaction" => model.operations.compactions += 1,
             "withdrawal" => model.operations.withdrawals += 1,
             "recovery" => model.operations.recoveries += 1,
+            "consent_unreadable" => {
+                model.operations.unreadable_consent_records += 1;
+                model.operations.patients_held = number(&event["patients_held"]);
+            }
             other => *model.operations.other_kinds.entry(other.to_owned()).or_default() += 1,
         }
     }
@@ -279,6 +287,8 @@ mod tests {
             landing("2026-11-25T11:00:00.000Z", "clinical.unknown", "planning", json!({}), 98, "planning@v1"),
             json!({"sequence": 3, "recorded_at": "2026-11-25T12:00:00.000Z", "event": {"kind": "erasure", "rows_removed": 4}}),
             json!({"sequence": 4, "recorded_at": "2026-11-25T13:00:00.000Z", "event": {"kind": "start", "lander": "a"}}),
+            json!({"sequence": 5, "recorded_at": "2026-11-25T12:30:00.000Z", "event": {"kind": "consent_unreadable", "partition": 2, "offset": 7, "patient_held": true, "patients_held": 1}}),
+            json!({"sequence": 6, "recorded_at": "2026-11-25T12:40:00.000Z", "event": {"kind": "consent_unreadable", "partition": 2, "offset": 9, "patient_held": true, "patients_held": 2}}),
         ];
         let model = build(&records, &subjects, AuditStatus::default());
         assert_eq!(model.days, ["2026-11-24", "2026-11-25"]);
@@ -299,6 +309,7 @@ mod tests {
         assert_eq!(research_versions[1].policy, "research@v2");
         assert_eq!((model.operations.erasures, model.operations.rows_erased), (1, 4));
         assert_eq!(model.operations.other_kinds["start"], 1);
+        assert_eq!((model.operations.unreadable_consent_records, model.operations.patients_held), (2, 2));
         assert_eq!(
             model.period.unwrap(),
             ("2026-11-24T10:00:00.000Z".to_owned(), "2026-11-25T13:00:00.000Z".to_owned())

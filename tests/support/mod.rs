@@ -75,6 +75,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         audit_log: None,
         audit_topic: None,
         lineage: Default::default(),
+        reviewed_consent_records: Vec::new(),
     }
 }
 

@@ -64,6 +64,27 @@ pub enum AuditEvent {
     Stop(StopRecord),
     /// A purpose's policy or key changed since the last start.
     ConfigurationChange(ConfigurationChangeRecord),
+    /// A consent record could not be read, and the patient its key names is held back.
+    ConsentUnreadable(ConsentUnreadableRecord),
+}
+
+/// A consent record sluice could not read. Names where it is and why, never whom it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentUnreadableRecord {
+    /// The consent topic.
+    pub topic: String,
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// Why it could not be read.
+    pub reason: String,
+    /// Whether its key named a patient, who is now held back from every purpose but direct care
+    /// until a readable record under the same key arrives; false for a record passed after
+    /// review (`reviewed_consent_records`).
+    pub patient_held: bool,
+    /// Patients held back by unreadable consent records after this one.
+    pub patients_held: u64,
 }
 
 /// One compaction run.

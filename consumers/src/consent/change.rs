@@ -33,6 +33,15 @@ pub struct ConsentChange {
     pub purposes: Vec<String>,
 }
 
+/// The patient a consent record's Kafka key names: the key is `<NHS number>:<scope>...`, as
+/// producers write it (a valid NHS number, ten digits, first). `None` for a key that does not
+/// start so.
+pub fn patient_of_record_key(key: &[u8]) -> Option<NhsNumber> {
+    let key = std::str::from_utf8(key).ok()?;
+    let (digits, _) = key.split_once(':')?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| NhsNumber::parse(digits).ok())?
+}
+
 impl ConsentChange {
     /// Reads a change from a `consent` record (any version, resolved to the newest). The error
     /// names what is wrong without quoting any value.

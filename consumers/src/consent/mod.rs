@@ -67,7 +67,12 @@
 //!    [`Purpose::name`] is in the list; an empty list means every purpose its scope covers.
 //!    A study change covers only its study, so a list there must name the study
 //!    (`study:<id>`) for the change to count.
-//! 6. An event **without a usable NHS number** cannot be matched with anybody's decisions, so it
+//! 6. A patient named (by its Kafka key) in a consent record sluice **cannot read** is withheld
+//!    from every purpose but direct care, exemptions included ([`WithholdReason::ConsentUnreadable`]),
+//!    until a readable record under the same key replaces it
+//!    ([`ConsentStore::hold_unreadable`], [`ConsentStore::readable_record`]): the record may have
+//!    been an opt-out, and the rule is to fail closed.
+//! 7. An event **without a usable NHS number** cannot be matched with anybody's decisions, so it
 //!    is withheld ([`WithholdReason::NoUsableNhsNumber`]) from every purpose that needs a check:
 //!    from every study always (dissent and consent are per patient), and from planning and
 //!    research unless every opt-out that could apply is exempted for the purpose (the National
@@ -101,7 +106,7 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 use sluice_schemas::NhsNumber;
 
-pub use change::{ConsentChange, ConsentScope};
+pub use change::{ConsentChange, ConsentScope, patient_of_record_key};
 pub use store::ConsentStore;
 
 use crate::{Error, record::RecordView};
@@ -299,6 +304,8 @@ pub enum WithholdReason {
     NoUsableNhsNumber,
     /// The study is opt-in and the patient has no consent to it in force.
     NoStudyConsent,
+    /// A consent record naming the patient could not be read, so what they decided is unknown.
+    ConsentUnreadable,
 }
 
 impl WithholdReason {
@@ -310,6 +317,7 @@ impl WithholdReason {
             WithholdReason::StudyDissent => "study_dissent",
             WithholdReason::NoUsableNhsNumber => "no_usable_nhs_number",
             WithholdReason::NoStudyConsent => "no_study_consent",
+            WithholdReason::ConsentUnreadable => "consent_unreadable",
         }
     }
 }

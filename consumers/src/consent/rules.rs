@@ -16,7 +16,8 @@ impl ConsentStore {
     /// when the event has no valid NHS number; `gp_sourced` is true when a GP practice sent it.
     ///
     /// In order: direct care is always released; an event without an NHS number is withheld
-    /// unless nothing needs checking; for a study, a dissent withholds, a consent releases, and
+    /// unless nothing needs checking; a patient named by a consent record sluice could not read
+    /// is withheld, exemptions or not (fail closed: nobody knows what the record said); for a study, a dissent withholds, a consent releases, and
     /// an opt-in study withholds without consent; then the National Data Opt-out and (for
     /// GP-sourced data) the Type 1 opt-out withhold unless the purpose is exempt from them, in
     /// which case the release lists them in `exempted`.
@@ -40,6 +41,9 @@ impl ConsentStore {
             return if nothing_to_check { RELEASE } else { Decision::Withhold(WithholdReason::NoUsableNhsNumber) };
         };
         let patient = nhs_number.as_u64();
+        if self.is_held(patient) {
+            return Decision::Withhold(WithholdReason::ConsentUnreadable);
+        }
 
         if let Some(study) = study {
             match self.in_force(patient, Scope::Study(study), purpose) {

@@ -212,6 +212,12 @@ pub struct ConsentStore {
     patients: usize,
     /// Changes applied (including superseded ones), for progress and audit.
     changes_applied: u64,
+    /// Consent records that could not be read, by their Kafka key, with the patient the key
+    /// names: each holds that patient's data back until a readable record under the same key
+    /// replaces it (as compaction would keep only the later one).
+    unreadable: HashMap<String, u64>,
+    /// Patients held by unreadable records, with how many of their keys hold them.
+    held: HashMap<u64, u32>,
 }
 
 impl ConsentStore {
@@ -288,6 +294,49 @@ impl ConsentStore {
         }
     }
 
+    /// Holds `patient` back from every purpose but direct care because the latest consent record
+    /// under `record_key` could not be read: sluice cannot tell what it said. A readable record
+    /// under the same key lifts the hold ([`Self::readable_record`]).
+    pub fn hold_unreadable(&mut self, record_key: &str, patient: sluice_schemas::NhsNumber) {
+        let patient = patient.as_u64();
+        match self.unreadable.insert(record_key.to_owned(), patient) {
+            Some(before) if before == patient => {}
+            before => {
+                if let Some(before) = before {
+                    self.release_hold(before);
+                }
+                *self.held.entry(patient).or_default() += 1;
+            }
+        }
+    }
+
+    /// A readable record arrived under `record_key`: whatever an unreadable one before it said is
+    /// replaced, so its hold is lifted.
+    pub fn readable_record(&mut self, record_key: &str) {
+        if let Some(patient) = self.unreadable.remove(record_key) {
+            self.release_hold(patient);
+        }
+    }
+
+    fn release_hold(&mut self, patient: u64) {
+        if let Entry::Occupied(mut count) = self.held.entry(patient) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+    }
+
+    /// Patients held back by unreadable consent records now.
+    pub fn held_patients(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether an unreadable consent record holds `patient` back.
+    pub(super) fn is_held(&self, patient: u64) -> bool {
+        !self.held.is_empty() && self.held.contains_key(&patient)
+    }
+
     /// The scope code of a study, given one on first sight.
     fn study_scope(&mut self, id: String) -> u32 {
         if let Some(scope) = self.studies.get(&id) {
@@ -324,6 +373,7 @@ impl fmt::Debug for ConsentStore {
             .field("studies", &self.studies.len())
             .field("purpose_lists", &self.purpose_lists.lists.len())
             .field("changes_applied", &self.changes_applied)
+            .field("unreadable_records", &self.unreadable.len())
             .field("heap_bytes", &self.heap_bytes())
             .finish()
     }

@@ -136,6 +136,12 @@ pub struct LanderConfig {
     /// lander does not emit them itself: whoever runs it does, around [`run`].
     #[serde(default)]
     pub lineage: crate::lineage::LineageConfig,
+    /// Consent records (partition and offset on the consent topic) that could be read neither
+    /// as a change nor for the patient their key names, and that someone has reviewed and let
+    /// pass. Without review such a record stops the lander
+    /// ([`crate::Error::ConsentRecordWithoutPatient`]): it may have been anybody's opt-out.
+    #[serde(default)]
+    pub reviewed_consent_records: Vec<(i32, i64)>,
 }
 
 impl LanderConfig {

@@ -21,9 +21,9 @@ use super::{
 };
 use crate::{
     Error, Result,
-    audit::{AuditEvent, AuditLog, AuditPublisher, FileRecord, WithdrawalRecord, file_record},
+    audit::{AuditEvent, AuditLog, AuditPublisher, ConsentUnreadableRecord, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentStore, Decision, Purpose, event_consent_inputs},
+    consent::{ConsentChange, ConsentStore, Decision, Purpose, event_consent_inputs, patient_of_record_key},
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
@@ -242,6 +242,10 @@ impl<'a> LandingState<'a> {
         })
     }
 
+    /// Applies one consent record. A record that cannot be read holds back the patient its key
+    /// names (every purpose but direct care) until a readable record under the same key comes,
+    /// and is dead-lettered, counted and audited; one whose key names nobody stops the lander
+    /// unless it has been reviewed ([`LanderConfig::reviewed_consent_records`]).
     pub(super) fn handle_consent(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>) -> Result<()> {
         let change =
             decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string()).and_then(|event| {
@@ -251,8 +255,11 @@ impl<'a> LandingState<'a> {
                     Err(format!("a `{}` event on the consent topic", event.reader.subject()))
                 }
             });
-        match change {
+        let reason = match change {
             Ok(change) => {
+                if let Some(key) = message.key() {
+                    self.consent.readable_record(&String::from_utf8_lossy(key));
+                }
                 let (nhs_number, deny) = (change.nhs_number, change.deny);
                 self.consent.apply(change);
                 self.report.consent_changes += 1;
@@ -266,14 +273,51 @@ impl<'a> LandingState<'a> {
                         &self.consent,
                     );
                 }
+                return Ok(());
             }
-            Err(reason) => {
-                self.dead_letter(message, &reason)?;
-                self.report.consent_dead_lettered += 1;
-                if let Some(erasures) = &mut self.erasures {
-                    erasures.note(message.partition(), message.offset(), None, &[], &self.consent);
-                }
+            Err(reason) => reason,
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        let patient = message.key().and_then(patient_of_record_key);
+        match patient {
+            Some(patient) => {
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                self.consent.hold_unreadable(&key, patient);
             }
+            None if self.config.reviewed_consent_records.contains(&(partition, offset)) => {
+                warn!(
+                    partition,
+                    offset, "consent record passed after review: unreadable, and its key names no patient"
+                );
+            }
+            None => {
+                return Err(Error::ConsentRecordWithoutPatient {
+                    topic: self.config.consent_topic.clone(),
+                    partition,
+                    offset,
+                    reason,
+                });
+            }
+        }
+        warn!(
+            partition,
+            offset,
+            reason,
+            patient_held = patient.is_some(),
+            "consent record unreadable: sent to the dead-letter topic; the patient it names is held back"
+        );
+        self.dead_letter(message, &reason)?;
+        self.report.consent_dead_lettered += 1;
+        self.audit.append(&AuditEvent::ConsentUnreadable(ConsentUnreadableRecord {
+            topic: self.config.consent_topic.clone(),
+            partition,
+            offset,
+            reason,
+            patient_held: patient.is_some(),
+            patients_held: self.consent.held_patients() as u64,
+        }))?;
+        if let Some(erasures) = &mut self.erasures {
+            erasures.note(partition, offset, None, &[], &self.consent);
         }
         Ok(())
     }

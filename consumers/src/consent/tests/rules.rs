@@ -214,3 +214,51 @@ fn events_without_a_usable_nhs_number_are_withheld_unless_nothing_needs_checking
         assert_eq!(no_number(&s("S1"), &rules, false), withheld, "a study always needs the patient");
     }
 }
+
+#[test]
+fn an_unreadable_record_holds_its_patient_from_every_purpose_but_direct_care_until_a_readable_one_replaces_it() {
+    let key = format!("{DIGITS}:NATIONAL_DATA_OPT_OUT");
+    let mut store = store_with([]);
+    store.hold_unreadable(&key, patient());
+    assert_eq!(store.held_patients(), 1);
+    let purposes = [Purpose::Planning, Purpose::Research, s("S1")];
+    // Fail closed: no exemption and no study consent releases what nobody could read.
+    for rules in [PurposeRules::default(), exempt(&[NDOO, TYPE_1]), opt_in()] {
+        for purpose in &purposes {
+            assert_eq!(
+                store.decide(purpose, &rules, Some(patient()), false),
+                withhold(WithholdReason::ConsentUnreadable),
+                "{purpose}"
+            );
+        }
+        assert_eq!(store.decide(&Purpose::DirectCare, &rules, Some(patient()), true), RELEASE);
+    }
+    store.apply(change(study("S1"), false, 10));
+    assert_eq!(store.decide(&s("S1"), &opt_in(), Some(patient()), false), withhold(WithholdReason::ConsentUnreadable));
+    assert_eq!(store.decide(&Purpose::Research, &PurposeRules::default(), Some(nth_patient(1)), false), RELEASE);
+
+    // Held under two keys: both must be replaced. The same key again counts once.
+    let study_key = format!("{DIGITS}:STUDY:S1");
+    store.hold_unreadable(&study_key, patient());
+    store.hold_unreadable(&study_key, patient());
+    store.readable_record(&key);
+    assert_eq!(
+        store.decide(&Purpose::Research, &PurposeRules::default(), Some(patient()), false),
+        withhold(WithholdReason::ConsentUnreadable)
+    );
+    store.readable_record(&study_key);
+    assert_eq!(store.held_patients(), 0);
+    assert_eq!(store.decide(&Purpose::Research, &PurposeRules::default(), Some(patient()), false), RELEASE);
+    store.readable_record(&study_key);
+    assert_eq!(store.held_patients(), 0, "a key with nothing held lifts nothing");
+}
+
+#[test]
+fn the_patient_of_a_consent_record_key_is_its_leading_nhs_number() {
+    assert_eq!(patient_of_record_key(format!("{DIGITS}:TYPE_1_OPT_OUT").as_bytes()), Some(patient()));
+    assert_eq!(patient_of_record_key(format!("{DIGITS}:STUDY:IRAS-1").as_bytes()), Some(patient()));
+    for key in ["tombstone", "", "9434765918:NATIONAL_DATA_OPT_OUT", "943476591:X", "943 476 5919:X", "9434765919"] {
+        assert_eq!(patient_of_record_key(key.as_bytes()), None, "{key}");
+    }
+    assert_eq!(patient_of_record_key(&[0xff, b':']), None);
+}
