@@ -307,7 +307,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         idle_flush_secs: 2,
         max_batch_messages: sluice_consumers::lander::DEFAULT_MAX_BATCH_MESSAGES,
         consent_load_timeout_secs: 60,
-        erase_on_opt_out: false,
+        erase_on_opt_out: true,
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: 300,

@@ -332,9 +332,11 @@ struct LandArgs {
     /// policies of direct-care, planning and research; a study always needs a file).
     #[arg(long)]
     policies: Option<PathBuf>,
-    /// Also erase a patient's already landed rows when a later opt-out withholds them.
+    /// Keep rows already landed when their patient later opts out (only stop later releases).
+    /// By default a later opt-out or dissent erases them, except for purposes whose policy says
+    /// `keep_landed_rows_on_opt_out = "<reason>"`.
     #[arg(long)]
-    erase_on_opt_out: bool,
+    keep_landed_rows_on_opt_out: bool,
     /// Seconds after a source partition's first unlanded event after which its files are
     /// written anyway (files also roll at 250,000 rows or 128 MiB per partition).
     #[arg(long, default_value_t = 300)]
@@ -786,7 +788,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         idle_flush_secs: args.idle_flush_secs,
         max_batch_messages: sluice_consumers::lander::DEFAULT_MAX_BATCH_MESSAGES,
         consent_load_timeout_secs: 60,
-        erase_on_opt_out: args.erase_on_opt_out,
+        erase_on_opt_out: !args.keep_landed_rows_on_opt_out,
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: args.max_file_age_secs,

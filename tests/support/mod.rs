@@ -67,7 +67,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         // Small batches, so that tests of rolling and of stopping part-way see several.
         max_batch_messages: 2_000,
         consent_load_timeout_secs: 30,
-        erase_on_opt_out: false,
+        erase_on_opt_out: true,
         max_file_rows: 250_000,
         max_file_bytes: 128 << 20,
         max_file_age_secs: 300,

@@ -244,6 +244,12 @@ pub struct PurposeRules {
     /// Opt-outs that do not apply to this purpose, each with its legal basis.
     #[serde(default)]
     pub exemptions: Vec<Exemption>,
+    /// Why rows already landed for this purpose stay when their patient later opts out. By
+    /// default a later opt-out or dissent erases them (recall); a purpose keeps them only when
+    /// its policy says so and why, e.g. a reference to the legal basis or the data access
+    /// agreement. `None`: rows are recalled.
+    #[serde(default)]
+    pub keep_landed_rows_on_opt_out: Option<String>,
 }
 
 impl PurposeRules {

@@ -28,6 +28,29 @@ impl ConsentStore {
         nhs_number: Option<NhsNumber>,
         gp_sourced: bool,
     ) -> Decision {
+        self.decide_checking(purpose, rules, nhs_number, gp_sourced, true)
+    }
+
+    /// [`Self::decide`] as if no unreadable record held anybody back: what the readable
+    /// consent says. Erasure asks this, because a hold withholds but must not recall rows.
+    pub fn decide_without_holds(
+        &self,
+        purpose: &Purpose,
+        rules: &PurposeRules,
+        nhs_number: Option<NhsNumber>,
+        gp_sourced: bool,
+    ) -> Decision {
+        self.decide_checking(purpose, rules, nhs_number, gp_sourced, false)
+    }
+
+    fn decide_checking(
+        &self,
+        purpose: &Purpose,
+        rules: &PurposeRules,
+        nhs_number: Option<NhsNumber>,
+        gp_sourced: bool,
+        holds: bool,
+    ) -> Decision {
         let study = match purpose {
             Purpose::DirectCare => return RELEASE,
             Purpose::Planning | Purpose::Research => None,
@@ -41,7 +64,7 @@ impl ConsentStore {
             return if nothing_to_check { RELEASE } else { Decision::Withhold(WithholdReason::NoUsableNhsNumber) };
         };
         let patient = nhs_number.as_u64();
-        if self.is_held(patient) {
+        if holds && self.is_held(patient) {
             return Decision::Withhold(WithholdReason::ConsentUnreadable);
         }
 

@@ -81,6 +81,13 @@ impl Barrier<'_, '_> {
         let deadline = started + self.timeout;
         block(|| self.consent_reader.read_to(ends, self.decoder, state, deadline))?;
         let consent_read = started.elapsed();
+        if state.owes_erasures() {
+            // Opt-outs just read recall rows released before them: land and erase now, before
+            // this batch, so that what is erased is exactly what was released before the
+            // opt-out was known, and rows released under it (a Type 1 patient's rows from
+            // outside general practice, say) are not erased with them.
+            state.checkpoint(self.consumer, None).await?;
+        }
         let revoked = apply_revocations(self.consumer, state);
         batch.retain(|m| !is_revoked(&revoked, m));
         // Partitions lost at a checkpoint inside this batch: the rest of their events are left

@@ -161,8 +161,9 @@ impl LandingState<'_> {
 
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
             let lake = self.config.lake_dir.clone();
-            let (storage, audit) = (&self.storage, &mut self.audit);
-            let erased = block(|| erasures.run(&lake, storage, audit))?;
+            let (storage, audit, consent) = (&self.storage, &mut self.audit, &self.consent);
+            let purposes: Vec<_> = self.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
+            let erased = block(|| erasures.run(&lake, storage, audit, &purposes, consent))?;
             self.report.erased_rows += erased;
         }
 

@@ -122,8 +122,10 @@ pub struct LanderConfig {
     pub consent_load_timeout_secs: u64,
     /// Whether an opt-out or dissent read after a patient's rows were landed also removes those
     /// rows from the landed files of the purposes it now withholds them from (see
-    /// [`crate::erase`]). Without it, a later opt-out only stops later releases.
-    #[serde(default)]
+    /// [`crate::erase`]), except purposes whose policy keeps them
+    /// (`keep_landed_rows_on_opt_out`). On by default: recall is what patients are promised.
+    /// Without it, a later opt-out only stops later releases.
+    #[serde(default = "default_erase_on_opt_out")]
     pub erase_on_opt_out: bool,
     /// Topic the audit trail is copied to for governance (see [`crate::audit::AuditPublisher`]);
     /// none when not given.
@@ -157,6 +159,10 @@ impl LanderConfig {
     pub fn audit_log_path(&self) -> PathBuf {
         self.audit_log.clone().unwrap_or_else(|| self.lake_dir.join("_audit").join("audit.jsonl"))
     }
+}
+
+fn default_erase_on_opt_out() -> bool {
+    true
 }
 
 fn default_group_id() -> String {

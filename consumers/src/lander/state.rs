@@ -264,14 +264,7 @@ impl<'a> LandingState<'a> {
                 self.consent.apply(change);
                 self.report.consent_changes += 1;
                 if let Some(erasures) = &mut self.erasures {
-                    let purposes: Vec<_> = self.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
-                    erasures.note(
-                        message.partition(),
-                        message.offset(),
-                        deny.then_some(nhs_number),
-                        &purposes,
-                        &self.consent,
-                    );
+                    erasures.note(message.partition(), message.offset(), deny.then_some(nhs_number));
                 }
                 return Ok(());
             }
@@ -317,7 +310,7 @@ impl<'a> LandingState<'a> {
             patients_held: self.consent.held_patients() as u64,
         }))?;
         if let Some(erasures) = &mut self.erasures {
-            erasures.note(partition, offset, None, &[], &self.consent);
+            erasures.note(partition, offset, None);
         }
         Ok(())
     }
@@ -631,6 +624,11 @@ impl<'a> LandingState<'a> {
             }
         }
         due
+    }
+
+    /// Whether opt-outs read since the last checkpoint owe erasures.
+    pub(super) fn owes_erasures(&self) -> bool {
+        self.erasures.as_ref().is_some_and(OptOutErasures::has_work)
     }
 
     /// Whether a checkpoint has anything to do: consumed offsets to commit or erasures owed.

@@ -177,6 +177,12 @@ impl Policy {
             .map(|(subject, fields)| (subject, fields.into_iter().map(|(field, entry)| (field, entry.0)).collect()))
             .collect();
         check_one_shift(&subjects).map_err(invalid)?;
+        if file.consent.keep_landed_rows_on_opt_out.as_deref().is_some_and(|reason| reason.trim().is_empty()) {
+            return Err(invalid(
+                "`[consent] keep_landed_rows_on_opt_out` must say why this purpose keeps rows after an opt-out"
+                    .to_owned(),
+            ));
+        }
         Ok(Policy {
             name: file.name,
             version: file.version,

@@ -509,3 +509,16 @@ fn plans_name_the_patient_pseudonym_column_erasure_searches() {
     let dropped = Policy::from_toml(&text, "test").unwrap();
     assert_eq!(dropped.plan(latest("adt")).unwrap().patient_pseudonym_column(), None);
 }
+
+#[test]
+fn keeping_landed_rows_after_an_opt_out_needs_a_reason() {
+    let text = std::fs::read_to_string(policies_dir().join("research.toml")).unwrap();
+    let keeping = |reason: &str| {
+        text.replace("exemptions = []", &format!("exemptions = []\nkeep_landed_rows_on_opt_out = \"{reason}\""))
+    };
+    let policy = Policy::from_toml(&keeping("DARS agreement DARS-NIC-123456"), "t").unwrap();
+    assert_eq!(policy.rules().keep_landed_rows_on_opt_out.as_deref(), Some("DARS agreement DARS-NIC-123456"));
+    assert_eq!(Policy::builtin("research").unwrap().rules().keep_landed_rows_on_opt_out, None, "recall by default");
+    let error = Policy::from_toml(&keeping("  "), "t").unwrap_err().to_string();
+    assert!(error.contains("must say why"), "{error}");
+}
