@@ -82,11 +82,15 @@
 //!
 //! # Order of changes
 //!
-//! For each patient and scope (National Data Opt-out, Type 1 opt-out, or one study) the change
-//! with the latest `effective_at` is in force; a change older than it is ignored. At equal
-//! effective times a DENY wins over a PERMIT, and two changes with the same decision combine
-//! their purpose lists (an unlimited list absorbs the rest). This is a join of the changes, so
-//! replaying the compacted consent topic in any order rebuilds the same state.
+//! For each patient, scope (National Data Opt-out, Type 1 opt-out, or one study) and **purpose**,
+//! the change with the latest `effective_at` among those that cover the purpose is in force; at
+//! equal effective times a DENY wins over a PERMIT, and two changes with the same time and
+//! decision combine their purpose lists. A change limited to some purposes therefore decides for
+//! those purposes only: an unlimited opt-out followed by a withdrawal for research alone still
+//! withholds from planning. The decision depends only on the set of changes, so replaying the
+//! compacted consent topic in any order rebuilds the same state (the table in
+//! `docs/GOVERNANCE.md`, "How changes combine over time", is tested row by row in every order of
+//! arrival).
 //!
 //! # Size
 //!

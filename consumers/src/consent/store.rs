@@ -1,5 +1,5 @@
-//! The consent store: the change in force for every (patient, scope), kept compact enough for
-//! the millions of opt-outs England holds.
+//! The consent store: the changes in force for every (patient, scope), per purpose, kept
+//! compact enough for the millions of opt-outs England holds.
 //!
 //! # Layout
 //!
@@ -14,7 +14,14 @@
 //!   `u32` holding the DENY flag in its top bit and the id of an interned purpose list below it,
 //!   0 meaning "every purpose the scope covers".
 //!
-//! A slot is therefore 20 bytes, plus one control byte of the standard library's SwissTable. At
+//! A slot is therefore 20 bytes, plus one control byte of the standard library's SwissTable.
+//!
+//! Most (patient, scope) pairs only ever need one change: the latest. Where changes are limited
+//! to some purposes, an older change can still decide for a purpose the later ones do not name
+//! (an unlimited opt-out, then a withdrawal for research only: planning is still opted out). Those
+//! older changes are kept beside the slot, in a small second table ([`ConsentStore`]'s
+//! `earlier`), and a change is dropped only when it can never decide again: when every purpose it
+//! covers is covered by a change that beats it. At
 //! its load factor of 7/8 and with a power-of-two number of slots, a million patients take about
 //! 44 bytes each. [`ConsentStore::with_capacity`] sizes the table once for the number of changes
 //! the lander is about to read, so it does not double (and briefly hold both copies) while
@@ -199,8 +206,11 @@ impl PurposeLists {
 /// Its `Debug` output shows counts and sizes only, never an NHS number.
 #[derive(Default)]
 pub struct ConsentStore {
-    /// The change in force per (patient, scope): the one table that grows with the population.
+    /// The latest change per (patient, scope): the one table that grows with the population.
     in_force: HashMap<Key, InForce>,
+    /// Older changes of a (patient, scope) that can still decide for some purpose, because the
+    /// later ones are limited to other purposes: empty for almost every patient.
+    earlier: HashMap<Key, Vec<InForce>>,
     /// Study ids, each with its scope code (from [`FIRST_STUDY`] up).
     studies: HashMap<String, u32>,
     /// The purpose lists that changes are limited to.
@@ -253,11 +263,13 @@ impl ConsentStore {
             + self.studies.keys().map(String::capacity).sum::<usize>()
             + self.purpose_lists.heap_bytes()
             + table_bytes::<u64>(self.study_patients.capacity())
+            + table_bytes::<(Key, Vec<InForce>)>(self.earlier.capacity())
+            + self.earlier.values().map(|v| v.capacity() * size_of::<InForce>()).sum::<usize>()
     }
 
-    /// Applies one change. A change older than the one in force for the same patient and scope
-    /// is ignored; at equal effective times a DENY wins, and two changes with the same decision
-    /// combine their purpose lists.
+    /// Applies one change. It is kept while it can still decide for some purpose: until every
+    /// purpose it covers is covered by a later change (or one as late that is a DENY where it is a
+    /// PERMIT). Two changes with the same time and decision combine their purpose lists.
     ///
     /// # Panics
     ///
@@ -277,10 +289,17 @@ impl ConsentStore {
         let known = (scope != NATIONAL && self.in_force.contains_key(&Key::new(patient, NATIONAL)))
             || (scope != TYPE_1 && self.in_force.contains_key(&Key::new(patient, TYPE_1)))
             || self.study_patients.contains(&patient);
-        match self.in_force.entry(Key::new(patient, scope)) {
+        let key = Key::new(patient, scope);
+        match self.in_force.entry(key) {
             Entry::Occupied(mut slot) => {
-                let joined = join(*slot.get(), incoming, &mut self.purpose_lists);
-                slot.insert(joined);
+                let mut changes = self.earlier.remove(&key).unwrap_or_default();
+                changes.push(*slot.get());
+                changes.push(incoming);
+                let mut kept = deciding(changes, &mut self.purpose_lists);
+                slot.insert(kept.remove(0));
+                if !kept.is_empty() {
+                    self.earlier.insert(key, kept);
+                }
             }
             Entry::Vacant(slot) => {
                 slot.insert(incoming);
@@ -351,17 +370,23 @@ impl ConsentStore {
         scope
     }
 
-    /// The decision in force for a patient and scope that applies to `purpose`: `Some(true)`
-    /// for a DENY, `Some(false)` for a PERMIT, `None` when there is none or its purpose list
-    /// leaves `purpose` out.
+    /// The decision in force for a patient and scope that applies to `purpose`: the latest
+    /// change that covers the purpose (a DENY winning a tie). `Some(true)` for a DENY,
+    /// `Some(false)` for a PERMIT, `None` when no change covers it.
     pub(super) fn in_force(&self, patient: u64, scope: Scope<'_>, purpose: &Purpose) -> Option<bool> {
         let scope = match scope {
             Scope::National => NATIONAL,
             Scope::Type1 => TYPE_1,
             Scope::Study(id) => *self.studies.get(id)?,
         };
-        let in_force = self.in_force.get(&Key::new(patient, scope))?;
-        self.purpose_lists.covers(in_force.purposes(), purpose).then(|| in_force.deny())
+        let key = Key::new(patient, scope);
+        let latest = self.in_force.get(&key)?;
+        let covers = |change: &&InForce| self.purpose_lists.covers(change.purposes(), purpose);
+        if let Some(latest) = Some(latest).filter(covers) {
+            // Kept changes are sorted, so the latest one decides when it covers the purpose.
+            return Some(latest.deny());
+        }
+        self.earlier.get(&key)?.iter().find(covers).map(|change| change.deny())
     }
 }
 
@@ -370,6 +395,7 @@ impl fmt::Debug for ConsentStore {
         f.debug_struct("ConsentStore")
             .field("patients", &self.patients)
             .field("in_force", &self.in_force.len())
+            .field("with_earlier_changes", &self.earlier.len())
             .field("studies", &self.studies.len())
             .field("purpose_lists", &self.purpose_lists.lists.len())
             .field("changes_applied", &self.changes_applied)
@@ -379,25 +405,44 @@ impl fmt::Debug for ConsentStore {
     }
 }
 
-/// The change in force after `incoming` meets `current`: the later one; at the same time a DENY
-/// over a PERMIT; at the same time and decision, one change with both purpose lists. This is a
-/// join (commutative, associative, idempotent), so the order of application does not matter.
-fn join(current: InForce, incoming: InForce, lists: &mut PurposeLists) -> InForce {
-    let at = current.effective_at();
-    match incoming.effective_at().cmp(&at) {
-        std::cmp::Ordering::Greater => incoming,
-        std::cmp::Ordering::Less => current,
-        std::cmp::Ordering::Equal if incoming.deny() != current.deny() => {
-            if incoming.deny() {
-                incoming
-            } else {
-                current
+/// Whether `a` beats `b` for a purpose both cover: it is later, or as late and a DENY where `b`
+/// is a PERMIT.
+fn beats(a: InForce, b: InForce) -> bool {
+    (a.effective_at(), a.deny()) > (b.effective_at(), b.deny())
+}
+
+/// The changes of one (patient, scope) that can still decide for some purpose, latest first (a
+/// DENY before a PERMIT at the same time). Changes of the same time and decision become one with
+/// both purpose lists; a change is dropped when every purpose it covers is covered by a change
+/// that beats it. The decision for a purpose is the first kept change that covers it, whatever
+/// order the changes came in: the kept set depends only on the set of changes.
+fn deciding(changes: Vec<InForce>, lists: &mut PurposeLists) -> Vec<InForce> {
+    let mut merged: Vec<InForce> = Vec::with_capacity(changes.len());
+    for change in changes {
+        match merged.iter_mut().find(|m| (m.effective_at(), m.deny()) == (change.effective_at(), change.deny())) {
+            Some(same) => {
+                *same = InForce::new(same.effective_at(), same.deny(), lists.union(same.purposes(), change.purposes()))
             }
-        }
-        std::cmp::Ordering::Equal => {
-            InForce::new(at, current.deny(), lists.union(current.purposes(), incoming.purposes()))
+            None => merged.push(change),
         }
     }
+    merged.sort_by_key(|m| std::cmp::Reverse((m.effective_at(), m.deny())));
+    let mut kept: Vec<InForce> = Vec::with_capacity(merged.len());
+    for change in merged {
+        // Everything kept so far beats this change; it still decides for a purpose none of them covers.
+        let covered = if change.purposes() == ALL_PURPOSES {
+            kept.iter().any(|k| k.purposes() == ALL_PURPOSES)
+        } else {
+            lists.names(change.purposes()).iter().all(|name| {
+                kept.iter().any(|k| k.purposes() == ALL_PURPOSES || lists.names(k.purposes()).contains(name))
+            })
+        };
+        debug_assert!(kept.iter().all(|k| beats(*k, change)));
+        if !covered {
+            kept.push(change);
+        }
+    }
+    kept
 }
 
 /// Heap bytes of a standard-library hash table of `T` entries with room for `capacity`: a

@@ -3,6 +3,7 @@
 
 mod rules;
 mod store;
+mod table;
 
 use sluice_schemas::NhsNumber;
 

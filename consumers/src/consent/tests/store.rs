@@ -202,3 +202,37 @@ proptest! {
         prop_assert_eq!(in_order.patients(), reordered.patients());
     }
 }
+
+proptest! {
+    /// For every patient, scope and purpose, the store's decision is the one of the latest
+    /// change that covers the purpose (a DENY winning a tie), computed here from all changes
+    /// without the store: purpose-limited changes and withdrawals decide only what they name.
+    #[test]
+    fn each_purpose_follows_the_latest_change_that_covers_it(
+        changes in proptest::collection::vec((0u64..2, 0u8..4, any::<bool>(), 0i64..6, 0u8..4), 1..14),
+    ) {
+        use crate::consent::store::Scope;
+        let changes: Vec<ConsentChange> = changes.into_iter().map(generated_change).collect();
+        let store = store_with(changes.clone());
+        let purposes = [Purpose::Planning, Purpose::Research, s("S1"), s("S2"), s("S3")];
+        let scopes = [
+            (ConsentScope::NationalDataOptOut, Scope::National),
+            (ConsentScope::Type1OptOut, Scope::Type1),
+            (study("S1"), Scope::Study("S1")),
+            (study("S2"), Scope::Study("S2")),
+        ];
+        for who in 0..2 {
+            for (scope, asked) in &scopes {
+                for purpose in &purposes {
+                    let expected = changes
+                        .iter()
+                        .filter(|c| c.nhs_number == nth_patient(who) && &c.scope == scope)
+                        .filter(|c| c.purposes.is_empty() || c.purposes.iter().any(|name| purpose.is_named(name)))
+                        .max_by_key(|c| (c.effective_at, c.deny))
+                        .map(|c| c.deny);
+                    prop_assert_eq!(store.in_force(nth_patient(who).as_u64(), *asked, purpose), expected, "{} {:?}", purpose, scope);
+                }
+            }
+        }
+    }
+}
