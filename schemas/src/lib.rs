@@ -57,6 +57,7 @@
 mod catalogue;
 mod codec;
 pub mod compatibility;
+mod consent_key;
 mod error;
 mod framing;
 mod nhs_number;
@@ -64,6 +65,7 @@ mod sensitivity;
 
 pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
 pub use codec::{DecodedEvent, Decoder, Encoder};
+pub use consent_key::consent_record_key;
 pub use error::{Error, Result};
 pub use framing::{Framing, WriterSchemaRef};
 pub use nhs_number::{InvalidNhsNumber, NhsNumber};

@@ -72,6 +72,25 @@ impl ConsentChange {
         Ok(ConsentChange { nhs_number, scope, deny, effective_at, purposes })
     }
 
+    /// The Kafka key a consent record holding this change must have
+    /// ([`sluice_schemas::consent_record_key`]): the whole change, so that compacting the
+    /// consent topic never drops a change.
+    pub fn record_key(&self) -> String {
+        let (scope, study) = match &self.scope {
+            ConsentScope::NationalDataOptOut => ("NATIONAL_DATA_OPT_OUT", None),
+            ConsentScope::Type1OptOut => ("TYPE_1_OPT_OUT", None),
+            ConsentScope::Study(id) => ("STUDY", Some(id.as_str())),
+        };
+        sluice_schemas::consent_record_key(
+            &self.nhs_number.digits(),
+            scope,
+            study,
+            self.deny,
+            self.effective_at,
+            &self.purposes,
+        )
+    }
+
     /// Whether the change withdraws release: it is a DENY (an opt-out or a study dissent) rather
     /// than a PERMIT (the withdrawal of an opt-out, or a consent to a study).
     pub fn withdraws_release(&self) -> bool {

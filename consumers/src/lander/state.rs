@@ -247,12 +247,24 @@ impl<'a> LandingState<'a> {
     /// and is dead-lettered, counted and audited; one whose key names nobody stops the lander
     /// unless it has been reviewed ([`LanderConfig::reviewed_consent_records`]).
     pub(super) fn handle_consent(&mut self, decoder: &Decoder<'_>, message: &BorrowedMessage<'_>) -> Result<()> {
-        let change =
-            decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string()).and_then(|event| {
+        let change = decoder
+            .decode(message.payload().unwrap_or_default())
+            .map_err(|e| e.to_string())
+            .and_then(|event| {
                 if event.reader.subject() == subjects::CONSENT {
                     ConsentChange::from_record(&event.value)
                 } else {
                     Err(format!("a `{}` event on the consent topic", event.reader.subject()))
+                }
+            })
+            .and_then(|change| {
+                // A key that is not the whole change could be compacted away by another record's.
+                if message.key() == Some(change.record_key().as_bytes()) {
+                    Ok(change)
+                } else {
+                    Err("the record's key is not the key of the change it holds, so compacting the consent topic could \
+                         drop it"
+                        .to_owned())
                 }
             });
         let reason = match change {

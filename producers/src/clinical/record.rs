@@ -90,10 +90,15 @@ impl ClinicalEvent {
                     ConsentScope::Type1OptOut => ((1, "TYPE_1_OPT_OUT"), None),
                     ConsentScope::Study(study) => ((2, "STUDY"), Some(study)),
                 };
-                let key = match &study_id {
-                    Some(study) => format!("{}:{}:{study}", event.nhs_number.digits(), scope.1),
-                    None => format!("{}:{}", event.nhs_number.digits(), scope.1),
-                };
+                // The whole change, so that compacting the consent topic keeps every change.
+                let key = sluice_schemas::consent_record_key(
+                    &event.nhs_number.digits(),
+                    scope.1,
+                    study_id.as_deref(),
+                    event.deny,
+                    event.effective_at.timestamp_micros(),
+                    &event.purposes,
+                );
                 let decision = if event.deny { (1, "DENY") } else { (0, "PERMIT") };
                 let value = Value::Record(vec![
                     field("event_id", Value::Uuid(event.event_id)),

@@ -300,8 +300,15 @@ fn consent_change(
     SyntheticEvent {
         subject: subjects::CONSENT,
         version: 1,
-        // The consent topic is compacted on this key: the latest change per patient and scope survives.
-        key: format!("{}:{}", patient.nhs_number.digits(), scope.1),
+        // The whole change: the consent topic is compacted on its key, and no change may be lost.
+        key: sluice_schemas::consent_record_key(
+            &patient.nhs_number.digits(),
+            scope.1,
+            None,
+            decision.0 == 1,
+            effective_at,
+            &[],
+        ),
         value: Value::Record(vec![
             field("event_id", Value::Uuid(event_id)),
             field("effective_at", Value::TimestampMicros(effective_at)),
