@@ -182,3 +182,88 @@ async fn releases_under_an_exemption_are_counted_and_audited_with_their_legal_ba
     }
     assert_eq!(audited, held_back, "every release under the exemption is in the audit trail");
 }
+
+/// A dissent from a study, sent as subject JSON lines with the study id spelt three ways, is the
+/// study's dissent: the patient's data is withheld from the study (`study:iras 312456` in
+/// configuration is the same study) and still released for research. Consent naming a study the
+/// lander does not serve is reported, so a misspelt study policy is noticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_reported() {
+    use sluice_consumers::{keyring::KeyRing, lander::PurposeSetup, policy::Policy};
+    use sluice_producers::{Origin, headers::TraceContext, subject_json::parse_subject_line};
+    let (_cluster, client, topics) = mock_cluster();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let source = source(0.0);
+    publisher.publish_all(source.clinical_events(), |_| {}).await.unwrap();
+    let mut per_patient: HashMap<u32, usize> = HashMap::new();
+    for event in source.clinical_events() {
+        *per_patient.entry(event.truth.patient).or_default() += 1;
+    }
+    let (&dissenting, &events_of_patient) = per_patient.iter().max_by_key(|(index, n)| (**n, **index)).unwrap();
+    let nhs_number = source.patient(dissenting).nhs_number.digits();
+    let line = |study: &str, purposes: &str, at: &str| {
+        format!(
+            r#"{{"subject": "consent", "version": 1, "record": {{"event_id": "{}", "effective_at": "{at}", "recorded_at": "{at}", "source_organisation": "X26", "nhs_number": "{nhs_number}", "scope": "STUDY", "study_id": "{study}", "decision": "DENY", "purposes": {purposes}}}}}"#,
+            uuid::Uuid::new_v4()
+        )
+    };
+    let lines = [
+        line("IRAS 312456", "[]", "2025-06-01T00:00:00Z"),
+        line("iras-312456", r#"["study:IRAS ID: 312456"]"#, "2025-06-02T00:00:00Z"),
+        line("IRAS ID: 312456", r#"["study:iras 312456"]"#, "2025-06-03T00:00:00Z"),
+        line("ISRCTN 12345678", "[]", "2025-06-04T00:00:00Z"),
+    ];
+    let trace = TraceContext::new_root();
+    for text in &lines {
+        let event = parse_subject_line(text.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap();
+        let record = event.into_record();
+        let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+        publisher.publish_records(&[record], origin).await.unwrap();
+    }
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes = vec!["study:iras 312456".to_owned(), "research".to_owned()];
+    let keys = keys::generate(&["study:IRAS-312456".to_owned(), "research".to_owned()]);
+    let research_policy =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/research.toml"))
+            .unwrap();
+    let study_policy = research_policy
+        .replace("purpose = \"research\"", "purpose = \"study:IRAS 312456\"")
+        .replace("name = \"research\"", "name = \"iras-312456\"");
+    let mut setups = std::collections::BTreeMap::new();
+    setups.insert(
+        "study:IRAS-312456".to_owned(),
+        PurposeSetup {
+            policy: Policy::from_toml(&study_policy, "study.toml").unwrap(),
+            keys: KeyRing::single(keys["study:IRAS-312456"].clone()),
+        },
+    );
+    setups.insert(
+        "research".to_owned(),
+        PurposeSetup { policy: Policy::builtin("research").unwrap(), keys: KeyRing::single(keys["research"].clone()) },
+    );
+    let config = lander_config(lake.path(), &purposes, "study-test", &topics);
+    let (_targets, targets) = watch::channel(Some(high_watermarks(&client, &config.clinical_topics)));
+    let (_shutdown, shutdown) = watch::channel(false);
+    let report = sluice_consumers::run(
+        &client,
+        &config,
+        &setups,
+        Catalogue::embedded(),
+        RunUntil::CaughtUp(targets),
+        shutdown,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.consent_changes, 4);
+    assert_eq!(report.withheld["study:IRAS-312456"]["study_dissent"], events_of_patient as u64, "{report:?}");
+    assert_eq!(
+        report.withheld.get("research").map(|w| w.values().sum::<u64>()).unwrap_or(0),
+        0,
+        "research is not the study"
+    );
+    assert_eq!(report.landed["research"], source.config().events);
+    assert_eq!(report.consent_for_unserved_studies, std::collections::BTreeSet::from(["ISRCTN12345678".to_owned()]));
+}

@@ -62,6 +62,7 @@ mod error;
 mod framing;
 mod nhs_number;
 mod sensitivity;
+mod study_id;
 
 pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
 pub use codec::{DecodedEvent, Decoder, Encoder};
@@ -70,6 +71,7 @@ pub use error::{Error, Result};
 pub use framing::{Framing, WriterSchemaRef};
 pub use nhs_number::{InvalidNhsNumber, NhsNumber};
 pub use sensitivity::Sensitivity;
+pub use study_id::{InvalidStudyId, MAX_STUDY_ID_LEN, StudyId};
 
 /// Re-exported so that users of this crate build and read values with the same Avro version.
 pub use apache_avro;

@@ -1,8 +1,9 @@
 //! One change read from the consent topic, and what it is about.
 
 use apache_avro::types::Value;
-use sluice_schemas::NhsNumber;
+use sluice_schemas::{NhsNumber, StudyId};
 
+use super::Purpose;
 use crate::record::RecordView;
 
 /// What a consent change is about.
@@ -54,12 +55,14 @@ impl ConsentChange {
         let scope = match view.enum_symbol("scope") {
             Some("NATIONAL_DATA_OPT_OUT") => ConsentScope::NationalDataOptOut,
             Some("TYPE_1_OPT_OUT") => ConsentScope::Type1OptOut,
-            Some("STUDY") => ConsentScope::Study(
-                view.string("study_id")
+            Some("STUDY") => {
+                let id = view
+                    .string("study_id")
                     .filter(|id| !id.is_empty())
-                    .ok_or("a STUDY consent change needs a study_id")?
-                    .to_owned(),
-            ),
+                    .ok_or("a STUDY consent change needs a study_id")?;
+                let id = StudyId::parse(id).map_err(|_| "the study_id of a consent change is not a study id")?;
+                ConsentScope::Study(id.into_string())
+            }
             _ => return Err("consent change has an unknown scope".to_owned()),
         };
         let deny = match view.enum_symbol("decision") {
@@ -68,7 +71,20 @@ impl ConsentChange {
             _ => return Err("consent change has an unknown decision".to_owned()),
         };
         let effective_at = view.timestamp_micros("effective_at").ok_or("consent change has no effective_at")?;
-        let purposes = view.string_array("purposes").unwrap_or_default();
+        // Purposes in their canonical names, so that `study:iras 312456` names `study:IRAS-312456`.
+        let purposes = view
+            .string_array("purposes")
+            .unwrap_or_default()
+            .iter()
+            .map(|name| name.parse::<Purpose>().map(|purpose| purpose.name()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "a consent change names a purpose sluice does not know".to_owned())?;
+        if let ConsentScope::Study(id) = &scope
+            && !purposes.is_empty()
+            && !purposes.iter().any(|name| name.strip_prefix("study:") == Some(id.as_str()))
+        {
+            return Err("a study consent change limited to purposes must name its own study among them".to_owned());
+        }
         Ok(ConsentChange { nhs_number, scope, deny, effective_at, purposes })
     }
 

@@ -169,10 +169,9 @@ impl FromStr for Purpose {
             "direct-care" => Ok(Purpose::DirectCare),
             "planning" => Ok(Purpose::Planning),
             "research" => Ok(Purpose::Research),
-            _ => match text.strip_prefix("study:") {
-                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
-                    Ok(Purpose::Study(id.to_owned()))
-                }
+            // A study in its canonical spelling: `study:iras 312456` is `study:IRAS-312456`.
+            _ => match text.strip_prefix("study:").map(sluice_schemas::StudyId::parse) {
+                Some(Ok(id)) => Ok(Purpose::Study(id.into_string())),
                 _ => Err(Error::UnknownPurpose(text.to_owned())),
             },
         }

@@ -346,6 +346,11 @@ impl ConsentStore {
         }
     }
 
+    /// The ids of every study some consent change names.
+    pub fn study_ids(&self) -> impl Iterator<Item = &str> {
+        self.studies.keys().map(String::as_str)
+    }
+
     /// Patients held back by unreadable consent records now.
     pub fn held_patients(&self) -> usize {
         self.held.len()

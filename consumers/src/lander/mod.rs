@@ -245,6 +245,30 @@ pub async fn run(
     }
 }
 
+/// Says which studies the lander serves and records (warning when it serves any) the studies
+/// consent records name that it does not: a dissent under a study id spelt otherwise than in
+/// the study's policy would never apply.
+fn note_studies(state: &mut LandingState<'_>) {
+    let served: Vec<String> = state
+        .purposes
+        .iter()
+        .filter_map(|p| match &p.purpose {
+            crate::consent::Purpose::Study(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let unserved: std::collections::BTreeSet<String> =
+        state.consent.study_ids().filter(|id| !served.iter().any(|s| s == id)).map(str::to_owned).collect();
+    info!(studies = ?served, "studies served");
+    if !served.is_empty() && !unserved.is_empty() {
+        tracing::warn!(
+            studies = ?unserved,
+            "consent records name studies this lander does not serve: check each study policy's purpose id"
+        );
+    }
+    state.report.consent_for_unserved_studies = unserved;
+}
+
 async fn land(
     client: &ClientConfig,
     config: &LanderConfig,
@@ -266,6 +290,7 @@ async fn land(
     if let Some(erasures) = &mut state.erasures {
         erasures.after_initial_load()?;
     }
+    note_studies(&mut state);
 
     let consumer: LanderConsumer = consumer_config(client, &config.group_id)
         .create_with_context(LanderContext::default())

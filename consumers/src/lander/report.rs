@@ -28,6 +28,9 @@ pub struct LandingReport {
     pub skipped_offsets: u64,
     /// Files written, in order.
     pub files: Vec<LandedFile>,
+    /// Studies the consent topic names that this lander lands for no purpose: a study id spelt
+    /// differently in a policy and in consent records would otherwise go unnoticed.
+    pub consent_for_unserved_studies: std::collections::BTreeSet<String>,
 }
 
 impl LandingReport {
@@ -47,6 +50,7 @@ impl LandingReport {
         self.consent_changes += other.consent_changes;
         self.skipped_offsets += other.skipped_offsets;
         self.files.extend(other.files);
+        self.consent_for_unserved_studies.extend(other.consent_for_unserved_studies);
     }
 
     /// All clinical messages consumed.

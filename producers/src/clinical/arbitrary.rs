@@ -235,22 +235,23 @@ fn diagnosis() -> impl Strategy<Value = ClinicalEvent> {
 }
 
 fn consent() -> impl Strategy<Value = ClinicalEvent> {
+    // Study ids and purposes in canonical spellings, a study change limited to purposes naming
+    // its own study: what every adapter publishes (`validate::canonical_consent`).
+    let study = "[A-Z0-9][A-Z0-9._-]{0,15}".prop_map(|id| sluice_schemas::StudyId::parse(&id).unwrap().into_string());
     let scope = prop_oneof![
         Just(ConsentScope::NationalDataOptOut),
         Just(ConsentScope::Type1OptOut),
-        required_text().prop_map(ConsentScope::Study),
+        study.prop_map(ConsentScope::Study),
     ];
-    (
-        any::<u128>(),
-        timestamp(),
-        timestamp(),
-        ods_code(),
-        nhs_number(),
-        scope,
-        any::<bool>(),
-        proptest::collection::vec(required_text(), 0..4),
-    )
-        .prop_map(|(id, effective_at, recorded_at, source_organisation, nhs_number, scope, deny, purposes)| {
+    let purposes = proptest::sample::subsequence(vec!["direct-care", "planning", "research"], 0..=3);
+    (any::<u128>(), timestamp(), timestamp(), ods_code(), nhs_number(), scope, any::<bool>(), purposes).prop_map(
+        |(id, effective_at, recorded_at, source_organisation, nhs_number, scope, deny, purposes)| {
+            let mut purposes: Vec<String> = purposes.into_iter().map(str::to_owned).collect();
+            if let ConsentScope::Study(id) = &scope
+                && !purposes.is_empty()
+            {
+                purposes.push(format!("study:{id}"));
+            }
             ClinicalEvent::Consent(ConsentEvent {
                 event_id: Uuid::from_u128(id),
                 effective_at,
@@ -261,5 +262,6 @@ fn consent() -> impl Strategy<Value = ClinicalEvent> {
                 deny,
                 purposes,
             })
-        })
+        },
+    )
 }

@@ -156,6 +156,7 @@ impl ClinicalEvent {
                     Value::String(text) => nhs_number(text)?,
                     _ => return Err(ValidationError::new("nhs_number", Problem::Unreadable("string"))),
                 };
+                let (scope, purposes) = super::validate::canonical_consent(scope, purposes)?;
                 Ok(ClinicalEvent::Consent(ConsentEvent {
                     event_id: record.uuid("event_id")?,
                     effective_at: record.timestamp("effective_at")?,
@@ -587,12 +588,28 @@ mod tests {
             recorded_at: DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
             source_organisation: "X26".into(),
             nhs_number: NhsNumber::parse("9434765919").unwrap(),
-            scope: ConsentScope::Study("IRAS123456".into()),
+            scope: ConsentScope::Study("IRAS-123456".into()),
             deny: true,
-            purposes: vec!["research".into()],
+            purposes: vec!["study:IRAS-123456".into()],
         });
         let record = consent.clone().into_record().value;
-        assert_eq!(ClinicalEvent::from_record("consent", &record), Ok(consent));
+        assert_eq!(ClinicalEvent::from_record("consent", &record), Ok(consent.clone()));
+
+        // Other spellings of the study id and purposes come out canonical; a study change
+        // limited to purposes that leave its own study out is refused.
+        let mut spelled = record.clone();
+        *field_mut(&mut spelled, "study_id") = Value::Union(1, Box::new(Value::String("iras 123456".into())));
+        *field_mut(&mut spelled, "purposes") = Value::Array(vec![Value::String("study:IRAS ID: 123456".into())]);
+        assert_eq!(ClinicalEvent::from_record("consent", &spelled), Ok(consent));
+        let mut elsewhere = record.clone();
+        *field_mut(&mut elsewhere, "purposes") = Value::Array(vec![Value::String("research".into())]);
+        assert_eq!(
+            ClinicalEvent::from_record("consent", &elsewhere),
+            Err(ValidationError::new("purposes", Problem::OwnStudyMissing))
+        );
+        let mut unknown = record.clone();
+        *field_mut(&mut unknown, "purposes") = Value::Array(vec![Value::String("marketing".into())]);
+        assert_eq!(ClinicalEvent::from_record("consent", &unknown).unwrap_err().field, "purposes");
 
         let mut national = record.clone();
         *field_mut(&mut national, "scope") = Value::Enum(0, "NATIONAL_DATA_OPT_OUT".into());

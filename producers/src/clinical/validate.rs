@@ -50,6 +50,57 @@ pub enum Problem {
     /// Text that is too long or contains control characters.
     #[error("is longer than {0} characters or contains control characters")]
     BadText(usize),
+    /// Not a study id (the inner error says what is accepted).
+    #[error("{0}")]
+    StudyId(#[from] sluice_schemas::InvalidStudyId),
+    /// A study change limited to purposes that leave its own study out: it would never apply.
+    #[error("must name the change's own study (study:<id>) when it limits a study change to purposes")]
+    OwnStudyMissing,
+}
+
+/// A consent change's study id and purposes in their canonical spellings (`IRAS 312456` becomes
+/// `IRAS-312456`, `study:iras 312456` becomes `study:IRAS-312456`), or why they are refused: a
+/// study id that is none, a purpose sluice does not know, or a study change limited to
+/// purposes that leave its own study out. Every adapter maps consent changes through this.
+pub fn canonical_consent(
+    scope: super::ConsentScope,
+    purposes: Vec<String>,
+) -> Result<(super::ConsentScope, Vec<String>), ValidationError> {
+    use super::ConsentScope;
+    let scope = match scope {
+        ConsentScope::Study(id) => ConsentScope::Study(
+            sluice_schemas::StudyId::parse(&id).map_err(|e| ValidationError::new("study_id", e.into()))?.into_string(),
+        ),
+        other => other,
+    };
+    let mut canonical: Vec<String> = Vec::with_capacity(purposes.len());
+    for purpose in purposes {
+        let name = match purpose.as_str() {
+            "direct-care" | "planning" | "research" => purpose,
+            other => match other.strip_prefix("study:") {
+                Some(id) => format!(
+                    "study:{}",
+                    sluice_schemas::StudyId::parse(id).map_err(|e| ValidationError::new("purposes", e.into()))?
+                ),
+                None => {
+                    return Err(ValidationError::new(
+                        "purposes",
+                        Problem::NotAllowed("direct-care, planning, research and study:<id>"),
+                    ));
+                }
+            },
+        };
+        if !canonical.contains(&name) {
+            canonical.push(name);
+        }
+    }
+    if let ConsentScope::Study(id) = &scope
+        && !canonical.is_empty()
+        && !canonical.iter().any(|name| name.strip_prefix("study:") == Some(id.as_str()))
+    {
+        return Err(ValidationError::new("purposes", Problem::OwnStudyMissing));
+    }
+    Ok((scope, canonical))
 }
 
 /// Longest text accepted in any field; longer is a sign of a mapping error upstream.
@@ -118,11 +169,10 @@ impl ClinicalEvent {
                 timestamp("effective_at", event.effective_at, now)?;
                 timestamp("recorded_at", event.recorded_at, now)?;
                 ods_code("source_organisation", &event.source_organisation)?;
-                if let super::ConsentScope::Study(study) = &event.scope {
-                    required_text("study_id", study)?;
-                }
-                for purpose in &event.purposes {
-                    required_text("purposes", purpose)?;
+                // Only canonical spellings reach Kafka: a lander matches study ids exactly.
+                let (scope, purposes) = canonical_consent(event.scope.clone(), event.purposes.clone())?;
+                if scope != event.scope || purposes != event.purposes {
+                    return Err(ValidationError::new("study_id", Problem::NotAllowed("canonical study ids")));
                 }
                 Ok(())
             }

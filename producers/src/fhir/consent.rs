@@ -24,9 +24,29 @@ const SLUICE_PURPOSE: &str = "urn:sluice:purpose";
 const UNSUPPORTED_PROVISION_ELEMENTS: [&str; 7] =
     ["provision", "actor", "data", "dataPeriod", "class", "code", "securityLabel"];
 
-/// A study id: ASCII letters, digits, `-`, `_` and `.`.
-fn is_study_id(id: &str) -> bool {
-    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+/// The canonical study id of the text after `study:` in a URI or code, percent-decoded first
+/// (`urn:sluice:policy:study:IRAS%20312456` is IRAS-312456); the error says what is accepted.
+fn study_id(encoded: &str, at: &str) -> Result<sluice_schemas::StudyId, FhirError> {
+    let refused = |reason: String| FhirError::unprocessable(IssueType::CodeInvalid, at, reason);
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+            let decoded = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(decoded) = decoded else {
+                return Err(refused("a study id has a '%' not followed by two hex digits".to_owned()));
+            };
+            bytes.push(decoded);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| refused("a study id is not UTF-8 once percent-decoded".to_owned()))?;
+    sluice_schemas::StudyId::parse(&text).map_err(|error| refused(format!("the study id {error}")))
 }
 
 /// A Consent: one `consent` event.
@@ -154,15 +174,7 @@ fn scope(resource: &Object) -> Result<ConsentScope, FhirError> {
             Some(NATIONAL_DATA_OPT_OUT) => ConsentScope::NationalDataOptOut,
             Some(TYPE_1_OPT_OUT) => ConsentScope::Type1OptOut,
             Some(uri) if uri.starts_with(STUDY_PREFIX) => {
-                let id = &uri[STUDY_PREFIX.len()..];
-                if !is_study_id(id) {
-                    return Err(FhirError::unprocessable(
-                        IssueType::CodeInvalid,
-                        AT,
-                        "a study id has only ASCII letters, digits, '-', '_' and '.'",
-                    ));
-                }
-                ConsentScope::Study(id.to_owned())
+                ConsentScope::Study(study_id(&uri[STUDY_PREFIX.len()..], AT)?.into_string())
             }
             _ => continue,
         };
@@ -193,11 +205,13 @@ fn purposes(provision: &Object) -> Result<Vec<String>, FhirError> {
     for item in objects(provision, "purpose", "Consent.provision")? {
         let purpose = coding(item, AT)?;
         let name = match (purpose.system, purpose.code) {
-            (Some(ACT_REASON), Some("TREAT")) => "direct-care",
-            (Some(ACT_REASON), Some("HOPERAT")) => "planning",
-            (Some(ACT_REASON), Some("HRESCH")) => "research",
-            (Some(SLUICE_PURPOSE), Some(code @ ("direct-care" | "planning" | "research"))) => code,
-            (Some(SLUICE_PURPOSE), Some(code)) if code.strip_prefix("study:").is_some_and(is_study_id) => code,
+            (Some(ACT_REASON), Some("TREAT")) => "direct-care".to_owned(),
+            (Some(ACT_REASON), Some("HOPERAT")) => "planning".to_owned(),
+            (Some(ACT_REASON), Some("HRESCH")) => "research".to_owned(),
+            (Some(SLUICE_PURPOSE), Some(code @ ("direct-care" | "planning" | "research"))) => code.to_owned(),
+            (Some(SLUICE_PURPOSE), Some(code)) if code.starts_with("study:") => {
+                format!("study:{}", study_id(&code["study:".len()..], AT)?)
+            }
             _ => {
                 return Err(FhirError::unprocessable(
                     IssueType::CodeInvalid,
@@ -207,8 +221,8 @@ fn purposes(provision: &Object) -> Result<Vec<String>, FhirError> {
                 ));
             }
         };
-        if !purposes.iter().any(|known| known == name) {
-            purposes.push(name.to_owned());
+        if !purposes.contains(&name) {
+            purposes.push(name);
         }
     }
     Ok(purposes)

@@ -103,10 +103,11 @@
 //! {"subject": "diagnosis", "version": 1, "record": {"event_id": "c3a1e7d2-9b4f-4d6a-b2e8-7f1c0a5d3b94", "occurred_at": "2026-03-16T09:00:00Z", "recorded_at": "2026-03-16T11:45:00Z", "source_organisation": "RR8", "source_system": "CODING", "nhs_number": "9990000018", "local_patient_id": "H1234567", "date_of_birth": "1970-03-14", "code_system": "ICD10", "code": "E11.9", "display": "Type 2 diabetes mellitus without complications", "is_primary": true, "onset_date": "2019-06-01"}}
 //! ```
 //!
-//! A dissent from one study, limited to research:
+//! A dissent from one study (its id in any accepted spelling: it is stored as `IRAS-312456`). A
+//! study change limited to purposes must name its own study among them, or it is refused:
 //!
 //! ```json
-//! {"subject": "consent", "version": 1, "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "B86001", "nhs_number": "9990000018", "scope": "STUDY", "study_id": "IRAS 312456", "decision": "DENY", "purposes": ["research"]}}
+//! {"subject": "consent", "version": 1, "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "B86001", "nhs_number": "9990000018", "scope": "STUDY", "study_id": "IRAS 312456", "decision": "DENY", "purposes": ["study:IRAS 312456"]}}
 //! ```
 //!
 //! Reading a line:

@@ -146,9 +146,9 @@ fn documented_events() -> Vec<ClinicalEvent> {
         recorded_at: at(2026, 3, 2, 10, 15, 0),
         source_organisation: "B86001".into(),
         nhs_number: test_patient(),
-        scope: ConsentScope::Study("IRAS 312456".into()),
+        scope: ConsentScope::Study("IRAS-312456".into()),
         deny: true,
-        purposes: vec!["research".into()],
+        purposes: vec!["study:IRAS-312456".into()],
     });
     vec![adt, heart_rate, blood_pressure_v1, diagnosis, consent]
 }
@@ -233,7 +233,7 @@ fn timestamps_and_dates_in_either_form_give_the_same_event() {
 
     // Absent nullable keys are null; `purposes` takes its default `[]`.
     let Ok(ClinicalEvent::Consent(consent)) =
-        parse(documented_lines()[4].replacen(r#", "purposes": ["research"]"#, "", 1).as_bytes())
+        parse(documented_lines()[4].replacen(r#", "purposes": ["study:IRAS 312456"]"#, "", 1).as_bytes())
     else {
         panic!()
     };
@@ -289,8 +289,13 @@ fn refused_lines() -> Vec<(Vec<u8>, &'static str, &'static str)> {
         (edit(r#""LS6 2QT""#, r#""QQQ QQQ""#), "record.postcode", "QQQ"),
         (edit(r#""RR8""#, r#""rr8zq""#), "record.source_organisation", "rr8zq"),
         (edit_consent(r#""STUDY""#, r#""TYPE_1_OPT_OUT""#), "record.study_id", "312456"),
-        (edit_consent(r#"["research"]"#, r#"["research", 7777]"#), "record.purposes[1]", "7777"),
-        (edit_consent(r#"["research"]"#, r#""researchZQ""#), "record.purposes", "researchZQ"),
+        (edit_consent(r#"["study:IRAS 312456"]"#, r#"["research", 7777]"#), "record.purposes[1]", "7777"),
+        (edit_consent(r#"["study:IRAS 312456"]"#, r#""researchZQ""#), "record.purposes", "researchZQ"),
+        // A study change limited to purposes that leave its own study out, an unknown purpose,
+        // and a study id that is none: refused, the field named.
+        (edit_consent(r#"["study:IRAS 312456"]"#, r#"["research"]"#), "record.purposes", "zzz"),
+        (edit_consent(r#"["study:IRAS 312456"]"#, r#"["marketingZQ"]"#), "record.purposes", "marketingZQ"),
+        (edit_consent(r#""IRAS 312456""#, r#""IRAS/312456""#), "record.study_id", "IRAS/312456"),
         (adt.as_bytes()[..adt.find("Example").unwrap() + 4].to_vec(), "", "Exam"),
         (br#"{"subject": admissionsZQ}"#.to_vec(), "", "admissionsZQ"),
         (br#"{"subject": "adt", "record": {"family_name": "Zq\xffx"}}"#.to_vec(), "", "Zq"),

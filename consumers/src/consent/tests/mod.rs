@@ -127,4 +127,8 @@ fn purposes_parse_and_print() {
     assert!("marketing".parse::<Purpose>().is_err());
     assert!("study:".parse::<Purpose>().is_err());
     assert!("study:../etc".parse::<Purpose>().is_err());
+    // One canonical spelling per study, however it is written in configuration.
+    for spelling in ["study:iras 123456", "study:IRAS ID: 123456", "study:iras-123456"] {
+        assert_eq!(spelling.parse::<Purpose>().unwrap(), Purpose::Study("IRAS-123456".to_owned()), "{spelling}");
+    }
 }

@@ -148,6 +148,24 @@ fn changes_are_read_from_consent_records() {
     let error = ConsentChange::from_record(&round_trip("9434765918", (1, "TYPE_1_OPT_OUT"), None, &[])).unwrap_err();
     assert!(!error.contains("943476591"), "{error}");
     assert!(ConsentChange::from_record(&round_trip(DIGITS, (2, "STUDY"), None, &[])).is_err());
+
+    // Study ids and purposes in any accepted spelling come out canonical.
+    let value = round_trip(DIGITS, (2, "STUDY"), Some("IRAS 123456"), &["study:iras-123456", "research"]);
+    let change = ConsentChange::from_record(&value).unwrap();
+    assert_eq!(change.scope, study("IRAS-123456"));
+    assert_eq!(change.purposes, ["study:IRAS-123456", "research"]);
+    // A study change limited to purposes that leave its own study out, an unknown purpose and a
+    // study id that is none: unreadable, with a reason.
+    for (study_id, purposes, why) in [
+        (Some("IRAS-123456"), &["research"][..], "must name its own study"),
+        (Some("IRAS-123456"), &["study:IRAS-654321"][..], "must name its own study"),
+        (None, &["researh"][..], "purpose sluice does not know"),
+        (Some("IRAS/123456"), &[][..], "not a study id"),
+    ] {
+        let scope = if study_id.is_some() { (2, "STUDY") } else { (0, "NATIONAL_DATA_OPT_OUT") };
+        let error = ConsentChange::from_record(&round_trip(DIGITS, scope, study_id, purposes)).unwrap_err();
+        assert!(error.contains(why), "{error}");
+    }
 }
 
 /// One generated change: (patient 0..2, scope 0..4, deny, effective_at, purpose list 0..4).

@@ -102,3 +102,28 @@ fn consents_that_could_widen_or_lose_a_decision_are_refused() {
         assert_eq!((error.status, error.code, error.expression.as_str()), (422, code, expression), "{error}");
     }
 }
+
+#[test]
+fn study_ids_in_any_accepted_spelling_become_one_and_a_study_consent_must_name_its_study() {
+    for uri in [
+        "urn:sluice:policy:study:IRAS%20312456",
+        "urn:sluice:policy:study:iras-312456",
+        "urn:sluice:policy:study:IRAS%20ID%3A%20312456",
+    ] {
+        let mut body = consent(uri, "active", "deny");
+        body["provision"]["purpose"] = json!([{ "system": "urn:sluice:purpose", "code": "study:iras 312456" }]);
+        let mapped = consent_of(&body);
+        assert_eq!(mapped.scope, ConsentScope::Study("IRAS-312456".into()), "{uri}");
+        assert_eq!(mapped.purposes, ["study:IRAS-312456"], "{uri}");
+    }
+    // A dissent from a study limited to research alone would never apply to the study.
+    let mut elsewhere = consent("urn:sluice:policy:study:IRAS-312456", "active", "deny");
+    elsewhere["provision"]["purpose"] =
+        json!([{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HRESCH" }]);
+    let error = refusal(&elsewhere);
+    assert_eq!(error.status, 422);
+    assert!(error.to_string().contains("must name the change's own study"), "{error}");
+    // A broken escape in the id is refused too.
+    let error = refusal(&consent("urn:sluice:policy:study:IRAS%2", "active", "deny"));
+    assert_eq!((error.status, error.code, error.expression.as_str()), (422, IssueType::CodeInvalid, "Consent.policy"));
+}
