@@ -4,7 +4,10 @@
 //! per patient and purpose. Then the consent topic is compacted as Kafka compacts (the last
 //! record of each key) into a topic of its own, and a fresh lander reading it lands exactly the
 //! rows a fresh lander reading the whole topic lands, which are the rows left in the first lake
-//! after recall.
+//! after recall. Changes bounded in time are among them: an opt-out dated a few seconds ahead
+//! (released until then, recalled after), opt-outs whose period has ended or has not; and a
+//! lander left running applies an opt-out dated ahead when its time comes, with no record
+//! arriving then.
 
 mod support;
 
@@ -110,6 +113,22 @@ fn consent_line(
     parse_subject_line(line.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap().into_record()
 }
 
+/// A National Data Opt-out from `at`, until `until` when given, as a version 2 subject-JSON line.
+fn opt_out_line(nhs_number: &str, at: &str, until: Option<&str>) -> sluice_producers::clinical::SubjectRecord {
+    let until = until.map(|u| format!(r#", "effective_until": "{u}""#)).unwrap_or_default();
+    let line = format!(
+        r#"{{"subject": "consent", "version": 2, "record": {{"event_id": "{}", "effective_at": "{at}"{until}, "recorded_at": "2025-01-01T00:00:00Z", "source_organisation": "X26", "nhs_number": "{nhs_number}", "scope": "NATIONAL_DATA_OPT_OUT", "decision": "DENY"}}}}"#,
+        uuid::Uuid::new_v4()
+    );
+    parse_subject_line(line.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap().into_record()
+}
+
+/// An RFC 3339 time `seconds` from now.
+fn seconds_from_now(seconds: i64) -> (chrono::DateTime<chrono::Utc>, String) {
+    let at = chrono::Utc::now() + chrono::TimeDelta::seconds(seconds);
+    (at, at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_real_broker() {
     let broker = Tansu::start();
@@ -141,6 +160,7 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
     let (early, late) = events.split_at(800);
     let nhs = |index: u32| source.patient(index).nhs_number.digits();
     let [unlimited, research_withdrawn, study_dissent, unreadable, lifted, late_opt_out] = [1u32, 2, 3, 4, 5, 6];
+    let [dated_ahead, period_over, period_running] = [7u32, 8, 9];
 
     // Before the events: an unlimited opt-out; an opt-out withdrawn for research only; a study
     // dissent spelt two ways; an unreadable record under a key naming a patient; and one made
@@ -190,6 +210,12 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
             .unwrap();
     }
     publish(lifted_record).await;
+    // Bounded in time: an opt-out taking effect a few seconds from now; one whose period is
+    // over (released); one whose period runs on (withheld).
+    let (ahead, ahead_text) = seconds_from_now(15);
+    publish(opt_out_line(&nhs(dated_ahead), &ahead_text, None)).await;
+    publish(opt_out_line(&nhs(period_over), "2025-01-01T00:00:00Z", Some("2025-06-01T00:00:00Z"))).await;
+    publish(opt_out_line(&nhs(period_running), "2025-01-01T00:00:00Z", Some("2099-01-01T00:00:00Z"))).await;
     publisher.publish_all(early.iter().cloned(), |_| {}).await.unwrap();
 
     let lake = tempfile::tempdir().unwrap();
@@ -197,6 +223,19 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
     let keys = keys::generate(&purposes);
     let first = land(&client, lake.path(), "over-time", &topics, &keys).await;
     assert_eq!(first.consent_dead_lettered, 2);
+    let early_events_of = |patient: u32| early.iter().filter(|e| e.truth.patient == patient).count();
+    if chrono::Utc::now() < ahead {
+        // Landed before its time: released (on a machine slow enough to land after it, the
+        // opt-out is in force already, which the expectations below cover too).
+        let landed = rows(lake.path(), &keys, &source);
+        let research = landed.get(&(dated_ahead, "research".to_owned())).copied().unwrap_or(0);
+        assert_eq!(research, early_events_of(dated_ahead), "released before the opt-out takes effect");
+    }
+    // The second landing starts after the opt-out's time: no record arrives then, and its rows
+    // are recalled all the same.
+    if let Ok(wait) = (ahead - chrono::Utc::now()).to_std() {
+        tokio::time::sleep(wait + std::time::Duration::from_millis(200)).await;
+    }
 
     // After the first landing: an opt-out recalls what was landed; a back-dated research-only
     // opt-out, older than the withdrawal, changes nothing.
@@ -220,7 +259,7 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
     let expected = |patient: u32, purpose: &str| -> usize {
         let withheld = match purpose {
             "direct-care" => false,
-            _ if patient == unlimited || patient == unreadable || patient == late_opt_out => true,
+            _ if [unlimited, unreadable, late_opt_out, dated_ahead, period_running].contains(&patient) => true,
             "research" => false,
             _ if patient == research_withdrawn => true,
             STUDY => patient == study_dissent,
@@ -235,7 +274,17 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
             assert_eq!(got, expected(patient, purpose), "patient {patient}, {purpose}");
         }
     }
-    for patient in [unlimited, research_withdrawn, study_dissent, unreadable, lifted, late_opt_out] {
+    for patient in [
+        unlimited,
+        research_withdrawn,
+        study_dissent,
+        unreadable,
+        lifted,
+        late_opt_out,
+        dated_ahead,
+        period_over,
+        period_running,
+    ] {
         assert!(events_of(patient) > 0, "patient {patient} has events");
     }
 
@@ -268,4 +317,116 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
     let full_rows = rows(from_full.path(), &keys, &source);
     assert_eq!(full_rows, rows(from_compacted.path(), &keys, &source), "compaction changed what is released");
     assert_eq!(full_rows, landed, "a fresh landing equals the recalled lake");
+}
+
+/// Rows per (patient, purpose) read while a lander may be rewriting files: `None` when a file
+/// went away under the reader (read again later).
+fn rows_now(
+    lake: &Path,
+    keys: &BTreeMap<String, PurposeKey>,
+    source: &SyntheticSource,
+) -> Option<BTreeMap<(u32, String), usize>> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rows(lake, keys, source))).ok();
+    std::panic::set_hook(hook);
+    counted
+}
+
+/// Waits up to a minute for `done` to hold of the lake's rows.
+async fn wait_for_rows(
+    lake: &Path,
+    keys: &BTreeMap<String, PurposeKey>,
+    source: &SyntheticSource,
+    what: &str,
+    done: impl Fn(&BTreeMap<(u32, String), usize>) -> bool,
+) -> BTreeMap<(u32, String), usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(rows) = rows_now(lake, keys, source).filter(|rows| done(rows)) {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_lander_applies_an_opt_out_dated_ahead_when_its_time_comes() {
+    let broker = Tansu::start();
+    let client = broker.client();
+    let topics = Topics::embedded();
+    provision::apply(&client, &topics).await.unwrap();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let trace = TraceContext::new_root();
+    let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+    let source = SyntheticSource::new(SyntheticSourceConfig {
+        patients: 20,
+        events: 400,
+        national_opt_out_share: 0.0,
+        type1_opt_out_share: 0.0,
+        withdrawn_share: 0.0,
+        missing_nhs_number_share: 0.0,
+        seed: 37,
+        ..Default::default()
+    })
+    .unwrap();
+    let events: Vec<_> = source.clinical_events().collect();
+    let (early, late) = events.split_at(200);
+    let patient = 3u32;
+    let count =
+        |events: &[sluice_producers::SyntheticEvent]| events.iter().filter(|e| e.truth.patient == patient).count();
+    assert!(count(early) > 0 && count(late) > 0, "the patient has events before and after");
+
+    let (ahead, ahead_text) = seconds_from_now(20);
+    let opt_out = opt_out_line(&source.patient(patient).nhs_number.digits(), &ahead_text, None);
+    publisher.publish_records(&[opt_out], origin).await.unwrap();
+    publisher.publish_all(early.iter().cloned(), |_| {}).await.unwrap();
+
+    let lake = tempfile::tempdir().unwrap();
+    let purposes: Vec<String> = PURPOSES.iter().map(|p| p.to_string()).collect();
+    let keys = keys::generate(&purposes);
+    let config = lander_config(lake.path(), &purposes, "running", &topics);
+    let (stop, shutdown) = watch::channel(false);
+    let setups = setups(&keys);
+    let lander = {
+        let (client, config) = (client.clone(), config.clone());
+        tokio::spawn(async move {
+            sluice_consumers::run(&client, &config, &setups, Catalogue::embedded(), RunUntil::Stopped, shutdown, |_| {})
+                .await
+        })
+    };
+    let research =
+        |rows: &BTreeMap<(u32, String), usize>| rows.get(&(patient, "research".to_owned())).copied().unwrap_or(0);
+    let direct = |rows: &BTreeMap<(u32, String), usize>| rows.keys().filter(|(_, p)| p == "direct-care").count();
+    let landed = wait_for_rows(lake.path(), &keys, &source, "the early events", |rows| {
+        rows.iter().filter(|((_, p), _)| p == "direct-care").map(|(_, n)| n).sum::<usize>() == early.len()
+    })
+    .await;
+    assert!(direct(&landed) > 0);
+    assert!(chrono::Utc::now() < ahead, "the early events landed before the opt-out's time (a slow machine?)");
+    assert_eq!(research(&landed), count(early), "released before the opt-out takes effect");
+
+    // Nothing more is published: the opt-out's time passing is what recalls the rows.
+    let recalled = wait_for_rows(lake.path(), &keys, &source, "the recall", |rows| research(rows) == 0).await;
+    assert!(chrono::Utc::now() >= ahead);
+    assert_eq!(
+        recalled.get(&(patient, "direct-care".to_owned())).copied(),
+        Some(count(early)),
+        "direct care keeps its rows"
+    );
+
+    publisher.publish_all(late.iter().cloned(), |_| {}).await.unwrap();
+    let after = wait_for_rows(lake.path(), &keys, &source, "the late events", |rows| {
+        rows.iter().filter(|((_, p), _)| p == "direct-care").map(|(_, n)| n).sum::<usize>() == events.len()
+    })
+    .await;
+    assert_eq!(research(&after), 0, "withheld once in force");
+    for purpose in ["planning", STUDY] {
+        assert_eq!(after.get(&(patient, purpose.to_owned())).copied().unwrap_or(0), 0, "{purpose}");
+    }
+    stop.send(true).unwrap();
+    let report = lander.await.unwrap().unwrap();
+    assert!(report.erased_rows >= count(early) as u64, "{report:?}");
 }

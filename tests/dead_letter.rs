@@ -36,9 +36,11 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     let truncated = adt_bytes[..adt_bytes.len() / 2].to_vec();
     let mut bad_consent = source.consent_events().next().unwrap();
     if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut bad_consent.value {
-        fields[4].1 = sluice_schemas::apache_avro::types::Value::String("1234567890".into());
+        let nhs_number = fields.iter_mut().find(|(name, _)| name == "nhs_number").unwrap();
+        nhs_number.1 = sluice_schemas::apache_avro::types::Value::String("1234567890".into());
     }
-    let bad_consent_bytes = encoder.encode(catalogue.version("consent", 1).unwrap(), &bad_consent.value).unwrap();
+    let bad_consent_bytes =
+        encoder.encode(catalogue.version("consent", bad_consent.version).unwrap(), &bad_consent.value).unwrap();
     // A laboratory result with 19 digits for its decimal(18,6) field: Avro decodes it (16 bytes
     // hold it), but it must not land rounded or truncated.
     let mut too_wide = source.clinical_events().find(|e| e.subject == "observation" && e.version == 3).unwrap();
@@ -437,7 +439,8 @@ async fn a_consent_record_under_a_key_that_does_not_name_its_change_holds_its_pa
     publish_source(&client, &topics, &source).await;
     let encoder = Encoder::new(Catalogue::embedded(), Framing::SingleObject);
     let change = source.consent_events().next().unwrap();
-    let payload = encoder.encode(Catalogue::embedded().version("consent", 1).unwrap(), &change.value).unwrap();
+    let payload =
+        encoder.encode(Catalogue::embedded().version("consent", change.version).unwrap(), &change.value).unwrap();
     let nhs_number = field_text(&change.value, "nhs_number").unwrap();
     let old_key = format!("{nhs_number}:NATIONAL_DATA_OPT_OUT");
     assert_ne!(old_key, change.key);

@@ -5,8 +5,9 @@ It does the landing job the way it is commonly written today, with confluent-kaf
 and pyarrow:
 
 1. read the compacted consent topic from its start to its end (high watermarks at start) into
-   a dict, applying changes as sluice does (latest effective_at wins; at equal times a DENY wins;
-   equal decisions merge their purpose lists);
+   a dict, resolving changes as sluice does: for each purpose, the latest change in force
+   (started, not ended) that covers it decides, a DENY winning a tie. The peer decides at the
+   time it started; it does not move its clock on as a long-running lander does;
 2. read the clinical topics from the start of each partition up to the high watermark it had at
    start;
 3. decode each message (Avro single-object encoding, or Confluent framing) with fastavro,
@@ -629,11 +630,13 @@ def plan_subject(subject, schema_json, actions, key, patient_field):
 
 
 class ConsentStore:
-    """The change in force per (NHS number, scope): (effective_at, deny, purposes or None)."""
+    """Every change per (NHS number, scope), as (effective_at, effective_until, deny, purposes or
+    None), decided at one time: when the peer started."""
 
     def __init__(self):
         self.in_force = {}
         self.changes = 0
+        self.now = (dt.datetime.now(dt.timezone.utc) - EPOCH) // dt.timedelta(microseconds=1)
 
     def apply(self, record):
         """Applies one decoded consent record; raises Dead if it is not a usable change."""
@@ -654,32 +657,36 @@ class ConsentStore:
         decision = record.get("decision")
         if decision not in ("DENY", "PERMIT"):
             raise Dead("unknown consent decision")
-        effective_at = record.get("effective_at")
+        effective_at = micros(record.get("effective_at"))
         if effective_at is None:
             raise Dead("consent change without effective_at")
-        if isinstance(effective_at, dt.datetime):
-            effective_at = (effective_at - EPOCH) // dt.timedelta(microseconds=1)
+        effective_until = micros(record.get("effective_until"))
+        if effective_until is not None and effective_until <= effective_at:
+            raise Dead("a consent change's effective_until is not after its effective_at")
         purposes = record.get("purposes") or []
-        incoming = (effective_at, decision == "DENY", frozenset(purposes) if purposes else None)
+        change = (effective_at, effective_until, decision == "DENY", frozenset(purposes) if purposes else None)
         self.changes += 1
-        current = self.in_force.get((patient, scope_key))
-        self.in_force[(patient, scope_key)] = incoming if current is None else self.join(current, incoming)
-
-    @staticmethod
-    def join(current, incoming):
-        """Later wins; at the same time DENY wins; same time and decision: union of purposes."""
-        if incoming[0] != current[0]:
-            return incoming if incoming[0] > current[0] else current
-        if incoming[1] != current[1]:
-            return incoming if incoming[1] else current
-        if current[2] is None or incoming[2] is None:
-            return (current[0], current[1], None)
-        return (current[0], current[1], current[2] | incoming[2])
+        self.in_force.setdefault((patient, scope_key), []).append(change)
 
     def denies(self, patient, scope_key, purpose):
-        """Whether a DENY covering `purpose` is in force."""
-        change = self.in_force.get((patient, scope_key))
-        return change is not None and change[1] and (change[2] is None or purpose in change[2])
+        """Whether the latest change in force now that covers `purpose` (a DENY winning a tie)
+        is a DENY."""
+        best = None
+        for at, until, deny, purposes in self.in_force.get((patient, scope_key), ()):
+            if at > self.now or (until is not None and until <= self.now):
+                continue
+            if purposes is not None and purpose not in purposes:
+                continue
+            if best is None or (at, deny) > best:
+                best = (at, deny)
+        return best is not None and best[1]
+
+
+def micros(value):
+    """A timestamp field as microseconds since the Unix epoch (fastavro may give a datetime)."""
+    if isinstance(value, dt.datetime):
+        return (value - EPOCH) // dt.timedelta(microseconds=1)
+    return value
 
 
 def decide(store, purpose, exempt, patient, gp_sourced):

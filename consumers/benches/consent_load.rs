@@ -86,7 +86,14 @@ fn nhs_numbers(count: usize) -> Vec<NhsNumber> {
 /// The change for the `index`-th patient: a National Data Opt-out, or every fifth a Type 1.
 fn opt_out(index: usize, nhs_number: NhsNumber) -> ConsentChange {
     let scope = if index % 5 == 4 { ConsentScope::Type1OptOut } else { ConsentScope::NationalDataOptOut };
-    ConsentChange { nhs_number, scope, deny: true, effective_at: EFFECTIVE_AT, purposes: Vec::new() }
+    ConsentChange {
+        nhs_number,
+        scope,
+        deny: true,
+        effective_at: EFFECTIVE_AT,
+        effective_until: None,
+        purposes: Vec::new(),
+    }
 }
 
 /// Measurement 1: applying one change per patient to a store sized for them.

@@ -150,6 +150,7 @@ impl Fixture {
                 scope,
                 deny: true,
                 effective_at: EFFECTIVE_AT,
+                effective_until: None,
                 purposes: Vec::new(),
             });
         }

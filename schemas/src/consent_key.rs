@@ -13,15 +13,20 @@
 //! use sluice_schemas::consent_record_key;
 //!
 //! let key = consent_record_key("9434765919", "STUDY", Some("IRAS-312456"), true, 1_700_000_000_000_000,
-//!     &["study:IRAS-312456".to_owned()]);
+//!     None, &["study:IRAS-312456".to_owned()]);
 //! assert_eq!(key, "9434765919:STUDY:IRAS-312456:DENY:1700000000000000:study:IRAS-312456");
 //! // The NHS number comes first: a record that cannot be read still says whose it is.
 //! assert!(key.starts_with("9434765919:"));
+//! // A time-limited change carries its end after its start.
+//! let limited = consent_record_key("9434765919", "STUDY", Some("IRAS-312456"), false, 1_700_000_000_000_000,
+//!     Some(1_800_000_000_000_000), &[]);
+//! assert_eq!(limited, "9434765919:STUDY:IRAS-312456:PERMIT:1700000000000000..1800000000000000:");
 //! ```
 
 /// The key of a consent record holding this change: `<NHS number>:<SCOPE>[:<study id>]:<DENY|PERMIT>:
-/// <effective_at in microseconds>:<purposes>`, the purposes sorted, without duplicates and
-/// joined by `,` (empty for every purpose). `scope` is the Avro enum symbol
+/// <effective_at in microseconds>[..<effective_until in microseconds>]:<purposes>`, the purposes
+/// sorted, without duplicates and joined by `,` (empty for every purpose). A change without an
+/// end has the key it had before consent records could carry one. `scope` is the Avro enum symbol
 /// (`NATIONAL_DATA_OPT_OUT`, `TYPE_1_OPT_OUT`, `STUDY`).
 pub fn consent_record_key(
     nhs_number_digits: &str,
@@ -29,6 +34,7 @@ pub fn consent_record_key(
     study_id: Option<&str>,
     deny: bool,
     effective_at_micros: i64,
+    effective_until_micros: Option<i64>,
     purposes: &[String],
 ) -> String {
     let mut purposes: Vec<&str> = purposes.iter().map(String::as_str).collect();
@@ -36,7 +42,8 @@ pub fn consent_record_key(
     purposes.dedup();
     let study = study_id.map(|id| format!(":{id}")).unwrap_or_default();
     let decision = if deny { "DENY" } else { "PERMIT" };
-    format!("{nhs_number_digits}:{scope}{study}:{decision}:{effective_at_micros}:{}", purposes.join(","))
+    let until = effective_until_micros.map(|until| format!("..{until}")).unwrap_or_default();
+    format!("{nhs_number_digits}:{scope}{study}:{decision}:{effective_at_micros}{until}:{}", purposes.join(","))
 }
 
 #[cfg(test)]
@@ -46,14 +53,15 @@ mod tests {
     #[test]
     fn keys_differ_for_every_part_of_a_change_and_ignore_the_order_of_purposes() {
         let purposes = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let base = consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 10, &[]);
+        let base = consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 10, None, &[]);
         assert_eq!(base, "9434765919:NATIONAL_DATA_OPT_OUT:DENY:10:");
         let variants = [
-            consent_record_key("9434765919", "TYPE_1_OPT_OUT", None, true, 10, &[]),
-            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, false, 10, &[]),
-            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 11, &[]),
-            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 10, &purposes(&["research"])),
-            consent_record_key("4010232137", "NATIONAL_DATA_OPT_OUT", None, true, 10, &[]),
+            consent_record_key("9434765919", "TYPE_1_OPT_OUT", None, true, 10, None, &[]),
+            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, false, 10, None, &[]),
+            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 11, None, &[]),
+            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 10, None, &purposes(&["research"])),
+            consent_record_key("4010232137", "NATIONAL_DATA_OPT_OUT", None, true, 10, None, &[]),
+            consent_record_key("9434765919", "NATIONAL_DATA_OPT_OUT", None, true, 10, Some(20), &[]),
         ];
         for variant in &variants {
             assert_ne!(variant, &base);
@@ -65,6 +73,7 @@ mod tests {
                 None,
                 true,
                 10,
+                None,
                 &purposes(&["research", "planning", "research"])
             ),
             consent_record_key(
@@ -73,6 +82,7 @@ mod tests {
                 None,
                 true,
                 10,
+                None,
                 &purposes(&["planning", "research"])
             ),
         );

@@ -28,8 +28,12 @@ pub struct ConsentChange {
     pub scope: ConsentScope,
     /// True for an opt-out or dissent, false for a withdrawal of an opt-out or a consent.
     pub deny: bool,
-    /// When the change takes effect (microseconds since the Unix epoch, UTC).
+    /// When the change takes effect (microseconds since the Unix epoch, UTC). A change dated
+    /// after the store's clock waits until then ([`super::ConsentStore::advance_to`]).
     pub effective_at: i64,
+    /// When a time-limited change stops having effect (microseconds since the Unix epoch, UTC),
+    /// after `effective_at`; `None` when it lasts until a later change replaces it.
+    pub effective_until: Option<i64>,
     /// Purposes the change is limited to; empty means every purpose the scope covers.
     pub purposes: Vec<String>,
 }
@@ -71,6 +75,16 @@ impl ConsentChange {
             _ => return Err("consent change has an unknown decision".to_owned()),
         };
         let effective_at = view.timestamp_micros("effective_at").ok_or("consent change has no effective_at")?;
+        let effective_until = match view.get("effective_until") {
+            None => None,
+            Some(_) => Some(
+                view.timestamp_micros("effective_until")
+                    .ok_or("the effective_until of a consent change is not a time")?,
+            ),
+        };
+        if effective_until.is_some_and(|until| until <= effective_at) {
+            return Err("a consent change's effective_until is not after its effective_at".to_owned());
+        }
         // Purposes in their canonical names, so that `study:iras 312456` names `study:IRAS-312456`.
         let purposes = view
             .string_array("purposes")
@@ -85,7 +99,7 @@ impl ConsentChange {
         {
             return Err("a study consent change limited to purposes must name its own study among them".to_owned());
         }
-        Ok(ConsentChange { nhs_number, scope, deny, effective_at, purposes })
+        Ok(ConsentChange { nhs_number, scope, deny, effective_at, effective_until, purposes })
     }
 
     /// The Kafka key a consent record holding this change must have
@@ -103,6 +117,7 @@ impl ConsentChange {
             study,
             self.deny,
             self.effective_at,
+            self.effective_until,
             &self.purposes,
         )
     }

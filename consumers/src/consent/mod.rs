@@ -21,6 +21,7 @@
 //!     scope: ConsentScope::NationalDataOptOut,
 //!     deny: true,
 //!     effective_at: 1_700_000_000_000_000,
+//!     effective_until: None,
 //!     purposes: Vec::new(),
 //! });
 //! let rules = PurposeRules::default();
@@ -104,6 +105,7 @@ mod rules;
 mod store;
 #[cfg(test)]
 mod tests;
+mod timed;
 
 use std::{fmt, str::FromStr};
 
@@ -111,7 +113,7 @@ use serde::{Deserialize, Serialize};
 use sluice_schemas::NhsNumber;
 
 pub use change::{ConsentChange, ConsentScope, patient_of_record_key};
-pub use store::ConsentStore;
+pub use store::{ConsentStore, wall_clock_micros};
 
 use crate::{Error, record::RecordView};
 

@@ -28,6 +28,10 @@
 //! loading. A single table for every scope keeps that hint exact: there can be no more
 //! (patient, scope) pairs than changes.
 //!
+//! Changes bounded in time (dated after the store's clock, or with an end) wait in a table of
+//! their own ([`super::timed`]) until [`ConsentStore::advance_to`] brings their time; the store's
+//! clock starts at the wall clock's time when it is made.
+//!
 //! Keys are hashed with the standard library's default, SipHash with a random key, on the NHS
 //! number alone: a patient's scopes share one probe sequence, so looking at all of them costs
 //! about one cache miss rather than one per scope.
@@ -39,7 +43,12 @@ use std::{
     mem::size_of,
 };
 
-use super::{ConsentChange, ConsentScope, Purpose};
+use sluice_schemas::NhsNumber;
+
+use super::{
+    ConsentChange, ConsentScope, Purpose,
+    timed::{TimedChange, TimedChanges},
+};
 
 /// Bits of a key taken by the NHS number: 10^10 - 1 < 2^34.
 const NHS_NUMBER_BITS: u32 = 34;
@@ -88,6 +97,17 @@ impl Key {
     /// The 64-bit packed form.
     fn packed(self) -> u64 {
         u64::from(self.0[0]) | (u64::from(self.0[1]) << 32)
+    }
+
+    /// The key of a packed form.
+    fn from_packed(packed: u64) -> Self {
+        Key([packed as u32, (packed >> 32) as u32])
+    }
+
+    /// The patient, as an NHS number.
+    fn nhs_number(self) -> NhsNumber {
+        NhsNumber::from_first_nine_value((self.packed() & NHS_NUMBER_MASK) / 10)
+            .expect("a key packs a valid NHS number, whose first nine digits give its check digit")
     }
 }
 
@@ -201,11 +221,16 @@ impl PurposeLists {
     }
 }
 
-/// Consent state of every patient with at least one change.
+/// Consent state of every patient with at least one change, at the time of its clock.
 ///
 /// Its `Debug` output shows counts and sizes only, never an NHS number.
-#[derive(Default)]
 pub struct ConsentStore {
+    /// The time decisions are made at, in microseconds since the Unix epoch: a change dated
+    /// later has not taken effect, and one whose end is at or before it no longer has.
+    now: i64,
+    /// Changes dated after `now` or with an end, which cannot go into `in_force` (a change there
+    /// is in force for good).
+    timed: TimedChanges,
     /// The latest change per (patient, scope): the one table that grows with the population.
     in_force: HashMap<Key, InForce>,
     /// Older changes of a (patient, scope) that can still decide for some purpose, because the
@@ -230,10 +255,40 @@ pub struct ConsentStore {
     held: HashMap<u64, u32>,
 }
 
+impl Default for ConsentStore {
+    fn default() -> Self {
+        ConsentStore::at(wall_clock_micros())
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn wall_clock_micros() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl ConsentStore {
-    /// An empty store: nobody has opted out.
+    /// An empty store whose clock reads the wall clock's time: nobody has opted out.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose clock reads `now` (microseconds since the Unix epoch), for deciding
+    /// as of a given time.
+    pub fn at(now: i64) -> Self {
+        ConsentStore {
+            now,
+            timed: TimedChanges::default(),
+            in_force: HashMap::new(),
+            earlier: HashMap::new(),
+            studies: HashMap::new(),
+            purpose_lists: PurposeLists::default(),
+            study_patients: HashSet::new(),
+            patients: 0,
+            changes_applied: 0,
+            unreadable: HashMap::new(),
+            held: HashMap::new(),
+        }
     }
 
     /// An empty store with room for `changes` (patient, scope) pairs, so that loading that many
@@ -241,6 +296,66 @@ impl ConsentStore {
     /// about to read, and there cannot be more pairs than changes.
     pub fn with_capacity(changes: usize) -> Self {
         ConsentStore { in_force: HashMap::with_capacity(changes), ..Self::default() }
+    }
+
+    /// The store's clock, in microseconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// The earliest time after the clock at which a change takes effect or ends, if any: the
+    /// lander moves the clock on ([`Self::advance_to`]) when the wall clock reaches it.
+    pub fn next_transition(&self) -> Option<i64> {
+        self.timed.next_transition()
+    }
+
+    /// Moves the clock on to `now` (an earlier time is ignored: the clock never goes back).
+    /// Changes dated up to `now` take effect and changes ending by then stop. Returns the
+    /// patients for whom a DENY (an opt-out or a dissent) took effect, which a lander that
+    /// recalls rows must consider for erasure as it would an opt-out just read.
+    pub fn advance_to(&mut self, now: i64) -> Vec<NhsNumber> {
+        if now <= self.now {
+            return Vec::new();
+        }
+        let before = std::mem::replace(&mut self.now, now);
+        let mut denied = Vec::new();
+        for (packed, due) in self.timed.advance(before, now) {
+            let key = Key::from_packed(packed);
+            for change in due.settled {
+                self.settle(key, InForce::new(change.effective_at, change.deny, change.purposes));
+            }
+            let patient = key.nhs_number();
+            if due.denial_started && !denied.contains(&patient) {
+                denied.push(patient);
+            }
+        }
+        denied
+    }
+
+    /// Patients with a DENY in the store that took effect after `after` and by the clock:
+    /// the erasures a lander owes when it starts again after its clock had reached `after`.
+    pub fn denials_effective_since(&self, after: i64) -> Vec<NhsNumber> {
+        let now = self.now;
+        let in_window = |effective_at: i64| after < effective_at && effective_at <= now;
+        let mut keys: Vec<u64> = self
+            .in_force
+            .iter()
+            .filter(|(_, change)| change.deny() && in_window(change.effective_at()))
+            .map(|(key, _)| key.packed())
+            .collect();
+        for (key, changes) in &self.earlier {
+            if changes.iter().any(|change| change.deny() && in_window(change.effective_at())) {
+                keys.push(key.packed());
+            }
+        }
+        keys.extend(
+            self.timed.keys_with(|change| change.deny && change.in_force_at(now) && in_window(change.effective_at)),
+        );
+        let mut patients: Vec<NhsNumber> =
+            keys.into_iter().map(|packed| Key::from_packed(packed).nhs_number()).collect();
+        patients.sort_unstable_by_key(NhsNumber::as_u64);
+        patients.dedup();
+        patients
     }
 
     /// Number of distinct patients with any recorded change.
@@ -259,6 +374,7 @@ impl ConsentStore {
     /// reserved but unused room, and not the allocator's own bookkeeping.
     pub fn heap_bytes(&self) -> usize {
         table_bytes::<(Key, InForce)>(self.in_force.capacity())
+            + self.timed.heap_bytes(table_bytes::<(u64, Vec<TimedChange>)>)
             + table_bytes::<(String, u32)>(self.studies.capacity())
             + self.studies.keys().map(String::capacity).sum::<usize>()
             + self.purpose_lists.heap_bytes()
@@ -269,7 +385,9 @@ impl ConsentStore {
 
     /// Applies one change. It is kept while it can still decide for some purpose: until every
     /// purpose it covers is covered by a later change (or one as late that is a DENY where it is a
-    /// PERMIT). Two changes with the same time and decision combine their purpose lists.
+    /// PERMIT). Two changes with the same time and decision combine their purpose lists. A change
+    /// dated after the clock, or with an end, waits for its times ([`Self::advance_to`]); one
+    /// that ended before the clock changes nothing.
     ///
     /// # Panics
     ///
@@ -283,13 +401,38 @@ impl ConsentStore {
             ConsentScope::Type1OptOut => TYPE_1,
             ConsentScope::Study(id) => self.study_scope(id),
         };
-        let incoming = InForce::new(change.effective_at, change.deny, self.purpose_lists.intern(change.purposes));
+        let purposes = self.purpose_lists.intern(change.purposes);
         // Looked at before the entry is taken, as the entry borrows the table; the patient's
         // other scopes share this key's probe sequence, so this costs little more than the entry.
         let known = (scope != NATIONAL && self.in_force.contains_key(&Key::new(patient, NATIONAL)))
             || (scope != TYPE_1 && self.in_force.contains_key(&Key::new(patient, TYPE_1)))
-            || self.study_patients.contains(&patient);
+            || self.study_patients.contains(&patient)
+            || [NATIONAL, TYPE_1].iter().any(|scope| self.timed.contains(Key::new(patient, *scope).packed()));
         let key = Key::new(patient, scope);
+        if scope >= FIRST_STUDY {
+            self.study_patients.insert(patient);
+        }
+        if change.effective_at <= self.now && change.effective_until.is_none() {
+            if self.settle(key, InForce::new(change.effective_at, change.deny, purposes)) && !known {
+                self.patients += 1;
+            }
+        } else if change.effective_until.is_none_or(|until| until > self.now) {
+            if !known && !self.in_force.contains_key(&key) {
+                self.patients += 1;
+            }
+            let timed = TimedChange {
+                effective_at: change.effective_at,
+                effective_until: change.effective_until,
+                deny: change.deny,
+                purposes,
+            };
+            self.timed.insert(key.packed(), timed, self.now);
+        }
+    }
+
+    /// Puts a change in force for good into the main table. Returns whether the (patient, scope)
+    /// had nothing there before.
+    fn settle(&mut self, key: Key, incoming: InForce) -> bool {
         match self.in_force.entry(key) {
             Entry::Occupied(mut slot) => {
                 let mut changes = self.earlier.remove(&key).unwrap_or_default();
@@ -300,15 +443,11 @@ impl ConsentStore {
                 if !kept.is_empty() {
                     self.earlier.insert(key, kept);
                 }
+                false
             }
             Entry::Vacant(slot) => {
                 slot.insert(incoming);
-                if !known {
-                    self.patients += 1;
-                }
-                if scope >= FIRST_STUDY {
-                    self.study_patients.insert(patient);
-                }
+                true
             }
         }
     }
@@ -375,9 +514,9 @@ impl ConsentStore {
         scope
     }
 
-    /// The decision in force for a patient and scope that applies to `purpose`: the latest
-    /// change that covers the purpose (a DENY winning a tie). `Some(true)` for a DENY,
-    /// `Some(false)` for a PERMIT, `None` when no change covers it.
+    /// The decision in force at the clock for a patient and scope that applies to `purpose`: the
+    /// latest change in force that covers the purpose (a DENY winning a tie). `Some(true)` for a
+    /// DENY, `Some(false)` for a PERMIT, `None` when no change covers it.
     pub(super) fn in_force(&self, patient: u64, scope: Scope<'_>, purpose: &Purpose) -> Option<bool> {
         let scope = match scope {
             Scope::National => NATIONAL,
@@ -385,13 +524,23 @@ impl ConsentStore {
             Scope::Study(id) => *self.studies.get(id)?,
         };
         let key = Key::new(patient, scope);
-        let latest = self.in_force.get(&key)?;
         let covers = |change: &&InForce| self.purpose_lists.covers(change.purposes(), purpose);
-        if let Some(latest) = Some(latest).filter(covers) {
-            // Kept changes are sorted, so the latest one decides when it covers the purpose.
-            return Some(latest.deny());
+        // Kept changes are sorted, so the first that covers the purpose decides among them.
+        let settled = self
+            .in_force
+            .get(&key)
+            .and_then(|latest| Some(latest).filter(covers).or_else(|| self.earlier.get(&key)?.iter().find(covers)));
+        let timed =
+            self.timed.in_force(key.packed(), self.now, |purposes| self.purpose_lists.covers(purposes, purpose));
+        match (settled, timed) {
+            (Some(settled), Some(timed))
+                if (timed.effective_at, timed.deny) > (settled.effective_at(), settled.deny()) =>
+            {
+                Some(timed.deny)
+            }
+            (Some(settled), _) => Some(settled.deny()),
+            (None, timed) => timed.map(|timed| timed.deny),
         }
-        self.earlier.get(&key)?.iter().find(covers).map(|change| change.deny())
     }
 }
 
@@ -401,6 +550,7 @@ impl fmt::Debug for ConsentStore {
             .field("patients", &self.patients)
             .field("in_force", &self.in_force.len())
             .field("with_earlier_changes", &self.earlier.len())
+            .field("with_changes_bounded_in_time", &self.timed.keys())
             .field("studies", &self.studies.len())
             .field("purpose_lists", &self.purpose_lists.lists.len())
             .field("changes_applied", &self.changes_applied)

@@ -81,6 +81,8 @@ impl Barrier<'_, '_> {
         let deadline = started + self.timeout;
         block(|| self.consent_reader.read_to(ends, self.decoder, state, deadline))?;
         let consent_read = started.elapsed();
+        // Decided at the time of release: changes dated up to now are in force, ended ones not.
+        state.advance_consent_clock();
         if state.owes_erasures() {
             // Opt-outs just read recall rows released before them: land and erase now, before
             // this batch, so that what is erased is exactly what was released before the

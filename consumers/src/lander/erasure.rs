@@ -10,8 +10,15 @@
 //! never erased from, and neither are rows held back only by a consent record that could not be
 //! read (a hold withholds; it does not recall).
 //!
+//! A change dated in the future, or a time-limited one, takes effect when the consent store's
+//! clock reaches it ([`ConsentStore::advance_to`]); a DENY taking effect so queues its patient
+//! as one just read would.
+//!
 //! "After" is measured on the consent topic: `<lake>/_sluice/erasure-consent-offsets.json`
-//! records, per consent partition, the next offset whose changes have not yet been considered.
+//! records, per consent partition, the next offset whose changes have not yet been considered,
+//! and the consent clock up to which changes taking effect have been (a time, not a patient: the
+//! file names nobody). A lander starting again queues the patients of every DENY that took
+//! effect after that time, so one that took effect while no lander ran is not missed.
 //! The first run with erasure switched on records where the consent topic ends when it starts;
 //! changes before that were in force before anything was landed with this setting. A crash
 //! before the record is updated only means the same changes are considered again, and erasing
@@ -41,6 +48,11 @@ use crate::{
 struct Considered {
     /// Next consent offset not yet considered, per consent partition.
     next_offsets: BTreeMap<i32, i64>,
+    /// The consent store's clock (microseconds since the Unix epoch) when progress was last
+    /// saved: DENYs taking effect by then have been considered. Absent in files from before
+    /// consent changes could be dated ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock_micros: Option<i64>,
 }
 
 /// Erasures owed to opt-outs read after rows were landed.
@@ -114,12 +126,30 @@ impl OptOutErasures {
         erasures
     }
 
-    /// Called once the consent topic has been read to its end at start-up: on the first run,
-    /// that end is where "later" begins.
-    pub(super) fn after_initial_load(&mut self) -> Result<()> {
+    /// Notes patients for whom a DENY took effect as the consent clock moved on.
+    pub(super) fn took_effect(&mut self, denied: Vec<NhsNumber>) {
         if self.considered.is_none() {
-            self.considered = Some(Considered::default());
-            self.save()?;
+            return;
+        }
+        for nhs_number in denied {
+            self.queue.insert(nhs_number.as_u64(), nhs_number);
+        }
+    }
+
+    /// Called once the consent topic has been read to its end at start-up: on the first run,
+    /// that end (and the store's clock) is where "later" begins; on later runs, every DENY in
+    /// `store` that took effect after the clock last saved is queued.
+    pub(super) fn after_initial_load(&mut self, store: &ConsentStore) -> Result<()> {
+        match &self.considered {
+            None => {
+                self.considered = Some(Considered::default());
+                self.save(store.now())?;
+            }
+            Some(Considered { clock_micros: Some(clock), .. }) => {
+                let denied = store.denials_effective_since(*clock);
+                self.took_effect(denied);
+            }
+            Some(_) => {}
         }
         Ok(())
     }
@@ -144,8 +174,10 @@ impl OptOutErasures {
         let erasures = self.erasures_now(purposes, store);
         if !erasures.is_empty() {
             let reference = format!(
-                "opt-outs read from consent offsets up to {}",
-                self.read_up_to.iter().map(|(p, next)| format!("{p}:{}", next - 1)).collect::<Vec<_>>().join(",")
+                "opt-outs read from consent offsets up to {}, or taking effect by {}",
+                self.read_up_to.iter().map(|(p, next)| format!("{p}:{}", next - 1)).collect::<Vec<_>>().join(","),
+                chrono::DateTime::from_timestamp_micros(store.now())
+                    .map_or_else(|| store.now().to_string(), |at| at.to_rfc3339())
             );
             let record = erase(lake, storage, &erasures, &self.rings, ErasureTrigger::OptOut, &reference, audit)?;
             info!(
@@ -157,14 +189,16 @@ impl OptOutErasures {
             rows = record.rows_removed;
         }
         self.queue.clear();
-        self.save()?;
+        self.save(store.now())?;
         Ok(rows)
     }
 
-    /// Records every offset read so far as considered.
-    fn save(&mut self) -> Result<()> {
+    /// Records every offset read so far, and every change taking effect by `clock`, as
+    /// considered.
+    fn save(&mut self, clock: i64) -> Result<()> {
         let considered = self.considered.get_or_insert_with(Considered::default);
         let before = considered.clone();
+        considered.clock_micros = Some(considered.clock_micros.map_or(clock, |saved| saved.max(clock)));
         for (partition, next) in &self.read_up_to {
             let entry = considered.next_offsets.entry(*partition).or_insert(0);
             *entry = (*entry).max(*next);
@@ -196,6 +230,7 @@ mod tests {
             scope: ConsentScope::NationalDataOptOut,
             deny,
             effective_at,
+            effective_until: None,
             purposes: Vec::new(),
         }
     }
@@ -204,7 +239,7 @@ mod tests {
     fn queued() -> (tempfile::TempDir, OptOutErasures) {
         let dir = tempfile::tempdir().unwrap();
         let mut erasures = OptOutErasures::open(dir.path(), BTreeMap::new()).unwrap();
-        erasures.after_initial_load().unwrap();
+        erasures.after_initial_load(&ConsentStore::new()).unwrap();
         erasures.note(0, 5, Some(patient()));
         assert!(erasures.has_work());
         (dir, erasures)
@@ -216,7 +251,7 @@ mod tests {
         let rules = PurposeRules::default();
         let purposes = [(&research, &rules), (&planning, &rules), (&direct, &rules)];
         let (_dir, erasures) = queued();
-        let mut store = ConsentStore::new();
+        let mut store = ConsentStore::at(LATER + 10);
         store.apply(change(true, LATER));
         let now = erasures.erasures_now(&purposes, &store);
         assert_eq!(now.len(), 1);
@@ -234,7 +269,7 @@ mod tests {
             PurposeRules { keep_landed_rows_on_opt_out: Some("DARS agreement 2026-114".into()), ..Default::default() };
         let rules = PurposeRules::default();
         let (_dir, erasures) = queued();
-        let mut store = ConsentStore::new();
+        let mut store = ConsentStore::at(LATER + 10);
         store.apply(change(true, LATER));
         let now = erasures.erasures_now(&[(&research, &keep), (&planning, &rules)], &store);
         assert_eq!(now[0].purposes, ["planning"]);
@@ -250,7 +285,7 @@ mod tests {
         let mut erasures = OptOutErasures::open(dir.path(), BTreeMap::new()).unwrap();
         erasures.note(0, 3, Some(patient()));
         assert!(!erasures.has_work(), "the first load was in force before anything landed");
-        erasures.after_initial_load().unwrap();
+        erasures.after_initial_load(&ConsentStore::new()).unwrap();
         let mut again = OptOutErasures::open(dir.path(), BTreeMap::new()).unwrap();
         again.note(0, 3, Some(patient()));
         assert!(!again.has_work(), "considered already");

@@ -288,7 +288,7 @@ async fn land(
     let loaded = block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
     if let Some(erasures) = &mut state.erasures {
-        erasures.after_initial_load()?;
+        erasures.after_initial_load(&state.consent)?;
     }
     note_studies(&mut state);
 
@@ -386,6 +386,7 @@ async fn land(
             _ = tokio::time::sleep(idle) => {
                 // Quiet clinical topics: keep the consent state (and erasures owed) current anyway.
                 block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
+                state.advance_consent_clock();
                 apply_revocations(&consumer, &mut state);
                 if state.has_uncommitted() {
                     state.checkpoint(&consumer, None).await?;

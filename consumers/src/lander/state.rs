@@ -269,6 +269,8 @@ impl<'a> LandingState<'a> {
             });
         let reason = match change {
             Ok(change) => {
+                // The change is applied at the time it is read: one dated later waits.
+                self.advance_consent_clock();
                 if let Some(key) = message.key() {
                     self.consent.readable_record(&String::from_utf8_lossy(key));
                 }
@@ -636,6 +638,21 @@ impl<'a> LandingState<'a> {
             }
         }
         due
+    }
+
+    /// Moves the consent store's clock to the wall clock's time: changes dated up to now take
+    /// effect and time-limited ones that have ended stop. A DENY that took effect queues its
+    /// patient for erasure as an opt-out just read does. Cheap when nothing is due.
+    pub(super) fn advance_consent_clock(&mut self) {
+        let now = crate::consent::wall_clock_micros();
+        let due = self.consent.next_transition().is_some_and(|at| at <= now);
+        let denied = self.consent.advance_to(now);
+        if due {
+            info!(patients_denied = denied.len(), "consent changes dated ahead or time-limited took effect or ended");
+        }
+        if let Some(erasures) = &mut self.erasures {
+            erasures.took_effect(denied);
+        }
     }
 
     /// Whether opt-outs read since the last checkpoint owe erasures.

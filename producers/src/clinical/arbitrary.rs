@@ -244,8 +244,10 @@ fn consent() -> impl Strategy<Value = ClinicalEvent> {
         study.prop_map(ConsentScope::Study),
     ];
     let purposes = proptest::sample::subsequence(vec!["direct-care", "planning", "research"], 0..=3);
-    (any::<u128>(), timestamp(), timestamp(), ods_code(), nhs_number(), scope, any::<bool>(), purposes).prop_map(
-        |(id, effective_at, recorded_at, source_organisation, nhs_number, scope, deny, purposes)| {
+    // Some changes are time-limited: they end up to about four months after they take effect.
+    let lasts = proptest::option::of(1i64..=10_000_000_000_000);
+    (any::<u128>(), timestamp(), timestamp(), ods_code(), nhs_number(), scope, any::<bool>(), purposes, lasts).prop_map(
+        |(id, effective_at, recorded_at, source_organisation, nhs_number, scope, deny, purposes, lasts)| {
             let mut purposes: Vec<String> = purposes.into_iter().map(str::to_owned).collect();
             if let ConsentScope::Study(id) = &scope
                 && !purposes.is_empty()
@@ -255,6 +257,7 @@ fn consent() -> impl Strategy<Value = ClinicalEvent> {
             ClinicalEvent::Consent(ConsentEvent {
                 event_id: Uuid::from_u128(id),
                 effective_at,
+                effective_until: lasts.map(|micros| effective_at + chrono::TimeDelta::microseconds(micros)),
                 recorded_at,
                 source_organisation,
                 nhs_number,

@@ -50,9 +50,10 @@ const OBSERVATION: [&str; 10] = [
     "interpretation_codes",
 ];
 const DIAGNOSIS: [&str; 5] = ["code_system", "code", "display", "is_primary", "onset_date"];
-const CONSENT: [&str; 9] = [
+const CONSENT: [&str; 10] = [
     "event_id",
     "effective_at",
+    "effective_until",
     "recorded_at",
     "source_organisation",
     "nhs_number",
@@ -160,6 +161,7 @@ impl ClinicalEvent {
                 Ok(ClinicalEvent::Consent(ConsentEvent {
                     event_id: record.uuid("event_id")?,
                     effective_at: record.timestamp("effective_at")?,
+                    effective_until: record.optional_timestamp("effective_until")?,
                     recorded_at: record.timestamp("recorded_at")?,
                     source_organisation: record.string("source_organisation")?,
                     nhs_number,
@@ -361,6 +363,16 @@ impl<'v> Fields<'v> {
             _ => None,
         }
         .ok_or_else(|| ValidationError::new(name, Problem::Unreadable("timestamp")))
+    }
+
+    fn optional_timestamp(&self, name: &'static str) -> Read<Option<DateTime<Utc>>> {
+        self.nullable(name)?
+            .map(|value| match value {
+                Value::TimestampMicros(micros) | Value::Long(micros) => DateTime::from_timestamp_micros(*micros),
+                _ => None,
+            })
+            .map(|at| at.ok_or_else(|| ValidationError::new(name, Problem::Unreadable("timestamp"))))
+            .transpose()
     }
 
     fn symbol<T: Copy>(&self, name: &'static str, symbols: Symbols<T>) -> Read<T> {
@@ -585,6 +597,7 @@ mod tests {
         let consent = ClinicalEvent::Consent(ConsentEvent {
             event_id: Uuid::from_u128(1),
             effective_at: DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+            effective_until: None,
             recorded_at: DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
             source_organisation: "X26".into(),
             nhs_number: NhsNumber::parse("9434765919").unwrap(),

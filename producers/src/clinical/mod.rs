@@ -238,8 +238,11 @@ pub enum ConsentScope {
 pub struct ConsentEvent {
     /// Stable identifier of the change.
     pub event_id: Uuid,
-    /// When the change takes effect.
+    /// When the change takes effect; it may be in the future, and takes effect then.
     pub effective_at: DateTime<Utc>,
+    /// When a time-limited change (a FHIR Consent's `provision.period.end`) stops having
+    /// effect; `None` when it lasts until a later change.
+    pub effective_until: Option<DateTime<Utc>>,
     /// When the source recorded it.
     pub recorded_at: DateTime<Utc>,
     /// ODS code of the recording organisation.

@@ -97,12 +97,14 @@ impl ClinicalEvent {
                     study_id.as_deref(),
                     event.deny,
                     event.effective_at.timestamp_micros(),
+                    event.effective_until.map(|until| until.timestamp_micros()),
                     &event.purposes,
                 );
                 let decision = if event.deny { (1, "DENY") } else { (0, "PERMIT") };
                 let value = Value::Record(vec![
                     field("event_id", Value::Uuid(event.event_id)),
                     field("effective_at", micros(event.effective_at)),
+                    field("effective_until", nullable(event.effective_until.map(micros))),
                     field("recorded_at", micros(event.recorded_at)),
                     field("source_organisation", Value::String(event.source_organisation)),
                     field("nhs_number", Value::String(event.nhs_number.digits())),
@@ -111,7 +113,7 @@ impl ClinicalEvent {
                     field("decision", symbol(decision)),
                     field("purposes", Value::Array(event.purposes.into_iter().map(Value::String).collect())),
                 ]);
-                SubjectRecord { subject, version: 1, key, value }
+                SubjectRecord { subject, version: 2, key, value }
             }
         }
     }

@@ -109,6 +109,9 @@ const MAX_TEXT: usize = 2_000;
 const EARLIEST_EVENT: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
 /// How far in the future a timestamp may be, for clocks that run fast.
 const CLOCK_SKEW: TimeDelta = TimeDelta::hours(24);
+/// How far ahead a consent change may take effect: a consent or opt-out arranged for a later
+/// date is recorded now, but one dated years ahead is more likely a typing error.
+const CONSENT_HORIZON: TimeDelta = TimeDelta::days(366);
 
 type Checked = Result<(), ValidationError>;
 
@@ -166,7 +169,20 @@ impl ClinicalEvent {
                 Ok(())
             }
             ClinicalEvent::Consent(event) => {
-                timestamp("effective_at", event.effective_at, now)?;
+                // A change may be dated ahead (it takes effect then), but not implausibly far.
+                if event.effective_at > now + CONSENT_HORIZON {
+                    return Err(ValidationError::new(
+                        "effective_at",
+                        Problem::Implausible("more than a year in the future"),
+                    ));
+                }
+                timestamp("effective_at", event.effective_at.min(now), now)?;
+                if event.effective_until.is_some_and(|until| until <= event.effective_at) {
+                    return Err(ValidationError::new(
+                        "effective_until",
+                        Problem::Implausible("not after effective_at"),
+                    ));
+                }
                 timestamp("recorded_at", event.recorded_at, now)?;
                 ods_code("source_organisation", &event.source_organisation)?;
                 // Only canonical spellings reach Kafka: a lander matches study ids exactly.
@@ -403,5 +419,35 @@ mod tests {
         for invalid in ["LS1", "1LS 4AP", "LS1 AAP", "LSX1 4AP", "LS1 4A1", "LS123 4AP"] {
             assert!(!is_uk_postcode(invalid), "{invalid}");
         }
+    }
+
+    #[test]
+    fn consent_may_be_dated_ahead_within_a_year_and_must_end_after_it_starts() {
+        use crate::clinical::{ClinicalEvent, ConsentEvent, ConsentScope};
+        use chrono::{DateTime, TimeDelta};
+        let now = DateTime::from_timestamp_micros(1_780_000_000_000_000).unwrap();
+        let consent = |effective_at: DateTime<chrono::Utc>, effective_until| {
+            ClinicalEvent::Consent(ConsentEvent {
+                event_id: uuid::Uuid::from_u128(7),
+                effective_at,
+                effective_until,
+                recorded_at: now,
+                source_organisation: "X26".into(),
+                nhs_number: sluice_schemas::NhsNumber::parse("9434765919").unwrap(),
+                scope: ConsentScope::NationalDataOptOut,
+                deny: true,
+                purposes: Vec::new(),
+            })
+        };
+        let field =
+            |event: ClinicalEvent| event.validate(now).map_err(|error| (error.field.clone(), error.to_string()));
+        assert_eq!(field(consent(now + TimeDelta::days(30), None)), Ok(()), "a month ahead takes effect then");
+        assert_eq!(field(consent(now, Some(now + TimeDelta::days(400)))), Ok(()), "an end may be far ahead");
+        let (name, message) = field(consent(now + TimeDelta::days(400), None)).unwrap_err();
+        assert_eq!(name, "effective_at");
+        assert!(message.contains("more than a year in the future"), "{message}");
+        let (name, message) = field(consent(now, Some(now))).unwrap_err();
+        assert_eq!(name, "effective_until");
+        assert!(message.contains("not after effective_at"), "{message}");
     }
 }

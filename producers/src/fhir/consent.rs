@@ -112,12 +112,14 @@ pub(super) fn consent<'a>(resource: &'a Object, context: &Context<'a>) -> Result
     })?;
 
     let date_time = string(resource, "dateTime", TYPE)?.map(|at| instant_of(at, "Consent.dateTime")).transpose()?;
-    let period_start = match provision.map(|p| object(p, "period", "Consent.provision")).transpose()?.flatten() {
-        Some(period) => string(period, "start", "Consent.provision.period")?
-            .map(|at| instant_of(at, "Consent.provision.period.start"))
-            .transpose()?,
-        None => None,
+    let period = provision.map(|p| object(p, "period", "Consent.provision")).transpose()?.flatten();
+    let period_bound = |name: &str, element: &'static str| match period {
+        Some(period) => string(period, name, "Consent.provision.period")?.map(|at| instant_of(at, element)).transpose(),
+        None => Ok(None),
     };
+    let period_start = period_bound("start", "Consent.provision.period.start")?;
+    // A time-limited consent or opt-out: from the end of its period it decides nothing.
+    let effective_until = period_bound("end", "Consent.provision.period.end")?;
     let (effective_at, effective_element) = match (period_start, date_time) {
         (Some(at), _) => (at, "Consent.provision.period.start"),
         (None, Some(at)) => (at, "Consent.dateTime"),
@@ -129,6 +131,13 @@ pub(super) fn consent<'a>(resource: &'a Object, context: &Context<'a>) -> Result
             ));
         }
     };
+    if effective_until.is_some_and(|until| until <= effective_at) {
+        return Err(FhirError::unprocessable(
+            IssueType::Value,
+            "Consent.provision.period.end",
+            "the consent's period must end after it takes effect",
+        ));
+    }
     let (recorded_at, recorded_element) = match (date_time, meta.last_updated) {
         (Some(at), _) => (at, "Consent.dateTime"),
         (None, Some(at)) => (at, "Consent.meta.lastUpdated"),
@@ -148,6 +157,7 @@ pub(super) fn consent<'a>(resource: &'a Object, context: &Context<'a>) -> Result
         event: ClinicalEvent::Consent(ConsentEvent {
             event_id: meta.event_id,
             effective_at,
+            effective_until,
             recorded_at,
             source_organisation,
             nhs_number,

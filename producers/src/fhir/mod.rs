@@ -108,8 +108,10 @@
 //!   security labels is refused (422 `not-supported`).
 //! * **Patient**: an NHS number is required (422 `required`): a consent change that cannot be
 //!   tied to a patient is unusable.
-//! * **Times**: effective at `provision.period.start`, else `dateTime` (one is required);
-//!   recorded at `dateTime`, else `meta.lastUpdated`. Organisation from `organization[]`.
+//! * **Times**: effective at `provision.period.start`, else `dateTime` (one is required; up to
+//!   a year ahead is accepted, and takes effect then); a time-limited decision ends at
+//!   `provision.period.end`, which must be later (422 `value`); recorded at `dateTime`, else
+//!   `meta.lastUpdated`. Organisation from `organization[]`.
 //!
 //! # Privacy of errors and references
 //!

@@ -110,6 +110,13 @@
 //! {"subject": "consent", "version": 1, "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "B86001", "nhs_number": "9990000018", "scope": "STUDY", "study_id": "IRAS 312456", "decision": "DENY", "purposes": ["study:IRAS 312456"]}}
 //! ```
 //!
+//! A consent to a study for six months (version 2 of the consent schema adds `effective_until`;
+//! `effective_at` may be up to a year ahead, and a lander applies the change when its time comes):
+//!
+//! ```json
+//! {"subject": "consent", "version": 2, "record": {"event_id": "5b0e7c1d-2f4a-4c8e-8d3b-9a6f1e2c7d40", "effective_at": "2026-03-01T00:00:00Z", "effective_until": "2026-09-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "B86001", "nhs_number": "9990000018", "scope": "STUDY", "study_id": "IRAS-312456", "decision": "PERMIT", "purposes": []}}
+//! ```
+//!
 //! Reading a line:
 //!
 //! ```

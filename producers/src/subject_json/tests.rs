@@ -143,6 +143,7 @@ fn documented_events() -> Vec<ClinicalEvent> {
     let consent = ClinicalEvent::Consent(ConsentEvent {
         event_id: Uuid::parse_str("1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03").unwrap(),
         effective_at: at(2026, 3, 1, 0, 0, 0),
+        effective_until: None,
         recorded_at: at(2026, 3, 2, 10, 15, 0),
         source_organisation: "B86001".into(),
         nhs_number: test_patient(),
@@ -150,7 +151,18 @@ fn documented_events() -> Vec<ClinicalEvent> {
         deny: true,
         purposes: vec!["study:IRAS-312456".into()],
     });
-    vec![adt, heart_rate, blood_pressure_v1, diagnosis, consent]
+    let limited_consent = ClinicalEvent::Consent(ConsentEvent {
+        event_id: Uuid::parse_str("5b0e7c1d-2f4a-4c8e-8d3b-9a6f1e2c7d40").unwrap(),
+        effective_at: at(2026, 3, 1, 0, 0, 0),
+        effective_until: Some(at(2026, 9, 1, 0, 0, 0)),
+        recorded_at: at(2026, 3, 2, 10, 15, 0),
+        source_organisation: "B86001".into(),
+        nhs_number: test_patient(),
+        scope: ConsentScope::Study("IRAS-312456".into()),
+        deny: false,
+        purposes: Vec::new(),
+    });
+    vec![adt, heart_rate, blood_pressure_v1, diagnosis, consent, limited_consent]
 }
 
 #[test]
@@ -174,6 +186,7 @@ fn each_documented_line_gives_its_event() {
         ("observation", Some(1)),
         ("diagnosis", Some(1)),
         ("consent", Some(1)),
+        ("consent", Some(2)),
     ] {
         assert!(versions.contains(&(subject.to_owned(), version)), "{subject} {version:?}");
     }
@@ -575,4 +588,24 @@ proptest! {
         }
         let _ = parse(line.to_string().as_bytes());
     }
+}
+
+#[test]
+fn a_consent_line_may_carry_the_end_of_its_period() {
+    let line = br#"{"subject": "consent", "version": 2, "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "effective_until": "2026-09-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "B86001", "nhs_number": "9990000018", "scope": "STUDY", "study_id": "IRAS 312456", "decision": "PERMIT"}}"#;
+    let ClinicalEvent::Consent(consent) = parse(line).unwrap() else { panic!("a consent line") };
+    assert_eq!(consent.effective_until, Some(at(2026, 9, 1, 0, 0, 0)));
+    assert_eq!(consent.scope, ConsentScope::Study("IRAS-312456".into()));
+    // Version 1 lines, and version 2 lines without it, last until a later change.
+    for version in ["1", "2"] {
+        let line = format!(
+            r#"{{"subject": "consent", "version": {version}, "record": {{"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "X26", "nhs_number": "9990000018", "scope": "NATIONAL_DATA_OPT_OUT", "decision": "DENY"}}}}"#
+        );
+        let ClinicalEvent::Consent(consent) = parse(line.as_bytes()).unwrap() else { panic!("a consent line") };
+        assert_eq!(consent.effective_until, None, "version {version}");
+    }
+    // A period that ends before it starts is refused, naming the field.
+    let backwards = String::from_utf8(line.to_vec()).unwrap().replace("2026-09-01", "2026-02-01");
+    let error = parse(backwards.as_bytes()).unwrap_err().to_string();
+    assert!(error.contains("effective_until"), "{error}");
 }

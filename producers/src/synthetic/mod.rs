@@ -299,7 +299,7 @@ fn consent_change(
     let event_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
     SyntheticEvent {
         subject: subjects::CONSENT,
-        version: 1,
+        version: 2,
         // The whole change: the consent topic is compacted on its key, and no change may be lost.
         key: sluice_schemas::consent_record_key(
             &patient.nhs_number.digits(),
@@ -307,11 +307,13 @@ fn consent_change(
             None,
             decision.0 == 1,
             effective_at,
+            None,
             &[],
         ),
         value: Value::Record(vec![
             field("event_id", Value::Uuid(event_id)),
             field("effective_at", Value::TimestampMicros(effective_at)),
+            field("effective_until", nullable(None)),
             field("recorded_at", Value::TimestampMicros(effective_at)),
             field("source_organisation", Value::String(organisation.to_owned())),
             field("nhs_number", Value::String(patient.nhs_number.digits())),
@@ -507,7 +509,7 @@ mod tests {
             seen.insert((event.subject, event.version));
         }
         for expected in
-            [("adt", 1), ("observation", 1), ("observation", 2), ("observation", 3), ("diagnosis", 1), ("consent", 1)]
+            [("adt", 1), ("observation", 1), ("observation", 2), ("observation", 3), ("diagnosis", 1), ("consent", 2)]
         {
             assert!(seen.contains(&expected), "no {expected:?} event");
         }

@@ -4,6 +4,7 @@
 mod rules;
 mod store;
 mod table;
+mod time;
 
 use sluice_schemas::NhsNumber;
 
@@ -22,7 +23,7 @@ fn nth_patient(n: u64) -> NhsNumber {
 }
 
 fn change(scope: ConsentScope, deny: bool, effective_at: i64) -> ConsentChange {
-    ConsentChange { nhs_number: patient(), scope, deny, effective_at, purposes: Vec::new() }
+    ConsentChange { nhs_number: patient(), scope, deny, effective_at, effective_until: None, purposes: Vec::new() }
 }
 
 fn limited(mut change: ConsentChange, purposes: &[&str]) -> ConsentChange {

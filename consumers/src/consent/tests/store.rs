@@ -139,6 +139,7 @@ fn changes_are_read_from_consent_records() {
             scope: study("IRAS-123456"),
             deny: true,
             effective_at: 1_700_000_000_000_000,
+            effective_until: None,
             purposes: vec!["study:IRAS-123456".to_owned()],
         }
     );

@@ -127,3 +127,32 @@ fn study_ids_in_any_accepted_spelling_become_one_and_a_study_consent_must_name_i
     let error = refusal(&consent("urn:sluice:policy:study:IRAS%2", "active", "deny"));
     assert_eq!((error.status, error.code, error.expression.as_str()), (422, IssueType::CodeInvalid, "Consent.policy"));
 }
+
+#[test]
+fn a_period_end_makes_the_decision_time_limited() {
+    let mut limited = consent("urn:sluice:policy:study:IRAS-312456", "active", "permit");
+    limited["provision"]["period"] = json!({ "start": "2026-02-02", "end": "2027-02-02T12:00:00Z" });
+    let mapped = consent_of(&limited);
+    assert_eq!(mapped.effective_at, utc("2026-02-02T00:00:00Z"));
+    assert_eq!(mapped.effective_until, Some(utc("2027-02-02T12:00:00Z")));
+    let open = consent_of(&consent("urn:sluice:policy:study:IRAS-312456", "active", "permit"));
+    assert_eq!(open.effective_until, None, "no end: until a later change");
+    // An end alone is measured from dateTime.
+    let mut end_only = consent("urn:sluice:policy:national-data-opt-out", "active", "deny");
+    end_only["provision"]["period"] = json!({ "end": "2026-03-01" });
+    let mapped = consent_of(&end_only);
+    assert_eq!(
+        (mapped.effective_at, mapped.effective_until),
+        (utc("2026-02-01T09:00:00Z"), Some(utc("2026-03-01T00:00:00Z")))
+    );
+    for end in ["2026-02-02", "2026-01-01"] {
+        let mut backwards = consent("urn:sluice:policy:study:IRAS-312456", "active", "permit");
+        backwards["provision"]["period"] = json!({ "start": "2026-02-02", "end": end });
+        let error = refusal(&backwards);
+        assert_eq!(
+            (error.status, error.code, error.expression.as_str()),
+            (422, IssueType::Value, "Consent.provision.period.end"),
+            "{error}"
+        );
+    }
+}
