@@ -151,19 +151,7 @@ async fn releases_under_an_exemption_are_counted_and_audited_with_their_legal_ba
 
     let lake = tempfile::tempdir().unwrap();
     let config = lander_config(lake.path(), &purposes, "exemption-test", &topics);
-    let (_targets, targets) = watch::channel(Some(high_watermarks(&client, &config.clinical_topics)));
-    let (_shutdown, shutdown) = watch::channel(false);
-    let report = sluice_consumers::run(
-        &client,
-        &config,
-        &setups,
-        Catalogue::embedded(),
-        RunUntil::CaughtUp(targets),
-        shutdown,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = support::land_with_setups_until_caught_up(&client, &config, &setups).await;
 
     assert_eq!(report.released_under_exemption["planning"]["national_data_opt_out"], held_back);
     assert_eq!(report.landed["planning"], 1_200, "planning receives every event");
@@ -244,19 +232,7 @@ async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_repo
         PurposeSetup { policy: Policy::builtin("research").unwrap(), keys: KeyRing::single(keys["research"].clone()) },
     );
     let config = lander_config(lake.path(), &purposes, "study-test", &topics);
-    let (_targets, targets) = watch::channel(Some(high_watermarks(&client, &config.clinical_topics)));
-    let (_shutdown, shutdown) = watch::channel(false);
-    let report = sluice_consumers::run(
-        &client,
-        &config,
-        &setups,
-        Catalogue::embedded(),
-        RunUntil::CaughtUp(targets),
-        shutdown,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = support::land_with_setups_until_caught_up(&client, &config, &setups).await;
     assert_eq!(report.consent_changes, 4);
     assert_eq!(report.withheld["study:IRAS-312456"]["study_dissent"], events_of_patient as u64, "{report:?}");
     assert_eq!(

@@ -26,7 +26,7 @@ use sluice_producers::{
     subject_json::parse_subject_line,
 };
 use sluice_schemas::Catalogue;
-use support::{column_strings, high_watermarks, lander_config, parquet_files, read_parquet, read_topic, tansu::Tansu};
+use support::{column_strings, lander_config, parquet_files, read_parquet, read_topic, tansu::Tansu};
 use tokio::sync::watch;
 
 const STUDY: &str = "study:IRAS-312456";
@@ -60,19 +60,7 @@ async fn land(
 ) -> LandingReport {
     let purposes: Vec<String> = PURPOSES.iter().map(|p| p.to_string()).collect();
     let config = lander_config(lake, &purposes, group, topics);
-    let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
-    let (_shutdown, shutdown) = watch::channel(false);
-    sluice_consumers::run(
-        client,
-        &config,
-        &setups(keys),
-        Catalogue::embedded(),
-        RunUntil::CaughtUp(targets),
-        shutdown,
-        |_| {},
-    )
-    .await
-    .unwrap()
+    support::land_with_setups_until_caught_up(client, &config, &setups(keys)).await
 }
 
 /// Rows per (patient index, purpose) in a lake, found by each purpose's patient pseudonym.
@@ -123,6 +111,32 @@ fn opt_out_line(nhs_number: &str, at: &str, until: Option<&str>) -> sluice_produ
     parse_subject_line(line.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap().into_record()
 }
 
+/// A Tansu broker with sluice's topics, its client and a publisher to it.
+async fn broker_with_publisher() -> (Tansu, rdkafka::ClientConfig, Topics, EventPublisher<'static>) {
+    let broker = Tansu::start();
+    let client = broker.client();
+    let topics = Topics::embedded();
+    provision::apply(&client, &topics).await.unwrap();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    (broker, client, topics, publisher)
+}
+
+/// A synthetic source in which nobody has opted out: every decision in a test is its own.
+fn source_without_decisions(patients: u32, events: u64, seed: u64) -> SyntheticSource {
+    SyntheticSource::new(SyntheticSourceConfig {
+        patients,
+        events,
+        national_opt_out_share: 0.0,
+        type1_opt_out_share: 0.0,
+        withdrawn_share: 0.0,
+        missing_nhs_number_share: 0.0,
+        seed,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// An RFC 3339 time `seconds` from now.
 fn seconds_from_now(seconds: i64) -> (chrono::DateTime<chrono::Utc>, String) {
     let at = chrono::Utc::now() + chrono::TimeDelta::seconds(seconds);
@@ -131,12 +145,7 @@ fn seconds_from_now(seconds: i64) -> (chrono::DateTime<chrono::Utc>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_real_broker() {
-    let broker = Tansu::start();
-    let client = broker.client();
-    let topics = Topics::embedded();
-    provision::apply(&client, &topics).await.unwrap();
-    let publisher =
-        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let (_broker, client, topics, publisher) = broker_with_publisher().await;
     let trace = TraceContext::new_root();
     let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
     let publish = |record: sluice_producers::clinical::SubjectRecord| {
@@ -144,18 +153,7 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
         async move { publisher.publish_records(&[record], origin).await.unwrap() }
     };
 
-    // Nobody has opted out in the source itself: every decision below is the test's own.
-    let source = SyntheticSource::new(SyntheticSourceConfig {
-        patients: 60,
-        events: 1_600,
-        national_opt_out_share: 0.0,
-        type1_opt_out_share: 0.0,
-        withdrawn_share: 0.0,
-        missing_nhs_number_share: 0.0,
-        seed: 31,
-        ..Default::default()
-    })
-    .unwrap();
+    let source = source_without_decisions(60, 1_600, 31);
     let events: Vec<_> = source.clinical_events().collect();
     let (early, late) = events.split_at(800);
     let nhs = |index: u32| source.patient(index).nhs_number.digits();
@@ -353,25 +351,10 @@ async fn wait_for_rows(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_lander_applies_an_opt_out_dated_ahead_when_its_time_comes() {
-    let broker = Tansu::start();
-    let client = broker.client();
-    let topics = Topics::embedded();
-    provision::apply(&client, &topics).await.unwrap();
-    let publisher =
-        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let (_broker, client, topics, publisher) = broker_with_publisher().await;
     let trace = TraceContext::new_root();
     let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
-    let source = SyntheticSource::new(SyntheticSourceConfig {
-        patients: 20,
-        events: 400,
-        national_opt_out_share: 0.0,
-        type1_opt_out_share: 0.0,
-        withdrawn_share: 0.0,
-        missing_nhs_number_share: 0.0,
-        seed: 37,
-        ..Default::default()
-    })
-    .unwrap();
+    let source = source_without_decisions(20, 400, 37);
     let events: Vec<_> = source.clinical_events().collect();
     let (early, late) = events.split_at(200);
     let patient = 3u32;

@@ -23,6 +23,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+# The Spark session the lake reader starts (this script's directory is on the import path).
+from read_lake import start_spark
+
 
 def text_of_decimal(value):
     return None if value is None else format(value, "f")
@@ -69,25 +72,8 @@ def polars_view(dataset_dir: pathlib.Path) -> dict:
 
 
 def spark_view(dataset_dir: pathlib.Path) -> dict:
-    from pyspark.sql import SparkSession
-
     with tempfile.TemporaryDirectory(prefix="sluice-spark-") as scratch:
-        spark = (
-            SparkSession.builder.master("local[2]")
-            .appName("sluice-evolved-reader")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.driver.memory", "512m")
-            # Quick to start and light on a small machine: no optimising JIT compiler, a serial GC.
-            .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.sql.warehouse.dir", os.path.join(scratch, "warehouse"))
-            .getOrCreate()
-        )
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = start_spark(scratch)
         try:
             # Without mergeSchema Spark takes one file's schema and drops columns the others add.
             frame = spark.read.option("mergeSchema", "true").parquet(str(dataset_dir))

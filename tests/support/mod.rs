@@ -96,10 +96,19 @@ pub async fn land_until_caught_up(
     config: &LanderConfig,
     keys: &BTreeMap<String, PurposeKey>,
 ) -> LandingReport {
+    land_with_setups_until_caught_up(client, config, &builtin_setups(keys)).await
+}
+
+/// Runs a lander with the given purposes' setups until it (with its group) has consumed every
+/// clinical partition up to where it ends now.
+pub async fn land_with_setups_until_caught_up(
+    client: &ClientConfig,
+    config: &LanderConfig,
+    setups: &BTreeMap<String, PurposeSetup>,
+) -> LandingReport {
     let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
     let (_shutdown, shutdown) = watch::channel(false);
-    let setups = builtin_setups(keys);
-    sluice_consumers::run(client, config, &setups, Catalogue::embedded(), RunUntil::CaughtUp(targets), shutdown, |_| {})
+    sluice_consumers::run(client, config, setups, Catalogue::embedded(), RunUntil::CaughtUp(targets), shutdown, |_| {})
         .await
         .unwrap()
 }

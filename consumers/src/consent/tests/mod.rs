@@ -45,6 +45,25 @@ fn store_with(changes: impl IntoIterator<Item = ConsentChange>) -> ConsentStore 
     store
 }
 
+/// The decision of the latest change of patient `who` about `scope` in force at `now` (started,
+/// not ended) that covers `purpose`, a DENY winning a tie: computed from all changes without
+/// the store, as the model the store must follow.
+fn latest_covering(
+    changes: &[ConsentChange],
+    who: NhsNumber,
+    scope: &ConsentScope,
+    purpose: &Purpose,
+    now: i64,
+) -> Option<bool> {
+    changes
+        .iter()
+        .filter(|c| c.nhs_number == who && &c.scope == scope)
+        .filter(|c| c.effective_at <= now && c.effective_until.is_none_or(|until| now < until))
+        .filter(|c| c.purposes.is_empty() || c.purposes.iter().any(|name| purpose.is_named(name)))
+        .max_by_key(|c| (c.effective_at, c.deny))
+        .map(|c| c.deny)
+}
+
 fn exempt(opt_outs: &[OptOutKind]) -> PurposeRules {
     PurposeRules {
         exemptions: opt_outs

@@ -243,12 +243,7 @@ proptest! {
         for who in 0..2 {
             for (scope, asked) in &scopes {
                 for purpose in &purposes {
-                    let expected = changes
-                        .iter()
-                        .filter(|c| c.nhs_number == nth_patient(who) && &c.scope == scope)
-                        .filter(|c| c.purposes.is_empty() || c.purposes.iter().any(|name| purpose.is_named(name)))
-                        .max_by_key(|c| (c.effective_at, c.deny))
-                        .map(|c| c.deny);
+                    let expected = latest_covering(&changes, nth_patient(who), scope, purpose, i64::MAX);
                     prop_assert_eq!(store.in_force(nth_patient(who).as_u64(), *asked, purpose), expected, "{} {:?}", purpose, scope);
                 }
             }

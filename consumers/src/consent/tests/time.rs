@@ -138,13 +138,7 @@ proptest! {
         for who in 0..2 {
             for (scope, asked) in &scopes {
                 for purpose in &purposes {
-                    let expected = changes
-                        .iter()
-                        .filter(|c| c.nhs_number == nth_patient(who) && &c.scope == scope)
-                        .filter(|c| c.effective_at <= now && c.effective_until.is_none_or(|until| now < until))
-                        .filter(|c| c.purposes.is_empty() || c.purposes.iter().any(|name| purpose.is_named(name)))
-                        .max_by_key(|c| (c.effective_at, c.deny))
-                        .map(|c| c.deny);
+                    let expected = latest_covering(&changes, nth_patient(who), scope, purpose, now);
                     let patient = nth_patient(who).as_u64();
                     prop_assert_eq!(store.in_force(patient, *asked, purpose), expected, "{} {:?}", purpose, scope);
                     prop_assert_eq!(at_once.in_force(patient, *asked, purpose), expected);
