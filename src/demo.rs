@@ -320,6 +320,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
             ..LineageConfig::default()
         },
         reviewed_consent_records: Vec::new(),
+        source_organisations: None,
     };
     // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
     let setups = setups_from_builtin(&options.keys)?;

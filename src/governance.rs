@@ -8,6 +8,7 @@ use std::{
 
 use sluice_consumers::{
     audit::{self, AuditLog, ErasureTrigger},
+    consent::SourceOrganisations,
     erase::{PatientErasure, erase},
 };
 use sluice_schemas::NhsNumber;
@@ -66,8 +67,17 @@ pub fn run_erase(args: EraseArgs) -> Result<ExitCode, String> {
     let rings = keys::required_rings(&args.purposes)?;
     let (state, storage) = (args.lake.state_dir()?, args.lake.storage()?);
     let mut audit = AuditLog::open(&audit_log_path(&state)).map_err(|e| e.to_string())?;
-    let record = erase(&state, &storage, &patients, &rings, ErasureTrigger::Command, &args.reference, &mut audit)
-        .map_err(|e| e.to_string())?;
+    let record = erase(
+        &state,
+        &storage,
+        &patients,
+        &rings,
+        SourceOrganisations::built_in(),
+        ErasureTrigger::Command,
+        &args.reference,
+        &mut audit,
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "erased {} rows of {} patients from {} of {} files ({}); recorded in {}",
         record.rows_removed,

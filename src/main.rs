@@ -362,6 +362,11 @@ struct LandArgs {
     /// Without it such a record stops the lander, since it may have been anybody's opt-out.
     #[arg(long = "reviewed-consent-record", value_parser = parse_record_position)]
     reviewed_consent_records: Vec<(i32, i64)>,
+    /// The register of source organisations (CSV: ods_code,organisation_type,name) that decides
+    /// which data a Type 1 opt-out covers: GP practices', hubs' and any organisation's it does
+    /// not list. Default: the one built in, policies/source-organisations.csv.
+    #[arg(long, value_name = "CSV")]
+    source_organisations: Option<PathBuf>,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -797,6 +802,7 @@ fn land(args: LandArgs) -> Result<ExitCode, String> {
         audit_topic: topics.audit().map(str::to_owned),
         lineage: LineageConfig { file: args.lineage_file, url: args.lineage_url, ..LineageConfig::default() },
         reviewed_consent_records: args.reviewed_consent_records,
+        source_organisations: args.source_organisations,
     };
     let report = runtime()?.block_on(async {
         let shutdown = services::shutdown_on_signals()?;

@@ -243,3 +243,95 @@ async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_repo
     assert_eq!(report.landed["research"], source.config().events);
     assert_eq!(report.consent_for_unserved_studies, std::collections::BTreeSet::from(["ISRCTN12345678".to_owned()]));
 }
+
+/// Type 1 by the data's origin: a Type 1 opt-out covers a patient's events from GP practices and
+/// from organisations the register of source organisations does not list (counted), not those
+/// from the trusts it lists; once an operator's register lists the organisation as a trust, its
+/// events are released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_1_follows_the_register_of_source_organisations_and_fails_closed_on_unknown_ones() {
+    use sluice_producers::{Origin, headers::TraceContext, subject_json::parse_subject_line};
+    use sluice_schemas::apache_avro::types::Value;
+    let (_cluster, client, topics) = mock_cluster();
+    let publisher =
+        EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
+    let source = source(0.0);
+    let mut events: Vec<_> = source.clinical_events().collect();
+    let patient = (0..source.config().patients)
+        .max_by_key(|p| events.iter().filter(|e| e.truth.patient == *p && !e.truth.gp_sourced).count())
+        .unwrap();
+    let (mut from_gp, mut from_trusts, mut relabelled) = (0u64, 0u64, 0u64);
+    for event in events.iter_mut().filter(|e| e.truth.patient == patient) {
+        if event.truth.gp_sourced {
+            from_gp += 1;
+        } else if relabelled < 3 {
+            // Sent by an organisation nobody has put in the register.
+            if let Value::Record(fields) = &mut event.value {
+                fields.iter_mut().find(|(name, _)| name == "source_organisation").unwrap().1 =
+                    Value::String("RZZ".into());
+            }
+            relabelled += 1;
+        } else {
+            from_trusts += 1;
+        }
+    }
+    assert!(from_gp > 0 && from_trusts > 0 && relabelled == 3, "{from_gp} {from_trusts} {relabelled}");
+    publisher.publish_all(events.into_iter(), |_| {}).await.unwrap();
+    let line = format!(
+        r#"{{"subject": "consent", "record": {{"event_id": "{}", "effective_at": "2025-01-01T00:00:00Z", "recorded_at": "2025-01-01T00:00:00Z", "source_organisation": "B86001", "nhs_number": "{}", "scope": "TYPE_1_OPT_OUT", "decision": "DENY"}}}}"#,
+        uuid::Uuid::new_v4(),
+        source.patient(patient).nhs_number.digits()
+    );
+    let record = parse_subject_line(line.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap().into_record();
+    let trace = TraceContext::new_root();
+    let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+    publisher.publish_records(&[record], origin).await.unwrap();
+
+    let purposes = vec!["research".to_owned()];
+    let keys = keys::generate(&purposes);
+    let lake = tempfile::tempdir().unwrap();
+    let config = lander_config(lake.path(), &purposes, "register-built-in", &topics);
+    let report = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(report.withheld["research"]["type_1_opt_out"], from_gp + relabelled, "{report:?}");
+    assert_eq!(report.unknown_source_organisations, std::collections::BTreeMap::from([("RZZ".to_owned(), 3)]));
+    assert_eq!(report.landed["research"], source.config().events - from_gp - relabelled);
+
+    // The operator's register says what RZZ is: its events are a trust's.
+    let register = lake.path().join("source-organisations.csv");
+    let built_in = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/source-organisations.csv"),
+    )
+    .unwrap();
+    std::fs::write(&register, format!("{built_in}RZZ,nhs-trust,A trust added after review\n")).unwrap();
+    let reviewed_lake = tempfile::tempdir().unwrap();
+    let config = sluice_consumers::LanderConfig {
+        source_organisations: Some(register),
+        ..lander_config(reviewed_lake.path(), &purposes, "register-reviewed", &topics)
+    };
+    let report = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(report.withheld["research"]["type_1_opt_out"], from_gp, "{report:?}");
+    assert!(report.unknown_source_organisations.is_empty());
+
+    // A register that cannot be read stops the lander before it releases anything.
+    let broken = lake.path().join("broken.csv");
+    std::fs::write(&broken, "ods_code,organisation_type,name\nRZZ,hospital,\n").unwrap();
+    let config = sluice_consumers::LanderConfig {
+        source_organisations: Some(broken),
+        ..lander_config(tempfile::tempdir().unwrap().path(), &purposes, "register-broken", &topics)
+    };
+    let (_targets, targets) = watch::channel(None);
+    let (_shutdown, shutdown) = watch::channel(false);
+    let error = sluice_consumers::run(
+        &client,
+        &config,
+        &sluice_consumers::lander::setups_from_builtin(&keys).unwrap(),
+        Catalogue::embedded(),
+        RunUntil::CaughtUp(targets),
+        shutdown,
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&error, Error::SourceOrganisations(e) if e.line == 2), "{error}");
+    assert!(error.to_string().contains("unknown organisation_type `hospital`"), "{error}");
+}

@@ -216,14 +216,22 @@ def parse_nhs_number(text):
     return int("".join(digits))
 
 
-def is_gp_practice(ods_code):
-    """One upper-case letter and five digits, e.g. B86001."""
-    return (
-        isinstance(ods_code, str)
-        and len(ods_code) == 6
-        and "A" <= ods_code[0] <= "Z"
-        and all("0" <= c <= "9" for c in ods_code[1:])
-    )
+def read_register(path):
+    """The register of source organisations: organisation type by ODS code."""
+    types = {}
+    lines = [l.strip() for l in path.read_text().splitlines() if l.strip() and not l.strip().startswith("#")]
+    if not lines or lines[0] != "ods_code,organisation_type,name":
+        raise SystemExit(f"{path}: not a register of source organisations")
+    for line in lines[1:]:
+        code, kind = (line.split(",", 2) + ["", ""])[:2]
+        types[code.strip()] = kind.strip()
+    return types
+
+
+def type_1_covers(register, ods_code):
+    """As sluice decides: a GP practice, a hub, or an organisation the register does not list."""
+    kind = register.get(ods_code) if isinstance(ods_code, str) else None
+    return kind is None or kind in ("gp-practice", "integration-hub")
 
 
 def split_postcode(postcode):
@@ -878,6 +886,9 @@ def main():
     parser.add_argument("--purpose", default="research", choices=["research", "planning", "direct-care"])
     parser.add_argument("--policies-dir", default=REPO / "policies", type=Path)
     parser.add_argument("--schemas-dir", default=REPO / "schemas" / "avro", type=Path)
+    parser.add_argument(
+        "--source-organisations", default=REPO / "policies" / "source-organisations.csv", type=Path
+    )
     parser.add_argument("--consent-topic", default=DEFAULT_CONSENT_TOPIC)
     parser.add_argument(
         "--topic", action="append", default=[], metavar="SUBJECT=TOPIC", help="clinical topic of a subject"
@@ -899,6 +910,7 @@ def main():
     if policy.get("purpose") != args.purpose:
         raise SystemExit(f"{policy_path} is not a policy for {args.purpose}")
     exempt = {e["opt_out"] for e in policy.get("consent", {}).get("exemptions", [])}
+    register = read_register(args.source_organisations)
     # sluice's spelling (serde kebab-case of Type1OptOut); it refuses any other.
     if exempt - {"national-data-opt-out", "type1-opt-out"}:
         raise SystemExit(f"{policy_path}: unknown opt-out in [consent] exemptions")
@@ -968,7 +980,7 @@ def main():
         try:
             record, writer_fingerprint = schemas.decode(value, subject)
             patient = parse_nhs_number(record.get("nhs_number"))
-            reason = decide(store, purpose, exempt, patient, is_gp_practice(record.get("source_organisation")))
+            reason = decide(store, purpose, exempt, patient, type_1_covers(register, record.get("source_organisation")))
             if reason:
                 withheld[reason] += 1
                 return

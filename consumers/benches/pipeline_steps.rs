@@ -60,7 +60,10 @@ use criterion::{
 };
 use sluice_consumers::{
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentScope, ConsentStore, Decision, Purpose, PurposeRules, event_consent_inputs},
+    consent::{
+        ConsentChange, ConsentScope, ConsentStore, Decision, Purpose, PurposeRules, SourceOrganisations,
+        event_consent_inputs,
+    },
     policy::{LandingPlan, Policy},
     pseudonymise::{Cell, PurposeKey, pseudonymise},
     record::RecordView,
@@ -179,7 +182,8 @@ impl Fixture {
     fn land_one(&self, message: &[u8], plan: &LandingPlan, buffer: &mut RowBuffer) {
         let event = self.decoder.decode(message).expect("decodes");
         let view = RecordView::new(&event.value).expect("a record");
-        let (nhs_number, gp_sourced) = event_consent_inputs(&view);
+        let inputs = event_consent_inputs(&view, SourceOrganisations::built_in());
+        let (nhs_number, gp_sourced) = (inputs.nhs_number, inputs.gp_sourced);
         if let Decision::Release { .. } = self.store.decide(&Purpose::Research, &self.rules, nhs_number, gp_sourced) {
             buffer.push(pseudonymise(plan, &self.key, &event.value).expect("pseudonymises"));
         }
@@ -231,7 +235,8 @@ fn consent_check(c: &mut Criterion, fixture: &Fixture) {
         group.bench_function(format!("event/{}", events.subject), |b| {
             b.iter(|| {
                 let view = RecordView::new(black_box(next())).expect("a record");
-                let (nhs_number, gp_sourced) = event_consent_inputs(&view);
+                let inputs = event_consent_inputs(&view, SourceOrganisations::built_in());
+                let (nhs_number, gp_sourced) = (inputs.nhs_number, inputs.gp_sourced);
                 fixture.store.decide(&Purpose::Research, &fixture.rules, nhs_number, gp_sourced)
             })
         });

@@ -33,7 +33,7 @@ use sluice_schemas::NhsNumber;
 use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, ErasureRecord, ErasureTrigger, RewrittenFile},
-    consent::is_gp_practice,
+    consent::SourceOrganisations,
     keyring::KeyRing,
     parquet_sink::{sha256_hex, write_parquet},
     storage::LakeStorage,
@@ -53,19 +53,24 @@ pub struct PatientErasure {
     pub nhs_number: NhsNumber,
     /// Purposes whose landed files lose the patient's rows.
     pub purposes: Vec<String>,
-    /// Only rows sent by GP practices (a Type 1 opt-out); when a file has no
+    /// Only rows a Type 1 opt-out covers, by the register of source organisations (a GP
+    /// practice's, a hub's, or an organisation's the register does not list); when a file has no
     /// `source_organisation` column every row of the patient goes, which errs on the safe side.
     pub gp_sourced_only: bool,
 }
 
 /// Removes the patients' rows from every landed file of the named purposes in `storage`, and
 /// records the run in `audit`. `lake` is the lake's state directory, whose lock keeps rewrites
-/// apart. `reference` says who or what asked (a ticket, or consent offsets).
+/// apart. `reference` says who or what asked (a ticket, or consent offsets). `register` says
+/// which rows a Type 1 erasure ([`PatientErasure::gp_sourced_only`]) covers.
+// Each argument is a separate thing the caller holds; a struct for them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn erase(
     lake: &Path,
     storage: &LakeStorage,
     patients: &[PatientErasure],
     rings: &BTreeMap<String, KeyRing>,
+    register: &SourceOrganisations,
     trigger: ErasureTrigger,
     reference: &str,
     audit: &mut AuditLog,
@@ -112,7 +117,7 @@ pub fn erase(
                     pseudonyms_by_key.entry(file.key_id.clone()).or_insert(pseudonyms)
                 }
             };
-            if let Some(rewritten) = file.remove_rows(pseudonyms, storage)? {
+            if let Some(rewritten) = file.remove_rows(pseudonyms, register, storage)? {
                 record.rows_removed += rewritten.rows_removed;
                 record.files_rewritten.push(rewritten);
             }
@@ -155,7 +160,12 @@ impl LandedParquet {
 
     /// Rewrites the file without the rows of the given pseudonyms (value: GP-sourced rows only);
     /// `None` when it holds none of them.
-    fn remove_rows(self, pseudonyms: &HashMap<String, bool>, storage: &LakeStorage) -> Result<Option<RewrittenFile>> {
+    fn remove_rows(
+        self,
+        pseudonyms: &HashMap<String, bool>,
+        register: &SourceOrganisations,
+        storage: &LakeStorage,
+    ) -> Result<Option<RewrittenFile>> {
         let failed = |reason: String| Error::Erase { path: self.key.clone().into(), reason };
         let pseudonym_index = self.schema.index_of(&self.pseudonym_column).map_err(|_| {
             failed(format!("no `{}` column, so a patient's rows cannot be found in it", self.pseudonym_column))
@@ -172,7 +182,9 @@ impl LandedParquet {
                     let erase = !pseudonym.is_null(row)
                         && pseudonyms.get(pseudonym.value(row)).is_some_and(|gp_only| {
                             !gp_only
-                                || organisation.is_none_or(|orgs| orgs.is_null(row) || is_gp_practice(orgs.value(row)))
+                                || register.type_1_covers(
+                                    organisation.and_then(|orgs| orgs.is_valid(row).then(|| orgs.value(row))),
+                                )
                         });
                     removed += u64::from(erase);
                     Some(!erase)

@@ -11,6 +11,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What can stop a lander.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The register of source organisations (which decides what a Type 1 opt-out covers) could
+    /// not be read; the lander does not start without one.
+    #[error(transparent)]
+    SourceOrganisations(#[from] crate::consent::RegisterError),
     /// A Kafka client could not be created from the given configuration.
     #[error("cannot create the Kafka {role}: {source}")]
     CreateClient {

@@ -76,6 +76,7 @@ pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &
         audit_topic: None,
         lineage: Default::default(),
         reviewed_consent_records: Vec::new(),
+        source_organisations: None,
     }
 }
 

@@ -52,6 +52,10 @@ pub struct StopRecord {
     pub landed: BTreeMap<String, u64>,
     /// Files written.
     pub files: u64,
+    /// Clinical events from organisations the register of source organisations does not list,
+    /// per ODS code: a Type 1 opt-out covered them. Left out when there were none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown_source_organisations: BTreeMap<String, u64>,
 }
 
 /// The policy or key a purpose lands under differs from the one in force when a lander last

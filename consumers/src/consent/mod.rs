@@ -53,7 +53,10 @@
 //!    released as `Release { exempted }` with that opt-out in `exempted`, so the release under
 //!    the legal basis is recorded in the audit.
 //! 3. A **Type 1 opt-out** withholds data that came from a GP practice (`gp_sourced`) from every
-//!    purpose except direct care (Type 1 guidance) — unless exempted in the same way.
+//!    purpose except direct care (Type 1 guidance) — unless exempted in the same way. Which data
+//!    came from a practice is decided by the register of source organisations
+//!    ([`SourceOrganisations`]): practices, hubs whose data's origin is unknown, and
+//!    organisations the register does not list (fail closed).
 //! 4. A **study** ([`Purpose::Study`]) also has the patient's own decisions about that study:
 //!    * a DENY in force for the study (a dissent) withholds ([`WithholdReason::StudyDissent`]);
 //!      it wins over everything, exemptions included: a legal basis may set an opt-out aside,
@@ -101,6 +104,7 @@
 //! `docs/BENCHMARKS.md`. Nothing in it prints an NHS number: its `Debug` output holds counts only.
 
 mod change;
+mod organisations;
 mod rules;
 mod store;
 #[cfg(test)]
@@ -113,6 +117,7 @@ use serde::{Deserialize, Serialize};
 use sluice_schemas::NhsNumber;
 
 pub use change::{ConsentChange, ConsentScope, patient_of_record_key};
+pub use organisations::{OrganisationType, RegisterError, SourceOrganisations};
 pub use store::{ConsentStore, wall_clock_micros};
 
 use crate::{Error, record::RecordView};
@@ -347,19 +352,28 @@ pub enum Decision {
     Withhold(WithholdReason),
 }
 
-/// What [`ConsentStore::decide`] needs from a decoded clinical event: its patient's NHS number
-/// (`None` when the event has none or it is not a valid one) and whether a GP practice sent it
-/// (its `source_organisation` is a practice code, see [`is_gp_practice`]). The lander reads both
-/// once per event and checks them against every purpose.
-pub fn event_consent_inputs(event: &RecordView<'_>) -> (Option<NhsNumber>, bool) {
-    let nhs_number = event.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
-    let gp_sourced = event.string("source_organisation").is_some_and(is_gp_practice);
-    (nhs_number, gp_sourced)
+/// What [`ConsentStore::decide`] needs from a decoded clinical event, read once per event and
+/// checked against every purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventConsentInputs {
+    /// The patient's NHS number; `None` when the event has none or it is not a valid one.
+    pub nhs_number: Option<NhsNumber>,
+    /// Whether a Type 1 opt-out covers the event: its `source_organisation` is a GP practice, a
+    /// hub, or unknown to the register ([`SourceOrganisations::type_1_covers`]).
+    pub gp_sourced: bool,
+    /// Whether its `source_organisation` is missing from the register (or absent): treated as
+    /// GP-sourced, and counted so that the register can be completed.
+    pub unknown_organisation: bool,
 }
 
-/// Whether an ODS code is a GP practice's: one letter followed by five digits (e.g. B86001).
-/// Trust and site codes (RR8, RR801) and national bodies (X26) are not.
-pub fn is_gp_practice(ods_code: &str) -> bool {
-    let bytes = ods_code.as_bytes();
-    bytes.len() == 6 && bytes[0].is_ascii_uppercase() && bytes[1..].iter().all(u8::is_ascii_digit)
+/// Reads [`EventConsentInputs`] from a decoded clinical event, classing its organisation by
+/// `register`.
+pub fn event_consent_inputs(event: &RecordView<'_>, register: &SourceOrganisations) -> EventConsentInputs {
+    let nhs_number = event.string("nhs_number").and_then(|digits| NhsNumber::parse(digits).ok());
+    let organisation = event.string("source_organisation");
+    EventConsentInputs {
+        nhs_number,
+        gp_sourced: register.type_1_covers(organisation),
+        unknown_organisation: organisation.and_then(|code| register.type_of(code)).is_none(),
+    }
 }

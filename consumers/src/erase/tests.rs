@@ -67,6 +67,18 @@ fn metadata(path: &Path, wanted: &str) -> Option<String> {
     read(path).metadata.into_iter().find(|(k, _)| k == wanted).map(|(_, v)| v)
 }
 
+/// [`erase`] on the lake's own storage, with the built-in register of source organisations.
+fn erase_in(
+    lake: &std::path::Path,
+    request: &[PatientErasure],
+    rings: &BTreeMap<String, KeyRing>,
+    trigger: ErasureTrigger,
+    reference: &str,
+    audit: &mut AuditLog,
+) -> Result<ErasureRecord> {
+    erase(lake, &storage(lake), request, rings, SourceOrganisations::built_in(), trigger, reference, audit)
+}
+
 #[test]
 fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_and_are_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,7 +95,7 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["research".into()], gp_sourced_only: false }];
-    let record = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
+    let record = erase_in(lake, &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
 
     assert_eq!(values(&before_rotation), [2]);
     assert_eq!(values(&after_rotation), [4]);
@@ -108,10 +120,10 @@ fn a_patients_rows_go_from_every_file_of_the_purposes_even_under_retired_keys_an
     assert!(verify(audit.path()).unwrap().problems.is_empty());
 
     // Erasing again finds nothing and rewrites nothing; a file left without rows stays in place.
-    let again = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
+    let again = erase_in(lake, &request, &rings, ErasureTrigger::Command, "REQ-42", &mut audit).unwrap();
     assert_eq!((again.rows_removed, again.files_rewritten.len()), (0, 0));
     let only = land(lake, "research/diagnosis/e.parquet", &new, &[(ERASED, "RR8", 8)]);
-    erase(lake, &storage(lake), &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
+    erase_in(lake, &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
     assert!(only.exists());
     assert_eq!(values(&only), Vec::<i32>::new());
 }
@@ -121,13 +133,19 @@ fn a_type_1_erasure_removes_only_gp_sourced_rows() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path();
     let k = key("planning-1", 4);
-    let file =
-        land(lake, "planning/adt/a.parquet", &k, &[(ERASED, "RR8", 1), (ERASED, "B86001", 2), (KEPT, "B86001", 3)]);
+    let file = land(
+        lake,
+        "planning/adt/a.parquet",
+        &k,
+        &[(ERASED, "RR8", 1), (ERASED, "B86001", 2), (KEPT, "B86001", 3), (ERASED, "RXX", 4)],
+    );
     let rings = BTreeMap::from([("planning".to_owned(), KeyRing::single(k))]);
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["planning".into()], gp_sourced_only: true }];
-    erase(lake, &storage(lake), &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
+    erase_in(lake, &request, &rings, ErasureTrigger::OptOut, "consent", &mut audit).unwrap();
+    // The trust's row stays; the practice's goes, and so does the row from an organisation the
+    // register does not list (fail closed).
     assert_eq!(values(&file), [1, 3]);
 }
 
@@ -141,15 +159,12 @@ fn files_whose_key_is_not_in_the_ring_stop_the_erasure_and_stay_as_they_were() {
     let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
     let request =
         [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["research".into()], gp_sourced_only: false }];
-    let error = erase(lake, &storage(lake), &request, &rings, ErasureTrigger::Command, "REQ", &mut audit)
-        .unwrap_err()
-        .to_string();
+    let error = erase_in(lake, &request, &rings, ErasureTrigger::Command, "REQ", &mut audit).unwrap_err().to_string();
     assert!(error.contains("research-lost") && error.contains("add it as a retired key"), "{error}");
     assert!(!error.contains(ERASED));
     assert_eq!(values(&file), [1]);
-    let missing_ring = erase(
+    let missing_ring = erase_in(
         lake,
-        &storage(lake),
         &[PatientErasure { purposes: vec!["planning".into()], ..request[0].clone() }],
         &rings,
         ErasureTrigger::Command,

@@ -162,8 +162,9 @@ impl LandingState<'_> {
         if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
             let lake = self.config.lake_dir.clone();
             let (storage, audit, consent) = (&self.storage, &mut self.audit, &self.consent);
+            let register = &self.source_organisations;
             let purposes: Vec<_> = self.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
-            let erased = block(|| erasures.run(&lake, storage, audit, &purposes, consent))?;
+            let erased = block(|| erasures.run(&lake, storage, audit, &purposes, consent, register))?;
             self.report.erased_rows += erased;
         }
 

@@ -36,7 +36,7 @@ use tracing::info;
 use crate::{
     Error, Result,
     audit::{AuditLog, ErasureTrigger},
-    consent::{ConsentStore, Decision, Purpose, PurposeRules},
+    consent::{ConsentStore, Decision, Purpose, PurposeRules, SourceOrganisations},
     erase::{PatientErasure, erase},
     keyring::KeyRing,
     storage::LakeStorage,
@@ -169,6 +169,7 @@ impl OptOutErasures {
         audit: &mut AuditLog,
         purposes: &[(&Purpose, &PurposeRules)],
         store: &ConsentStore,
+        register: &SourceOrganisations,
     ) -> Result<u64> {
         let mut rows = 0;
         let erasures = self.erasures_now(purposes, store);
@@ -179,7 +180,8 @@ impl OptOutErasures {
                 chrono::DateTime::from_timestamp_micros(store.now())
                     .map_or_else(|| store.now().to_string(), |at| at.to_rfc3339())
             );
-            let record = erase(lake, storage, &erasures, &self.rings, ErasureTrigger::OptOut, &reference, audit)?;
+            let record =
+                erase(lake, storage, &erasures, &self.rings, register, ErasureTrigger::OptOut, &reference, audit)?;
             info!(
                 patients = erasures.len(),
                 rows = record.rows_removed,

@@ -144,6 +144,11 @@ pub struct LanderConfig {
     /// ([`crate::Error::ConsentRecordWithoutPatient`]): it may have been anybody's opt-out.
     #[serde(default)]
     pub reviewed_consent_records: Vec<(i32, i64)>,
+    /// The register of source organisations that decides which data a Type 1 opt-out covers
+    /// ([`crate::consent::SourceOrganisations`]): a CSV file operators maintain. `None` for the
+    /// one built into sluice (`policies/source-organisations.csv`).
+    #[serde(default)]
+    pub source_organisations: Option<PathBuf>,
 }
 
 impl LanderConfig {

@@ -31,6 +31,10 @@ pub struct LandingReport {
     /// Studies the consent topic names that this lander lands for no purpose: a study id spelt
     /// differently in a policy and in consent records would otherwise go unnoticed.
     pub consent_for_unserved_studies: std::collections::BTreeSet<String>,
+    /// Clinical events whose `source_organisation` the register of source organisations does
+    /// not list, per code: a Type 1 opt-out covers them (fail closed) until the register says
+    /// what the organisation is.
+    pub unknown_source_organisations: BTreeMap<String, u64>,
 }
 
 impl LandingReport {
@@ -51,6 +55,9 @@ impl LandingReport {
         self.skipped_offsets += other.skipped_offsets;
         self.files.extend(other.files);
         self.consent_for_unserved_studies.extend(other.consent_for_unserved_studies);
+        for (code, n) in other.unknown_source_organisations {
+            *self.unknown_source_organisations.entry(code).or_default() += n;
+        }
     }
 
     /// All clinical messages consumed.

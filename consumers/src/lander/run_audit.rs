@@ -84,6 +84,7 @@ pub(super) fn stop_record(outcome: &Result<LandingReport>, shutdown_requested: b
             withheld: report.withheld.clone(),
             landed: report.landed.clone(),
             files: report.files.len() as u64,
+            unknown_source_organisations: report.unknown_source_organisations.clone(),
         },
         Err(error) => StopRecord {
             reason: error.to_string(),
@@ -93,6 +94,7 @@ pub(super) fn stop_record(outcome: &Result<LandingReport>, shutdown_requested: b
             withheld: BTreeMap::new(),
             landed: BTreeMap::new(),
             files: 0,
+            unknown_source_organisations: BTreeMap::new(),
         },
     }
 }

@@ -23,7 +23,10 @@ use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, AuditPublisher, ConsentUnreadableRecord, FileRecord, WithdrawalRecord, file_record},
     batch::RowBuffer,
-    consent::{ConsentChange, ConsentStore, Decision, Purpose, event_consent_inputs, patient_of_record_key},
+    consent::{
+        ConsentChange, ConsentStore, Decision, Purpose, SourceOrganisations, event_consent_inputs,
+        patient_of_record_key,
+    },
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
@@ -87,6 +90,9 @@ pub(super) struct LandingState<'a> {
     subject_of_topic: HashMap<String, String>,
     /// Current consent state.
     pub(super) consent: ConsentStore,
+    /// What kind of organisation each sender is: decides what a Type 1 opt-out covers, here and
+    /// in erasure.
+    pub(super) source_organisations: SourceOrganisations,
     /// Rows per file to be written.
     pub(super) pending: BTreeMap<PendingKey, PendingFile>,
     /// Rows in all pending files.
@@ -134,6 +140,10 @@ struct Routed {
     writer_fingerprint: u64,
     /// When the event occurred at its source (microseconds since the Unix epoch), if it says.
     event_time: Option<i64>,
+    /// Its `source_organisation` when the register of source organisations does not list it
+    /// (then a Type 1 opt-out covers it), as [`crate::consent::SourceOrganisations::report_label`]
+    /// gives it.
+    unknown_organisation: Option<String>,
 }
 
 /// A clinical event read and routed, not yet counted or buffered.
@@ -210,6 +220,11 @@ impl<'a> LandingState<'a> {
         }
         let dead_letter_producer =
             producer_config.create().map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
+        let source_organisations = match &config.source_organisations {
+            Some(path) => SourceOrganisations::load(path)?,
+            None => SourceOrganisations::built_in().clone(),
+        };
+        info!(organisations = source_organisations.len(), "register of source organisations read");
         let erasures = if config.erase_on_opt_out {
             let rings = purposes.iter().map(|p| (p.purpose.name(), p.setup.keys.clone())).collect();
             Some(OptOutErasures::open(&config.lake_dir, rings)?)
@@ -239,6 +254,7 @@ impl<'a> LandingState<'a> {
             erasures,
             report: LandingReport::default(),
             ledger: Default::default(),
+            source_organisations,
         })
     }
 
@@ -406,6 +422,16 @@ impl<'a> LandingState<'a> {
                 return self.dead_letter(message, &reason);
             }
         };
+        if let Some(code) = routed.unknown_organisation {
+            let seen = tally.unknown_source_organisations.entry(code).or_default();
+            *seen += 1;
+            if *seen == 1 {
+                warn!(
+                    "events from an organisation the register of source organisations does not list: a Type 1 \
+                     opt-out covers them (see the report's unknown_source_organisations)"
+                );
+            }
+        }
         let name = |index: usize| self.purposes[index].purpose.name();
         for (index, reason) in routed.withheld {
             *tally.withheld.entry(name(index)).or_default().entry(reason.to_owned()).or_default() += 1;
@@ -462,13 +488,17 @@ impl<'a> LandingState<'a> {
             return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
         }
         let view = RecordView::new(&event.value).ok_or("the event is not a record")?;
-        let (nhs_number, gp_sourced) = event_consent_inputs(&view);
+        let inputs = event_consent_inputs(&view, &self.source_organisations);
+        let (nhs_number, gp_sourced) = (inputs.nhs_number, inputs.gp_sourced);
         let mut routed = Routed {
             rows: Vec::new(),
             withheld: Vec::new(),
             exempted: Vec::new(),
             writer_fingerprint: event.writer.fingerprint(),
             event_time: view.timestamp_micros("occurred_at"),
+            unknown_organisation: inputs
+                .unknown_organisation
+                .then(|| SourceOrganisations::report_label(view.string("source_organisation"))),
         };
         for (index, runtime) in self.purposes.iter().enumerate() {
             let plan = runtime.plans.get(expected_subject).ok_or("no landing plan for the subject")?;

@@ -13,9 +13,14 @@
 //!
 //! Patient: the NHS number is the PID-3 repetition with identifier type `NH` (or assigning
 //! authority `NHS`); the local patient id is the `MR`/`PI` repetition (else the first other
-//! one); PID-5 name, PID-7 birth date, PID-8 sex, PID-11 address line and postcode. The sending
-//! facility MSH-4 is the ODS code of the source organisation; the sending application MSH-3 is
-//! the source system. Event ids are derived from sender, MSH-10 and the position of the event
+//! one); PID-5 name, PID-7 birth date, PID-8 sex, PID-11 address line and postcode. The source
+//! organisation is the organisation where the event happened, as an ODS code: EVN-7 (event
+//! facility) when given, else MSH-22 (sending responsible organisation, its identifier in
+//! component 10), else the sending facility MSH-4. A hub or integration engine that relays a
+//! practice's or a trust's messages sends its own code in MSH-4, and the lander's register of
+//! source organisations counts a hub's data as possibly a GP practice's (Type 1 opt-outs cover
+//! it); naming the origin in EVN-7 or MSH-22 lets it be judged by the origin. The sending
+//! application MSH-3 is the source system. Event ids are derived from sender, MSH-10 and the position of the event
 //! in the message, so a message that is sent again maps to the same ids.
 
 use chrono::{DateTime, Utc};
@@ -97,8 +102,12 @@ impl Hl7Error {
 pub struct MessageHeader {
     /// MSH-3.1, the sending application.
     pub sending_application: String,
-    /// MSH-4.1, the sending facility (an ODS code).
+    /// MSH-4.1, the sending facility (an ODS code): for a relayed message, the relay's.
     pub sending_facility: String,
+    /// The organisation where the event happened when the message names one apart from its
+    /// sender: EVN-7.1 (event facility), else MSH-22.10 (sending responsible organisation's
+    /// identifier), with the field it came from.
+    pub originating_facility: Option<(String, &'static str)>,
     /// MSH-9.1, e.g. `ADT`.
     pub message_type: String,
     /// MSH-9.2, e.g. `A01`.
@@ -118,11 +127,23 @@ impl MessageHeader {
         MessageHeader {
             sending_application: get("MSH-3.1"),
             sending_facility: get("MSH-4.1"),
+            originating_facility: [("EVN-7.1", "EVN-7"), ("MSH-22.10", "MSH-22")]
+                .into_iter()
+                .find_map(|(path, field)| message.get(path).filter(|code| !code.is_empty()).map(|code| (code, field))),
             message_type: get("MSH-9.1"),
             trigger_event: get("MSH-9.2"),
             control_id: get("MSH-10"),
             version: get("MSH-12.1"),
             sent_at: get("MSH-7"),
+        }
+    }
+
+    /// The organisation where the event happened (an ODS code) and the field it came from: the
+    /// originating facility when the message names one, else the sending facility MSH-4.
+    pub fn source_organisation(&self) -> (&str, &'static str) {
+        match &self.originating_facility {
+            Some((code, field)) => (code, field),
+            None => (&self.sending_facility, "MSH-4"),
         }
     }
 
@@ -484,7 +505,7 @@ fn provenance(
         event_id: stable_event_id(&["hl7", &header.sender(), &header.control_id, &position]),
         occurred_at,
         recorded_at,
-        source_organisation: header.sending_facility.clone(),
+        source_organisation: header.source_organisation().0.to_owned(),
         source_system: header.sending_application.clone(),
     }
 }
@@ -520,7 +541,7 @@ fn from_validation(error: &ValidationError, header: &MessageHeader, index: usize
         "family_name" | "given_name" => "PID-5",
         "date_of_birth" => "PID-7",
         "postcode" | "address_line" => "PID-11",
-        "source_organisation" => "MSH-4",
+        "source_organisation" => header.source_organisation().1,
         "source_system" => "MSH-3",
         "location_code" => "PV1-3",
         "treatment_function_code" => "PV1-10",

@@ -398,3 +398,29 @@ fn an_overlong_or_unprintable_message_control_id_is_refused() {
     let longest = altered("oru_r01_results.hl7", "|LAB20260105000731|", &format!("|{}|", "C".repeat(199)));
     assert!(map(&longest).is_ok());
 }
+
+#[test]
+fn a_relayed_message_is_attributed_to_the_organisation_it_names_as_its_origin() {
+    let source = |bytes: &[u8]| match map(bytes).unwrap().remove(0) {
+        ClinicalEvent::Adt(event) => event.provenance.source_organisation,
+        ClinicalEvent::Observation(event) => event.provenance.source_organisation,
+        other => panic!("unexpected {other:?}"),
+    };
+    // Sent by a hub (MSH-4 QWE) for the practice B86001, named in EVN-7 (event facility).
+    let relayed = altered("adt_a01_admit.hl7", "MSH|^~\\&|PAS|RR8|", "MSH|^~\\&|HUB|QWE|");
+    let text = String::from_utf8(relayed).unwrap().replacen(
+        "|||C1234^Okafor^Ada|20260105092500",
+        "|||C1234^Okafor^Ada|20260105092500|B86001",
+        1,
+    );
+    assert_eq!(source(text.as_bytes()), "B86001");
+    // Or in MSH-22, the sending responsible organisation (its identifier is component 10).
+    let results = altered("oru_r01_results.hl7", "|UNICODE UTF-8", "|UNICODE UTF-8||||B86001 Practice^^^^^^^^^B86001");
+    assert_eq!(source(&results), "B86001");
+    // Otherwise the sending facility.
+    assert_eq!(source(&fixture("adt_a01_admit.hl7")), "RR8");
+    // A badly formed origin is reported where it came from.
+    let bad = text.replacen("|B86001", "|b86", 1);
+    let error = map(bad.as_bytes()).unwrap_err();
+    assert!(format!("{error:?}").contains("EVN-7"), "{error:?}");
+}

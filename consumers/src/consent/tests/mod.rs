@@ -128,15 +128,6 @@ fn only_denials_withdraw_release() {
 }
 
 #[test]
-fn gp_practice_codes_are_recognised() {
-    assert!(is_gp_practice("B86001"));
-    assert!(!is_gp_practice("RR8"));
-    assert!(!is_gp_practice("RR801"));
-    assert!(!is_gp_practice("X26"));
-    assert!(!is_gp_practice("b86001"));
-}
-
-#[test]
 fn purposes_parse_and_print() {
     for name in ["direct-care", "planning", "research", "study:IRAS-123456"] {
         let purpose = name.parse::<Purpose>().unwrap();
