@@ -324,11 +324,13 @@ impl ConsentStore {
             for change in due.settled {
                 self.settle(key, InForce::new(change.effective_at, change.deny, change.purposes));
             }
-            let patient = key.nhs_number();
-            if due.denial_started && !denied.contains(&patient) {
-                denied.push(patient);
+            if due.denial_started {
+                denied.push(key.nhs_number());
             }
         }
+        // A patient whose DENYs started in more than one scope is named once.
+        denied.sort_unstable_by_key(NhsNumber::as_u64);
+        denied.dedup();
         denied
     }
 
@@ -401,6 +403,10 @@ impl ConsentStore {
             ConsentScope::Type1OptOut => TYPE_1,
             ConsentScope::Study(id) => self.study_scope(id),
         };
+        if change.effective_until.is_some_and(|until| until <= self.now) {
+            // Over before it was read: it can never decide, and its patient is not counted.
+            return;
+        }
         let purposes = self.purpose_lists.intern(change.purposes);
         // Looked at before the entry is taken, as the entry borrows the table; the patient's
         // other scopes share this key's probe sequence, so this costs little more than the entry.
@@ -416,7 +422,7 @@ impl ConsentStore {
             if self.settle(key, InForce::new(change.effective_at, change.deny, purposes)) && !known {
                 self.patients += 1;
             }
-        } else if change.effective_until.is_none_or(|until| until > self.now) {
+        } else {
             if !known && !self.in_force.contains_key(&key) {
                 self.patients += 1;
             }

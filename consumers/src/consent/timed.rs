@@ -120,10 +120,12 @@ impl TimedChanges {
                 break;
             }
             self.schedule.pop_first();
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+            keys.push(key);
         }
+        // Each key once, however many of its times fell in between: a study's consents all
+        // ending on one date are thousands of keys at once.
+        keys.sort_unstable();
+        keys.dedup();
         let mut due = Vec::with_capacity(keys.len());
         for key in keys {
             let Some(changes) = self.by_key.remove(&key) else { continue };

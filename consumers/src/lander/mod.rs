@@ -291,6 +291,9 @@ async fn land(
     let backlog = block(|| consent_reader.backlog());
     state.consent = ConsentStore::with_capacity(usize::try_from(backlog).unwrap_or(usize::MAX).min(50_000_000));
     let loaded = block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
+    // Once for the whole load, not per record: changes dated up to now take effect before
+    // anything is decided (each later read of the consent topic is followed by the same).
+    state.advance_consent_clock();
     info!(consent_changes = loaded, patients_with_changes = state.consent.patients(), "consent topic read to its end");
     if let Some(erasures) = &mut state.erasures {
         erasures.after_initial_load(&state.consent)?;

@@ -285,8 +285,6 @@ impl<'a> LandingState<'a> {
             });
         let reason = match change {
             Ok(change) => {
-                // The change is applied at the time it is read: one dated later waits.
-                self.advance_consent_clock();
                 if let Some(key) = message.key() {
                     self.consent.readable_record(&String::from_utf8_lossy(key));
                 }

@@ -50,8 +50,12 @@ fn a_time_limited_consent_decides_only_within_its_period() {
     // A change whose period ended before it was read changes nothing.
     let mut late = ConsentStore::at(30);
     late.apply(timed(ConsentScope::NationalDataOptOut, true, 10, Some(20)));
+    late.apply(timed(study("S1"), true, 10, Some(20)));
     assert_eq!(research_decision(&late), RELEASE);
     assert_eq!(late.patients(), 0);
+    // Nor does it make the patient count as known when a change that decides comes.
+    late.apply(timed(study("S1"), true, 25, None));
+    assert_eq!(late.patients(), 1);
 }
 
 #[test]
