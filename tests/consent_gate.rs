@@ -28,6 +28,17 @@ fn source(national_opt_out_share: f64) -> SyntheticSource {
     .unwrap()
 }
 
+/// Publishes consent changes written as subject-JSON lines, read as the file adapter reads them.
+async fn publish_consent_lines(publisher: &EventPublisher<'_>, lines: &[String]) {
+    use sluice_producers::{Origin, headers::TraceContext, subject_json::parse_subject_line};
+    let trace = TraceContext::new_root();
+    for text in lines {
+        let event = parse_subject_line(text.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap();
+        let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+        publisher.publish_records(&[event.into_record()], origin).await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_released_while_the_consent_topic_cannot_be_read() {
     let (cluster, client, topics) = mock_cluster();
@@ -178,7 +189,6 @@ async fn releases_under_an_exemption_are_counted_and_audited_with_their_legal_ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_reported() {
     use sluice_consumers::{keyring::KeyRing, lander::PurposeSetup, policy::Policy};
-    use sluice_producers::{Origin, headers::TraceContext, subject_json::parse_subject_line};
     let (_cluster, client, topics) = mock_cluster();
     let publisher =
         EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
@@ -202,13 +212,7 @@ async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_repo
         line("IRAS ID: 312456", r#"["study:iras 312456"]"#, "2025-06-03T00:00:00Z"),
         line("ISRCTN 12345678", "[]", "2025-06-04T00:00:00Z"),
     ];
-    let trace = TraceContext::new_root();
-    for text in &lines {
-        let event = parse_subject_line(text.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap();
-        let record = event.into_record();
-        let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
-        publisher.publish_records(&[record], origin).await.unwrap();
-    }
+    publish_consent_lines(&publisher, &lines).await;
 
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["study:iras 312456".to_owned(), "research".to_owned()];
@@ -250,7 +254,6 @@ async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_repo
 /// events are released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_1_follows_the_register_of_source_organisations_and_fails_closed_on_unknown_ones() {
-    use sluice_producers::{Origin, headers::TraceContext, subject_json::parse_subject_line};
     use sluice_schemas::apache_avro::types::Value;
     let (_cluster, client, topics) = mock_cluster();
     let publisher =
@@ -282,10 +285,7 @@ async fn type_1_follows_the_register_of_source_organisations_and_fails_closed_on
         uuid::Uuid::new_v4(),
         source.patient(patient).nhs_number.digits()
     );
-    let record = parse_subject_line(line.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap().into_record();
-    let trace = TraceContext::new_root();
-    let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
-    publisher.publish_records(&[record], origin).await.unwrap();
+    publish_consent_lines(&publisher, &[line]).await;
 
     let purposes = vec!["research".to_owned()];
     let keys = keys::generate(&purposes);
