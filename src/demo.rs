@@ -18,10 +18,9 @@ use std::{
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::mocking::MockCluster;
 use sluice_consumers::{
-    LanderConfig, LandingReport, RunUntil,
+    LandingReport, RunUntil,
     audit::AuditLog,
     compact::{CompactionOptions, compact},
-    lander::setups_from_builtin,
     lineage::LineageConfig,
     pseudonymise::PurposeKey,
     storage::LakeStorage,
@@ -30,7 +29,7 @@ use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, Synthetic
 use sluice_schemas::{Catalogue, Framing};
 use tokio::sync::watch;
 
-use crate::{broker, topics::Topics};
+use crate::{broker, pipeline::LandingPipeline, topics::Topics};
 
 /// Marks a lake directory written by the demo, which a later demo run may replace.
 const DEMO_MARKER: &str = ".sluice-demo";
@@ -295,35 +294,23 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
     let produce_bar = bars.add(ProgressBar::new(total).with_style(style.clone()).with_prefix("produce"));
     let land_bar = bars.add(ProgressBar::new(total).with_style(style).with_prefix("land"));
 
-    let lander_config = LanderConfig {
-        lake_url: None,
-        lake_dir: options.lake_dir.clone(),
-        purposes: options.purposes.clone(),
-        group_id: format!("sluice-demo-{}", hex::encode(rand::random::<[u8; 4]>())),
-        clinical_topics: options.topics.clinical(),
-        consent_topic: options.topics.consent().to_owned(),
-        dead_letter_topic: options.topics.dead_letter().to_owned(),
-        max_buffered_rows: options.max_buffered_rows,
-        idle_flush_secs: 2,
-        max_batch_messages: sluice_consumers::lander::DEFAULT_MAX_BATCH_MESSAGES,
-        consent_load_timeout_secs: 60,
-        erase_on_opt_out: true,
-        max_file_rows: 250_000,
-        max_file_bytes: 128 << 20,
-        max_file_age_secs: 300,
-        event_time_window_secs: 86_400,
-        audit_log: None,
-        audit_topic: options.topics.audit().map(str::to_owned),
-        // The run's OpenLineage events, next to the audit log.
-        lineage: LineageConfig {
+    // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in), with the
+    // run's OpenLineage events next to the audit log.
+    let pipeline = LandingPipeline::builder(&client, &options.topics)
+        .lake_dir(&options.lake_dir)
+        .purposes(&options.purposes)
+        .builtin_policies(options.keys.clone())
+        .lineage(LineageConfig {
             file: Some(options.lake_dir.join("_lineage").join("openlineage.jsonl")),
             ..LineageConfig::default()
-        },
-        reviewed_consent_records: Vec::new(),
-        source_organisations: None,
-    };
-    // Each purpose under its built-in policy (policies/<purpose>.toml, compiled in).
-    let setups = setups_from_builtin(&options.keys)?;
+        })
+        .configure(|config| {
+            config.group_id = format!("sluice-demo-{}", hex::encode(rand::random::<[u8; 4]>()));
+            config.max_buffered_rows = options.max_buffered_rows;
+            config.idle_flush_secs = 2;
+        })
+        .build()
+        .map_err(DemoError::Landing)?;
     let (targets_tx, targets_rx) = watch::channel(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -336,17 +323,10 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         Ok::<_, DemoError>(report)
     };
     let land = async {
-        let report = crate::lineage::land(
-            &client,
-            &lander_config,
-            &setups,
-            catalogue,
-            RunUntil::CaughtUp(targets_rx),
-            shutdown_rx,
-            |n| land_bar.set_position(n),
-        )
-        .await
-        .map_err(DemoError::Landing)?;
+        let report = pipeline
+            .run(RunUntil::CaughtUp(targets_rx), shutdown_rx, |n| land_bar.set_position(n))
+            .await
+            .map_err(DemoError::Landing)?;
         land_bar.finish();
         Ok::<_, DemoError>(report)
     };
@@ -370,7 +350,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         None
     } else {
         let lake = options.lake_dir.clone();
-        let audit_path = lander_config.audit_log_path();
+        let audit_path = pipeline.config.audit_log_path();
         let compacted = tokio::task::spawn_blocking(move || {
             let mut audit = AuditLog::open(&audit_path)?;
             let storage = LakeStorage::local(&lake)?;

@@ -1,9 +1,10 @@
 //! # sluice: governed streaming of clinical events into pseudonymised Parquet
 //!
-//! This package holds the one `sluice` command and the pieces that tie the workspace crates
-//! together: the topic definitions ([`topics`]), broker connection settings ([`broker`]),
-//! pseudonymisation keys ([`keys`]), governance commands ([`governance`]), the governance [`report`], OpenLineage
-//! emission ([`lineage`]) and the end-to-end [`demo`].
+//! This package holds the one `sluice` command, one module per subcommand ([`commands`]), and
+//! the pieces that tie the workspace crates together: the topic definitions ([`topics`]), broker
+//! connection settings ([`broker`]), pseudonymisation keys ([`keys`]), the landing pipeline
+//! every lander is built with ([`pipeline`]), the producing services ([`services`]), the
+//! governance [`report`], OpenLineage emission ([`lineage`]) and the end-to-end [`demo`].
 //!
 //! * `sluice-schemas`: the Avro catalogue, wire framing and compatibility rules;
 //! * `sluice-producers`: sources of events and the Kafka publisher;
@@ -11,13 +12,12 @@
 
 pub mod bench;
 pub mod broker;
+pub mod commands;
 pub mod demo;
-pub mod governance;
 pub mod keys;
-pub mod lake_args;
 pub mod lineage;
-pub mod listener_args;
 pub mod observability;
+pub mod pipeline;
 pub mod progress;
 pub mod provision;
 pub mod report;

@@ -3,10 +3,10 @@
 //! endpoint when one is configured. A POST that fails is logged and landing goes on: lineage
 //! informs, it never holds data back.
 //!
-//! [`land`] wraps a lander run: START just before the lander starts (before it reads the consent
-//! topic, so a run that cannot even start still shows as started, then failed), COMPLETE with
-//! the run's counts when it ends normally (stopped, or caught up), FAIL with the error when it
-//! returns one.
+//! [`land`] wraps a lander run ([`crate::pipeline::LandingPipeline::run`] calls it): START just
+//! before the lander starts (before it reads the consent topic, so a run that cannot even start
+//! still shows as started, then failed), COMPLETE with the run's counts when it ends normally
+//! (stopped, or caught up), FAIL with the error when it returns one.
 
 use std::{
     collections::BTreeMap,
@@ -101,37 +101,38 @@ impl LineageEmitter {
     }
 }
 
-/// Runs a lander, emitting its START, then COMPLETE or FAIL events as `config.lineage` says
-/// (nothing when it says nothing). A lineage file that cannot be opened or take the START event
-/// stops the run before it starts; a COMPLETE or FAIL that cannot be written is logged as an
-/// error and the run's own outcome returned.
+/// Runs a lander, emitting its START, then COMPLETE or FAIL events as `lineage` says (nothing
+/// when it says nothing). A lineage file that cannot be opened or take the START event stops the
+/// run before it starts; a COMPLETE or FAIL that cannot be written is logged as an error and the
+/// run's own outcome returned.
 pub async fn land(
+    lineage: &LineageConfig,
     client: &ClientConfig,
     config: &LanderConfig,
     setups: &BTreeMap<String, PurposeSetup>,
-    catalogue: &Catalogue,
     until: RunUntil,
     shutdown: watch::Receiver<bool>,
     on_progress: impl FnMut(u64),
 ) -> Result<LandingReport, String> {
-    if !config.lineage.enabled() {
+    let catalogue = Catalogue::embedded();
+    if !lineage.enabled() {
         return sluice_consumers::run(client, config, setups, catalogue, until, shutdown, on_progress)
             .await
             .map_err(|e| e.to_string());
     }
-    let mut emitter = LineageEmitter::open(&config.lineage)?;
-    let lineage = LandingLineage::new(client, config, setups, catalogue);
-    emitter.emit(&lineage.start()).await?;
-    info!(run_id = %lineage.run_id(), "lineage: run started");
+    let mut emitter = LineageEmitter::open(lineage)?;
+    let run = LandingLineage::new(client, config, setups, catalogue);
+    emitter.emit(&run.start()).await?;
+    info!(run_id = %run.run_id(), "lineage: run started");
     let outcome = sluice_consumers::run(client, config, setups, catalogue, until, shutdown, on_progress)
         .await
         .map_err(|e| e.to_string());
     let end = match &outcome {
-        Ok(report) => lineage.complete(report),
-        Err(message) => lineage.fail(message),
+        Ok(report) => run.complete(report),
+        Err(message) => run.fail(message),
     };
     if let Err(e) = emitter.emit(&end).await {
-        error!(run_id = %lineage.run_id(), error = %e, "the run's last lineage event was not recorded");
+        error!(run_id = %run.run_id(), error = %e, "the run's last lineage event was not recorded");
     }
     outcome
 }

@@ -61,7 +61,7 @@ fn assert_nothing_is_open_to_other_users(lake: &Path) {
         seen += 1;
     }
     assert!(seen > 10, "only {seen} entries under the lake");
-    let audit_log = sluice::governance::audit_log_path(lake);
+    let audit_log = sluice::commands::audit::audit_log_path(lake);
     let mode = std::fs::metadata(&audit_log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", audit_log.display());
 }

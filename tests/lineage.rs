@@ -7,21 +7,20 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde_json::Value;
 use sluice::keys;
-use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::PurposeSetup};
+use sluice_consumers::{LanderConfig, LandingReport, RunUntil, lander::PurposeSetup, lineage::LineageConfig};
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
-use sluice_schemas::Catalogue;
 use support::*;
 use tokio::sync::watch;
 
 async fn land(
     client: &rdkafka::ClientConfig,
     config: &LanderConfig,
+    lineage: &LineageConfig,
     setups: &BTreeMap<String, PurposeSetup>,
 ) -> Result<LandingReport, String> {
     let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
     let (_shutdown, shutdown) = watch::channel(false);
-    sluice::lineage::land(client, config, setups, Catalogue::embedded(), RunUntil::CaughtUp(targets), shutdown, |_| {})
-        .await
+    sluice::lineage::land(lineage, client, config, setups, RunUntil::CaughtUp(targets), shutdown, |_| {}).await
 }
 
 fn read_events(path: &Path) -> Vec<Value> {
@@ -38,10 +37,9 @@ async fn a_landing_run_emits_start_then_complete_to_the_file_and_the_endpoint() 
     let lineage_file = lake.path().join("_lineage/openlineage.jsonl");
     let (server, received) = http_server();
     let url = format!("{server}/api/v1/lineage");
-    let mut config = lander_config(lake.path(), &purposes, "lineage-test", &topics);
-    config.lineage.file = Some(lineage_file.clone());
-    config.lineage.url = Some(url);
-    let report = land(&client, &config, &builtin_setups(&keys::generate(&purposes))).await.unwrap();
+    let config = lander_config(lake.path(), &purposes, "lineage-test", &topics);
+    let lineage = LineageConfig { file: Some(lineage_file.clone()), url: Some(url), ..LineageConfig::default() };
+    let report = land(&client, &config, &lineage, &builtin_setups(&keys::generate(&purposes))).await.unwrap();
     assert_eq!(report.consumed_total(), 3_000);
 
     let events = read_events(&lineage_file);
@@ -105,14 +103,16 @@ async fn a_run_that_fails_emits_fail_with_the_error_and_an_unreachable_endpoint_
     let purposes = vec!["direct-care".to_owned(), "research".to_owned()];
     let lake = tempfile::tempdir().unwrap();
     let lineage_file = lake.path().join("lineage.jsonl");
-    let mut config = lander_config(lake.path(), &purposes, "lineage-fail", &topics);
-    config.lineage.file = Some(lineage_file.clone());
-    // Nothing listens there: the POSTs fail, are logged, and change nothing.
-    config.lineage.url = Some("http://127.0.0.1:9/lineage".to_owned());
-    config.lineage.timeout_secs = 2;
+    let config = lander_config(lake.path(), &purposes, "lineage-fail", &topics);
+    let lineage = LineageConfig {
+        file: Some(lineage_file.clone()),
+        // Nothing listens there: the POSTs fail, are logged, and change nothing.
+        url: Some("http://127.0.0.1:9/lineage".to_owned()),
+        timeout_secs: 2,
+    };
     // No policy for research: the run fails before it consumes anything.
     let setups = builtin_setups(&keys::generate(&purposes[..1]));
-    let error = land(&client, &config, &setups).await.unwrap_err();
+    let error = land(&client, &config, &lineage, &setups).await.unwrap_err();
     assert!(error.contains("research"), "{error}");
 
     let events = read_events(&lineage_file);
@@ -128,7 +128,7 @@ async fn a_run_that_fails_emits_fail_with_the_error_and_an_unreachable_endpoint_
     let source =
         SyntheticSource::new(SyntheticSourceConfig { patients: 50, events: 300, ..Default::default() }).unwrap();
     publish_source(&client, &topics, &source).await;
-    let report = land(&client, &config, &builtin_setups(&keys::generate(&purposes))).await.unwrap();
+    let report = land(&client, &config, &lineage, &builtin_setups(&keys::generate(&purposes))).await.unwrap();
     assert_eq!(report.consumed_total(), 300);
     let types: Vec<String> =
         read_events(&lineage_file).iter().map(|e| e["eventType"].as_str().unwrap().to_owned()).collect();

@@ -15,6 +15,11 @@ pub enum Error {
     /// not be read; the lander does not start without one.
     #[error(transparent)]
     SourceOrganisations(#[from] crate::consent::RegisterError),
+    /// The lander's configuration leaves out something it cannot run without (no purposes, no
+    /// clinical topics, or no consent or dead-letter topic): [`crate::LanderConfig::default`]
+    /// names no topics, because only the deployment knows them.
+    #[error("the lander's configuration is incomplete: {0}")]
+    IncompleteConfig(&'static str),
     /// A Kafka client could not be created from the given configuration.
     #[error("cannot create the Kafka {role}: {source}")]
     CreateClient {

@@ -30,9 +30,9 @@ use rdkafka::{
     mocking::MockCluster,
     producer::DefaultProducerContext,
 };
-use sluice::topics::Topics;
+use sluice::{pipeline::LandingPipeline, topics::Topics};
 use sluice_consumers::{
-    LanderConfig, LandingReport, RunUntil,
+    LanderConfig, LandingReport,
     lander::{PurposeSetup, setups_from_builtin},
     pseudonymise::PurposeKey,
 };
@@ -52,31 +52,21 @@ pub fn mock_cluster() -> (MockCluster<'static, DefaultProducerContext>, ClientCo
     (cluster, client, topics)
 }
 
-/// A lander configuration for the repository's topics.
+/// A lander configuration for the repository's topics, as every landing is built
+/// ([`sluice::pipeline::lander_config`]), with smaller buffers and quicker timeouts for tests.
 pub fn lander_config(lake: &Path, purposes: &[String], group_id: &str, topics: &Topics) -> LanderConfig {
     LanderConfig {
         lake_dir: lake.to_owned(),
-        lake_url: None,
         purposes: purposes.to_vec(),
         group_id: group_id.to_owned(),
-        clinical_topics: topics.clinical(),
-        consent_topic: topics.consent().into(),
-        dead_letter_topic: topics.dead_letter().into(),
         max_buffered_rows: 1_000,
         idle_flush_secs: 1,
         // Small batches, so that tests of rolling and of stopping part-way see several.
         max_batch_messages: 2_000,
         consent_load_timeout_secs: 30,
-        erase_on_opt_out: true,
-        max_file_rows: 250_000,
-        max_file_bytes: 128 << 20,
-        max_file_age_secs: 300,
-        event_time_window_secs: 86_400,
-        audit_log: None,
+        // The audit topic only where a test asks for it.
         audit_topic: None,
-        lineage: Default::default(),
-        reviewed_consent_records: Vec::new(),
-        source_organisations: None,
+        ..sluice::pipeline::lander_config(topics)
     }
 }
 
@@ -107,11 +97,15 @@ pub async fn land_with_setups_until_caught_up(
     config: &LanderConfig,
     setups: &BTreeMap<String, PurposeSetup>,
 ) -> LandingReport {
-    let (_targets, targets) = watch::channel(Some(high_watermarks(client, &config.clinical_topics)));
+    let landing = LandingPipeline {
+        client: client.clone(),
+        config: config.clone(),
+        setups: setups.clone(),
+        lineage: Default::default(),
+    };
+    let until = landing.caught_up_now().unwrap();
     let (_shutdown, shutdown) = watch::channel(false);
-    sluice_consumers::run(client, config, setups, Catalogue::embedded(), RunUntil::CaughtUp(targets), shutdown, |_| {})
-        .await
-        .unwrap()
+    landing.run(until, shutdown, |_| {}).await.unwrap()
 }
 
 /// The event pseudonym a purpose's key gives a source event id, as the lander computes it: the

@@ -62,8 +62,12 @@ use state::LandingState;
 use crate::{Error, Result, consent::ConsentStore};
 
 /// Configuration of a lander (everything but the broker connection and the keys).
+///
+/// Every setting has a default ([`LanderConfig::default`]), in code and in a configuration file
+/// alike: a file names only what it changes. The topics have none that would work (they are the
+/// deployment's), so a caller sets them, as `sluice::pipeline` does from `infra/topics.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LanderConfig {
     /// Root of the lake; datasets are written to `<lake_dir>/<purpose>/<subject>/`, unless
     /// [`Self::lake_url`] puts them elsewhere. The lake's state (audit log, committed offsets,
@@ -71,12 +75,10 @@ pub struct LanderConfig {
     pub lake_dir: PathBuf,
     /// Where datasets are written when not under `lake_dir`: an object-store URL such as
     /// `s3://bucket/prefix` (see [`crate::storage`]). `lake_dir` then holds only the state.
-    #[serde(default)]
     pub lake_url: Option<String>,
     /// Purposes to land for (`direct-care`, `planning`, `research`, `study:<id>`).
     pub purposes: Vec<String>,
     /// Consumer group; landers in one group share the clinical partitions.
-    #[serde(default = "default_group_id")]
     pub group_id: String,
     /// Topic of each clinical subject to land, by subject.
     pub clinical_topics: BTreeMap<String, String>,
@@ -86,28 +88,22 @@ pub struct LanderConfig {
     pub dead_letter_topic: String,
     /// Rows held in memory over all source partitions: above it, the partitions holding the
     /// most rows roll their files until half of it is left.
-    #[serde(default = "default_max_buffered_rows")]
     pub max_buffered_rows: usize,
     /// Rows of one source partition after which its files roll (are written and its offsets
     /// committed), so that files are large under load.
-    #[serde(default = "default_max_file_rows")]
     pub max_file_rows: usize,
     /// Estimated bytes (in Arrow memory) of one source partition's rows after which its files roll.
-    #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: usize,
     /// Seconds after a source partition's first event since its last roll after which its files
     /// roll anyway, so data appears promptly under light but steady traffic.
-    #[serde(default = "default_max_file_age_secs")]
     pub max_file_age_secs: u64,
     /// Length of the event-time windows files roll at, in seconds (a UTC day by default, the
     /// span of one `event_date` directory): when a source partition's first event of a later
     /// window than all its buffered events arrives, the partition's files roll before that event
     /// is buffered. A stream in time order so gets one complete file per window; late events
     /// never roll files back.
-    #[serde(default = "default_event_time_window_secs")]
     pub event_time_window_secs: u64,
     /// Seconds without new events after which buffered rows are written anyway.
-    #[serde(default = "default_idle_flush_secs")]
     pub idle_flush_secs: u64,
     /// Most clinical messages checked against consent after one consent barrier. Each barrier
     /// asks the broker where every consent partition ends (one ListOffsets request), and a busy
@@ -115,43 +111,49 @@ pub struct LanderConfig {
     /// are large and each batch's question is answered while the batch before it is landed
     /// (docs/BENCHMARKS.md). Rows wait for a checkpoint anyway, so a large batch delays no
     /// file; it does make files roll up to one batch past their row limit.
-    #[serde(default = "default_max_batch_messages")]
     pub max_batch_messages: usize,
     /// Seconds allowed to read the consent topic to its end at start-up before landing holds.
-    #[serde(default = "default_consent_load_timeout_secs")]
     pub consent_load_timeout_secs: u64,
     /// Whether an opt-out or dissent read after a patient's rows were landed also removes those
     /// rows from the landed files of the purposes it now withholds them from (see
     /// [`crate::erase`]), except purposes whose policy keeps them
     /// (`keep_landed_rows_on_opt_out`). On by default: recall is what patients are promised.
     /// Without it, a later opt-out only stops later releases.
-    #[serde(default = "default_erase_on_opt_out")]
     pub erase_on_opt_out: bool,
     /// Topic the audit trail is copied to for governance (see [`crate::audit::AuditPublisher`]);
     /// none when not given.
-    #[serde(default)]
     pub audit_topic: Option<String>,
     /// The audit log; `<lake_dir>/_audit/audit.jsonl` when not given.
-    #[serde(default)]
     pub audit_log: Option<PathBuf>,
-    /// Where the run's OpenLineage events go (see [`crate::lineage`]); none by default. The
-    /// lander does not emit them itself: whoever runs it does, around [`run`].
-    #[serde(default)]
-    pub lineage: crate::lineage::LineageConfig,
     /// Consent records (partition and offset on the consent topic) that could be read neither
     /// as a change nor for the patient their key names, and that someone has reviewed and let
     /// pass. Without review such a record stops the lander
     /// ([`crate::Error::ConsentRecordWithoutPatient`]): it may have been anybody's opt-out.
-    #[serde(default)]
     pub reviewed_consent_records: Vec<(i32, i64)>,
     /// The register of source organisations that decides which data a Type 1 opt-out covers
     /// ([`crate::consent::SourceOrganisations`]): a CSV file operators maintain. `None` for the
     /// one built into sluice (`policies/source-organisations.csv`).
-    #[serde(default)]
     pub source_organisations: Option<PathBuf>,
 }
 
 impl LanderConfig {
+    /// Refuses a configuration that names no purpose, no clinical topic, or no consent or
+    /// dead-letter topic: such a lander would land nothing, or land without reading consent.
+    pub fn check_complete(&self) -> Result<()> {
+        let missing = if self.purposes.is_empty() {
+            "no purposes to land for"
+        } else if self.clinical_topics.is_empty() {
+            "no clinical topics"
+        } else if self.consent_topic.is_empty() {
+            "no consent topic"
+        } else if self.dead_letter_topic.is_empty() {
+            "no dead-letter topic"
+        } else {
+            return Ok(());
+        };
+        Err(Error::IncompleteConfig(missing))
+    }
+
     /// The storage the datasets are written to.
     pub fn storage(&self) -> Result<crate::storage::LakeStorage> {
         match &self.lake_url {
@@ -166,43 +168,42 @@ impl LanderConfig {
     }
 }
 
-fn default_erase_on_opt_out() -> bool {
-    true
-}
-
-fn default_group_id() -> String {
-    "sluice-lander".to_owned()
-}
 /// [`LanderConfig::max_buffered_rows`] unless configured. A buffered row costs about 600 bytes
 /// of resident memory (its Arrow buffers and the allocator's slack): at 200,000 the lander
 /// landing a million research events peaked at 322-329 MB, at 100,000 at 258-270 MB
 /// (docs/BENCHMARKS.md).
 pub const DEFAULT_MAX_BUFFERED_ROWS: usize = 100_000;
-fn default_max_buffered_rows() -> usize {
-    DEFAULT_MAX_BUFFERED_ROWS
-}
-fn default_max_file_rows() -> usize {
-    250_000
-}
-fn default_max_file_bytes() -> usize {
-    128 << 20
-}
-fn default_max_file_age_secs() -> u64 {
-    300
-}
-fn default_event_time_window_secs() -> u64 {
-    86_400
-}
-fn default_idle_flush_secs() -> u64 {
-    5
-}
 /// [`LanderConfig::max_batch_messages`] unless configured.
 pub const DEFAULT_MAX_BATCH_MESSAGES: usize = 10_000;
-fn default_max_batch_messages() -> usize {
-    DEFAULT_MAX_BATCH_MESSAGES
-}
-fn default_consent_load_timeout_secs() -> u64 {
-    60
+
+impl Default for LanderConfig {
+    /// The defaults of `sluice land`: a lake in `./lake`, the `sluice-lander` group, files rolled
+    /// at 250,000 rows, 128 MiB, 5 minutes or a UTC day, recall on opt-out, the built-in register
+    /// of source organisations; no purposes and no topics (see the type's documentation).
+    fn default() -> Self {
+        LanderConfig {
+            lake_dir: PathBuf::from("lake"),
+            lake_url: None,
+            purposes: Vec::new(),
+            group_id: "sluice-lander".to_owned(),
+            clinical_topics: BTreeMap::new(),
+            consent_topic: String::new(),
+            dead_letter_topic: String::new(),
+            max_buffered_rows: DEFAULT_MAX_BUFFERED_ROWS,
+            max_file_rows: 250_000,
+            max_file_bytes: 128 << 20,
+            max_file_age_secs: 300,
+            event_time_window_secs: 86_400,
+            idle_flush_secs: 5,
+            max_batch_messages: DEFAULT_MAX_BATCH_MESSAGES,
+            consent_load_timeout_secs: 60,
+            erase_on_opt_out: true,
+            audit_topic: None,
+            audit_log: None,
+            reviewed_consent_records: Vec::new(),
+            source_organisations: None,
+        }
+    }
 }
 
 /// When a run ends (besides shutdown).
@@ -229,6 +230,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_progress: impl FnMut(u64),
 ) -> Result<LandingReport> {
+    config.check_complete()?;
     let mut audit = crate::audit::AuditLog::open(&config.audit_log_path())?;
     let lake = config.lake_url.clone().unwrap_or_else(|| config.lake_dir.display().to_string());
     run_audit::record_start(&mut audit, config, purposes, catalogue, &lake)?;
@@ -562,4 +564,59 @@ fn committed_offsets(
             _ => None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_file_names_only_what_it_changes() {
+        let parsed: LanderConfig = toml::from_str(
+            r#"
+            purposes = ["research"]
+            consent_topic = "clinical.consent"
+            dead_letter_topic = "sluice.dead-letter"
+            max_file_age_secs = 60
+            [clinical_topics]
+            adt = "clinical.adt"
+            "#,
+        )
+        .unwrap();
+        let expected = LanderConfig {
+            purposes: vec!["research".to_owned()],
+            consent_topic: "clinical.consent".to_owned(),
+            dead_letter_topic: "sluice.dead-letter".to_owned(),
+            max_file_age_secs: 60,
+            clinical_topics: [("adt".to_owned(), "clinical.adt".to_owned())].into(),
+            ..LanderConfig::default()
+        };
+        assert_eq!(parsed, expected);
+        assert_eq!(parsed.max_buffered_rows, DEFAULT_MAX_BUFFERED_ROWS);
+        assert!(parsed.erase_on_opt_out, "recall is on unless turned off");
+        assert!(toml::from_str::<LanderConfig>("max_file_rowz = 5").is_err(), "a misspelt setting is an error");
+    }
+
+    #[test]
+    fn a_lander_without_topics_or_purposes_is_refused() {
+        let complete = LanderConfig {
+            purposes: vec!["planning".to_owned()],
+            clinical_topics: [("adt".to_owned(), "clinical.adt".to_owned())].into(),
+            consent_topic: "clinical.consent".to_owned(),
+            dead_letter_topic: "sluice.dead-letter".to_owned(),
+            ..LanderConfig::default()
+        };
+        assert!(complete.check_complete().is_ok());
+        let cases = [
+            (LanderConfig { purposes: Vec::new(), ..complete.clone() }, "no purposes"),
+            (LanderConfig { clinical_topics: BTreeMap::new(), ..complete.clone() }, "no clinical topics"),
+            (LanderConfig { consent_topic: String::new(), ..complete.clone() }, "no consent topic"),
+            (LanderConfig { dead_letter_topic: String::new(), ..complete.clone() }, "no dead-letter topic"),
+        ];
+        for (config, expected) in cases {
+            let error = config.check_complete().unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        assert!(LanderConfig::default().check_complete().is_err());
+    }
 }

@@ -33,23 +33,23 @@ pub const RUN_EVENT_SCHEMA: &str = "https://openlineage.io/spec/2-0-2/OpenLineag
 pub const JOB_NAMESPACE: &str = "sluice";
 
 /// Where a lander's lineage events go. Nothing is emitted when neither is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LineageConfig {
     /// A file each event is appended to as one JSON line (and synced): the durable record.
-    #[serde(default)]
     pub file: Option<PathBuf>,
     /// An OpenLineage HTTP endpoint each event is POSTed to, such as Marquez's
     /// `http://marquez:5000/api/v1/lineage`. Failures are logged and never stop landing.
-    #[serde(default)]
     pub url: Option<String>,
     /// Seconds a POST may take before it is given up.
-    #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
 }
 
-fn default_timeout_secs() -> u64 {
-    10
+impl Default for LineageConfig {
+    /// Nothing emitted; a POST given up after 10 seconds.
+    fn default() -> Self {
+        LineageConfig { file: None, url: None, timeout_secs: 10 }
+    }
 }
 
 impl LineageConfig {
