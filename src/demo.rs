@@ -236,7 +236,7 @@ impl DemoSummary {
 }
 
 /// A number with thousands separators.
-pub(crate) fn group(n: u64) -> String {
+pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

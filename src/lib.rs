@@ -10,7 +10,6 @@
 //! * `sluice-producers`: sources of events and the Kafka publisher;
 //! * `sluice-consumers`: consent, pseudonymisation and exactly-once Parquet landing.
 
-pub mod bench;
 pub mod broker;
 pub mod commands;
 pub mod demo;
@@ -22,5 +21,4 @@ pub mod progress;
 pub mod provision;
 pub mod report;
 pub mod services;
-pub mod tansu;
 pub mod topics;

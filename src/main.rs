@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::{
-    commands::{audit, bench, compact, demo, erase, keys, land, policy, produce, report, schemas, topics},
+    commands::{audit, compact, demo, erase, keys, land, policy, produce, report, schemas, topics},
     observability,
 };
 
@@ -47,9 +47,6 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Inspect and check the Avro schema catalogue.
     Schemas(schemas::SchemasArgs),
-    /// Measure landing against a bare Kafka consumer and a Python peer, and the producers' rates
-    /// (see docs/BENCHMARKS.md).
-    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -67,7 +64,6 @@ impl Command {
             Command::Policy(_) => "policy",
             Command::Audit(_) => "audit",
             Command::Schemas(_) => "schemas",
-            Command::Bench(_) => "bench",
         }
     }
 
@@ -85,7 +81,6 @@ impl Command {
             Command::Policy(args) => args.run(),
             Command::Audit(args) => args.run(),
             Command::Schemas(args) => args.run(),
-            Command::Bench(args) => args.run(),
         }
     }
 }

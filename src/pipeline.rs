@@ -1,5 +1,5 @@
-//! One landing, assembled the same way wherever it runs: `sluice land` (and so `sluice bench`,
-//! which runs it), `sluice demo` and the integration tests.
+//! One landing, assembled the same way wherever it runs: `sluice land` (and so the benchmark
+//! harness, which runs it), `sluice demo` and the integration tests.
 //!
 //! A landing needs four things: a Kafka client, the lander's settings with the deployment's
 //! topics in them, each purpose's policy and key, and where its OpenLineage events go. The

@@ -1,11 +1,12 @@
-//! `sluice bench` end to end on a small load: every measurement runs on a Tansu broker it starts
-//! itself, sluice and the Python peer (`benches/peer/land.py`) land the same events with the same
+//! The benchmark harness (`benches/harness`, the `sluice-bench` program) end to end on a small
+//! load: every measurement runs on a Tansu broker it starts itself, this package's `sluice`
+//! binary and the Python peer (`benches/peer/land.py`) land the same events with the same
 //! outcome, and the table reports them. Nothing about speed is asserted: these are benchmarks,
 //! and the figures belong in docs/BENCHMARKS.md, not in a test.
 
 mod support;
 
-use std::process::Command;
+use std::path::PathBuf;
 
 use parquet::file::{reader::FileReader, serialized_reader::SerializedFileReader};
 
@@ -26,15 +27,20 @@ fn number(cell: &str) -> u64 {
 fn bench_measures_every_stage_and_the_python_peer_lands_what_sluice_lands() {
     let work = tempfile::tempdir().unwrap();
     let run_dir = work.path().join("run");
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["bench", "--events", "3000", "--patients", "300", "--mllp-messages", "40", "--mllp-connections", "2"])
-        .arg("--work-dir")
-        .arg(&run_dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "sluice bench failed:\n{stderr}");
-    let table = String::from_utf8(output.stdout).unwrap();
+    let options = sluice_bench::BenchOptions {
+        events: 3_000,
+        patients: 300,
+        purpose: "research".to_owned(),
+        brokers: None,
+        properties: Vec::new(),
+        work_dir: run_dir.clone(),
+        sluice: PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
+        peer: Some(("python3".into(), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peer/land.py"))),
+        mllp_messages: 40,
+        mllp_connections: 2,
+    };
+    let report = sluice_bench::run(&options).unwrap_or_else(|error| panic!("the benchmark failed: {error}"));
+    let table = report.render();
 
     // Every stage has its row, with the events it moved.
     assert_eq!(number(row(&table, "raw consume (librdkafka, no processing)")[0]), 3_000);

@@ -9,43 +9,27 @@
 
 mod support;
 
-use std::{path::Path, time::Duration};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use sluice::{keys, provision, services, topics::Topics};
 use sluice_consumers::{Error, RunUntil};
 use sluice_producers::{
-    PublisherConfig, SyntheticSource, SyntheticSourceConfig,
-    fhir::server::FhirServerConfig,
-    hl7::{listener::MllpListenerConfig, message::Message, mllp::MllpDecoder, mllp::frame},
+    PublisherConfig, SyntheticSource, SyntheticSourceConfig, fhir::server::FhirServerConfig,
+    hl7::listener::MllpListenerConfig,
 };
 use sluice_schemas::Catalogue;
-use support::{builtin_setups, land_until_caught_up, lander_config, parquet_files, publish_source, tansu::Tansu};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::watch,
+use sluice_testkit::{
+    fhir_fixture,
+    mllp::{MllpSender, hl7_fixture},
 };
-
-fn hl7_fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/hl7").join(name);
-    std::fs::read(path).unwrap().into_iter().map(|b| if b == b'\n' { b'\r' } else { b }).collect()
-}
+use support::{builtin_setups, land_until_caught_up, lander_config, parquet_files, publish_source, tansu::Tansu};
+use tokio::{net::TcpStream, sync::watch};
 
 /// Sends one framed message and returns its ACK's MSA-1 and ERR-3.1.
-async fn send(stream: &mut TcpStream, message: &[u8]) -> (Option<String>, Option<String>) {
-    stream.write_all(&frame(message)).await.unwrap();
-    let mut decoder = MllpDecoder::new(1 << 20);
-    let mut buffer = [0u8; 4096];
-    loop {
-        if let Some(ack) = decoder.next_message().unwrap() {
-            let ack = Message::parse(&ack).unwrap();
-            return (ack.get("MSA-1"), ack.get("ERR-3.1"));
-        }
-        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer)).await.unwrap().unwrap();
-        assert!(n > 0, "closed without an ACK");
-        decoder.extend(&buffer[..n]);
-    }
+async fn send(sender: &mut MllpSender<TcpStream>, message: &[u8]) -> (Option<String>, Option<String>) {
+    let ack = sender.send_expecting_ack(message).await;
+    (ack.get("MSA-1"), ack.get("ERR-3.1"))
 }
 
 /// POSTs a FHIR resource and returns the status.
@@ -79,11 +63,9 @@ async fn while_the_broker_process_is_dead_sources_are_told_nothing_was_stored() 
     let (stop, shutdown) = watch::channel(false);
     let hl7_task = tokio::spawn(services::serve_hl7(hl7, shutdown.clone()));
     let fhir_task = tokio::spawn(services::serve_fhir(fhir, shutdown));
-    let consent_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/fhir/consent_national_opt_out.json");
-    let consent = std::fs::read_to_string(consent_path).unwrap();
+    let consent = fhir_fixture("consent_national_opt_out.json");
 
-    let mut sender = TcpStream::connect(hl7_address).await.unwrap();
+    let mut sender = MllpSender::connect(hl7_address).await.unwrap();
     assert_eq!(send(&mut sender, &hl7_fixture("adt_a01_admit.hl7")).await.0.as_deref(), Some("AA"));
     assert_eq!(post(fhir_address, "/Consent", consent.clone()).await, 201);
 

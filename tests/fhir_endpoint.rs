@@ -15,13 +15,9 @@ use sluice_producers::{
     headers::{SOURCE_ADAPTER, SOURCE_REFERENCE, TRACEPARENT, TraceContext},
 };
 use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value as Avro};
+use sluice_testkit::fhir_fixture as fixture;
 use support::{TopicRecord, land_until_caught_up, lander_config, read_topic, tansu::Tansu};
 use tokio::{sync::watch, task::JoinHandle};
-
-fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/fhir").join(name);
-    std::fs::read_to_string(path).unwrap()
-}
 
 /// An HTTP answer: status, headers we look at, and the JSON body.
 #[derive(Debug)]

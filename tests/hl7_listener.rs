@@ -19,61 +19,18 @@ use sluice_producers::{
     hl7::{
         listener::{ListenerCounts, MllpListenerConfig},
         message::Message,
-        mllp::{MllpDecoder, frame},
+        mllp::frame,
     },
 };
 use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value};
+use sluice_testkit::mllp::{MllpSender, hl7_fixture as fixture};
 use support::{TopicRecord, read_topic, tansu::Tansu};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::watch,
-    task::JoinHandle,
-};
-
-/// A fixture as a sender puts it on the wire: segments ended by carriage returns.
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/hl7").join(name);
-    std::fs::read(&path).unwrap().into_iter().map(|b| if b == b'\n' { b'\r' } else { b }).collect()
-}
+use tokio::{io::AsyncWriteExt, sync::watch, task::JoinHandle};
 
 fn altered(name: &str, from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(fixture(name)).unwrap();
     assert!(text.contains(from));
     text.replacen(from, to, 1).into_bytes()
-}
-
-/// A sending interface engine: one TCP connection, one message at a time.
-struct Sender {
-    stream: TcpStream,
-    decoder: MllpDecoder,
-}
-
-impl Sender {
-    async fn connect(address: SocketAddr) -> Sender {
-        Sender { stream: TcpStream::connect(address).await.unwrap(), decoder: MllpDecoder::new(1 << 20) }
-    }
-
-    /// Sends one framed message and waits for its ACK.
-    async fn send(&mut self, message: &[u8]) -> Message {
-        self.stream.write_all(&frame(message)).await.unwrap();
-        self.read_ack().await
-    }
-
-    async fn read_ack(&mut self) -> Message {
-        let mut buffer = [0u8; 4096];
-        loop {
-            if let Some(ack) = self.decoder.next_message().unwrap() {
-                return Message::parse(&ack).expect("an ACK is valid HL7");
-            }
-            let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read(&mut buffer))
-                .await
-                .expect("an ACK within 60 s")
-                .unwrap();
-            assert!(n > 0, "the listener closed the connection without an ACK");
-            self.decoder.extend(&buffer[..n]);
-        }
-    }
 }
 
 /// A listener serving in the background.
@@ -154,40 +111,43 @@ async fn messages_are_acknowledged_once_stored_refused_with_reasons_and_never_pu
     let state = tempfile::tempdir().unwrap();
     let listener = Running::start(&client, &topics, state.path()).await;
 
-    let mut sender = Sender::connect(listener.address).await;
+    let mut sender = MllpSender::connect(listener.address).await.unwrap();
     for (name, control_id) in ADT_FIXTURES {
-        assert_ack(&sender.send(&fixture(name)).await, "AA", control_id);
+        assert_ack(&sender.send_expecting_ack(&fixture(name)).await, "AA", control_id);
     }
-    assert_ack(&sender.send(&fixture("oru_r01_results.hl7")).await, "AA", "LAB20260105000731");
-    assert_ack(&sender.send(&fixture("oru_r01_latin1.hl7")).await, "AA", "LAB20260105000732");
+    assert_ack(&sender.send_expecting_ack(&fixture("oru_r01_results.hl7")).await, "AA", "LAB20260105000731");
+    assert_ack(&sender.send_expecting_ack(&fixture("oru_r01_latin1.hl7")).await, "AA", "LAB20260105000732");
     // The sender missed our ACK and sends again: acknowledged, not published again.
-    assert_ack(&sender.send(&fixture("adt_a01_admit.hl7")).await, "AA", "PAS0000101");
+    assert_ack(&sender.send_expecting_ack(&fixture("adt_a01_admit.hl7")).await, "AA", "PAS0000101");
 
     // Content errors: AE with an ERR segment naming where and why, never quoting the value.
     let bad_nhs = altered("adt_a01_admit.hl7", "|PAS0000101|", "|PAS0000199|");
     let bad_nhs = String::from_utf8(bad_nhs).unwrap().replacen("9990000018", "9990000017", 1).into_bytes();
-    let ack = sender.send(&bad_nhs).await;
+    let ack = sender.send_expecting_ack(&bad_nhs).await;
     assert_ack(&ack, "AE", "PAS0000199");
     assert_eq!(ack.get("ERR-2").as_deref(), Some("PID"));
     assert_eq!(ack.get("ERR-2.3").as_deref(), Some("3"));
     assert_eq!(ack.get("ERR-3.1").as_deref(), Some("102"));
     assert!(!ack.get("ERR-8").unwrap().contains("9990000017"));
     // A message type this interface does not take: AR.
-    let ack = sender.send(&altered("adt_a01_admit.hl7", "ADT^A01^ADT_A01|PAS0000101", "SIU^S12^SIU_S12|SIU0001")).await;
+    let ack = sender
+        .send_expecting_ack(&altered("adt_a01_admit.hl7", "ADT^A01^ADT_A01|PAS0000101", "SIU^S12^SIU_S12|SIU0001"))
+        .await;
     assert_ack(&ack, "AR", "SIU0001");
     assert_eq!(ack.get("ERR-3.1").as_deref(), Some("200"));
     // Not HL7 at all: AR without a control id to echo.
-    let ack = sender.send(b"this is not an HL7 message").await;
+    let ack = sender.send_expecting_ack(b"this is not an HL7 message").await;
     assert_eq!(ack.get("MSA-1").as_deref(), Some("AR"));
     assert_eq!(ack.get("MSA-2"), None);
 
     // Two senders on their own connections at once, one message in flight each.
-    let (mut a, mut b) = (Sender::connect(listener.address).await, Sender::connect(listener.address).await);
+    let (mut a, mut b) =
+        (MllpSender::connect(listener.address).await.unwrap(), MllpSender::connect(listener.address).await.unwrap());
     let (update_a, update_b) = (
         altered("adt_a08_update.hl7", "PAS0000108", "PAS0000208"),
         altered("adt_a08_update.hl7", "PAS0000108", "PAS0000308"),
     );
-    let (ack_a, ack_b) = tokio::join!(a.send(&update_a), b.send(&update_b));
+    let (ack_a, ack_b) = tokio::join!(a.send_expecting_ack(&update_a), b.send_expecting_ack(&update_b));
     assert_ack(&ack_a, "AA", "PAS0000208");
     assert_ack(&ack_b, "AA", "PAS0000308");
 
@@ -235,8 +195,8 @@ async fn messages_are_acknowledged_once_stored_refused_with_reasons_and_never_pu
 
     // After a restart the journal still knows the stored messages.
     let listener = Running::start(&client, &topics, state.path()).await;
-    let mut sender = Sender::connect(listener.address).await;
-    assert_ack(&sender.send(&fixture("adt_a03_discharge.hl7")).await, "AA", "PAS0000103");
+    let mut sender = MllpSender::connect(listener.address).await.unwrap();
+    assert_ack(&sender.send_expecting_ack(&fixture("adt_a03_discharge.hl7")).await, "AA", "PAS0000103");
     let counts = listener.stop().await;
     assert_eq!((counts[1], counts[3]), (0, 1), "a repeat after a restart is not published");
     assert_eq!(read_topic(&client, "clinical.adt").len(), 10);
@@ -251,12 +211,12 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
     client.set("message.timeout.ms", "4000");
     let state = tempfile::tempdir().unwrap();
     let listener = Running::start(&client, &topics, state.path()).await;
-    let mut sender = Sender::connect(listener.address).await;
-    assert_ack(&sender.send(&fixture("adt_a01_admit.hl7")).await, "AA", "PAS0000101");
+    let mut sender = MllpSender::connect(listener.address).await.unwrap();
+    assert_ack(&sender.send_expecting_ack(&fixture("adt_a01_admit.hl7")).await, "AA", "PAS0000101");
 
     cluster.broker_down(1).unwrap();
     let started = Instant::now();
-    let ack = sender.send(&fixture("oru_r01_results.hl7")).await;
+    let ack = sender.send_expecting_ack(&fixture("oru_r01_results.hl7")).await;
     assert_ack(&ack, "AE", "LAB20260105000731");
     assert_eq!(ack.get("ERR-3.1").as_deref(), Some("207"), "application internal error: send again");
     assert!(started.elapsed() < Duration::from_secs(30), "answered within the delivery timeout");
@@ -265,7 +225,7 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
     // The interface engine sends the message again until it is acknowledged.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let ack = sender.send(&fixture("oru_r01_results.hl7")).await;
+        let ack = sender.send_expecting_ack(&fixture("oru_r01_results.hl7")).await;
         if ack.get("MSA-1").as_deref() == Some("AA") {
             break;
         }
@@ -273,7 +233,7 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
         assert!(Instant::now() < deadline, "never stored after the broker came back");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_ack(&sender.send(&fixture("oru_r01_results.hl7")).await, "AA", "LAB20260105000731");
+    assert_ack(&sender.send_expecting_ack(&fixture("oru_r01_results.hl7")).await, "AA", "LAB20260105000731");
     let [_, accepted, events, duplicates, refused, not_stored] = listener.stop().await;
     assert!(not_stored >= 1, "the outage was answered with AE 207");
     assert_eq!((accepted, events, duplicates, refused), (2, 8, 1, 0));
@@ -305,20 +265,20 @@ async fn framing_errors_and_oversized_frames_are_dead_lettered_with_the_reason_a
     let counts = listener.counts();
     let (stop, shutdown) = watch::channel(false);
     let serving = tokio::spawn(services::serve_hl7(listener, shutdown));
-    let mut sender = Sender::connect(address).await;
+    let mut sender = MllpSender::connect(address).await.unwrap();
 
     // A message without MLLP framing, then a framed one in the same write.
     let unframed = fixture("adt_a03_discharge.hl7");
-    sender.stream.write_all(&[unframed.clone(), frame(&fixture("adt_a01_admit.hl7"))].concat()).await.unwrap();
-    assert_ack(&sender.read_ack().await, "AA", "PAS0000101");
+    sender.stream().write_all(&[unframed.clone(), frame(&fixture("adt_a01_admit.hl7"))].concat()).await.unwrap();
+    assert_ack(&sender.receive_ack().await.unwrap(), "AA", "PAS0000101");
     // A frame over the limit: AR naming the message, its first 4096 bytes dead-lettered.
     let oversized = altered("oru_r01_results.hl7", "Sample slightly haemolysed", &"x".repeat(10_000));
-    let ack = sender.send(&oversized).await;
+    let ack = sender.send_expecting_ack(&oversized).await;
     assert_eq!(ack.get("MSA-1").as_deref(), Some("AR"));
     assert_eq!(ack.get("MSA-2").as_deref(), Some("LAB20260105000731"));
     // A frame abandoned for a new one.
-    sender.stream.write_all(&[0x0B, b'M', b'S', b'H', b'|']).await.unwrap();
-    assert_ack(&sender.send(&fixture("adt_a02_transfer.hl7")).await, "AA", "PAS0000102");
+    sender.stream().write_all(&[0x0B, b'M', b'S', b'H', b'|']).await.unwrap();
+    assert_ack(&sender.send_expecting_ack(&fixture("adt_a02_transfer.hl7")).await, "AA", "PAS0000102");
 
     stop.send(true).unwrap();
     serving.await.unwrap().unwrap();

@@ -25,11 +25,12 @@ use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
 };
-use sluice::{broker, keys, provision, tansu::TansuBroker, topics::Topics};
+use sluice::{broker, keys, provision, topics::Topics};
 use sluice_producers::{
     SyntheticSource, SyntheticSourceConfig,
     secure_listener::{ListenerTlsConfig, TlsTerminator},
 };
+use sluice_testkit::tansu::TansuBroker;
 use support::{land_until_caught_up, lander_config, publish_source, tls::TestCa};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -13,13 +13,10 @@ use sluice::services;
 use sluice_producers::{
     PublisherConfig,
     fhir::server::FhirServerConfig,
-    hl7::{
-        listener::MllpListenerConfig,
-        message::Message,
-        mllp::{MllpDecoder, frame},
-    },
+    hl7::{listener::MllpListenerConfig, message::Message},
     secure_listener::{ListenerTlsConfig, SecretSource},
 };
+use sluice_testkit::mllp::{MllpSender, NoAck, hl7_fixture};
 use support::{
     read_topic,
     tls::{Issued, TestCa},
@@ -72,25 +69,14 @@ fn connector(server_ca: &TestCa, identity: Option<&Issued>) -> TlsConnector {
 
 /// Sends one MLLP-framed message and reads what comes back until an ACK or the end of the
 /// connection: the ACK, or `None` when the listener closed the connection (or failed it) first.
-async fn send_mllp(mut stream: impl AsyncRead + AsyncWrite + Unpin, message: &[u8]) -> Option<Message> {
-    // A write may already fail once the listener has refused the handshake.
-    if stream.write_all(&frame(message)).await.is_err() || stream.flush().await.is_err() {
-        return None;
-    }
-    let mut decoder = MllpDecoder::new(1 << 20);
-    let mut buffer = [0u8; 4096];
-    loop {
-        match decoder.next_message() {
-            Ok(Some(ack)) => return Some(Message::parse(&ack).unwrap()),
-            Ok(None) => {}
-            // Bytes that are no MLLP frame (a TLS alert to a plain-TCP sender): no ACK.
-            Err(_) => return None,
-        }
-        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await;
-        match read.expect("the listener answers or closes within 30 s") {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => decoder.extend(&buffer[..n]),
-        }
+async fn send_mllp(stream: impl AsyncRead + AsyncWrite + Unpin, message: &[u8]) -> Option<Message> {
+    match MllpSender::new(stream).with_timeout(Duration::from_secs(30)).send(message).await {
+        Ok((ack, _)) => Some(ack),
+        Err(NoAck::Timeout(wait)) => panic!("the listener neither answered nor closed within {wait:?}"),
+        Err(NoAck::NotHl7(why)) => panic!("the listener's answer is not HL7: {why}"),
+        // A write may already fail once the listener has refused the handshake; bytes that are
+        // no MLLP frame (a TLS alert to a plain-TCP sender) are no ACK either.
+        Err(NoAck::Send(_) | NoAck::Closed | NoAck::NotMllp(_)) => None,
     }
 }
 
@@ -99,11 +85,6 @@ async fn send_mllp_tls(address: SocketAddr, connector: &TlsConnector, message: &
     let tcp = TcpStream::connect(address).await.unwrap();
     let stream = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.ok()?;
     send_mllp(stream, message).await
-}
-
-fn hl7_fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/hl7").join(name);
-    std::fs::read(path).unwrap().into_iter().map(|b| if b == b'\n' { b'\r' } else { b }).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

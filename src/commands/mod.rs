@@ -15,14 +15,13 @@
 //! | `sluice policy check` | [`policy`] |
 //! | `sluice audit verify\|publish` | [`audit`] |
 //! | `sluice schemas check\|list` | [`schemas`] |
-//! | `sluice bench` | [`bench`] |
 //!
 //! Options several commands share are in [`args`] (brokers, topics), [`lake_args`] (`--lake`,
-//! `--state-dir`) and [`listener_args`] (TLS and bearer tokens of the listeners).
+//! `--state-dir`) and [`listener_args`] (TLS and bearer tokens of the listeners). The benchmark
+//! is not a subcommand: it is its own program, `benches/harness` (`sluice-bench`).
 
 pub mod args;
 pub mod audit;
-pub mod bench;
 pub mod compact;
 pub mod demo;
 pub mod erase;

@@ -1,9 +1,9 @@
-//! A real Kafka-protocol broker process for integration tests: [`sluice::tansu::TansuBroker`]
+//! A real Kafka-protocol broker process for integration tests: [`sluice_testkit::tansu::TansuBroker`]
 //! (Tansu 0.6.0 with SQLite storage) in a temporary directory. `infra/install-broker.sh`
 //! installs it.
 
 use rdkafka::ClientConfig;
-use sluice::tansu::TansuBroker;
+use sluice_testkit::tansu::TansuBroker;
 
 /// A running (or killed) Tansu broker in a temporary directory. Killed when dropped.
 pub struct Tansu {

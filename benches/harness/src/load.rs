@@ -9,7 +9,7 @@ use sluice_producers::{PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use tokio::sync::watch;
 
 use super::{Measurement, PROGRESS_EVERY};
-use crate::topics::Topics;
+use sluice::topics::Topics;
 
 /// What loading published. Bytes are filled in by reading the topics back.
 pub struct Loaded {
@@ -25,7 +25,7 @@ pub async fn synthetic(client: &ClientConfig, topics: &Topics, events: u64, pati
     // Never asked to stop; the sender lives until publishing is done.
     let (_never_stop, shutdown) = watch::channel(false);
     let mut last_progress = Instant::now();
-    let outcome = crate::services::produce_synthetic(
+    let outcome = sluice::services::produce_synthetic(
         client,
         topics,
         &source,

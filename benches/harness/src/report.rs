@@ -1,8 +1,8 @@
-//! The figures of one `sluice bench` run, and the table it prints.
+//! The figures of one `sluice-bench` run, and the table it prints.
 
 use std::{fmt::Write as _, time::Duration};
 
-use crate::demo::group;
+use sluice::demo::group;
 
 /// Events moved in a stretch of time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -114,7 +114,7 @@ impl BenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nsluice bench: {} clinical events, {} patients, landing for {}, broker: {}\n",
+            "\nsluice-bench: {} clinical events, {} patients, landing for {}, broker: {}\n",
             group(self.events),
             group(u64::from(self.patients)),
             self.purpose,

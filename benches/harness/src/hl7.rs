@@ -6,27 +6,17 @@
 use std::{net::SocketAddr, path::Path, time::Instant};
 
 use rdkafka::ClientConfig;
-use sluice_producers::{
-    PublisherConfig,
-    hl7::{
-        listener::MllpListenerConfig,
-        message::Message,
-        mllp::{MllpDecoder, frame},
-    },
-};
+use sluice_producers::{PublisherConfig, hl7::listener::MllpListenerConfig};
 use sluice_schemas::NhsNumber;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::watch,
-};
+use sluice_testkit::mllp::MllpSender;
+use tokio::sync::watch;
 
 use super::{Measurement, PROGRESS_EVERY};
-use crate::topics::Topics;
+use sluice::topics::Topics;
 
 /// A realistic admission (ADT^A01) as a PAS sends it; each message gets its own control id
 /// (MSH-10) and patient. Synthetic: the names, address and numbers are made up.
-const ADMISSION: &str = include_str!("../../producers/tests/fixtures/hl7/adt_a01_admit.hl7");
+const ADMISSION: &str = include_str!("../../../producers/tests/fixtures/hl7/adt_a01_admit.hl7");
 /// The control id and NHS number of the fixture, replaced in every message.
 const FIXTURE_CONTROL_ID: &str = "PAS0000101";
 const FIXTURE_NHS_NUMBER: &str = "9990000018";
@@ -43,13 +33,13 @@ pub async fn send_over_mllp(
     for topic in &mut topics.topic {
         topic.name = format!("bench-mllp.{}", topic.name);
     }
-    crate::provision::apply(client, &topics).await?;
+    sluice::provision::apply(client, &topics).await?;
     let config = MllpListenerConfig { state_dir: Some(work_dir.join("mllp-state")), ..MllpListenerConfig::default() };
     let address: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
-    let listener = crate::services::bind_hl7(client, &topics, address, config, PublisherConfig::default()).await?;
+    let listener = sluice::services::bind_hl7(client, &topics, address, config, PublisherConfig::default()).await?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, shutdown) = watch::channel(false);
-    let serving = tokio::spawn(crate::services::serve_hl7(listener, shutdown));
+    let serving = tokio::spawn(sluice::services::serve_hl7(listener, shutdown));
 
     let connections = connections.max(1);
     let started = Instant::now();
@@ -76,27 +66,14 @@ pub async fn send_over_mllp(
 /// One interface engine: `count` admissions, one at a time, each acknowledged `AA` before the
 /// next. Returns the framed bytes sent.
 async fn send(address: SocketAddr, sender: usize, count: u64) -> Result<u64, String> {
-    let mut stream = TcpStream::connect(address).await.map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    let mut decoder = MllpDecoder::new(1 << 20);
-    let mut buffer = vec![0u8; 8192];
+    let mut engine = MllpSender::connect(address).await.map_err(|e| format!("cannot connect to {address}: {e}"))?;
     let mut bytes = 0;
     let mut last_progress = Instant::now();
     for n in 0..count {
         let control_id = format!("BENCH{sender:03}{n:09}");
         let message = admission(&control_id, sender as u64 * 1_000_000_000 + n);
-        let framed = frame(message.as_bytes());
-        stream.write_all(&framed).await.map_err(|e| format!("MLLP send: {e}"))?;
-        bytes += framed.len() as u64;
-        let ack = loop {
-            if let Some(ack) = decoder.next_message().map_err(|e| format!("MLLP ACK: {e}"))? {
-                break Message::parse(&ack).map_err(|e| format!("the ACK is not HL7: {e}"))?;
-            }
-            let read = stream.read(&mut buffer).await.map_err(|e| format!("MLLP receive: {e}"))?;
-            if read == 0 {
-                return Err("the listener closed the connection before its ACK".to_owned());
-            }
-            decoder.extend(&buffer[..read]);
-        };
+        let (ack, framed) = engine.send(message.as_bytes()).await.map_err(|e| format!("MLLP: {e}"))?;
+        bytes += framed as u64;
         if ack.get("MSA-1").as_deref() != Some("AA") {
             return Err(format!("message {control_id} was not accepted: {:?}", ack.get("MSA-1")));
         }
@@ -128,6 +105,8 @@ fn nhs_number(n: u64) -> NhsNumber {
 
 #[cfg(test)]
 mod tests {
+    use sluice_producers::hl7::message::Message;
+
     use super::*;
 
     #[test]

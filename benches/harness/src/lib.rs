@@ -1,5 +1,8 @@
-//! `sluice bench`: how fast sluice lands governed clinical data, measured against the most a
-//! Kafka client can read and against the Python script users would otherwise write.
+//! # sluice-bench: how fast sluice lands governed clinical data
+//!
+//! Measured against the most a Kafka client can read and against the Python script users would
+//! otherwise write. The `sluice-bench` program runs it; it is a tool of this repository, kept out
+//! of the `sluice` product (which it measures as a process of its own).
 //!
 //! One run, on one machine, in this order:
 //!
@@ -36,7 +39,8 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use rdkafka::ClientConfig;
 pub use report::{BenchReport, LanderRun, Measurement, PeakMemory};
 
-use crate::{broker, tansu::TansuBroker, topics::Topics};
+use sluice::{broker, topics::Topics};
+use sluice_testkit::tansu::TansuBroker;
 
 /// What to measure, and where.
 #[derive(Debug, Clone)]
@@ -54,7 +58,7 @@ pub struct BenchOptions {
     pub properties: Vec<(String, String)>,
     /// Scratch directory: broker data, key file, both lakes, logs. Must be new or empty.
     pub work_dir: PathBuf,
-    /// The `sluice` binary run as the lander (normally this one).
+    /// The `sluice` binary run as the lander.
     pub sluice: PathBuf,
     /// Python interpreter and script of the peer; `None` skips it.
     pub peer: Option<(PathBuf, PathBuf)>,
@@ -82,9 +86,9 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, String> {
     };
     let client = broker::client_config(&bootstrap, &options.properties);
     let topics = Topics::embedded();
-    runtime.block_on(crate::provision::apply(&client, &topics))?;
+    runtime.block_on(sluice::provision::apply(&client, &topics))?;
     let keys_file = options.work_dir.join("keys.toml");
-    crate::keys::write_new_file(&keys_file, std::slice::from_ref(&options.purpose))?;
+    sluice::keys::write_new_file(&keys_file, std::slice::from_ref(&options.purpose))?;
 
     stage(&format!("loading {} clinical events for {} patients", options.events, options.patients));
     let loaded = runtime.block_on(load::synthetic(&client, &topics, options.events, options.patients))?;

@@ -1,5 +1,5 @@
 //! A Tansu broker process (Kafka protocol, SQLite storage) on a free loopback port, for
-//! `sluice bench` and the integration tests. `infra/install-broker.sh` installs it.
+//! the benchmark harness and the integration tests. `infra/install-broker.sh` installs it.
 //!
 //! Apache Kafka cannot be installed on the machines this project is built on; Tansu 0.6.0 can,
 //! and speaks the Kafka protocol to librdkafka (see `infra/install-broker.sh`). It is run in its
@@ -13,7 +13,7 @@ use std::{
 };
 
 /// Script adding the index Tansu 0.6's SQLite schema lacks on record headers (see the script).
-const INDEX_HEADERS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/tansu-index-headers.py");
+const INDEX_HEADERS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/tansu-index-headers.py");
 
 /// A running (or killed) Tansu broker. Killed when dropped.
 pub struct TansuBroker {

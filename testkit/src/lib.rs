@@ -1,0 +1,31 @@
+//! # sluice-testkit: what the tests and benchmarks need and the product does not
+//!
+//! sluice's integration tests and its benchmark harness (`benches/harness`) run against a real
+//! Kafka-protocol broker process: [`tansu::TansuBroker`] starts Tansu (SQLite storage) on a free
+//! loopback port, kills it as a crash would, restarts it on the same port and data, and turns
+//! on SASL/SCRAM. [`mllp::MllpSender`] is an interface engine's end of an MLLP connection, and
+//! [`mllp::hl7_fixture`] and [`fhir_fixture`] read the adapters' fixtures. It is a
+//! dev-dependency only, so nothing here (the broker's path, the helper
+//! script that indexes its database) is built into the `sluice` binary.
+//!
+//! ```no_run
+//! let dir = std::env::temp_dir().join("sluice-testkit-example");
+//! let broker = sluice_testkit::tansu::TansuBroker::start(&dir).unwrap();
+//! println!("a Kafka-protocol broker on {}", broker.bootstrap());
+//! ```
+
+pub mod mllp;
+pub mod tansu;
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root directory.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ is in the repository").to_owned()
+}
+
+/// A fixture of `producers/tests/fixtures/fhir`, as text.
+pub fn fhir_fixture(name: &str) -> String {
+    let path = repository().join("producers/tests/fixtures/fhir").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
