@@ -21,9 +21,9 @@ use sluice_consumers::{
     LandingReport, RunUntil,
     audit::AuditLog,
     compact::{CompactionOptions, compact},
+    lake::storage::LakeStorage,
     lineage::LineageConfig,
     pseudonymise::PurposeKey,
-    storage::LakeStorage,
 };
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::{Catalogue, Framing};

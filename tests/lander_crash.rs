@@ -58,8 +58,8 @@ async fn a_lander_killed_at_random_moments_while_events_flow_lands_every_event_e
     assert!(verified.problems.is_empty() && !verified.torn_tail, "{:?}", verified.problems);
     // And the lake holds exactly the files the log says, with the recorded checksums: files a
     // kill left unrecorded were withdrawn when their partition was consumed again.
-    let storage = sluice_consumers::storage::LakeStorage::local(&pipeline.lake()).unwrap();
-    let check = sluice_consumers::audit::check_lake(&audit, &storage).unwrap();
+    let storage = sluice_consumers::lake::storage::LakeStorage::local(&pipeline.lake()).unwrap();
+    let check = sluice_consumers::lake::check::check_lake(&audit, &storage).unwrap();
     assert_eq!(check.problems, Vec::<String>::new());
     assert!(check.recorded > 0);
     let log = std::fs::read_to_string(&audit).unwrap();

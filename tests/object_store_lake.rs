@@ -12,7 +12,7 @@ use std::{
 };
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_consumers::storage::LakeStorage;
+use sluice_consumers::lake::storage::LakeStorage;
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use support::{column_strings, pipeline::*};
 

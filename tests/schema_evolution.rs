@@ -15,8 +15,10 @@ use sluice::keys;
 use sluice_consumers::{
     audit::AuditLog,
     compact::{CompactionOptions, compact},
-    parquet_sink::{encode, key_value_pairs},
-    storage::LakeStorage,
+    lake::{
+        parquet::{encode, key_value_pairs},
+        storage::LakeStorage,
+    },
 };
 use sluice_producers::SyntheticSourceConfig;
 use sluice_schemas::Catalogue;

@@ -23,13 +23,13 @@ use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, CompactionRecord, FileRecord, MergedFile},
     batch::{SORTED_BY_KEY, order_rows},
+    lake::layout::parse_landed_file_name,
+    lake::parquet::sha256_hex,
+    lake::storage::LakeStorage,
     lake::{
         self,
         ledger::{self, LedgerEntry},
     },
-    lander::layout::parse_landed_file_name,
-    parquet_sink::sha256_hex,
-    storage::LakeStorage,
 };
 
 /// How far compaction goes.
@@ -154,7 +154,7 @@ fn read_footer(storage: &LakeStorage, key: String, range: Option<(i32, i64, i64)
     let record = FileRecord { path: key.clone(), sha256: sha256_hex(&bytes), rows: 0, bytes: bytes.len() as u64 };
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
     let file_metadata = builder.metadata().file_metadata();
-    let metadata = crate::parquet_sink::key_value_pairs(file_metadata);
+    let metadata = crate::lake::parquet::key_value_pairs(file_metadata);
     let rows = usize::try_from(file_metadata.num_rows()).unwrap_or(0);
     let schema = format!("{:?}", builder.schema().fields());
     let record = FileRecord { rows: rows as u64, ..record };
@@ -251,7 +251,7 @@ fn merge(lake_dir: &Path, storage: &LakeStorage, dir: &str, run: &[Footer]) -> R
     }
     let inputs_keys = run.iter().map(|f| f.key.clone()).collect();
     ledger::append(lake_dir, &[LedgerEntry::Merged { key: key.clone(), inputs: inputs_keys }])?;
-    let written = crate::parquet_sink::write_parquet(storage, &key, &merged, metadata)?;
+    let written = crate::lake::parquet::write_parquet(storage, &key, &merged, metadata)?;
     for file in run {
         storage.delete(&file.key)?;
     }

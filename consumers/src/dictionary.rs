@@ -13,8 +13,8 @@ use sluice_schemas::SchemaVersion;
 
 use crate::{
     Result,
+    lake::storage::LakeStorage,
     policy::{ColumnKind, EventTimePartition, FieldAction, LandingPlan, Policy},
-    storage::LakeStorage,
 };
 
 /// Name of the dictionary file in each dataset directory.

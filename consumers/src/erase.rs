@@ -7,7 +7,7 @@
 //! found too) and matching it against the file's pseudonym column (`sluice.patient_pseudonym_column`).
 //!
 //! A file that holds any of those rows is rewritten without them, in one atomic write (see
-//! [`crate::storage`]), so a reader or a crash sees either the old file or the new one, never a mix. A file is kept even when no row is left, so that the
+//! [`crate::lake::storage`]), so a reader or a crash sees either the old file or the new one, never a mix. A file is kept even when no row is left, so that the
 //! offsets it covers still read as landed. Every run appends one [`ErasureRecord`] to the audit
 //! log with the files rewritten and their checksums before and after; the record counts patients
 //! but never names them.
@@ -35,8 +35,8 @@ use crate::{
     audit::{AuditEvent, AuditLog, ErasureRecord, ErasureTrigger, RewrittenFile},
     consent::SourceOrganisations,
     keyring::KeyRing,
-    parquet_sink::{sha256_hex, write_parquet},
-    storage::LakeStorage,
+    lake::parquet::{sha256_hex, write_parquet},
+    lake::storage::LakeStorage,
 };
 
 /// File metadata key naming the column that holds the patient pseudonym.
@@ -145,7 +145,7 @@ impl LandedParquet {
         let bytes = storage.get(key)?;
         let sha256 = sha256_hex(&bytes);
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| failed(e.to_string()))?;
-        let metadata = crate::parquet_sink::key_value_pairs(builder.metadata().file_metadata());
+        let metadata = crate::lake::parquet::key_value_pairs(builder.metadata().file_metadata());
         let find = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         let key_id = find("sluice.key_id").ok_or_else(|| failed("no sluice.key_id in its metadata".to_owned()))?;
         let pseudonym_column = find(PSEUDONYM_COLUMN_KEY).unwrap_or_else(|| DEFAULT_PSEUDONYM_COLUMN.to_owned());

@@ -16,7 +16,6 @@
 //!   of quasi-identifiers (age bands, postcode districts and sectors, buckets), turning a decoded
 //!   record into an output row (pure).
 //! * [`batch`]: Arrow builders, one buffer per file to be written.
-//! * [`parquet_sink`]: atomic, fsynced Parquet files with provenance metadata.
 //! * [`lander`]: the async service that ties them together and commits offsets only after the
 //!   files covering them are durable and recorded in the audit log; on restart it withdraws files
 //!   written after the last commit, so every event lands once.
@@ -25,7 +24,9 @@
 //! * [`erase`]: removing patients' rows from landed files, atomically and audited.
 //! * [`compact`]: merging small committed files of a date partition.
 //! * [`dictionary`]: the data dictionary written next to every dataset.
-//! * [`lake`]: the lake's shared lock and its record of committed offsets.
+//! * [`lake`]: the lake itself: its layout, storage (a directory or an object store), atomic
+//!   Parquet writing, the ledger of landed offsets, locks and committed offsets, and the check
+//!   of the lake against its audit log; everything that touches landed files goes through it.
 //! * [`lineage`]: OpenLineage run events (START, COMPLETE, FAIL) of landing runs.
 //!
 //! Records that cannot be decoded or checked go to a dead-letter topic with the reason in a
@@ -41,11 +42,9 @@ pub mod keyring;
 pub mod lake;
 pub mod lander;
 pub mod lineage;
-pub mod parquet_sink;
 pub mod policy;
 pub mod pseudonymise;
 pub mod record;
-pub mod storage;
 
 mod error;
 #[cfg(test)]

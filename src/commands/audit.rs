@@ -83,7 +83,7 @@ impl AuditVerifyArgs {
         let mut problems = verification.problems.len();
         if !self.chain_only {
             let storage = self.lake.storage()?;
-            let check = audit::check_lake(&path, &storage).map_err(|e| e.to_string())?;
+            let check = sluice_consumers::lake::check::check_lake(&path, &storage).map_err(|e| e.to_string())?;
             for problem in &check.problems {
                 println!("{}: {problem}", storage.location());
             }

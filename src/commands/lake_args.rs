@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sluice_consumers::storage::LakeStorage;
+use sluice_consumers::lake::storage::LakeStorage;
 
 /// `--lake` and `--state-dir`.
 #[derive(clap::Args, Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode};
 
-use sluice_consumers::audit;
+use sluice_consumers::lake::check::check_lake;
 
 use super::{
     audit::{audit_log_path, verify_chain},
@@ -32,7 +32,7 @@ impl ReportArgs {
         let records = report::read_records(&path)?;
         let verification = verify_chain(&path)?;
         let storage = self.lake.storage()?;
-        let lake = audit::check_lake(&path, &storage).map_err(|e| e.to_string())?;
+        let lake = check_lake(&path, &storage).map_err(|e| e.to_string())?;
         let status = report::model::AuditStatus {
             records: verification.records,
             chain_problems: verification.problems,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_consumers::storage::LakeStorage;
+use sluice_consumers::lake::storage::LakeStorage;
 
 use super::{BenchOptions, LanderRun, Measurement, PROGRESS_EVERY, PeakMemory};
 

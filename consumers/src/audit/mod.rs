@@ -28,17 +28,15 @@ use std::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-mod lake_check;
 mod publish;
 mod run_records;
-pub use lake_check::{LakeCheck, RecordedFile, check_lake, replay};
 pub use publish::AuditPublisher;
 pub use run_records::{ConfigurationChangeRecord, PurposeInForce, StartRecord, StopRecord, configuration_changes};
 
 use crate::{
     Error, Result,
-    parquet_sink::{LandedFile, sha256_hex},
-    storage::LakeStorage,
+    lake::parquet::{LandedFile, sha256_hex},
+    lake::storage::LakeStorage,
 };
 
 /// `previous` of the first record.

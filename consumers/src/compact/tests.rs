@@ -6,7 +6,7 @@ use arrow::{
 };
 
 use super::*;
-use crate::{audit::verify, lander::layout::landed_file_name, parquet_sink::write_parquet};
+use crate::{audit::verify, lake::layout::landed_file_name, lake::parquet::write_parquet};
 
 /// Lands a file as a lander does: a fresh name, recorded in the ledger first.
 fn land(lake: &Path, partition: i32, offsets: &[i64], key_id: &str) -> PathBuf {

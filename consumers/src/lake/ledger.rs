@@ -73,7 +73,7 @@ pub fn append(state_dir: &Path, entries: &[LedgerEntry]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    let _lock = super::take(state_dir, "ledger.lock")?;
+    let _lock = super::state::take(state_dir, "ledger.lock")?;
     let path = path(state_dir)?;
     let mut lines = Vec::new();
     for entry in entries {
@@ -149,7 +149,7 @@ pub fn prune(
     committed: &super::CommittedOffsets,
     present: &std::collections::BTreeSet<String>,
 ) -> Result<usize> {
-    let _lock = super::take(state_dir, "ledger.lock")?;
+    let _lock = super::state::take(state_dir, "ledger.lock")?;
     let entries = read(state_dir)?;
     let before = entries.len();
     let kept: Vec<&LedgerEntry> = entries
@@ -170,7 +170,7 @@ pub fn prune(
         serde_json::to_writer(&mut lines, entry).expect("ledger entries always serialise");
         lines.push(b'\n');
     }
-    crate::parquet_sink::write_small_file(&path(state_dir)?, &lines)?;
+    crate::lake::parquet::write_small_file(&path(state_dir)?, &lines)?;
     Ok(before - kept.len())
 }
 

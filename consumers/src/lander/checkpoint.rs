@@ -21,7 +21,6 @@ use tracing::{info, warn};
 
 use super::{
     LanderConsumer, block,
-    layout::event_time_directory,
     state::{LandingState, PartitionProgress, PendingFile, PendingKey},
     telemetry,
 };
@@ -31,7 +30,7 @@ use crate::{
     batch::{SORTED_BY_KEY, order_rows, sort_columns},
     erase::PSEUDONYM_COLUMN_KEY,
     lake::ledger::{self, LedgerEntry},
-    parquet_sink::{LandedFile, write_parquet_leaving_directory_unsynced},
+    lake::parquet::{LandedFile, write_parquet_leaving_directory_unsynced},
     policy::LandingPlan,
 };
 
@@ -82,7 +81,7 @@ impl LandingState<'_> {
                 "{}/{}/{}/{}",
                 runtime.purpose.name(),
                 plan.subject,
-                event_time_directory(plan.event_time_partition, period),
+                crate::lake::layout::event_time_directory(plan.event_time_partition, period),
                 ledger::fresh_file_name()
             );
             ledger_entries.push(LedgerEntry::Landed {

@@ -39,7 +39,7 @@ use crate::{
     consent::{ConsentStore, Decision, Purpose, PurposeRules, SourceOrganisations},
     erase::{PatientErasure, erase},
     keyring::KeyRing,
-    storage::LakeStorage,
+    lake::storage::LakeStorage,
 };
 
 /// The persisted progress through the consent topic.
@@ -211,7 +211,7 @@ impl OptOutErasures {
         let dir = self.path.parent().expect("the progress file lives in the lake's _sluice directory");
         std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
         let text = serde_json::to_vec_pretty(considered).expect("offsets always serialise");
-        crate::parquet_sink::write_small_file(&self.path, &text)
+        crate::lake::parquet::write_small_file(&self.path, &text)
     }
 }
 

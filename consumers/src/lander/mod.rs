@@ -46,7 +46,6 @@ mod checkpoint;
 mod consent_reader;
 mod erasure;
 mod event_clock;
-pub(crate) mod layout;
 mod report;
 mod run_audit;
 mod setup;
@@ -74,7 +73,7 @@ pub struct LanderConfig {
     /// locks, erasure progress) is always kept here.
     pub lake_dir: PathBuf,
     /// Where datasets are written when not under `lake_dir`: an object-store URL such as
-    /// `s3://bucket/prefix` (see [`crate::storage`]). `lake_dir` then holds only the state.
+    /// `s3://bucket/prefix` (see [`crate::lake::storage`]). `lake_dir` then holds only the state.
     pub lake_url: Option<String>,
     /// Purposes to land for (`direct-care`, `planning`, `research`, `study:<id>`).
     pub purposes: Vec<String>,
@@ -155,10 +154,10 @@ impl LanderConfig {
     }
 
     /// The storage the datasets are written to.
-    pub fn storage(&self) -> Result<crate::storage::LakeStorage> {
+    pub fn storage(&self) -> Result<crate::lake::storage::LakeStorage> {
         match &self.lake_url {
-            Some(url) => crate::storage::LakeStorage::open(url),
-            None => crate::storage::LakeStorage::local(&self.lake_dir),
+            Some(url) => crate::lake::storage::LakeStorage::open(url),
+            None => crate::lake::storage::LakeStorage::local(&self.lake_dir),
         }
     }
 

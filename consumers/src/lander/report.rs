@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::parquet_sink::LandedFile;
+use crate::lake::parquet::LandedFile;
 
 /// What a run did, for the summary and for reconciliation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -59,7 +59,7 @@ pub(super) fn record_start(
         before.into_iter().filter(|p| !in_force.iter().any(|now| now.purpose == p.purpose)).collect();
     remembered.extend(in_force);
     std::fs::create_dir_all(config.lake_dir.join("_sluice")).map_err(Error::write(&config.lake_dir))?;
-    crate::parquet_sink::write_small_file(&path, &serde_json::to_vec_pretty(&remembered).expect("serialises"))
+    crate::lake::parquet::write_small_file(&path, &serde_json::to_vec_pretty(&remembered).expect("serialises"))
 }
 
 fn read_in_force(path: &Path) -> Result<Vec<PurposeInForce>> {

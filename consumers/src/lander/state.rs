@@ -15,10 +15,7 @@ use rdkafka::{
 use sluice_schemas::{Catalogue, Decoder, subjects};
 use tracing::{info, warn};
 
-use super::{
-    LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, event_clock::EventClock,
-    layout::parse_landed_file_name,
-};
+use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, event_clock::EventClock};
 use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, AuditPublisher, ConsentUnreadableRecord, FileRecord, WithdrawalRecord, file_record},
@@ -27,10 +24,10 @@ use crate::{
         ConsentChange, ConsentStore, Decision, Purpose, SourceOrganisations, event_consent_inputs,
         patient_of_record_key,
     },
+    lake::storage::{LakeStorage, ObjectTag},
     policy::LandingPlan,
     pseudonymise::{Cell, pseudonymise},
     record::RecordView,
-    storage::{LakeStorage, ObjectTag},
 };
 
 /// librdkafka's `message.max.bytes` for the dead-letter producer unless the client sets it.
@@ -549,7 +546,7 @@ impl<'a> LandingState<'a> {
             super::block(|| storage.remove_interrupted_writes(&dataset, &format!("{topic}+{partition}+")))?;
             for key in super::block(|| storage.parquet_files(&dataset))? {
                 let name = key.rsplit('/').next().unwrap_or_default();
-                let Some(landed) = parse_landed_file_name(name) else { continue };
+                let Some(landed) = crate::lake::layout::parse_landed_file_name(name) else { continue };
                 if landed.topic != topic || landed.partition != partition || landed.first < from {
                     continue;
                 }
@@ -709,7 +706,7 @@ impl<'a> LandingState<'a> {
 /// `None` when the policy lands no event time.
 fn landed_period(plan: &LandingPlan, row: &[Cell]) -> Option<i32> {
     plan.event_time_column.and_then(|column| match row[column] {
-        Cell::TimestampMicros(micros) => super::layout::event_time_period(plan.event_time_partition, micros),
+        Cell::TimestampMicros(micros) => crate::lake::layout::event_time_period(plan.event_time_partition, micros),
         _ => None,
     })
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sluice_schemas::Catalogue;
 
 use super::*;
-use crate::{lander::PurposeSetup, parquet_sink::LandedFile, pseudonymise::PurposeKey};
+use crate::{lake::parquet::LandedFile, lander::PurposeSetup, pseudonymise::PurposeKey};
 
 fn config(lake: &std::path::Path) -> LanderConfig {
     let text = format!(

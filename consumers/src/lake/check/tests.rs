@@ -11,8 +11,8 @@ use super::*;
 use crate::{
     audit::{AuditEvent, AuditLog, FileRecord, LandingRecord, WithdrawalRecord},
     compact::{CompactionOptions, compact},
-    lander::layout::landed_file_name,
-    parquet_sink::write_parquet,
+    lake::layout::landed_file_name,
+    lake::parquet::write_parquet,
 };
 
 const DIR: &str = "planning/adt/event_date=2026-11-25";

@@ -2,7 +2,7 @@
 //! at all.
 //!
 //! The file is encoded in memory (its checksum computed on the way) and stored with one atomic
-//! write (see [`crate::storage`]: on a directory, a complete file renamed into place and fsynced).
+//! write (see [`crate::lake::storage`]: on a directory, a complete file renamed into place and fsynced).
 //! Only after [`write_parquet`] returns may the offsets it covers be committed.
 
 use std::{fs, fs::File, path::Path};
@@ -16,7 +16,7 @@ use parquet::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result, storage::LakeStorage};
+use crate::{Error, Result, lake::storage::LakeStorage};
 
 /// A file now durable in the lake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl LandedFile {
     /// covers could not be committed, so that the events are landed once, by whoever re-reads them.
     pub fn withdraw(&self, storage: &LakeStorage) -> Result<bool> {
         match storage.e_tag(&self.key)? {
-            crate::storage::ObjectTag::Present(current) if current == self.e_tag => {
+            crate::lake::storage::ObjectTag::Present(current) if current == self.e_tag => {
                 storage.delete(&self.key)?;
                 Ok(true)
             }

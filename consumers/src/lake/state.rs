@@ -1,10 +1,10 @@
-//! Shared state of a lake directory beyond its datasets, under `<lake>/_sluice/`:
+//! The lake's state beyond its datasets, under `<state dir>/_sluice/`:
 //!
 //! * `lake.lock`: held while landed files are rewritten (erasure, compaction), so that two such
 //!   rewrites never touch the same file at once;
 //! * `audit-publish.lock`: held while audit records are copied to the audit topic (see
 //!   [`crate::audit::AuditPublisher`]), so that each is published once;
-//! * `landed-files.jsonl`: the [`ledger`] of which source offsets each landed file holds (file
+//! * `landed-files.jsonl`: the [`super::ledger`] of which source offsets each landed file holds (file
 //!   names and metadata say nothing of it, see there);
 //! * `committed-offsets.json`: per source topic and partition, the next offset that landers
 //!   have committed after landing everything before it. Compaction merges only files wholly
@@ -20,9 +20,7 @@ use std::{
 
 use crate::{Error, Result};
 
-pub mod ledger;
-
-fn state_dir(lake: &Path) -> Result<PathBuf> {
+pub(super) fn state_dir(lake: &Path) -> Result<PathBuf> {
     let dir = lake.join("_sluice");
     std::fs::create_dir_all(&dir).map_err(Error::write(&dir))?;
     Ok(dir)
@@ -38,7 +36,7 @@ pub fn audit_publish_lock(lake: &Path) -> Result<File> {
     take(lake, "audit-publish.lock")
 }
 
-fn take(lake: &Path, name: &str) -> Result<File> {
+pub(super) fn take(lake: &Path, name: &str) -> Result<File> {
     let path = state_dir(lake)?.join(name);
     let file = File::create(&path).map_err(Error::write(&path))?;
     file.lock().map_err(Error::write(&path))?;
@@ -70,7 +68,7 @@ pub fn record_committed<'t>(lake: &Path, offsets: impl IntoIterator<Item = (&'t 
     }
     let path = state_dir(lake)?.join("committed-offsets.json");
     let text = serde_json::to_vec_pretty(&recorded).expect("offsets always serialise");
-    crate::parquet_sink::write_small_file(&path, &text)
+    crate::lake::parquet::write_small_file(&path, &text)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Error, Result, parquet_sink::sha256_hex, storage::LakeStorage};
+use crate::{Error, Result, lake::parquet::sha256_hex, lake::storage::LakeStorage};
 
 /// A file the log says the lake holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::policy::EventTimePartition;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The period (UTC days, or months, since 1970-01) an event time in microseconds is filed under.
-pub(crate) fn event_time_period(partition: EventTimePartition, micros: i64) -> Option<i32> {
+pub fn event_time_period(partition: EventTimePartition, micros: i64) -> Option<i32> {
     let day = i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok()?;
     match partition {
         EventTimePartition::Day => Some(day),
@@ -33,7 +33,7 @@ pub(crate) fn event_time_period(partition: EventTimePartition, micros: i64) -> O
 
 /// `event_date=YYYY-MM-DD` for a day count since 1970-01-01, or `event_month=YYYY-MM` for a
 /// month count, or Hive's name for a missing value when the policy lands no event time.
-pub(crate) fn event_time_directory(partition: EventTimePartition, period: Option<i32>) -> String {
+pub fn event_time_directory(partition: EventTimePartition, period: Option<i32>) -> String {
     match partition {
         EventTimePartition::Day => {
             match period.and_then(|d| chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)) {
@@ -57,15 +57,20 @@ pub(crate) fn landed_file_name(topic: &str, partition: i32, (first, last): (i64,
 
 /// The source topic, partition and offsets in the name of a file landed before the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LandedName<'n> {
-    pub(crate) topic: &'n str,
-    pub(crate) partition: i32,
-    pub(crate) first: i64,
-    pub(crate) last: i64,
+pub struct LandedName<'n> {
+    /// The source topic.
+    pub topic: &'n str,
+    /// Its partition.
+    pub partition: i32,
+    /// The first offset in the file.
+    pub first: i64,
+    /// The last offset in the file.
+    pub last: i64,
 }
 
-/// Reads a name written by [`landed_file_name`]; `None` for anything else.
-pub(crate) fn parse_landed_file_name(name: &str) -> Option<LandedName<'_>> {
+/// Reads a name of the form `<topic>+<partition>+<first>-<last>.parquet`; `None` for anything
+/// else.
+pub fn parse_landed_file_name(name: &str) -> Option<LandedName<'_>> {
     let stem = name.strip_suffix(".parquet")?;
     let (rest, offsets) = stem.rsplit_once('+')?;
     let (topic, partition) = rest.rsplit_once('+')?;
