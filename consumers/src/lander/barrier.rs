@@ -10,12 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rdkafka::{Message, message::OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use sluice_schemas::Decoder;
 
 use super::{
     LanderConsumer, apply_revocations, block, consent_reader::ConsentEnds, consent_reader::ConsentReader,
-    state::LandingState,
+    partition::TopicPartition, state::LandingState,
 };
 use crate::Result;
 
@@ -36,12 +36,12 @@ pub(super) async fn answer_for(awaiting: &mut Option<AwaitingConsent>) -> Result
 }
 
 /// Whether a message is from one of the `revoked` partitions.
-pub(super) fn is_revoked(revoked: &[(String, i32)], message: &OwnedMessage) -> bool {
-    revoked.iter().any(|(topic, partition)| topic == message.topic() && *partition == message.partition())
+pub(super) fn is_revoked(revoked: &[TopicPartition], message: &OwnedMessage) -> bool {
+    revoked.iter().any(|source| source.holds(message))
 }
 
 /// Drops the awaiting batch's messages from partitions just revoked: their new owner reads them.
-pub(super) fn forget_revoked(awaiting: &mut Option<AwaitingConsent>, revoked: &[(String, i32)]) {
+pub(super) fn forget_revoked(awaiting: &mut Option<AwaitingConsent>, revoked: &[TopicPartition]) {
     if let Some(batch) = awaiting.as_mut().filter(|_| !revoked.is_empty()) {
         batch.messages.retain(|m| !is_revoked(revoked, m));
     }
@@ -94,9 +94,9 @@ impl Barrier<'_, '_> {
         batch.retain(|m| !is_revoked(&revoked, m));
         // Partitions lost at a checkpoint inside this batch: the rest of their events are left
         // to their new owner.
-        let mut lost: BTreeSet<(String, i32)> = BTreeSet::new();
+        let mut lost: BTreeSet<TopicPartition> = BTreeSet::new();
         for message in &batch {
-            if lost.contains(&(message.topic().to_owned(), message.partition())) {
+            if lost.iter().any(|source| source.holds(message)) {
                 continue;
             }
             let event = state.read_clinical(self.decoder, message)?;
@@ -116,7 +116,7 @@ impl Barrier<'_, '_> {
             "batch released"
         );
         apply_revocations(self.consumer, state);
-        let due = state.partitions_due();
+        let due = state.buffers.partitions_due(state.config);
         if !due.is_empty() {
             state.checkpoint(self.consumer, Some(&due)).await?;
         }
@@ -126,7 +126,7 @@ impl Barrier<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::Timestamp;
+    use rdkafka::{Message, Timestamp};
 
     use super::*;
 
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn only_the_revoked_partitions_leave_the_awaiting_batch() {
-        let revoked = vec![("clinical.adt".to_owned(), 1)];
+        let revoked = vec![TopicPartition::new("clinical.adt", 1)];
         assert!(is_revoked(&revoked, &message("clinical.adt", 1, 7)));
         assert!(!is_revoked(&revoked, &message("clinical.adt", 2, 7)));
         assert!(!is_revoked(&revoked, &message("clinical.observation", 1, 7)));

@@ -21,7 +21,15 @@
 //! holds more than [`LanderConfig::max_buffered_rows`] in all (the largest partitions roll first).
 //! Every partition rolls after [`LanderConfig::idle_flush_secs`] without events, on shutdown,
 //! and when the run's target offsets are reached. Because a partition's files always end at a
-//! commit, a restarted lander can tell committed files from uncommitted ones by their names.
+//! commit, a restarted lander can tell committed files from uncommitted ones by the landing
+//! ledger ([`crate::lake::ledger`]).
+//!
+//! The stages, one module each: `consent_reader` (the consent topic into the consent store),
+//! `barrier` (a batch released only once consent has been read past it), `route` (one event
+//! decoded, checked and pseudonymised: pure and synchronous), `buffers` (rows per pending file,
+//! keyed by purpose, `TopicPartition` and period, and which partitions are due to roll),
+//! `dead_letters`, and `committer` (the checkpoint's steps, in the order its documentation
+//! gives). `state` holds them together for a run; the lake itself is [`crate::lake`].
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -42,11 +50,15 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 mod barrier;
-mod checkpoint;
+mod buffers;
+mod committer;
 mod consent_reader;
+mod dead_letters;
 mod erasure;
 mod event_clock;
+mod partition;
 mod report;
+mod route;
 mod run_audit;
 mod setup;
 mod state;
@@ -54,6 +66,7 @@ mod telemetry;
 
 use barrier::{AwaitingConsent, Barrier, answer_for, forget_revoked, is_revoked};
 use consent_reader::ConsentReader;
+use partition::TopicPartition;
 pub use report::LandingReport;
 pub use setup::{PurposeSetup, setups_from_builtin, setups_from_dir};
 use state::LandingState;
@@ -256,6 +269,7 @@ pub async fn run(
 /// the study's policy would never apply.
 fn note_studies(state: &mut LandingState<'_>) {
     let served: Vec<String> = state
+        .router
         .purposes
         .iter()
         .filter_map(|p| match &p.purpose {
@@ -308,12 +322,12 @@ async fn land(
     consumer.subscribe(&topics).map_err(Error::kafka("subscribe to the clinical topics"))?;
 
     let idle = Duration::from_secs(config.idle_flush_secs.max(1));
-    let mut targets: Option<BTreeMap<(String, i32), i64>> = None;
+    let mut targets: Option<BTreeMap<TopicPartition, i64>> = None;
     if let RunUntil::CaughtUp(receiver) = &mut until {
-        targets = receiver.borrow_and_update().clone();
+        targets = receiver.borrow_and_update().as_ref().map(by_partition);
     }
     // Offsets the whole group has committed, for partitions this lander does not hold.
-    let mut group_committed: HashMap<(String, i32), i64> = HashMap::new();
+    let mut group_committed: HashMap<TopicPartition, i64> = HashMap::new();
     let mut group_committed_read_at: Option<Instant> = None;
     // The batch read last, waiting for the consent topic's ends asked for after it was read.
     // Its barrier is awaited only when the next batch has been read (or nothing more comes),
@@ -327,13 +341,13 @@ async fn land(
             break;
         }
         if let Some(targets) = &targets {
-            if !state.caught_up(targets, &group_committed)
+            if !state.buffers.caught_up(targets, &group_committed)
                 && group_committed_read_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
             {
                 group_committed = block(|| committed_offsets(&consumer, targets))?;
                 group_committed_read_at = Some(Instant::now());
             }
-            if state.caught_up(targets, &group_committed) {
+            if state.buffers.caught_up(targets, &group_committed) {
                 break;
             }
         }
@@ -424,15 +438,15 @@ pub(super) type LanderConsumer = StreamConsumer<LanderContext>;
 #[derive(Default)]
 pub(super) struct LanderContext {
     /// Partitions revoked since the loop last looked.
-    revoked: Mutex<Vec<(String, i32)>>,
+    revoked: Mutex<Vec<TopicPartition>>,
     /// The offset this lander last committed per partition, for the lag metric (librdkafka's
     /// statistics do not always know it).
-    committed: Mutex<HashMap<(String, i32), i64>>,
+    committed: Mutex<HashMap<TopicPartition, i64>>,
 }
 
 impl LanderContext {
     /// Notes offsets just committed.
-    pub(super) fn note_committed(&self, offsets: impl IntoIterator<Item = ((String, i32), i64)>) {
+    pub(super) fn note_committed(&self, offsets: impl IntoIterator<Item = (TopicPartition, i64)>) {
         self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(offsets);
     }
 }
@@ -440,7 +454,9 @@ impl LanderContext {
 impl ClientContext for LanderContext {
     fn stats_raw(&self, statistics: &[u8]) {
         let committed = self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        telemetry::record_lag(statistics, |topic, partition| committed.get(&(topic.to_owned(), partition)).copied());
+        telemetry::record_lag(statistics, |topic, partition| {
+            committed.get(&TopicPartition::new(topic, partition)).copied()
+        });
     }
 }
 
@@ -448,7 +464,7 @@ impl ConsumerContext for LanderContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             let mut revoked = self.revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+            revoked.extend(partitions.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())));
         }
     }
 
@@ -470,7 +486,7 @@ pub(super) fn fail_if_fatal(consumer: &LanderConsumer, error: &rdkafka::error::K
 }
 
 /// Forgets the uncommitted work of partitions revoked since the last call; returns them.
-fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) -> Vec<(String, i32)> {
+fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) -> Vec<TopicPartition> {
     let revoked =
         std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     if !revoked.is_empty() {
@@ -503,7 +519,7 @@ async fn collect_batch(consumer: &LanderConsumer, first: OwnedMessage, most: usi
 }
 
 /// Waits for new run targets; never completes when running until stopped.
-async fn wait_for_targets(until: &mut RunUntil) -> Option<BTreeMap<(String, i32), i64>> {
+async fn wait_for_targets(until: &mut RunUntil) -> Option<BTreeMap<TopicPartition, i64>> {
     match until {
         RunUntil::Stopped => std::future::pending().await,
         RunUntil::CaughtUp(receiver) => {
@@ -511,9 +527,14 @@ async fn wait_for_targets(until: &mut RunUntil) -> Option<BTreeMap<(String, i32)
                 // The sender is gone: no targets will ever come, so wait forever (until shutdown).
                 std::future::pending::<()>().await;
             }
-            receiver.borrow_and_update().clone()
+            receiver.borrow_and_update().as_ref().map(by_partition)
         }
     }
+}
+
+/// Run targets keyed by [`TopicPartition`].
+fn by_partition(targets: &BTreeMap<(String, i32), i64>) -> BTreeMap<TopicPartition, i64> {
+    targets.iter().map(|(source, offset)| (TopicPartition::from(source.clone()), *offset)).collect()
 }
 
 /// Runs a blocking librdkafka call without stalling the runtime's other tasks.
@@ -547,11 +568,11 @@ fn consumer_config(client: &ClientConfig, group_id: &str) -> ClientConfig {
 
 fn committed_offsets(
     consumer: &LanderConsumer,
-    targets: &BTreeMap<(String, i32), i64>,
-) -> Result<HashMap<(String, i32), i64>> {
+    targets: &BTreeMap<TopicPartition, i64>,
+) -> Result<HashMap<TopicPartition, i64>> {
     let mut list = TopicPartitionList::new();
-    for (topic, partition) in targets.keys() {
-        list.add_partition(topic, *partition);
+    for source in targets.keys() {
+        list.add_partition(&source.topic, source.partition);
     }
     let committed =
         consumer.committed_offsets(list, Duration::from_secs(30)).map_err(Error::kafka("read committed offsets"))?;
@@ -559,7 +580,7 @@ fn committed_offsets(
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
-            Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
+            Offset::Offset(offset) => Some((TopicPartition::new(e.topic(), e.partition()), offset)),
             _ => None,
         })
         .collect())

@@ -1,114 +1,44 @@
-//! What a landing run holds between checkpoints, and how each record is routed: decoded,
-//! checked against every purpose's consent rules, and pseudonymised under each purpose's policy.
+//! What a landing run holds between checkpoints, and what it does with each record read: a
+//! consent record is applied to the consent store; a clinical event is routed
+//! ([`super::route`]), counted, and its rows buffered ([`super::buffers`]) or the event
+//! dead-lettered ([`super::dead_letters`]).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     sync::Arc,
 };
 
-use futures::stream::FuturesUnordered;
-use rdkafka::{
-    ClientConfig, Message,
-    message::{BorrowedMessage, Header, OwnedHeaders},
-    producer::{DeliveryFuture, FutureProducer, FutureRecord},
-};
+use rdkafka::{ClientConfig, Message, message::BorrowedMessage};
 use sluice_schemas::{Catalogue, Decoder, subjects};
 use tracing::{info, warn};
 
-use super::{LanderConfig, LandingReport, PurposeSetup, erasure::OptOutErasures, event_clock::EventClock};
+use super::{
+    LanderConfig, LandingReport, PurposeSetup,
+    buffers::Buffers,
+    dead_letters::DeadLetters,
+    erasure::OptOutErasures,
+    partition::TopicPartition,
+    route::{PurposeRuntime, Routed, Router, landed_period},
+};
 use crate::{
     Error, Result,
     audit::{AuditEvent, AuditLog, AuditPublisher, ConsentUnreadableRecord, FileRecord, WithdrawalRecord, file_record},
-    batch::RowBuffer,
-    consent::{
-        ConsentChange, ConsentStore, Decision, Purpose, SourceOrganisations, event_consent_inputs,
-        patient_of_record_key,
-    },
+    consent::{ConsentChange, ConsentStore, Purpose, SourceOrganisations, patient_of_record_key},
     lake::storage::{LakeStorage, ObjectTag},
-    policy::LandingPlan,
-    pseudonymise::{Cell, pseudonymise},
-    record::RecordView,
 };
-
-/// librdkafka's `message.max.bytes` for the dead-letter producer unless the client sets it.
-/// A poison record is copied to the dead-letter topic as it was read, and librdkafka refuses
-/// locally any message over its default of 1,000,000 bytes, less than a broker accepts
-/// (1,048,588 by default): a record that another producer wrote within the broker's limit
-/// would fail the lander at the same offset on every run, and landing would never get past
-/// it. With this limit the broker's own `max.message.bytes` for the dead-letter topic decides.
-const DEAD_LETTER_MAX_BYTES: &str = "16777216";
-
-/// One purpose as the run uses it.
-pub(super) struct PurposeRuntime<'a> {
-    /// The purpose.
-    pub(super) purpose: Purpose,
-    /// Its policy and keys.
-    pub(super) setup: &'a PurposeSetup,
-    /// Its landing plan for each clinical subject.
-    pub(super) plans: HashMap<String, Arc<LandingPlan>>,
-}
-
-/// Rows waiting for one file, and what they came from.
-pub(super) struct PendingFile {
-    /// The rows.
-    pub(super) rows: RowBuffer,
-    /// Offset of the first and last event in the file.
-    pub(super) offsets: (i64, i64),
-    /// Fingerprints of the schemas the events were written with.
-    pub(super) writer_fingerprints: BTreeSet<u64>,
-}
-
-/// Which file a row goes to: purpose index, source topic and partition, and the UTC day or
-/// month of the event as landed (days or months since 1970-01-01, as the purpose's policy
-/// partitions; `None` when the policy lands no event time).
-pub(super) type PendingKey = (usize, String, i32, Option<i32>);
-
-/// A clinical partition consumed since the last checkpoint.
-#[derive(Debug)]
-pub(super) struct PartitionProgress {
-    /// When its first event since the last roll was read, for rolling by age.
-    pub(super) started: std::time::Instant,
-    /// First offset consumed since the last checkpoint.
-    pub(super) first: i64,
-    /// Next offset to commit.
-    pub(super) next: i64,
-    /// What the events came to, per purpose. Merged into the run's report only once committed.
-    pub(super) tally: LandingReport,
-    /// Sampled events whose `land` spans are recorded at the commit (see [`super::telemetry`]).
-    pub(super) traced: Vec<super::telemetry::TracedEvent>,
-}
 
 /// Everything a run holds between checkpoints.
 pub(super) struct LandingState<'a> {
+    /// The lander's settings.
     pub(super) config: &'a LanderConfig,
-    /// Configured purposes, in configuration order.
-    pub(super) purposes: Vec<PurposeRuntime<'a>>,
-    /// Subject of each clinical topic.
-    subject_of_topic: HashMap<String, String>,
+    /// The configured purposes and how an event is routed to them.
+    pub(super) router: Router<'a>,
     /// Current consent state.
     pub(super) consent: ConsentStore,
-    /// What kind of organisation each sender is: decides what a Type 1 opt-out covers, here and
-    /// in erasure.
-    pub(super) source_organisations: SourceOrganisations,
-    /// Rows per file to be written.
-    pub(super) pending: BTreeMap<PendingKey, PendingFile>,
-    /// Rows in all pending files.
-    pub(super) buffered_rows: usize,
-    /// Clinical partitions consumed since the last checkpoint. Dropped if the partition is
-    /// revoked first (the new owner re-reads those events).
-    pub(super) uncommitted: BTreeMap<(String, i32), PartitionProgress>,
-    /// Next offset expected per partition in this run, to notice skipped offsets.
-    pub(super) positions: HashMap<(String, i32), i64>,
-    /// Event-time progress per partition in this run, for rolling at window boundaries.
-    clocks: HashMap<(String, i32), EventClock>,
-    /// Whether files roll when a partition's true event time enters a new window. Not when any
-    /// purpose shifts time: its files would then end at true midnights, grouping its rows by
-    /// true day.
-    roll_at_event_time_windows: bool,
-    /// Producer for the dead-letter topic.
-    dead_letter_producer: FutureProducer,
-    /// Dead-letter records not yet acknowledged.
-    pub(super) dead_letters_in_flight: FuturesUnordered<DeliveryFuture>,
+    /// Rows waiting for their files, and what each partition consumed since its last commit.
+    pub(super) buffers: Buffers,
+    /// Records that cannot be decoded or checked go here, with the reason.
+    pub(super) dead_letters: DeadLetters,
     /// The audit trail, appended at every checkpoint before offsets are committed.
     pub(super) audit: AuditLog,
     /// Where the datasets are stored.
@@ -125,28 +55,10 @@ pub(super) struct LandingState<'a> {
     ledger: crate::lake::ledger::CachedLedger,
 }
 
-/// What one clinical event comes to, before anything is counted or buffered.
-struct Routed {
-    /// Pseudonymised row per purpose index that may receive the event, with the plan it follows.
-    rows: Vec<(usize, Arc<LandingPlan>, Vec<Cell>)>,
-    /// (purpose index, reason label) for every purpose the event is withheld from.
-    withheld: Vec<(usize, &'static str)>,
-    /// (purpose index, opt-out label) for every exemption the release relied on.
-    exempted: Vec<(usize, &'static str)>,
-    /// Fingerprint of the schema the event was written with.
-    writer_fingerprint: u64,
-    /// When the event occurred at its source (microseconds since the Unix epoch), if it says.
-    event_time: Option<i64>,
-    /// Its `source_organisation` when the register of source organisations does not list it
-    /// (then a Type 1 opt-out covers it), as [`crate::consent::SourceOrganisations::report_label`]
-    /// gives it.
-    unknown_organisation: Option<String>,
-}
-
 /// A clinical event read and routed, not yet counted or buffered.
 pub(super) struct ReadEvent {
     /// Its source topic and partition.
-    key: (String, i32),
+    source: TopicPartition,
     /// Its offset there.
     offset: i64,
     /// The subject its topic carries.
@@ -210,13 +122,7 @@ impl<'a> LandingState<'a> {
         crate::keyring::check_distinct(names.iter().map(String::as_str).zip(purposes.iter().map(|p| &p.setup.keys)))
             .map_err(Error::SharedKey)?;
         let roll_at_event_time_windows = !purposes.iter().any(|p| p.setup.policy.shifts_time());
-        let mut producer_config = client.clone();
-        producer_config.set("enable.idempotence", "true").set("acks", "all");
-        if client.get("message.max.bytes").is_none() {
-            producer_config.set("message.max.bytes", DEAD_LETTER_MAX_BYTES);
-        }
-        let dead_letter_producer =
-            producer_config.create().map_err(|source| Error::CreateClient { role: "dead-letter producer", source })?;
+        let dead_letters = DeadLetters::new(client, &config.dead_letter_topic)?;
         let source_organisations = match &config.source_organisations {
             Some(path) => SourceOrganisations::load(path)?,
             None => SourceOrganisations::built_in().clone(),
@@ -230,17 +136,10 @@ impl<'a> LandingState<'a> {
         };
         Ok(LandingState {
             config,
-            purposes,
-            subject_of_topic: config.clinical_topics.iter().map(|(s, t)| (t.clone(), s.clone())).collect(),
+            router: Router::new(purposes, source_organisations, &config.clinical_topics),
             consent: ConsentStore::new(),
-            pending: BTreeMap::new(),
-            buffered_rows: 0,
-            uncommitted: BTreeMap::new(),
-            positions: HashMap::new(),
-            clocks: HashMap::new(),
-            roll_at_event_time_windows,
-            dead_letter_producer,
-            dead_letters_in_flight: FuturesUnordered::new(),
+            buffers: Buffers::new(roll_at_event_time_windows),
+            dead_letters,
             audit: AuditLog::open(&config.audit_log_path())?,
             storage,
             audit_publisher: match &config.audit_topic {
@@ -251,7 +150,6 @@ impl<'a> LandingState<'a> {
             erasures,
             report: LandingReport::default(),
             ledger: Default::default(),
-            source_organisations,
         })
     }
 
@@ -324,7 +222,7 @@ impl<'a> LandingState<'a> {
             patient_held = patient.is_some(),
             "consent record unreadable: sent to the dead-letter topic; the patient it names is held back"
         );
-        self.dead_letter(message, &reason)?;
+        self.dead_letters.send(message, &reason)?;
         self.report.consent_dead_lettered += 1;
         self.audit.append(&AuditEvent::ConsentUnreadable(ConsentUnreadableRecord {
             topic: self.config.consent_topic.clone(),
@@ -344,35 +242,28 @@ impl<'a> LandingState<'a> {
     /// partition's first event here, then decodes and routes it. Nothing is counted or buffered
     /// until [`Self::buffer_clinical`].
     pub(super) fn read_clinical(&mut self, decoder: &Decoder<'_>, message: &impl Message) -> Result<ReadEvent> {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let key = (topic.to_owned(), partition);
-        let subject = self.subject_of_topic.get(topic).cloned().unwrap_or_default();
-        if !self.positions.contains_key(&key) {
+        let source = TopicPartition::of(message);
+        let offset = message.offset();
+        let subject = self.router.subject_of(&source.topic);
+        if !self.buffers.reading(&source) {
             // First event of this partition since it was assigned here: files an earlier owner
             // wrote from this offset on were never committed, and are about to be landed again.
-            self.withdraw_uncommitted_files(topic, partition, offset, &subject)?;
+            self.withdraw_uncommitted_files(&source, offset, &subject)?;
         }
-        let routed = self.route(decoder, message, &subject);
-        Ok(ReadEvent { key, offset, subject, routed })
+        let routed = self.router.route(&self.consent, decoder, message.payload().unwrap_or_default(), &subject);
+        Ok(ReadEvent { source, offset, subject, routed })
     }
 
     /// The partition whose files should roll before `event` is buffered, because the event is
     /// the first of its partition in a later event-time window than everything buffered for it
     /// (see [`LanderConfig::event_time_window_secs`]).
-    pub(super) fn window_closed_by(&self, event: &ReadEvent) -> Option<(String, i32)> {
-        if !self.roll_at_event_time_windows {
-            return None;
-        }
-        let window = self.event_time_window(event)?;
-        let clock = self.clocks.get(&event.key)?;
-        let holds_rows = self.uncommitted.contains_key(&event.key);
-        (holds_rows && clock.in_order() && clock.watermark.is_some_and(|latest| window > latest))
-            .then(|| event.key.clone())
+    pub(super) fn window_closed_by(&self, event: &ReadEvent) -> Option<TopicPartition> {
+        self.buffers.window_closed_by(&event.source, self.event_time_window(event))
     }
 
     /// Whether this lander still reads the event's partition (a checkpoint can lose it).
     pub(super) fn still_reading(&self, event: &ReadEvent) -> bool {
-        self.positions.contains_key(&event.key)
+        self.buffers.reading(&event.source)
     }
 
     fn event_time_window(&self, event: &ReadEvent) -> Option<i64> {
@@ -385,36 +276,31 @@ impl<'a> LandingState<'a> {
     pub(super) fn buffer_clinical(&mut self, message: &impl Message, event: ReadEvent) -> Result<()> {
         let window = self.event_time_window(&event);
         let traced = super::telemetry::trace_event(message, || self.outcome_attributes(&event.routed));
-        let ReadEvent { key, offset, subject: expected_subject, routed } = event;
-        let (topic, partition) = (key.0.clone(), key.1);
-        let progress = self.uncommitted.entry(key.clone()).or_insert_with(|| PartitionProgress {
-            started: std::time::Instant::now(),
-            first: offset,
-            next: offset,
-            tally: LandingReport::default(),
-            traced: Vec::new(),
-        });
-        progress.next = offset + 1;
-        if let Some(traced) = traced.filter(|_| progress.traced.len() < super::telemetry::MAX_TRACED_PER_PARTITION) {
-            progress.traced.push(traced);
-        }
-        if let Some(window) = window {
-            self.clocks.entry(key.clone()).or_default().observe(window);
-        }
+        let ReadEvent { source, offset, subject, routed } = event;
+        let (progress, skipped) = self.buffers.read(&source, offset, window, traced);
         let tally = &mut progress.tally;
-        if let Some(expected) = self.positions.insert(key, offset + 1)
-            && offset > expected
-        {
-            warn!(topic, partition, skipped = offset - expected, "offsets skipped: the broker no longer holds them");
-            tally.skipped_offsets += (offset - expected) as u64;
+        if skipped > 0 {
+            warn!(
+                topic = source.topic,
+                partition = source.partition,
+                skipped,
+                "offsets skipped: the broker no longer holds them"
+            );
+            tally.skipped_offsets += skipped;
         }
-        *tally.consumed.entry(expected_subject).or_default() += 1;
+        *tally.consumed.entry(subject).or_default() += 1;
         let routed = match routed {
             Ok(routed) => routed,
             Err(reason) => {
-                warn!(topic, partition, offset, reason, "record sent to the dead-letter topic");
+                warn!(
+                    topic = source.topic,
+                    partition = source.partition,
+                    offset,
+                    reason,
+                    "record sent to the dead-letter topic"
+                );
                 tally.dead_lettered += 1;
-                return self.dead_letter(message, &reason);
+                return self.dead_letters.send(message, &reason);
             }
         };
         if let Some(code) = routed.unknown_organisation {
@@ -427,26 +313,18 @@ impl<'a> LandingState<'a> {
                 );
             }
         }
-        let name = |index: usize| self.purposes[index].purpose.name();
+        let name = |index: usize| self.router.purpose_name(index);
         for (index, reason) in routed.withheld {
             *tally.withheld.entry(name(index)).or_default().entry(reason.to_owned()).or_default() += 1;
         }
         for (index, opt_out) in routed.exempted {
             *tally.released_under_exemption.entry(name(index)).or_default().entry(opt_out.to_owned()).or_default() += 1;
         }
+        for (index, _, _) in &routed.rows {
+            *tally.landed.entry(name(*index)).or_default() += 1;
+        }
         for (index, plan, row) in routed.rows {
-            *tally.landed.entry(name(index)).or_default() += 1;
-            let period = landed_period(&plan, &row);
-            let pending =
-                self.pending.entry((index, topic.clone(), partition, period)).or_insert_with(|| PendingFile {
-                    rows: RowBuffer::new(plan),
-                    offsets: (offset, offset),
-                    writer_fingerprints: BTreeSet::new(),
-                });
-            pending.rows.push(row);
-            pending.offsets.1 = offset;
-            pending.writer_fingerprints.insert(routed.writer_fingerprint);
-            self.buffered_rows += 1;
+            self.buffers.push_row(index, &source, offset, plan, row, routed.writer_fingerprint);
         }
         Ok(())
     }
@@ -462,7 +340,7 @@ impl<'a> LandingState<'a> {
         let names =
             |purposes: Vec<String>| Value::Array(Array::String(purposes.into_iter().map(StringValue::from).collect()));
         let Ok(routed) = routed else { return (vec![KeyValue::new("sluice.dead_lettered", true)], Vec::new()) };
-        let name = |index: usize| self.purposes[index].purpose.name();
+        let name = |index: usize| self.router.purpose_name(index);
         let landed_for = routed.rows.iter().map(|(index, _, _)| name(*index)).collect();
         let withheld = routed.withheld.iter().map(|(index, reason)| format!("{}: {reason}", name(*index))).collect();
         let files = routed.rows.iter().map(|(index, plan, row)| (*index, landed_period(plan, row))).collect();
@@ -475,50 +353,18 @@ impl<'a> LandingState<'a> {
         )
     }
 
-    /// Decodes the event, checks consent for every purpose and pseudonymises it for each purpose
-    /// that may receive it. Changes nothing: an `Err` is the reason to dead-letter the whole event.
-    fn route(&self, decoder: &Decoder<'_>, message: &impl Message, expected_subject: &str) -> Result<Routed, String> {
-        let event = decoder.decode(message.payload().unwrap_or_default()).map_err(|e| e.to_string())?;
-        if event.reader.subject() != expected_subject {
-            return Err(format!("a `{}` event on the topic of `{expected_subject}`", event.reader.subject()));
-        }
-        let view = RecordView::new(&event.value).ok_or("the event is not a record")?;
-        let inputs = event_consent_inputs(&view, &self.source_organisations);
-        let (nhs_number, gp_sourced) = (inputs.nhs_number, inputs.gp_sourced);
-        let mut routed = Routed {
-            rows: Vec::new(),
-            withheld: Vec::new(),
-            exempted: Vec::new(),
-            writer_fingerprint: event.writer.fingerprint(),
-            event_time: view.timestamp_micros("occurred_at"),
-            unknown_organisation: inputs
-                .unknown_organisation
-                .then(|| SourceOrganisations::report_label(view.string("source_organisation"))),
-        };
-        for (index, runtime) in self.purposes.iter().enumerate() {
-            let plan = runtime.plans.get(expected_subject).ok_or("no landing plan for the subject")?;
-            match self.consent.decide(&runtime.purpose, runtime.setup.policy.rules(), nhs_number, gp_sourced) {
-                Decision::Release { exempted } => {
-                    routed.exempted.extend(exempted.iter().map(|opt_out| (index, opt_out.label())));
-                    let row = pseudonymise(plan, runtime.setup.keys.active(), &event.value)?;
-                    routed.rows.push((index, plan.clone(), row));
-                }
-                Decision::Withhold(reason) => routed.withheld.push((index, reason.label())),
-            }
-        }
-        Ok(routed)
-    }
-
     /// Removes files of `topic`/`partition` holding offsets from `from` on, in every purpose's
     /// dataset of `subject`: they were written by a lander that stopped (or crashed) before it
     /// committed them, and consuming resumes from `from`, so keeping them would land their events
     /// twice. The landing ledger says which files those are (their names do not). Each removal is
     /// recorded in the audit log.
-    fn withdraw_uncommitted_files(&mut self, topic: &str, partition: i32, from: i64, subject: &str) -> Result<()> {
+    fn withdraw_uncommitted_files(&mut self, source: &TopicPartition, from: i64, subject: &str) -> Result<()> {
+        let (topic, partition) = (source.topic.as_str(), source.partition);
         let storage = &self.storage;
         let (ledger, lake) = (&mut self.ledger, &self.config.lake_dir);
         let entries = super::block(|| ledger.entries(lake))?;
-        let datasets: Vec<String> = self.purposes.iter().map(|p| format!("{}/{subject}/", p.purpose.name())).collect();
+        let datasets: Vec<String> =
+            self.router.purposes.iter().map(|p| format!("{}/{subject}/", p.purpose.name())).collect();
         let mut withdrawn = Vec::new();
         for (key, (file_topic, file_partition, first, _)) in crate::lake::ledger::landed_ranges(entries) {
             if file_topic != topic || file_partition != partition || first < from {
@@ -541,7 +387,7 @@ impl<'a> LandingState<'a> {
             withdrawn.push(record);
         }
         // Files landed before the ledger existed say their offsets in their names.
-        for runtime in &self.purposes {
+        for runtime in &self.router.purposes {
             let dataset = format!("{}/{subject}", runtime.purpose.name());
             super::block(|| storage.remove_interrupted_writes(&dataset, &format!("{topic}+{partition}+")))?;
             for key in super::block(|| storage.parquet_files(&dataset))? {
@@ -578,91 +424,13 @@ impl<'a> LandingState<'a> {
 
     /// Forgets everything buffered for partitions this lander no longer owns: nothing of theirs
     /// is written or committed here, and their new owner re-reads them from the committed offsets.
-    pub(super) fn revoke(&mut self, partitions: &[(String, i32)]) {
-        let mut dropped_rows = 0;
-        self.pending.retain(|(_, topic, partition, _), pending| {
-            let revoked = partitions.iter().any(|(t, p)| t == topic && p == partition);
-            if revoked {
-                dropped_rows += pending.rows.rows();
-            }
-            !revoked
-        });
-        self.buffered_rows -= dropped_rows;
-        for key in partitions {
-            self.uncommitted.remove(key);
-            self.positions.remove(key);
-            self.clocks.remove(key);
-        }
-        info!(
-            partitions = partitions.len(),
-            dropped_rows, "partitions revoked: their uncommitted rows are left to the new owner"
-        );
+    pub(super) fn revoke(&mut self, partitions: &[TopicPartition]) {
+        self.buffers.revoke(partitions);
     }
 
     /// Clinical messages consumed so far, committed or not.
     pub(super) fn consumed_so_far(&self) -> u64 {
-        self.report.consumed_total() + self.uncommitted.values().map(|p| p.tally.consumed_total()).sum::<u64>()
-    }
-
-    fn dead_letter(&mut self, message: &impl Message, reason: &str) -> Result<()> {
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "sluice.dead_letter.reason", value: Some(reason) })
-            .insert(Header { key: "sluice.dead_letter.source_topic", value: Some(message.topic()) })
-            .insert(Header { key: "sluice.dead_letter.source_partition", value: Some(&partition) })
-            .insert(Header { key: "sluice.dead_letter.source_offset", value: Some(&offset) });
-        let mut record = FutureRecord::to(&self.config.dead_letter_topic)
-            .payload(message.payload().unwrap_or_default())
-            .headers(headers);
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        let delivery = self
-            .dead_letter_producer
-            .send_result(record)
-            .map_err(|(source, _)| Error::DeadLetter { topic: self.config.dead_letter_topic.clone(), source })?;
-        self.dead_letters_in_flight.push(delivery);
-        Ok(())
-    }
-
-    /// The source partitions whose files should roll now (see the [module docs](super)).
-    pub(super) fn partitions_due(&self) -> BTreeSet<(String, i32)> {
-        let mut held: BTreeMap<(String, i32), (usize, usize)> = BTreeMap::new();
-        for ((_, topic, partition, _), pending) in &self.pending {
-            let entry = held.entry((topic.clone(), *partition)).or_default();
-            entry.0 += pending.rows.rows();
-            entry.1 += pending.rows.bytes();
-        }
-        let max_age = std::time::Duration::from_secs(self.config.max_file_age_secs.max(1));
-        let mut due: BTreeSet<(String, i32)> = self
-            .uncommitted
-            .iter()
-            .filter(|(key, progress)| {
-                let (rows, bytes) = held.get(*key).copied().unwrap_or_default();
-                rows >= self.config.max_file_rows.max(1)
-                    || bytes >= self.config.max_file_bytes.max(1)
-                    || progress.started.elapsed() >= max_age
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        let limit = self.config.max_buffered_rows.max(1);
-        if self.buffered_rows >= limit {
-            let mut by_size: Vec<_> = held.iter().map(|(key, (rows, _))| (key, *rows)).collect();
-            by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-            // Rows left in memory once the partitions already due have rolled.
-            let mut remaining = self.buffered_rows
-                - held.iter().filter(|(key, _)| due.contains(*key)).map(|(_, (rows, _))| rows).sum::<usize>();
-            for (key, rows) in by_size {
-                if remaining <= limit / 2 {
-                    break;
-                }
-                if due.insert(key.clone()) {
-                    remaining = remaining.saturating_sub(rows);
-                }
-            }
-        }
-        due
+        self.report.consumed_total() + self.buffers.consumed_uncommitted()
     }
 
     /// Moves the consent store's clock to the wall clock's time: changes dated up to now take
@@ -687,26 +455,6 @@ impl<'a> LandingState<'a> {
 
     /// Whether a checkpoint has anything to do: consumed offsets to commit or erasures owed.
     pub(super) fn has_uncommitted(&self) -> bool {
-        !self.uncommitted.is_empty() || self.erasures.as_ref().is_some_and(OptOutErasures::has_work)
+        self.buffers.has_uncommitted() || self.erasures.as_ref().is_some_and(OptOutErasures::has_work)
     }
-
-    pub(super) fn caught_up(
-        &self,
-        targets: &BTreeMap<(String, i32), i64>,
-        committed: &HashMap<(String, i32), i64>,
-    ) -> bool {
-        targets.iter().all(|(key, target)| {
-            let position = self.positions.get(key).or_else(|| committed.get(key)).copied().unwrap_or(0);
-            position >= *target
-        })
-    }
-}
-
-/// The UTC day or month (since 1970-01-01) a row is filed under, from its landed event time;
-/// `None` when the policy lands no event time.
-fn landed_period(plan: &LandingPlan, row: &[Cell]) -> Option<i32> {
-    plan.event_time_column.and_then(|column| match row[column] {
-        Cell::TimestampMicros(micros) => crate::lake::layout::event_time_period(plan.event_time_partition, micros),
-        _ => None,
-    })
 }

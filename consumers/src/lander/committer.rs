@@ -1,11 +1,20 @@
-//! The checkpoint: buffered rows become durable files, erasures owed to later opt-outs are
-//! done, dead letters are acknowledged and the audit trail is appended, and only then are the
-//! consumed offsets committed. An offset is never committed before everything it covers is
-//! durable and recorded.
+//! The committer: a checkpoint makes buffered rows durable files and only then commits the
+//! offsets they came from. In order:
 //!
-//! Files get random names and their rows are sorted by keyed pseudonyms; which source offsets a
-//! file holds is recorded in the landing ledger (see [`crate::lake::ledger`]) before it is
-//! written, never in the file.
+//! 1. **take** the rolling partitions' files and consumed ranges out of the buffers;
+//! 2. **record** the files in the landing ledger, then **write** them, several at a time, each
+//!    atomically and fsynced;
+//! 3. **sync** the directories they went to, once each;
+//! 4. **erase** the rows owed to opt-outs read since they were landed;
+//! 5. **drain** the dead-letter records: wait until every one is acknowledged;
+//! 6. **audit**: one landing record per partition range and purpose, with its files;
+//! 7. **commit** the offsets, or, if the group gave the partitions to another lander meanwhile,
+//!    **withdraw** the files and leave the events to their new owner.
+//!
+//! An offset is never committed before everything it covers is durable and recorded. Files get
+//! random names and their rows are sorted by keyed pseudonyms; which source offsets a file holds
+//! is recorded in the landing ledger (see [`crate::lake::ledger`]) before it is written, never in
+//! the file.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -21,7 +30,9 @@ use tracing::{info, warn};
 
 use super::{
     LanderConsumer, block,
-    state::{LandingState, PartitionProgress, PendingFile, PendingKey},
+    buffers::{PartitionProgress, PendingFile, Rolling},
+    partition::{PendingFileKey, TopicPartition},
+    state::LandingState,
     telemetry,
 };
 use crate::{
@@ -29,65 +40,112 @@ use crate::{
     audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord},
     batch::{SORTED_BY_KEY, order_rows, sort_columns},
     erase::PSEUDONYM_COLUMN_KEY,
-    lake::ledger::{self, LedgerEntry},
-    lake::parquet::{LandedFile, write_parquet_leaving_directory_unsynced},
+    lake::{
+        ledger::{self, LedgerEntry},
+        parquet::{LandedFile, write_parquet_leaving_directory_unsynced},
+    },
     policy::LandingPlan,
 };
 
 /// Files written at the same time at a checkpoint.
 const CONCURRENT_FILE_WRITES: usize = 8;
 
-/// What was written for one (purpose index, topic, partition) at this checkpoint.
+/// What was written for one pending file at this checkpoint.
 struct WrittenFile {
     /// The context of its `write parquet` span, for the events' spans to link to.
     span: Option<sluice_telemetry::TraceContext>,
+    /// The file as landed (key, rows, bytes, e-tag), to withdraw it if the commit is refused.
     landed: LandedFile,
+    /// Its audit record.
     record: FileRecord,
+    /// Fingerprints of the schemas its events were written with.
     writer_schemas: Vec<String>,
 }
 
+/// Whether a checkpoint's offsets were committed.
+enum Commit {
+    /// Committed: the files are the partitions' landing.
+    Done,
+    /// Refused because the group moved the partitions to another lander.
+    MovedAway(rdkafka::error::KafkaError),
+}
+
 impl LandingState<'_> {
-    /// Writes every pending file, does owed erasures, waits for dead letters, appends the audit
-    /// records, then commits the consumed offsets.
-    /// `only` limits it to some source partitions (files rolling); `None` rolls every partition.
+    /// Checkpoints the partitions in `only` (files rolling), or every partition when `None`:
+    /// the steps of the [module documentation](self), in that order.
     pub(super) async fn checkpoint(
         &mut self,
         consumer: &LanderConsumer,
-        only: Option<&BTreeSet<(String, i32)>>,
+        only: Option<&BTreeSet<TopicPartition>>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
-        let selected =
-            |topic: &str, partition: i32| only.is_none_or(|set| set.contains(&(topic.to_owned(), partition)));
-        let (rolling, kept): (BTreeMap<PendingKey, PendingFile>, BTreeMap<PendingKey, PendingFile>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|((_, t, p, _), _)| selected(t, *p));
-        self.pending = kept;
-        let mut committing = BTreeMap::new();
-        for (key, progress) in std::mem::take(&mut self.uncommitted) {
-            if selected(&key.0, key.1) {
-                committing.insert(key, progress);
-            } else {
-                self.uncommitted.insert(key, progress);
-            }
-        }
-        let rolled_rows: usize = rolling.values().map(|p| p.rows.rows()).sum();
-        let mut written: HashMap<PendingKey, WrittenFile> = HashMap::new();
+        let Rolling { files, partitions: mut committing, rows: rolled_rows } = self.buffers.take(only);
         let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
-        let mut writes = Vec::with_capacity(rolling.len());
-        let mut ledger_entries = Vec::with_capacity(rolling.len());
-        for ((index, topic, partition, period), mut pending) in rolling {
-            let runtime = &self.purposes[index];
+        let written = self.write_files(files, &checkpoint_trace).await?;
+        self.sync_directories(&written).await?;
+        self.run_erasures()?;
+        self.dead_letters.drain().await?;
+        self.audit_landings(&committing, &written)?;
+        if let Commit::MovedAway(error) = self.commit(consumer, &committing).await? {
+            warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
+            self.withdraw(&written)?;
+            // Every partition is likely to have moved: leave all uncommitted work to the new owners.
+            let partitions: Vec<TopicPartition> =
+                committing.keys().chain(self.buffers.uncommitted()).cloned().collect();
+            self.buffers.rolled(rolled_rows);
+            self.revoke(&partitions);
+            return Ok(());
+        }
+        let rows: u64 = written.values().map(|f| f.record.rows).sum();
+        info!(
+            files = written.len(),
+            rows,
+            partitions = committing.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "checkpoint: files landed, offsets committed"
+        );
+        for (source, progress) in &mut committing {
+            let file_span = |purpose: usize, period: Option<i32>| {
+                let key = PendingFileKey { purpose, source: source.clone(), period };
+                written.get(&key).and_then(|file| file.span)
+            };
+            telemetry::record_landed(&source.topic, source.partition, std::mem::take(&mut progress.traced), file_span);
+            telemetry::record_committed(&progress.tally, progress.started.elapsed());
+        }
+        checkpoint_span.end();
+        let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        self.report.files.extend(files);
+        for (_, progress) in committing {
+            self.report.absorb(progress.tally);
+        }
+        self.buffers.rolled(rolled_rows);
+        self.publish_audit(false);
+        Ok(())
+    }
+
+    /// Steps 2 and 3: records the files in the ledger, then writes them (several at a time).
+    async fn write_files(
+        &mut self,
+        files: BTreeMap<PendingFileKey, PendingFile>,
+        checkpoint_trace: &sluice_telemetry::TraceContext,
+    ) -> Result<HashMap<PendingFileKey, WrittenFile>> {
+        let mut writes = Vec::with_capacity(files.len());
+        let mut ledger_entries = Vec::with_capacity(files.len());
+        for (pending_key, mut pending) in files {
+            let runtime = &self.router.purposes[pending_key.purpose];
             let plan = pending.rows.plan().clone();
             let key = format!(
                 "{}/{}/{}/{}",
                 runtime.purpose.name(),
                 plan.subject,
-                crate::lake::layout::event_time_directory(plan.event_time_partition, period),
+                crate::lake::layout::event_time_directory(plan.event_time_partition, pending_key.period),
                 ledger::fresh_file_name()
             );
             ledger_entries.push(LedgerEntry::Landed {
                 key: key.clone(),
-                topic: topic.clone(),
-                partition,
+                topic: pending_key.source.topic.clone(),
+                partition: pending_key.source.partition,
                 first: pending.offsets.0,
                 last: pending.offsets.1,
             });
@@ -110,7 +168,7 @@ impl LandingState<'_> {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
             }
             let batch = pending.rows.finish();
-            let file_span = telemetry::file_span(&checkpoint_trace, &key);
+            let file_span = telemetry::file_span(checkpoint_trace, &key);
             let storage = Arc::clone(&self.storage);
             let subject = plan.subject.clone();
             writes.push(async move {
@@ -125,7 +183,7 @@ impl LandingState<'_> {
                 })
                 .await
                 .expect("the file writer does not panic");
-                ((index, topic, partition, period), subject, writer_schemas, file_span, written)
+                (pending_key, subject, writer_schemas, file_span, written)
             });
         }
         // Recorded before any file is written, so a crash leaves no file the ledger does not know.
@@ -134,11 +192,12 @@ impl LandingState<'_> {
         // Files are written several at a time: each ends with an fsync, and the file system
         // commits concurrent syncs together, while the other core encodes the next file.
         let mut writes = futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILE_WRITES);
+        let mut written = HashMap::new();
         while let Some((pending_key, subject, writer_schemas, mut file_span, landed)) = writes.next().await {
             let landed = landed?;
             let record = FileRecord::from(&landed);
             telemetry::record_file(
-                &self.purposes[pending_key.0].purpose.name(),
+                &self.router.purpose_name(pending_key.purpose),
                 &subject,
                 landed.bytes,
                 landed.rows as u64,
@@ -151,98 +210,73 @@ impl LandingState<'_> {
             file_span.end();
             written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas });
         }
-        // Each directory the files went to is synced once, before anything refers to the files.
+        Ok(written)
+    }
+
+    /// Step 3: syncs each directory the files went to once, before anything refers to the files.
+    async fn sync_directories(&self, written: &HashMap<PendingFileKey, WrittenFile>) -> Result<()> {
         let storage = Arc::clone(&self.storage);
         let keys: Vec<String> = written.values().map(|file| file.landed.key.clone()).collect();
         tokio::task::spawn_blocking(move || storage.sync_directories(keys.iter().map(String::as_str)))
             .await
-            .expect("syncing directories does not panic")?;
+            .expect("syncing directories does not panic")
+    }
 
-        if let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) {
-            let lake = self.config.lake_dir.clone();
-            let (storage, audit, consent) = (&self.storage, &mut self.audit, &self.consent);
-            let register = &self.source_organisations;
-            let purposes: Vec<_> = self.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
-            let erased = block(|| erasures.run(&lake, storage, audit, &purposes, consent, register))?;
-            self.report.erased_rows += erased;
+    /// Step 4: removes the rows of patients whose opt-out was read after their rows were landed.
+    fn run_erasures(&mut self) -> Result<()> {
+        let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) else { return Ok(()) };
+        let lake = self.config.lake_dir.clone();
+        let (storage, audit, consent) = (&self.storage, &mut self.audit, &self.consent);
+        let register = &self.router.source_organisations;
+        let purposes: Vec<_> = self.router.purposes.iter().map(|p| (&p.purpose, p.setup.policy.rules())).collect();
+        let erased = block(|| erasures.run(&lake, storage, audit, &purposes, consent, register))?;
+        self.report.erased_rows += erased;
+        Ok(())
+    }
+
+    /// Step 7: commits the partitions' next offsets and records them in the lake.
+    async fn commit(
+        &mut self,
+        consumer: &LanderConsumer,
+        committing: &BTreeMap<TopicPartition, PartitionProgress>,
+    ) -> Result<Commit> {
+        if committing.is_empty() {
+            return Ok(Commit::Done);
         }
+        let mut offsets = TopicPartitionList::new();
+        for (source, progress) in committing {
+            offsets
+                .add_partition_offset(&source.topic, source.partition, Offset::Offset(progress.next))
+                .map_err(Error::kafka("prepare offsets"))?;
+        }
+        if let Err(error) = commit_with_retry(consumer, &offsets).await {
+            if !lost_membership(&error) {
+                return Err(Error::kafka("commit offsets")(error));
+            }
+            return Ok(Commit::MovedAway(error));
+        }
+        consumer.context().note_committed(committing.iter().map(|(source, progress)| (source.clone(), progress.next)));
+        let lake = self.config.lake_dir.clone();
+        let offsets =
+            committing.iter().map(|(source, progress)| (source.topic.as_str(), source.partition, progress.next));
+        block(|| crate::lake::record_committed(&lake, offsets))?;
+        Ok(Commit::Done)
+    }
 
-        while let Some(delivery) = self.dead_letters_in_flight.next().await {
-            let topic = self.config.dead_letter_topic.clone();
-            match delivery {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => return Err(Error::DeadLetter { topic, source }),
-                Err(_) => return Err(Error::DeadLetter { topic, source: rdkafka::error::KafkaError::Canceled }),
+    /// Step 7, when the commit was refused after a rebalance: the new owner re-reads the
+    /// uncommitted events, so this checkpoint's files are removed (audited) and it lands them,
+    /// once.
+    fn withdraw(&mut self, written: &HashMap<PendingFileKey, WrittenFile>) -> Result<()> {
+        let mut withdrawn = Vec::new();
+        for file in written.values() {
+            if block(|| file.landed.withdraw(&self.storage))? {
+                withdrawn.push(file.record.clone());
             }
         }
-
-        self.audit_landings(&committing, &written)?;
-
-        if !committing.is_empty() {
-            let mut offsets = TopicPartitionList::new();
-            for ((topic, partition), progress) in &committing {
-                offsets
-                    .add_partition_offset(topic, *partition, Offset::Offset(progress.next))
-                    .map_err(Error::kafka("prepare offsets"))?;
-            }
-            if let Err(error) = commit_with_retry(consumer, &offsets).await {
-                if !lost_membership(&error) {
-                    return Err(Error::kafka("commit offsets")(error));
-                }
-                // The group moved these partitions while the files were being written: the new
-                // owner re-reads the uncommitted events, so withdraw this checkpoint's files and
-                // let it land them, once.
-                warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
-                let mut withdrawn = Vec::new();
-                for file in written.values() {
-                    if block(|| file.landed.withdraw(&self.storage))? {
-                        withdrawn.push(file.record.clone());
-                    }
-                }
-                self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
-                    reason: "offsets not committed: the partitions moved to another lander, which lands them again"
-                        .to_owned(),
-                    files: withdrawn,
-                }))?;
-                // Every partition is likely to have moved: leave all uncommitted work to the new owners.
-                let partitions: Vec<(String, i32)> =
-                    committing.keys().chain(self.uncommitted.keys()).cloned().collect();
-                self.buffered_rows -= rolled_rows;
-                self.revoke(&partitions);
-                return Ok(());
-            }
-        }
-        let rows: u64 = written.values().map(|f| f.record.rows).sum();
-        info!(
-            files = written.len(),
-            rows,
-            partitions = committing.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "checkpoint: files landed, offsets committed"
-        );
-        if !committing.is_empty() {
-            consumer.context().note_committed(committing.iter().map(|(key, progress)| (key.clone(), progress.next)));
-            let lake = self.config.lake_dir.clone();
-            let offsets: Vec<(String, i32, i64)> =
-                committing.iter().map(|((t, p), progress)| (t.clone(), *p, progress.next)).collect();
-            block(|| crate::lake::record_committed(&lake, offsets.iter().map(|(t, p, n)| (t.as_str(), *p, *n))))?;
-        }
-        for ((topic, partition), progress) in &mut committing {
-            let file_span = |index: usize, day: Option<i32>| {
-                written.get(&(index, topic.clone(), *partition, day)).and_then(|file| file.span)
-            };
-            telemetry::record_landed(topic, *partition, std::mem::take(&mut progress.traced), file_span);
-            telemetry::record_committed(&progress.tally, progress.started.elapsed());
-        }
-        checkpoint_span.end();
-        let mut files: Vec<LandedFile> = written.into_values().map(|f| f.landed).collect();
-        files.sort_by(|a, b| a.key.cmp(&b.key));
-        self.report.files.extend(files);
-        for (_, progress) in committing {
-            self.report.absorb(progress.tally);
-        }
-        self.buffered_rows -= rolled_rows;
-        self.publish_audit(false);
+        self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
+            reason: "offsets not committed: the partitions moved to another lander, which lands them again".to_owned(),
+            files: withdrawn,
+        }))?;
         Ok(())
     }
 
@@ -264,17 +298,17 @@ impl LandingState<'_> {
     /// One audit record per consumed partition range and purpose, with the file written for it.
     fn audit_landings(
         &mut self,
-        committing: &BTreeMap<(String, i32), PartitionProgress>,
-        written: &HashMap<PendingKey, WrittenFile>,
+        committing: &BTreeMap<TopicPartition, PartitionProgress>,
+        written: &HashMap<PendingFileKey, WrittenFile>,
     ) -> Result<()> {
         let mut records = Vec::new();
-        for ((topic, partition), progress) in committing {
+        for (source, progress) in committing {
             let subject = progress.tally.consumed.keys().next().cloned().unwrap_or_default();
-            for (index, runtime) in self.purposes.iter().enumerate() {
+            for (index, runtime) in self.router.purposes.iter().enumerate() {
                 let purpose = runtime.purpose.name();
                 let mut files: Vec<&WrittenFile> = written
                     .iter()
-                    .filter(|((i, t, p, _), _)| *i == index && t == topic && p == partition)
+                    .filter(|(key, _)| key.purpose == index && key.source == *source)
                     .map(|(_, file)| file)
                     .collect();
                 files.sort_by(|a, b| a.record.path.cmp(&b.record.path));
@@ -300,8 +334,8 @@ impl LandingState<'_> {
                     .collect();
                 records.push(LandingRecord {
                     purpose: purpose.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
+                    topic: source.topic.clone(),
+                    partition: source.partition,
                     offsets: (progress.first, progress.next - 1),
                     received: tally.consumed_total(),
                     invalid: tally.dead_lettered,
