@@ -116,20 +116,35 @@ impl Buffers {
         window: Option<i64>,
         traced: Option<TracedEvent>,
     ) -> (&mut PartitionProgress, u64) {
-        let skipped = match self.positions.insert(source.clone(), offset + 1) {
-            Some(expected) if offset > expected => (offset - expected) as u64,
-            _ => 0,
+        // Looked up before inserting: the key is cloned once per partition, not once per event.
+        let skipped = match self.positions.get_mut(source) {
+            Some(expected) => {
+                let skipped = if offset > *expected { (offset - *expected) as u64 } else { 0 };
+                *expected = offset + 1;
+                skipped
+            }
+            None => {
+                self.positions.insert(source.clone(), offset + 1);
+                0
+            }
         };
         if let Some(window) = window {
-            self.clocks.entry(source.clone()).or_default().observe(window);
+            match self.clocks.get_mut(source) {
+                Some(clock) => clock.observe(window),
+                None => self.clocks.entry(source.clone()).or_default().observe(window),
+            }
         }
-        let progress = self.uncommitted.entry(source.clone()).or_insert_with(|| PartitionProgress {
-            started: Instant::now(),
-            first: offset,
-            next: offset,
-            tally: LandingReport::default(),
-            traced: Vec::new(),
-        });
+        if !self.uncommitted.contains_key(source) {
+            let progress = PartitionProgress {
+                started: Instant::now(),
+                first: offset,
+                next: offset,
+                tally: LandingReport::default(),
+                traced: Vec::new(),
+            };
+            self.uncommitted.insert(source.clone(), progress);
+        }
+        let progress = self.uncommitted.get_mut(source).expect("inserted above");
         progress.next = offset + 1;
         if let Some(traced) = traced.filter(|_| progress.traced.len() < super::telemetry::MAX_TRACED_PER_PARTITION) {
             progress.traced.push(traced);
