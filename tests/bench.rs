@@ -34,7 +34,7 @@ fn bench_measures_every_stage_and_the_python_peer_lands_what_sluice_lands() {
         brokers: None,
         properties: Vec::new(),
         work_dir: run_dir.clone(),
-        sluice: PathBuf::from(env!("CARGO_BIN_EXE_sluice")),
+        sluice: support::sluice_binary().to_owned(),
         peer: Some(("python3".into(), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peer/land.py"))),
         mllp_messages: 40,
         mllp_connections: 2,

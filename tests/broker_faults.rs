@@ -12,18 +12,22 @@ mod support;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use sluice::{keys, provision, services, topics::Topics};
+use sluice::{keys, provision, topics::Topics};
 use sluice_consumers::{Error, RunUntil};
 use sluice_producers::{
-    PublisherConfig, SyntheticSource, SyntheticSourceConfig, fhir::server::FhirServerConfig,
-    hl7::listener::MllpListenerConfig,
+    SyntheticSource, SyntheticSourceConfig, fhir::server::FhirServerConfig, hl7::listener::MllpListenerConfig,
 };
 use sluice_schemas::Catalogue;
 use sluice_testkit::{
     fhir_fixture,
     mllp::{MllpSender, hl7_fixture},
 };
-use support::{builtin_setups, land_until_caught_up, lander_config, parquet_files, publish_source, tansu::Tansu};
+use support::{
+    builtin_setups, land_until_caught_up, lander_config,
+    listeners::{serve_fhir, serve_hl7},
+    parquet_files, publish_source,
+    tansu::Tansu,
+};
 use tokio::{net::TcpStream, sync::watch};
 
 /// Sends one framed message and returns its ACK's MSA-1 and ERR-3.1.
@@ -53,16 +57,9 @@ async fn while_the_broker_process_is_dead_sources_are_told_nothing_was_stored() 
 
     let state = tempfile::tempdir().unwrap();
     let hl7_config = MllpListenerConfig { state_dir: Some(state.path().to_owned()), ..MllpListenerConfig::default() };
-    let local = "127.0.0.1:0".parse().unwrap();
-    let hl7 = services::bind_hl7(&client, &topics, local, hl7_config, PublisherConfig::default()).await.unwrap();
-    let fhir = services::bind_fhir(&client, &topics, local, FhirServerConfig::default(), PublisherConfig::default())
-        .await
-        .unwrap();
-    let (hl7_address, fhir_address) = (hl7.local_addr().unwrap(), fhir.local_addr().unwrap());
-    let (hl7_counts, fhir_counts) = (hl7.counts(), fhir.counts());
-    let (stop, shutdown) = watch::channel(false);
-    let hl7_task = tokio::spawn(services::serve_hl7(hl7, shutdown.clone()));
-    let fhir_task = tokio::spawn(services::serve_fhir(fhir, shutdown));
+    let hl7 = serve_hl7(&client, &topics, hl7_config).await;
+    let fhir = serve_fhir(&client, &topics, FhirServerConfig::default()).await;
+    let (hl7_address, fhir_address) = (hl7.address, fhir.address);
     let consent = fhir_fixture("consent_national_opt_out.json");
 
     let mut sender = MllpSender::connect(hl7_address).await.unwrap();
@@ -74,9 +71,7 @@ async fn while_the_broker_process_is_dead_sources_are_told_nothing_was_stored() 
     assert_eq!((code.as_deref(), error.as_deref()), (Some("AE"), Some("207")), "told to send it again");
     assert_eq!(post(fhir_address, "/Consent", consent).await, 503, "told to send it again");
 
-    stop.send(true).unwrap();
-    hl7_task.await.unwrap().unwrap();
-    fhir_task.await.unwrap().unwrap();
+    let (hl7_counts, fhir_counts) = (hl7.stop().await, fhir.stop().await);
     let [_, accepted, _, _, refused, not_stored] = hl7_counts.snapshot();
     assert_eq!((accepted, refused, not_stored), (1, 0, 1));
     let [_, stored, _, refused, not_stored] = fhir_counts.snapshot();

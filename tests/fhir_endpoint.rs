@@ -5,19 +5,22 @@
 
 mod support;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
 use serde_json::{Value, json};
-use sluice::{keys, provision, services, topics::Topics};
+use sluice::{keys, provision, topics::Topics};
 use sluice_producers::{
-    PublisherConfig,
     fhir::server::{FhirServerConfig, ServerCounts},
     headers::{SOURCE_ADAPTER, SOURCE_REFERENCE, TRACEPARENT, TraceContext},
 };
 use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value as Avro};
 use sluice_testkit::fhir_fixture as fixture;
-use support::{TopicRecord, land_until_caught_up, lander_config, read_topic, tansu::Tansu};
-use tokio::{sync::watch, task::JoinHandle};
+use support::{
+    TopicRecord, land_until_caught_up, lander_config,
+    listeners::{Serving, serve_fhir},
+    read_topic,
+    tansu::Tansu,
+};
 
 /// An HTTP answer: status, headers we look at, and the JSON body.
 #[derive(Debug)]
@@ -54,28 +57,13 @@ async fn post_json(address: SocketAddr, path: &str, body: &str) -> Answer {
     post(address, path, "application/fhir+json", body.as_bytes().to_vec(), None).await
 }
 
-struct Running {
-    address: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<Arc<ServerCounts>, String>>,
-}
-
-impl Running {
-    async fn start(client: &rdkafka::ClientConfig, topics: &Topics, max_body_bytes: usize) -> Running {
-        let config = FhirServerConfig { max_body_bytes, ..FhirServerConfig::default() };
-        let server =
-            services::bind_fhir(client, topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
-                .await
-                .unwrap();
-        let address = server.local_addr().unwrap();
-        let (stop, shutdown) = watch::channel(false);
-        Running { address, stop, task: tokio::spawn(services::serve_fhir(server, shutdown)) }
-    }
-
-    async fn stop(self) -> [u64; 5] {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap().snapshot()
-    }
+/// The endpoint as the tests run it, taking bodies of up to `max_body_bytes`.
+async fn start_endpoint(
+    client: &rdkafka::ClientConfig,
+    topics: &Topics,
+    max_body_bytes: usize,
+) -> Serving<ServerCounts> {
+    serve_fhir(client, topics, FhirServerConfig { max_body_bytes, ..FhirServerConfig::default() }).await
 }
 
 /// A decoded record's fields by name.
@@ -101,7 +89,7 @@ async fn resources_and_bundles_are_answered_as_fhir_and_stored_once_with_trace_a
     let client = broker.client();
     let topics = Topics::embedded();
     provision::apply(&client, &topics).await.unwrap();
-    let server = Running::start(&client, &topics, 64 * 1024).await;
+    let server = start_endpoint(&client, &topics, 64 * 1024).await;
     let address = server.address;
 
     // The capability statement, as FHIR clients ask for first.
@@ -168,7 +156,7 @@ async fn resources_and_bundles_are_answered_as_fhir_and_stored_once_with_trace_a
     assert_eq!((answer.status, issue_code(&answer)), (422, "code-invalid"), "{}", answer.body);
     assert_eq!(answer.body["issue"][0]["expression"][0], "Observation.code");
 
-    let [requests, stored, events, refused, not_stored] = server.stop().await;
+    let [requests, stored, events, refused, not_stored] = server.stop().await.snapshot();
     assert_eq!(requests, 10, "every POST but the one to an endpoint that does not exist");
     assert_eq!((stored, events, refused, not_stored), (6, 6, 6, 0));
 
@@ -216,7 +204,7 @@ async fn a_fhir_consent_withholds_that_patients_fhir_results_from_research() {
     let client = broker.client();
     let topics = Topics::embedded();
     provision::apply(&client, &topics).await.unwrap();
-    let server = Running::start(&client, &topics, 1 << 20).await;
+    let server = start_endpoint(&client, &topics, 1 << 20).await;
 
     // 9990000034 opts out nationally; then results arrive for them and for 9990000026.
     let answer = post_json(server.address, "/Consent", &fixture("consent_national_opt_out.json")).await;
@@ -243,7 +231,7 @@ async fn a_fhir_consent_withholds_that_patients_fhir_results_from_research() {
 async fn while_kafka_is_down_resources_are_answered_503_and_stored_when_sent_again() {
     let (cluster, mut client, topics) = support::mock_cluster();
     client.set("message.timeout.ms", "4000");
-    let server = Running::start(&client, &topics, 1 << 20).await;
+    let server = start_endpoint(&client, &topics, 1 << 20).await;
     cluster.broker_down(1).unwrap();
     let answer = post_json(server.address, "/Consent", &fixture("consent_national_opt_out.json")).await;
     assert_eq!((answer.status, answer.retry_after.as_deref()), (503, Some("5")), "{}", answer.body);
@@ -259,7 +247,7 @@ async fn while_kafka_is_down_resources_are_answered_503_and_stored_when_sent_aga
         assert!(std::time::Instant::now() < deadline, "never stored after the broker came back");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let [_, stored, _, refused, not_stored] = server.stop().await;
+    let [_, stored, _, refused, not_stored] = server.stop().await.snapshot();
     assert_eq!((stored, refused), (1, 0));
     assert!(not_stored >= 1);
     let consent = read_topic(&client, topics.consent());
@@ -281,7 +269,7 @@ async fn free_text_naming_a_patient_lands_in_no_purpose() {
     const ADDRESS: &str = "27 Otley Road";
     const NOTE: &str = "taken at home visit, 27 Otley Road, for Eleanor Hargreaves NHS 943 476 5919 (9434765919)";
     let (_cluster, client, topics) = support::mock_cluster();
-    let server = Running::start(&client, &topics, 1 << 20).await;
+    let server = start_endpoint(&client, &topics, 1 << 20).await;
     let observation = json!({
         "resourceType": "Observation",
         "id": "free-text-1",

@@ -6,7 +6,7 @@ mod support;
 
 use std::{
     collections::HashMap,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -151,7 +151,7 @@ async fn an_import_killed_at_random_moments_and_restarted_publishes_every_line_e
         Duration::from_millis((random >> 33) % 500)
     };
     let run = || {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
+        support::sluice()
             .args(["produce", "file"])
             .arg(&path)
             .args(["--checkpoint-interval-secs", "1"])

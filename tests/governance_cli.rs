@@ -9,14 +9,14 @@ use std::{
     collections::HashMap,
     io::Write,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
 };
 
 use sluice_producers::{SyntheticSource, SyntheticSourceConfig};
 use support::*;
 
 fn sluice(args: &[&str], keys: &Path, stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut child = support::sluice()
         .args(args)
         .env("SLUICE_KEYS_FILE", keys)
         .env_remove("SLUICE_KEYS")

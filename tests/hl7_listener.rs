@@ -5,16 +5,13 @@
 mod support;
 
 use std::{
-    net::SocketAddr,
     path::Path,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use rdkafka::ClientConfig;
-use sluice::{provision, services, topics::Topics};
+use sluice::{provision, topics::Topics};
 use sluice_producers::{
-    PublisherConfig,
     headers::{SOURCE_ADAPTER, SOURCE_REFERENCE, TRACEPARENT, TraceContext},
     hl7::{
         listener::{ListenerCounts, MllpListenerConfig},
@@ -24,8 +21,13 @@ use sluice_producers::{
 };
 use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value};
 use sluice_testkit::mllp::{MllpSender, hl7_fixture as fixture};
-use support::{TopicRecord, read_topic, tansu::Tansu};
-use tokio::{io::AsyncWriteExt, sync::watch, task::JoinHandle};
+use support::{
+    TopicRecord,
+    listeners::{Serving, serve_hl7},
+    read_topic,
+    tansu::Tansu,
+};
+use tokio::io::AsyncWriteExt;
 
 fn altered(name: &str, from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(fixture(name)).unwrap();
@@ -33,34 +35,14 @@ fn altered(name: &str, from: &str, to: &str) -> Vec<u8> {
     text.replacen(from, to, 1).into_bytes()
 }
 
-/// A listener serving in the background.
-struct Running {
-    address: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<Arc<ListenerCounts>, String>>,
-}
-
-impl Running {
-    async fn start(client: &ClientConfig, topics: &Topics, state_dir: &Path) -> Running {
-        let config = MllpListenerConfig {
-            state_dir: Some(state_dir.to_owned()),
-            receiving_facility: "X26".into(),
-            ..MllpListenerConfig::default()
-        };
-        let listener =
-            services::bind_hl7(client, topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
-                .await
-                .unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(services::serve_hl7(listener, shutdown));
-        Running { address, stop, task }
-    }
-
-    async fn stop(self) -> [u64; 6] {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap().snapshot()
-    }
+/// The listener as the tests run it: acknowledging as `X26`, its journal in `state_dir`.
+async fn start_listener(client: &ClientConfig, topics: &Topics, state_dir: &Path) -> Serving<ListenerCounts> {
+    let config = MllpListenerConfig {
+        state_dir: Some(state_dir.to_owned()),
+        receiving_facility: "X26".into(),
+        ..MllpListenerConfig::default()
+    };
+    serve_hl7(client, topics, config).await
 }
 
 fn assert_ack(ack: &Message, code: &str, control_id: &str) {
@@ -109,7 +91,7 @@ async fn messages_are_acknowledged_once_stored_refused_with_reasons_and_never_pu
     let topics = Topics::embedded();
     provision::apply(&client, &topics).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let listener = Running::start(&client, &topics, state.path()).await;
+    let listener = start_listener(&client, &topics, state.path()).await;
 
     let mut sender = MllpSender::connect(listener.address).await.unwrap();
     for (name, control_id) in ADT_FIXTURES {
@@ -151,7 +133,7 @@ async fn messages_are_acknowledged_once_stored_refused_with_reasons_and_never_pu
     assert_ack(&ack_a, "AA", "PAS0000208");
     assert_ack(&ack_b, "AA", "PAS0000308");
 
-    let [connections, accepted, events, duplicates, refused, not_stored] = listener.stop().await;
+    let [connections, accepted, events, duplicates, refused, not_stored] = listener.stop().await.snapshot();
     assert_eq!((connections, accepted, events, duplicates, refused, not_stored), (3, 12, 18, 1, 3, 0));
 
     // What Kafka holds: every event once, with trace and source reference; dead letters with reasons.
@@ -194,10 +176,10 @@ async fn messages_are_acknowledged_once_stored_refused_with_reasons_and_never_pu
     }
 
     // After a restart the journal still knows the stored messages.
-    let listener = Running::start(&client, &topics, state.path()).await;
+    let listener = start_listener(&client, &topics, state.path()).await;
     let mut sender = MllpSender::connect(listener.address).await.unwrap();
     assert_ack(&sender.send_expecting_ack(&fixture("adt_a03_discharge.hl7")).await, "AA", "PAS0000103");
-    let counts = listener.stop().await;
+    let counts = listener.stop().await.snapshot();
     assert_eq!((counts[1], counts[3]), (0, 1), "a repeat after a restart is not published");
     assert_eq!(read_topic(&client, "clinical.adt").len(), 10);
 }
@@ -210,7 +192,7 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
     // Fail deliveries quickly so the test need not wait for the default 30 s.
     client.set("message.timeout.ms", "4000");
     let state = tempfile::tempdir().unwrap();
-    let listener = Running::start(&client, &topics, state.path()).await;
+    let listener = start_listener(&client, &topics, state.path()).await;
     let mut sender = MllpSender::connect(listener.address).await.unwrap();
     assert_ack(&sender.send_expecting_ack(&fixture("adt_a01_admit.hl7")).await, "AA", "PAS0000101");
 
@@ -234,7 +216,7 @@ async fn while_kafka_is_down_nothing_is_acknowledged_as_stored_and_a_resend_stor
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_ack(&sender.send_expecting_ack(&fixture("oru_r01_results.hl7")).await, "AA", "LAB20260105000731");
-    let [_, accepted, events, duplicates, refused, not_stored] = listener.stop().await;
+    let [_, accepted, events, duplicates, refused, not_stored] = listener.stop().await.snapshot();
     assert!(not_stored >= 1, "the outage was answered with AE 207");
     assert_eq!((accepted, events, duplicates, refused), (2, 8, 1, 0));
 
@@ -257,15 +239,8 @@ async fn framing_errors_and_oversized_frames_are_dead_lettered_with_the_reason_a
         receiving_facility: "X26".into(),
         ..MllpListenerConfig::default()
     };
-    let listener =
-        services::bind_hl7(&client, &topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
-            .await
-            .unwrap();
-    let address = listener.local_addr().unwrap();
-    let counts = listener.counts();
-    let (stop, shutdown) = watch::channel(false);
-    let serving = tokio::spawn(services::serve_hl7(listener, shutdown));
-    let mut sender = MllpSender::connect(address).await.unwrap();
+    let listener = serve_hl7(&client, &topics, config).await;
+    let mut sender = MllpSender::connect(listener.address).await.unwrap();
 
     // A message without MLLP framing, then a framed one in the same write.
     let unframed = fixture("adt_a03_discharge.hl7");
@@ -280,8 +255,7 @@ async fn framing_errors_and_oversized_frames_are_dead_lettered_with_the_reason_a
     sender.stream().write_all(&[0x0B, b'M', b'S', b'H', b'|']).await.unwrap();
     assert_ack(&sender.send_expecting_ack(&fixture("adt_a02_transfer.hl7")).await, "AA", "PAS0000102");
 
-    stop.send(true).unwrap();
-    serving.await.unwrap().unwrap();
+    let counts = listener.stop().await;
     let [_, accepted, _, _, refused, not_stored] = counts.snapshot();
     assert_eq!((accepted, refused, not_stored), (2, 1, 0));
     let framing_errors = counts.framing_errors.load(std::sync::atomic::Ordering::Relaxed);

@@ -199,7 +199,7 @@ async fn events_are_published_and_landed_over_sasl_scram_and_tls_with_the_passwo
 #[test]
 fn a_secret_given_on_the_command_line_is_refused_without_being_echoed() {
     for property in ["sasl.password=hunter2-secret-value", "ssl.key.password=hunter2-secret-value"] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let output = support::sluice()
             .args(["produce", "hl7", "--listen", "127.0.0.1:0", "--brokers", "127.0.0.1:9", "-X", property])
             .output()
             .unwrap();

@@ -16,15 +16,18 @@ use sluice_producers::{
     hl7::{listener::MllpListenerConfig, message::Message},
     secure_listener::{ListenerTlsConfig, SecretSource},
 };
-use sluice_testkit::mllp::{MllpSender, NoAck, hl7_fixture};
+use sluice_testkit::{
+    fhir_fixture,
+    mllp::{MllpSender, NoAck, hl7_fixture},
+};
 use support::{
+    listeners::{serve_fhir, serve_hl7},
     read_topic,
     tls::{Issued, TestCa},
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
-    sync::watch,
 };
 use tokio_rustls::{
     TlsConnector,
@@ -97,14 +100,8 @@ async fn mllp_over_mutual_tls_serves_senders_with_a_certificate_of_the_senders_c
         tls: Some(listener_tls(files.path(), &server_ca, Some(&senders_ca))),
         ..MllpListenerConfig::default()
     };
-    let listener =
-        services::bind_hl7(&client, &topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
-            .await
-            .unwrap();
-    let address = listener.local_addr().unwrap();
-    let counts = listener.counts();
-    let (stop, shutdown) = watch::channel(false);
-    let serving = tokio::spawn(services::serve_hl7(listener, shutdown));
+    let listener = serve_hl7(&client, &topics, config).await;
+    let address = listener.address;
 
     let engine = senders_ca.issue("pas-interface-engine", ExtendedKeyUsagePurpose::ClientAuth);
     let ack = send_mllp_tls(address, &connector(&server_ca, Some(&engine)), &hl7_fixture("adt_a01_admit.hl7")).await;
@@ -119,8 +116,7 @@ async fn mllp_over_mutual_tls_serves_senders_with_a_certificate_of_the_senders_c
     assert!(send_mllp_tls(address, &connector(&server_ca, Some(&stranger)), &discharge).await.is_none());
     assert!(send_mllp(TcpStream::connect(address).await.unwrap(), &discharge).await.is_none());
 
-    stop.send(true).unwrap();
-    serving.await.unwrap().unwrap();
+    let counts = listener.stop().await;
     let [connections, accepted, events, duplicates, refused, not_stored] = counts.snapshot();
     assert_eq!((connections, accepted, events, duplicates, refused, not_stored), (4, 1, 1, 0, 0, 0));
     assert_eq!(counts.unauthenticated.load(std::sync::atomic::Ordering::Relaxed), 3);
@@ -188,23 +184,15 @@ async fn the_fhir_endpoint_over_https_stores_only_posts_carrying_its_bearer_toke
         bearer_token: Some(SecretSource::File(token_file)),
         ..FhirServerConfig::default()
     };
-    let server =
-        services::bind_fhir(&client, &topics, "127.0.0.1:0".parse().unwrap(), config, PublisherConfig::default())
-            .await
-            .unwrap();
-    let address = server.local_addr().unwrap();
-    let counts = server.counts();
-    let (stop, shutdown) = watch::channel(false);
-    let serving = tokio::spawn(services::serve_fhir(server, shutdown));
+    let server = serve_fhir(&client, &topics, config).await;
+    let address = server.address;
 
     let tls = connector(&server_ca, None);
     let connect = || async {
         let tcp = TcpStream::connect(address).await.unwrap();
         tls.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
     };
-    let consent_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/fhir/consent_national_opt_out.json");
-    let consent = std::fs::read_to_string(consent_path).unwrap();
+    let consent = fhir_fixture("consent_national_opt_out.json");
 
     // The capability statement is public; posting is not.
     let metadata = http(connect().await, "GET", "/metadata", None, "").await;
@@ -227,8 +215,7 @@ async fn the_fhir_endpoint_over_https_stores_only_posts_carrying_its_bearer_toke
     let _ = tokio::time::timeout(Duration::from_secs(30), plain.read_to_end(&mut answer)).await.unwrap();
     assert!(!answer.starts_with(b"HTTP/"), "plain HTTP is not served");
 
-    stop.send(true).unwrap();
-    serving.await.unwrap().unwrap();
+    let counts = server.stop().await;
     let [requests, stored, _events, refused, not_stored] = counts.snapshot();
     assert_eq!((requests, stored, refused, not_stored), (4, 1, 0, 0), "the POSTs: three refused, one stored");
     // Three 401s, and the plain-HTTP connection refused at the handshake.

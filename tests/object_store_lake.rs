@@ -139,11 +139,8 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     assert!(first_file.contains("\"path\":\"research/"), "audit records name keys in the lake: {first_file}");
 
     // Compaction reads and rewrites the bucket's files; every event is still there once.
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["compact", "--lake", &url, "--state-dir", &state_arg])
-        .envs(s3.env())
-        .output()
-        .unwrap();
+    let output =
+        support::sluice().args(["compact", "--lake", &url, "--state-dir", &state_arg]).envs(s3.env()).output().unwrap();
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{printed}{}", String::from_utf8_lossy(&output.stderr));
     assert!(storage.parquet_files("research").unwrap().len() < files.len(), "{printed}");
@@ -162,7 +159,7 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
 
     // The landers copied their audit records to the audit topic as they ran; the compaction's
     // record is the one left to copy.
-    let published = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let published = support::sluice()
         .args([
             "audit",
             "publish",
@@ -182,7 +179,7 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     assert_eq!(in_topic, std::fs::read_to_string(state.join("_audit/audit.jsonl")).unwrap().lines().count());
 
     // Without a state directory an object-store lake is refused, with the reason.
-    let refused = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["compact", "--lake", &url]).output().unwrap();
+    let refused = support::sluice().args(["compact", "--lake", &url]).output().unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--state-dir"));
 }

@@ -3,13 +3,15 @@
 //! which renders a screenshot and dumps the DOM it built. The DOM must show every flow, the
 //! audit status and no count from 1 to 7; the screenshot must be a real picture.
 
+mod support;
+
 use std::{
     path::Path,
     process::{Command, Output},
 };
 
 fn sluice(args: &[&str], keys: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
+    support::sluice()
         .args(args)
         .env("SLUICE_KEYS_FILE", keys)
         .env_remove("SLUICE_KEYS")

@@ -27,7 +27,7 @@ fn source_config() -> SyntheticSourceConfig {
 fn a_demo_run_exports_linked_traces_agreeing_metrics_and_structured_logs_and_no_identifier() {
     let (collector, received) = http_server();
     let lake = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let output = support::sluice()
         .args(["demo", "--events", &EVENTS.to_string(), "--patients", "400", "--seed", "77", "--lake"])
         .arg(lake.path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
@@ -179,7 +179,7 @@ async fn a_fhir_callers_trace_runs_through_the_producer_and_kafka_to_the_landed_
     let pipeline = Pipeline::start().await;
     let (collector, received) = http_server();
     let address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut producer = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let mut producer = support::sluice();
     producer
         .args(["produce", "fhir", "--brokers", &pipeline.broker.bootstrap(), "--listen", &address.to_string()])
         .env("SLUICE_LOG", "info")
@@ -253,7 +253,7 @@ async fn a_fhir_callers_trace_runs_through_the_producer_and_kafka_to_the_landed_
 #[test]
 fn an_unreachable_collector_costs_telemetry_not_data() {
     let lake = tempfile::tempdir().unwrap();
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let mut demo = support::sluice();
     demo.args(["demo", "--events", "500", "--patients", "100", "--lake"]).arg(lake.path());
     // Nothing listens on the discard port.
     otlp_env(&mut demo, "http://127.0.0.1:9");

@@ -4,6 +4,7 @@
 
 pub mod ground_truth;
 pub mod linkage;
+pub mod listeners;
 pub mod pipeline;
 pub mod tansu;
 pub mod tls;
@@ -39,6 +40,16 @@ use sluice_consumers::{
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::Catalogue;
 use tokio::sync::watch;
+
+/// The `sluice` binary these tests run (built by Cargo with them).
+pub fn sluice_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A command running the `sluice` binary.
+pub fn sluice() -> std::process::Command {
+    std::process::Command::new(sluice_binary())
+}
 
 /// An in-process mock cluster with every topic of `infra/topics.toml`, and a client for it.
 pub fn mock_cluster() -> (MockCluster<'static, DefaultProducerContext>, ClientConfig, Topics) {

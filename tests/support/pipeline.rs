@@ -85,7 +85,7 @@ impl Pipeline {
     /// must say where the lake is.
     pub fn lander_command(&self, group: &str, name: &str, args: &[&str]) -> Command {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        let mut command = super::sluice();
         command
             .args(["land", "--purpose", "research", "--group-id", group, "--idle-flush-secs", "1"])
             .args(["--max-buffered-rows", "700", "--brokers", &self.broker.bootstrap()])
