@@ -204,12 +204,12 @@ impl<'c> EventPublisher<'c> {
     /// [`PendingDelivery`] resolves when Kafka has acknowledged it. For adapters that keep many
     /// records in flight (batch files) and track acknowledgements themselves.
     pub async fn submit(&self, record: &SubjectRecord, origin: Origin<'_>) -> Result<PendingDelivery> {
-        let topic = self.topics.get(record.subject).ok_or_else(|| Error::NoTopic(record.subject.to_owned()))?;
-        let version = self.catalogue.version(record.subject, record.version)?;
-        let payload = self.encoder.encode(version, &record.value)?;
+        let topic = self.topics.get(record.subject()).ok_or_else(|| Error::NoTopic(record.subject().to_owned()))?;
+        let version = self.catalogue.version(record.subject(), record.version())?;
+        let payload = self.encoder.encode(version, record.value())?;
         let (trace, context) = PublishTrace::start(topic, origin.adapter, Some(origin.trace));
         let headers = headers::event_headers(&context, origin.source_reference, origin.adapter);
-        let delivery = self.send(topic, Some(&record.key), &payload, headers).await?;
+        let delivery = self.send(topic, Some(record.key()), &payload, headers).await?;
         Ok(PendingDelivery { topic: topic.clone(), delivery, trace })
     }
 
@@ -299,14 +299,14 @@ impl<'c> EventPublisher<'c> {
             if pending.in_flight.len() >= self.config.max_in_flight.max(1) {
                 pending.settle_one().await?;
             }
-            let topic = self.topics.get(event.subject).ok_or_else(|| Error::NoTopic(event.subject.to_owned()))?;
-            let version = self.catalogue.version(event.subject, event.version)?;
-            let payload = self.encoder.encode(version, &event.value)?;
+            let topic = self.topics.get(event.subject()).ok_or_else(|| Error::NoTopic(event.subject().to_owned()))?;
+            let version = self.catalogue.version(event.subject(), event.version())?;
+            let payload = self.encoder.encode(version, event.value())?;
             let source_reference = format!("synthetic:{}", event.truth.event_id);
             let (trace, context) = PublishTrace::start(topic, "synthetic", None);
             let headers = headers::event_headers(&context, &source_reference, "synthetic");
             let delivery = loop {
-                let record = FutureRecord::to(topic).key(&event.key).payload(&payload).headers(headers.clone());
+                let record = FutureRecord::to(topic).key(event.key()).payload(&payload).headers(headers.clone());
                 match self.producer.send_result(record) {
                     Ok(delivery) => break delivery,
                     // librdkafka's local queue is full: make room by waiting for acknowledgements.
@@ -321,7 +321,7 @@ impl<'c> EventPublisher<'c> {
                     Err((source, _)) => return Err(Error::Delivery { topic: topic.clone(), source }),
                 }
             };
-            pending.in_flight.push(tagged(event.subject, topic.clone(), delivery, trace));
+            pending.in_flight.push(tagged(event.subject(), topic.clone(), delivery, trace));
         }
         while !pending.in_flight.is_empty() {
             pending.settle_one().await?;

@@ -60,6 +60,7 @@ pub mod compatibility;
 mod consent_key;
 mod error;
 mod framing;
+pub mod model;
 mod nhs_number;
 mod sensitivity;
 mod study_id;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_schemas::Catalogue;
 
-use crate::clinical::{ClinicalEvent, SubjectRecord};
+use crate::clinical::{SubjectRecord, ValidEvent};
 use crate::fhir::{self, FhirDefaults, Mapped};
 use crate::{json_input, subject_json};
 
@@ -75,7 +75,7 @@ pub fn map_line(
     let mut outputs: Vec<Output> = Vec::new();
     for result in events {
         match result {
-            Ok(events) => outputs.extend(events.into_iter().map(|e: ClinicalEvent| Output::Event(e.into_record()))),
+            Ok(events) => outputs.extend(events.into_iter().map(|e: ValidEvent| Output::Event(e.into_record()))),
             Err(error) => outputs.push(Output::DeadLetter(format!("line {number}: {error}"))),
         }
     }
@@ -107,10 +107,10 @@ mod tests {
         let outputs = map(OBSERVATION);
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].0, "file:f00d:line=7");
-        assert!(matches!(&outputs[0].1, Output::Event(record) if record.subject == "observation"));
+        assert!(matches!(&outputs[0].1, Output::Event(record) if record.subject() == "observation"));
         let subject = r#"{"subject": "consent", "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "X26", "nhs_number": "9990000018", "scope": "NATIONAL_DATA_OPT_OUT", "decision": "DENY"}}"#;
         let outputs = map(subject);
-        assert!(matches!(&outputs[..], [(_, Output::Event(record))] if record.subject == "consent"));
+        assert!(matches!(&outputs[..], [(_, Output::Event(record))] if record.subject() == "consent"));
         assert!(map("   ").is_empty(), "blank lines are not records");
     }
 

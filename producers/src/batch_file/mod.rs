@@ -265,7 +265,7 @@ pub async fn import_file(
             let origin = Origin { source_reference: reference, adapter: ADAPTER, trace: &trace };
             let delivery = match output {
                 Output::Event(record) => {
-                    *report.events.entry(record.subject.to_owned()).or_default() += 1;
+                    *report.events.entry(record.subject().to_owned()).or_default() += 1;
                     publisher.submit(record, origin).await
                 }
                 Output::DeadLetter(reason) => {

@@ -1,5 +1,5 @@
-//! Proptest strategies for clinical events that pass [`ClinicalEvent::validate`] at [`now`],
-//! in the normalised form [`ClinicalEvent::into_record`] writes (upper-case postcodes with one
+//! Proptest strategies for clinical events that pass [`ClinicalEvent::check`] at [`now`],
+//! in the normalised form [`ValidEvent::into_record`](super::ValidEvent::into_record) writes (upper-case postcodes with one
 //! space, timestamps in whole microseconds). Test-only.
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -139,7 +139,7 @@ use serde_json::Value;
 
 pub use outcome::{BundleKind, ResponseEntry, bundle_response, information_outcome, operation_outcome};
 
-use crate::clinical::{ClinicalEvent, Problem, ValidationError};
+use crate::clinical::{Problem, ValidEvent, ValidationError};
 use bundle::{BundleIndex, Context};
 use resources::{Mapping, Origin};
 use values::{Object, array, is_fhir_id, object, string};
@@ -248,7 +248,7 @@ pub struct EntryOutcome {
     /// `<Type>/-`. Never contains patient data.
     pub reference: String,
     /// The resource's events, all valid, or why it was refused.
-    pub result: Result<Vec<ClinicalEvent>, FhirError>,
+    pub result: Result<Vec<ValidEvent>, FhirError>,
 }
 
 /// What a request maps to.
@@ -439,7 +439,7 @@ fn map_resource(
     resource: &Object,
     resource_type: Option<&str>,
     context: &Context<'_>,
-) -> Result<Vec<ClinicalEvent>, FhirError> {
+) -> Result<Vec<ValidEvent>, FhirError> {
     let Some(resource_type) = resource_type.filter(|kind| !kind.is_empty()) else {
         return Err(FhirError::structure("Resource.resourceType", "a resource must have a resourceType"));
     };
@@ -469,7 +469,7 @@ fn map_resource(
         ));
     }
     let Mapping { event, origin } = mapper(resource, context)?;
-    event.validate(context.received_at).map_err(|error| from_validation(&error, &origin))?;
+    let event = event.validate(context.received_at).map_err(|error| from_validation(&error, &origin))?;
     Ok(vec![event])
 }
 

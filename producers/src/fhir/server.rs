@@ -53,7 +53,7 @@ use super::{
     BundleKind, EntryOutcome, FhirDefaults, FhirError, IssueType, Mapped, ResponseEntry, SUPPORTED, bundle_response,
     information_outcome, map_request, operation_outcome,
 };
-use crate::clinical::{ClinicalEvent, SubjectRecord};
+use crate::clinical::{SubjectRecord, ValidEvent};
 use crate::headers::{TRACEPARENT, TraceContext};
 use crate::secure_listener::{
     ListenerTlsConfig, MIN_BEARER_TOKEN_CHARS, Secret, SecretSource, TlsIncoming, TlsTerminator, bearer_matches,
@@ -463,8 +463,8 @@ async fn transaction(
     fhir_json(StatusCode::OK, &bundle_response(BundleKind::TransactionResponse, &responses))
 }
 
-fn into_records(events: Vec<ClinicalEvent>) -> Vec<SubjectRecord> {
-    events.into_iter().map(ClinicalEvent::into_record).collect()
+fn into_records(events: Vec<ValidEvent>) -> Vec<SubjectRecord> {
+    events.into_iter().map(ValidEvent::into_record).collect()
 }
 
 /// `201 Created` for an entry, with its location when it has an id.

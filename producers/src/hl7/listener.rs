@@ -49,7 +49,7 @@ use super::map::{ErrorCode, Hl7Error, MessageHeader, map_message};
 use super::message::{Message, ParseError};
 use super::mllp::{MllpDecoder, MllpError, frame};
 use super::seen::{Claim, SeenMessages};
-use crate::clinical::ClinicalEvent;
+use crate::clinical::ValidEvent;
 use crate::headers::TraceContext;
 use crate::secure_listener::{ListenerTlsConfig, TlsTerminator};
 use crate::{Error, EventPublisher, Origin, Result};
@@ -392,7 +392,7 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
         }
         Claim::New => {}
     }
-    let records: Vec<_> = events.into_iter().map(ClinicalEvent::into_record).collect();
+    let records: Vec<_> = events.into_iter().map(ValidEvent::into_record).collect();
     let source_reference = header.source_reference();
     let origin = Origin { source_reference: &source_reference, adapter: ADAPTER, trace: &trace };
     match shared.publisher.publish_records(&records, origin).await {

@@ -30,8 +30,8 @@ use super::message::{Message, Segment};
 use super::timestamp::{parse_date, parse_timestamp};
 use crate::clinical::{
     AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, Interpretation, ObservationCodeSystem, ObservationEvent,
-    PatientClass, PatientIdentity, Problem, Provenance, ReferenceRange, ResultDecimal, ValidationError,
-    stable_event_id,
+    PatientClass, PatientIdentity, Problem, Provenance, ReferenceRange, ResultDecimal, ValidEvent,
+    ValidationError, stable_event_id,
 };
 
 /// HL7 table 0357 error codes used in ERR-3.
@@ -159,7 +159,7 @@ impl MessageHeader {
 }
 
 /// Maps a parsed message to validated events (one for ADT, one per OBX for ORU).
-pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<ClinicalEvent>, Hl7Error> {
+pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<ValidEvent>, Hl7Error> {
     let header = MessageHeader::read(message);
     check_header(&header)?;
     let sent_at = timestamp(&header.sent_at, "MSH-7")?;
@@ -177,10 +177,11 @@ pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<
             ));
         }
     };
-    for (index, event) in events.iter().enumerate() {
-        event.validate(received_at).map_err(|error| from_validation(&error, &header, index))?;
-    }
-    Ok(events)
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| event.validate(received_at).map_err(|error| from_validation(&error, &header, index)))
+        .collect()
 }
 
 /// Longest MSH-10 accepted (the length HL7 v2.7 and later allow). It is echoed in the ACK, kept

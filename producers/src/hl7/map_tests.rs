@@ -26,6 +26,7 @@ fn received() -> DateTime<Utc> {
 
 fn map(bytes: &[u8]) -> Result<Vec<ClinicalEvent>, Hl7Error> {
     map_message(&Message::parse(bytes).expect("fixtures parse"), received())
+        .map(|events| events.into_iter().map(ValidEvent::into_event).collect())
 }
 
 fn adt(name: &str) -> AdtEvent {

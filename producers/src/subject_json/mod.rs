@@ -18,9 +18,9 @@
 //! [`parse_subject_line`] reads one line (the reader of the file splits lines, decides what to
 //! do with blank ones and removes a byte-order mark at the start of the file; a trailing `\r` is
 //! ignored). It checks the record against the schema
-//! version it names, reads it with the newest version of the subject exactly as a Kafka
-//! consumer would read a message written with that version, turns it into a typed
-//! [`ClinicalEvent`] and applies [`ClinicalEvent::validate`]: the same rules as every other
+//! version it names and reads it, in one pass, into a typed [`ClinicalEvent`] (with the fields
+//! that version lacks taking the newest version's defaults, exactly as a Kafka consumer would
+//! read a message written with that version), then applies [`ClinicalEvent::validate`]: the same rules as every other
 //! adapter (NHS number Modulus 11 check, ODS codes, plausible timestamps, well-formed ICD-10,
 //! LOINC and SNOMED CT codes, UK postcodes).
 //!
@@ -59,9 +59,9 @@
 //!
 //! ## Versions
 //!
-//! The record is checked against the version it names, then resolved to the newest version of
-//! its subject with Avro schema resolution, as the consumers do with every message: fields added
-//! since take their defaults. An `observation` line written as `"version": 1` has no
+//! The record is checked against the version it names and read as that version, as the
+//! consumers read every message with Avro schema resolution: fields added since take their
+//! defaults. An `observation` line written as `"version": 1` has no
 //! `interpretation` key (it would be refused as unknown) and becomes an observation without an
 //! interpretation.
 //!
@@ -126,7 +126,7 @@
 //!
 //! let line = br#"{"subject": "consent", "record": {"event_id": "1e9d4c2b-7a3f-4b8e-9d6c-5a2f8e1b7c03", "effective_at": "2026-03-01T00:00:00Z", "recorded_at": "2026-03-02T10:15:00Z", "source_organisation": "X26", "nhs_number": "9990000018", "scope": "NATIONAL_DATA_OPT_OUT", "decision": "DENY"}}"#;
 //! let event = parse_subject_line(line, Catalogue::embedded(), Utc::now()).unwrap();
-//! assert!(matches!(&event, ClinicalEvent::Consent(change) if change.deny && change.purposes.is_empty()));
+//! assert!(matches!(&*event, ClinicalEvent::Consent(change) if change.deny && change.purposes.is_empty()));
 //!
 //! let error = parse_subject_line(br#"{"subject": "consent", "record": {}}"#, Catalogue::embedded(), Utc::now())
 //!     .unwrap_err();
@@ -142,9 +142,9 @@ use apache_avro::{
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use sluice_schemas::{Catalogue, SchemaVersion, subjects};
+use sluice_schemas::{Catalogue, SchemaVersion};
 
-use crate::clinical::{ClinicalEvent, ValidationError};
+use crate::clinical::{ClinicalEvent, ValidEvent, ValidationError};
 use crate::json_input;
 
 /// Why a line was refused. Neither part ever contains a value from the line.
@@ -164,21 +164,19 @@ impl LineError {
     }
 }
 
-/// The subjects [`ClinicalEvent`] covers.
-const EVENT_SUBJECTS: [&str; 4] = [subjects::ADT, subjects::OBSERVATION, subjects::DIAGNOSIS, subjects::CONSENT];
+use sluice_schemas::model::EVENT_SUBJECTS;
 
 /// Reads one line in subject JSON form (see the [module documentation](self)) into a valid
 /// event. `now` is the time of receipt, against which timestamps are judged plausible.
-pub fn parse_subject_line(line: &[u8], catalogue: &Catalogue, now: DateTime<Utc>) -> Result<ClinicalEvent, LineError> {
+pub fn parse_subject_line(line: &[u8], catalogue: &Catalogue, now: DateTime<Utc>) -> Result<ValidEvent, LineError> {
     let json = parse_json(line)?;
     let (writer, record) = writer_and_record(&json, catalogue)?;
     let value = Converter::new(writer).record_fields(record, record_schema(writer)?, &Path::Record, None)?;
-    let value = to_newest(value, writer, catalogue)?;
     let in_record =
         |error: ValidationError| LineError::new(format!("record.{}", error.field), error.problem.to_string());
-    let event = ClinicalEvent::from_record(writer.subject(), &value).map_err(in_record)?;
-    event.validate(now).map_err(in_record)?;
-    Ok(event)
+    // Read as written: fields the writer's version lacks take the newest version's defaults.
+    let event = ClinicalEvent::from_record_of(writer, &value).map_err(in_record)?;
+    event.validate(now).map_err(in_record)
 }
 
 /// A JSON value that keeps its object keys in order and duplicates, so that a repeated key can
@@ -362,22 +360,6 @@ fn record_schema(version: &SchemaVersion) -> Result<&RecordSchema, LineError> {
         Schema::Record(record) => Ok(record),
         _ => Err(LineError::new("record", format!("cannot be read: {} is not a record schema", version.label()))),
     }
-}
-
-/// Resolves a record of `writer` to the newest version of its subject, as a consumer's decoder
-/// does: fields added since take their defaults.
-fn to_newest(value: Value, writer: &SchemaVersion, catalogue: &Catalogue) -> Result<Value, LineError> {
-    let newest =
-        catalogue.latest(writer.subject()).map_err(|_| LineError::new("subject", "has no newest schema version"))?;
-    if newest.fingerprint() == writer.fingerprint() {
-        return Ok(value);
-    }
-    value.resolve(newest.schema()).map_err(|error| {
-        // apache-avro's messages can quote the value: keep the kind of failure only.
-        let debug = format!("{:?}", error.details());
-        let kind: String = debug.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        LineError::new("record", format!("cannot be read as {} ({kind})", newest.label()))
-    })
 }
 
 /// Where a value is in the line; rendered only for an error. Names come from the schema, never

@@ -2,7 +2,7 @@
 //! for millions of patients holds none of them in memory.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use sluice_schemas::NhsNumber;
+use sluice_schemas::{NhsNumber, model::AdministrativeSex};
 
 use super::vocabulary::*;
 
@@ -22,8 +22,8 @@ pub struct SyntheticPatient {
     pub given_name: &'static str,
     /// Date of birth, as days since 1970-01-01.
     pub date_of_birth: i32,
-    /// Administrative sex symbol of `sluice.common.AdministrativeSex` and its index.
-    pub sex: (u32, &'static str),
+    /// Administrative sex.
+    pub sex: AdministrativeSex,
     /// Full postcode, e.g. `LS6 2QT`.
     pub postcode: String,
     /// First line of the address.
@@ -40,6 +40,10 @@ pub struct SyntheticPatient {
     pub type1_opt_out: bool,
 }
 
+/// The years synthetic patients are born in: a period of events starts after the last of
+/// them, so that no patient is born after an event about them.
+pub(super) const BIRTH_YEARS: std::ops::Range<i32> = 1930..2024;
+
 /// Shares of patients with each kind of opt-out, from the source's configuration.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct OptOutShares {
@@ -51,13 +55,13 @@ pub(super) struct OptOutShares {
 pub(super) fn derive_patient(seed: u64, index: u32, shares: OptOutShares) -> SyntheticPatient {
     let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
     let nhs_number = test_range_nhs_number(index, &mut rng);
-    let born = rng.random_range(1930..2024);
+    let born = rng.random_range(BIRTH_YEARS);
     let date_of_birth = days_from_civil(born, rng.random_range(1..=12), rng.random_range(1..=28));
     let sex = match rng.random_range(0..100) {
-        0..49 => (0, "FEMALE"),
-        49..98 => (1, "MALE"),
-        98 => (2, "OTHER"),
-        _ => (3, "UNKNOWN"),
+        0..49 => AdministrativeSex::Female,
+        49..98 => AdministrativeSex::Male,
+        98 => AdministrativeSex::Other,
+        _ => AdministrativeSex::Unknown,
     };
     let outward = OUTWARD_CODES[rng.random_range(0..OUTWARD_CODES.len())];
     let postcode = format!(

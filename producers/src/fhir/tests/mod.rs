@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::clinical::{
-    AdministrativeSex, AdtEvent, AdtEventType, ConsentEvent, DiagnosisCodeSystem, DiagnosisEvent, Interpretation,
+    AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, ConsentEvent, DiagnosisCodeSystem, DiagnosisEvent, Interpretation,
     ObservationCodeSystem, ObservationEvent, PatientClass, ReferenceRange, ResultDecimal, stable_event_id,
 };
 use fixtures::*;
@@ -33,7 +33,7 @@ fn event(body: &Value) -> ClinicalEvent {
     let outcome = single(body);
     let mut events = outcome.result.unwrap_or_else(|e| panic!("refused: {e}"));
     assert_eq!(events.len(), 1);
-    events.remove(0)
+    events.remove(0).into_event()
 }
 
 fn refusal(body: &Value) -> FhirError {
@@ -80,7 +80,7 @@ fn a_transaction_resolves_references_between_its_entries() {
     let references: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
     assert_eq!(references, ["Bundle/txn-1/entry/0", "Encounter/enc-1", "Observation/obs-hr-1", "Condition/cond-1"]);
     let mut events: Vec<ClinicalEvent> =
-        entries.into_iter().map(|e| e.result.unwrap_or_else(|e| panic!("{e}")).remove(0)).collect();
+        entries.into_iter().map(|e| e.result.unwrap_or_else(|e| panic!("{e}")).remove(0).into_event()).collect();
 
     let condition = diagnosis(events.pop().unwrap());
     assert!(condition.is_primary, "the Encounter ranks the Condition first");
@@ -404,7 +404,7 @@ fn a_condition_is_primary_when_an_encounter_in_the_bundle_ranks_it_first() {
             "entry": [{ "resource": ranked(rank) }, { "resource": diabetes() }]
         });
         let Ok(Mapped::Batch { entries, .. }) = map(&bundle, None) else { panic!("a batch") };
-        let condition = diagnosis(entries[1].result.clone().unwrap().remove(0));
+        let condition = diagnosis(entries[1].result.clone().unwrap().remove(0).into_event());
         assert_eq!(condition.is_primary, primary, "rank {rank}");
     }
     // An Encounter contained in the Condition and referenced by it counts too.

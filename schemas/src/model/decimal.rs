@@ -113,7 +113,7 @@ impl fmt::Display for ResultDecimal {
 mod tests {
     use apache_avro::Schema;
     use proptest::prelude::*;
-    use sluice_schemas::Catalogue;
+    use crate::Catalogue;
 
     use super::*;
 

@@ -8,6 +8,7 @@
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use super::{ClinicalEvent, DiagnosisCodeSystem, ObservationCodeSystem, PatientIdentity, Provenance};
+use crate::{InvalidNhsNumber, InvalidStudyId, StudyId};
 
 /// Which field broke which rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +35,7 @@ pub enum Problem {
     Missing,
     /// Not a valid NHS number; the inner error says which part.
     #[error("{0}")]
-    NhsNumber(#[from] sluice_schemas::InvalidNhsNumber),
+    NhsNumber(#[from] InvalidNhsNumber),
     /// A timestamp or date could not be read.
     #[error("is not a valid {0}")]
     Unreadable(&'static str),
@@ -52,7 +53,7 @@ pub enum Problem {
     BadText(usize),
     /// Not a study id (the inner error says what is accepted).
     #[error("{0}")]
-    StudyId(#[from] sluice_schemas::InvalidStudyId),
+    StudyId(#[from] InvalidStudyId),
     /// A study change limited to purposes that leave its own study out: it would never apply.
     #[error("must name the change's own study (study:<id>) when it limits a study change to purposes")]
     OwnStudyMissing,
@@ -69,7 +70,7 @@ pub fn canonical_consent(
     use super::ConsentScope;
     let scope = match scope {
         ConsentScope::Study(id) => ConsentScope::Study(
-            sluice_schemas::StudyId::parse(&id).map_err(|e| ValidationError::new("study_id", e.into()))?.into_string(),
+            StudyId::parse(&id).map_err(|e| ValidationError::new("study_id", e.into()))?.into_string(),
         ),
         other => other,
     };
@@ -80,7 +81,7 @@ pub fn canonical_consent(
             other => match other.strip_prefix("study:") {
                 Some(id) => format!(
                     "study:{}",
-                    sluice_schemas::StudyId::parse(id).map_err(|e| ValidationError::new("purposes", e.into()))?
+                    StudyId::parse(id).map_err(|e| ValidationError::new("purposes", e.into()))?
                 ),
                 None => {
                     return Err(ValidationError::new(
@@ -116,8 +117,9 @@ const CONSENT_HORIZON: TimeDelta = TimeDelta::days(366);
 type Checked = Result<(), ValidationError>;
 
 impl ClinicalEvent {
-    /// Checks the event against every rule, `now` being the time of receipt.
-    pub fn validate(&self, now: DateTime<Utc>) -> Checked {
+    /// Checks the event against every rule, `now` being the time of receipt, without taking
+    /// it: [`ClinicalEvent::validate`] does the same and gives a [`super::ValidEvent`].
+    pub fn check(&self, now: DateTime<Utc>) -> Checked {
         match self {
             ClinicalEvent::Adt(event) => {
                 provenance(&event.provenance, now)?;
@@ -423,7 +425,7 @@ mod tests {
 
     #[test]
     fn consent_may_be_dated_ahead_within_a_year_and_must_end_after_it_starts() {
-        use crate::clinical::{ClinicalEvent, ConsentEvent, ConsentScope};
+        use crate::model::{ClinicalEvent, ConsentEvent, ConsentScope};
         use chrono::{DateTime, TimeDelta};
         let now = DateTime::from_timestamp_micros(1_780_000_000_000_000).unwrap();
         let consent = |effective_at: DateTime<chrono::Utc>, effective_until| {
@@ -433,14 +435,14 @@ mod tests {
                 effective_until,
                 recorded_at: now,
                 source_organisation: "X26".into(),
-                nhs_number: sluice_schemas::NhsNumber::parse("9434765919").unwrap(),
+                nhs_number: crate::NhsNumber::parse("9434765919").unwrap(),
                 scope: ConsentScope::NationalDataOptOut,
                 deny: true,
                 purposes: Vec::new(),
             })
         };
         let field =
-            |event: ClinicalEvent| event.validate(now).map_err(|error| (error.field.clone(), error.to_string()));
+            |event: ClinicalEvent| event.check(now).map_err(|error| (error.field.clone(), error.to_string()));
         assert_eq!(field(consent(now + TimeDelta::days(30), None)), Ok(()), "a month ahead takes effect then");
         assert_eq!(field(consent(now, Some(now + TimeDelta::days(400)))), Ok(()), "an end may be far ahead");
         let (name, message) = field(consent(now + TimeDelta::days(400), None)).unwrap_err();
