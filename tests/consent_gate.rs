@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use sluice::keys;
 use sluice_consumers::{Error, RunUntil};
-use sluice_producers::{EventPublisher, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
+use sluice_producers::{EventPublisher, PublisherConfig, SyntheticEvent, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::Catalogue;
 use support::*;
 use tokio::sync::watch;
@@ -26,6 +26,22 @@ fn source(national_opt_out_share: f64) -> SyntheticSource {
         ..SyntheticSourceConfig::default()
     })
     .unwrap()
+}
+
+/// The same synthetic event as sent by `organisation`: read back into the model, changed,
+/// validated and recorded again under the version it was written with.
+fn relabelled_event(event: &SyntheticEvent, organisation: &str) -> SyntheticEvent {
+    use sluice_producers::clinical::ClinicalEvent;
+    let version = Catalogue::embedded().version(event.subject(), event.version()).unwrap();
+    let mut typed = ClinicalEvent::from_record_of(version, event.value()).unwrap();
+    match &mut typed {
+        ClinicalEvent::Adt(e) => e.provenance.source_organisation = organisation.to_owned(),
+        ClinicalEvent::Observation(e) => e.provenance.source_organisation = organisation.to_owned(),
+        ClinicalEvent::Diagnosis(e) => e.provenance.source_organisation = organisation.to_owned(),
+        ClinicalEvent::Consent(e) => e.source_organisation = organisation.to_owned(),
+    }
+    let record = typed.validate(chrono::Utc::now()).unwrap().into_record_as(version).unwrap();
+    SyntheticEvent::new(record, event.truth)
 }
 
 /// Publishes consent changes written as subject-JSON lines, read as the file adapter reads them.
@@ -254,7 +270,6 @@ async fn study_ids_in_odd_spellings_name_one_study_and_unserved_studies_are_repo
 /// events are released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_1_follows_the_register_of_source_organisations_and_fails_closed_on_unknown_ones() {
-    use sluice_schemas::apache_avro::types::Value;
     let (_cluster, client, topics) = mock_cluster();
     let publisher =
         EventPublisher::new(&client, Catalogue::embedded(), topics.by_subject(), PublisherConfig::default()).unwrap();
@@ -269,10 +284,7 @@ async fn type_1_follows_the_register_of_source_organisations_and_fails_closed_on
             from_gp += 1;
         } else if relabelled < 3 {
             // Sent by an organisation nobody has put in the register.
-            if let Value::Record(fields) = &mut event.value {
-                fields.iter_mut().find(|(name, _)| name == "source_organisation").unwrap().1 =
-                    Value::String("RZZ".into());
-            }
+            *event = relabelled_event(event, "RZZ");
             relabelled += 1;
         } else {
             from_trusts += 1;

@@ -198,7 +198,8 @@ async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_
     let unreadable_key = format!("{}:NATIONAL_DATA_OPT_OUT:DENY:1:", nhs(unreadable));
     let lifted_record =
         consent_line(&nhs(lifted), "NATIONAL_DATA_OPT_OUT", None, "PERMIT", "2025-01-01T00:00:00Z", "[]");
-    for key in [&unreadable_key, &lifted_record.key] {
+    let lifted_key = lifted_record.key().to_owned();
+    for key in [&unreadable_key, &lifted_key] {
         producer
             .send(
                 FutureRecord::to(topics.consent()).key(key.as_str()).payload(&garbage),

@@ -27,24 +27,26 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
 
     // Poison: not Avro at all; an unknown writer schema; a body cut short; an ADT event on the
     // observation topic; a consent change with an invalid NHS number.
-    let adt = source.clinical_events().find(|e| e.subject == "adt").unwrap();
+    let adt = source.clinical_events().find(|e| e.subject() == "adt").unwrap();
     let encoder = Encoder::new(catalogue, Framing::SingleObject);
-    let adt_bytes = encoder.encode(catalogue.version("adt", 1).unwrap(), &adt.value).unwrap();
+    let adt_bytes = encoder.encode(catalogue.version("adt", 1).unwrap(), adt.value()).unwrap();
     let mut unknown_schema = vec![0xC3, 0x01];
     unknown_schema.extend_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
     unknown_schema.extend_from_slice(&adt_bytes[10..]);
     let truncated = adt_bytes[..adt_bytes.len() / 2].to_vec();
-    let mut bad_consent = source.consent_events().next().unwrap();
-    if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut bad_consent.value {
+    let bad_consent = source.consent_events().next().unwrap();
+    let mut bad_consent_value = bad_consent.value().clone();
+    if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut bad_consent_value {
         let nhs_number = fields.iter_mut().find(|(name, _)| name == "nhs_number").unwrap();
         nhs_number.1 = sluice_schemas::apache_avro::types::Value::String("1234567890".into());
     }
     let bad_consent_bytes =
-        encoder.encode(catalogue.version("consent", bad_consent.version).unwrap(), &bad_consent.value).unwrap();
+        encoder.encode(catalogue.version("consent", bad_consent.version()).unwrap(), &bad_consent_value).unwrap();
     // A laboratory result with 19 digits for its decimal(18,6) field: Avro decodes it (16 bytes
     // hold it), but it must not land rounded or truncated.
-    let mut too_wide = source.clinical_events().find(|e| e.subject == "observation" && e.version == 3).unwrap();
-    if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut too_wide.value {
+    let too_wide = source.clinical_events().find(|e| e.subject() == "observation" && e.version() == 3).unwrap();
+    let mut too_wide_value = too_wide.value().clone();
+    if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut too_wide_value {
         let decimal = sluice_schemas::apache_avro::Decimal::from(1_234_567_890_123_456_789_000i128.to_be_bytes());
         fields.iter_mut().find(|(name, _)| name == "value_decimal").unwrap().1 =
             sluice_schemas::apache_avro::types::Value::Union(
@@ -52,7 +54,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
                 Box::new(sluice_schemas::apache_avro::types::Value::Decimal(decimal)),
             );
     }
-    let too_wide_bytes = encoder.encode(catalogue.version("observation", 3).unwrap(), &too_wide.value).unwrap();
+    let too_wide_bytes = encoder.encode(catalogue.version("observation", 3).unwrap(), &too_wide_value).unwrap();
     let poison: Vec<(&str, Vec<u8>)> = vec![
         ("clinical.observation", b"{\"resourceType\":\"Observation\"}".to_vec()),
         ("clinical.observation", unknown_schema),
@@ -64,7 +66,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     let producer: FutureProducer = client.create().unwrap();
     for (topic, payload) in &poison {
         // The consent record keeps its key, which names its patient: the lander holds them back.
-        let key = if *topic == "clinical.consent" { bad_consent.key.as_str() } else { "" };
+        let key = if *topic == "clinical.consent" { bad_consent.key() } else { "" };
         producer.send(FutureRecord::to(topic).payload(payload).key(key), Duration::from_secs(5)).await.unwrap();
     }
     // Events of the patient the unreadable consent record names: whatever else they decided,
@@ -73,7 +75,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
         .clinical_events()
         .filter(|e| {
             let patient = source.patient(e.truth.patient);
-            bad_consent.key.starts_with(&patient.nhs_number.digits()) && e.truth.nhs_number_sent
+            bad_consent.key().starts_with(&patient.nhs_number.digits()) && e.truth.nhs_number_sent
         })
         .count() as u64;
 
@@ -207,14 +209,14 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
         message.extend_from_slice(body);
         message
     };
-    let adt = source.clinical_events().find(|e| e.subject == "adt").unwrap();
-    let nhs_number = field_text(&adt.value, "nhs_number").expect("the synthetic ADT event has an NHS number");
-    let adt_body = encoder.encode(adt_v1, &adt.value).unwrap()[10..].to_vec();
+    let adt = source.clinical_events().find(|e| e.subject() == "adt").unwrap();
+    let nhs_number = field_text(adt.value(), "nhs_number").expect("the synthetic ADT event has an NHS number");
+    let adt_body = encoder.encode(adt_v1, adt.value()).unwrap()[10..].to_vec();
 
     // The local patient id of a real ADT event, overwritten byte for byte with 0xFF (a byte that
     // never occurs in UTF-8): the string's length prefix is still right, its bytes are not text.
     const MARKER: &str = "to-be-overwritten";
-    let mut marked = adt.value.clone();
+    let mut marked = adt.value().clone();
     set_field(&mut marked, "local_patient_id", Value::String(MARKER.into()));
     let mut not_utf8 = encoder.encode(adt_v1, &marked).unwrap();
     let at = not_utf8.windows(MARKER.len()).position(|w| w == MARKER.as_bytes()).unwrap();
@@ -310,7 +312,7 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
     assert_eq!(report.unreconciled(&purposes), Vec::<String>::new());
     assert!(report.landed["research"] > 150, "{:?}", report.landed);
     let held =
-        source.clinical_events().filter(|e| field_text(&e.value, "nhs_number").as_ref() == Some(&nhs_number)).count();
+        source.clinical_events().filter(|e| field_text(e.value(), "nhs_number").as_ref() == Some(&nhs_number)).count();
     assert_eq!(
         report.withheld["research"].get("consent_unreadable").copied().unwrap_or(0),
         held as u64,
@@ -440,10 +442,10 @@ async fn a_consent_record_under_a_key_that_does_not_name_its_change_holds_its_pa
     let encoder = Encoder::new(Catalogue::embedded(), Framing::SingleObject);
     let change = source.consent_events().next().unwrap();
     let payload =
-        encoder.encode(Catalogue::embedded().version("consent", change.version).unwrap(), &change.value).unwrap();
-    let nhs_number = field_text(&change.value, "nhs_number").unwrap();
+        encoder.encode(Catalogue::embedded().version("consent", change.version()).unwrap(), change.value()).unwrap();
+    let nhs_number = field_text(change.value(), "nhs_number").unwrap();
     let old_key = format!("{nhs_number}:NATIONAL_DATA_OPT_OUT");
-    assert_ne!(old_key, change.key);
+    assert_ne!(old_key, change.key());
     let producer: FutureProducer = client.create().unwrap();
     let send = |key: String| {
         let (producer, payload, topic) = (producer.clone(), payload.clone(), topics.consent().to_owned());
@@ -454,7 +456,7 @@ async fn a_consent_record_under_a_key_that_does_not_name_its_change_holds_its_pa
     send(old_key).await;
 
     let patient_events =
-        source.clinical_events().filter(|e| field_text(&e.value, "nhs_number").as_ref() == Some(&nhs_number)).count()
+        source.clinical_events().filter(|e| field_text(e.value(), "nhs_number").as_ref() == Some(&nhs_number)).count()
             as u64;
     assert!(patient_events > 0);
     let purposes = vec!["research".to_owned()];
@@ -472,7 +474,7 @@ async fn a_consent_record_under_a_key_that_does_not_name_its_change_holds_its_pa
 
     // The same change again under its own key, read by a fresh lander: still held, since the
     // record under the other key still stands and says nobody knows what.
-    send(change.key.clone()).await;
+    send(change.key().to_owned()).await;
     let lake = tempfile::tempdir().unwrap();
     let config = lander_config(lake.path(), &purposes, "key-test-2", &topics);
     let report = land_until_caught_up(&client, &config, &keys::generate(&purposes)).await;

@@ -293,9 +293,9 @@ fn lab_results_sent(config: &SyntheticSourceConfig) -> BTreeMap<uuid::Uuid, Valu
     let source = SyntheticSource::new(config.clone()).unwrap();
     source
         .clinical_events()
-        .filter(|event| event.subject == "observation")
+        .filter(|event| event.subject() == "observation")
         .map(|event| {
-            let Avro::Record(fields) = &event.value else { panic!("a record") };
+            let Avro::Record(fields) = event.value() else { panic!("a record") };
             let range = field(fields, "reference_range").map_or(Value::Null, |range| {
                 let Avro::Record(range) = range else { panic!("a record") };
                 json!([decimal(field(range, "low")), decimal(field(range, "high"))])

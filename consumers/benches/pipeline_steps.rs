@@ -120,10 +120,10 @@ impl Fixture {
 
         let mut framed: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
         for event in source.clinical_events() {
-            let pool = framed.entry(event.subject).or_default();
+            let pool = framed.entry(event.subject()).or_default();
             if pool.len() < POOL {
-                let version = catalogue.version(event.subject, event.version).expect("a catalogued version");
-                pool.push(encoder.encode(version, &event.value).expect("synthetic events follow their schema"));
+                let version = catalogue.version(event.subject(), event.version()).expect("a catalogued version");
+                pool.push(encoder.encode(version, event.value()).expect("synthetic events follow their schema"));
             }
             if subjects::CLINICAL.iter().all(|s| framed.get(s).is_some_and(|pool| pool.len() == POOL)) {
                 break;
@@ -159,8 +159,8 @@ impl Fixture {
         }
         // The synthetic patients' own opt-outs, read as the lander reads the consent topic.
         for event in source.consent_events() {
-            let version = catalogue.version(event.subject, event.version).expect("a catalogued version");
-            let message = encoder.encode(version, &event.value).expect("synthetic events follow their schema");
+            let version = catalogue.version(event.subject(), event.version()).expect("a catalogued version");
+            let message = encoder.encode(version, event.value()).expect("synthetic events follow their schema");
             let decoded = decoder.decode(&message).expect("decodes");
             store.apply(ConsentChange::from_record(&decoded.value).expect("a valid consent change"));
         }

@@ -136,7 +136,7 @@ pub fn assert_lake_matches_source(
             sha(patient.nhs_number.digits().as_bytes()),
             sha(patient.nhs_number.digits().as_bytes())[..32].to_owned(),
         ]);
-        if let Value::Record(fields) = &event.value {
+        if let Value::Record(fields) = event.value() {
             for (name, value) in fields {
                 if let ("occurred_at" | "recorded_at", Value::TimestampMicros(micros)) = (name.as_str(), value) {
                     true_times.insert(micros.to_string());

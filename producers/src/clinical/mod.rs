@@ -35,4 +35,3 @@ pub fn stable_event_id(parts: &[&str]) -> uuid::Uuid {
     let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
-

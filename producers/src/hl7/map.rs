@@ -30,8 +30,8 @@ use super::message::{Message, Segment};
 use super::timestamp::{parse_date, parse_timestamp};
 use crate::clinical::{
     AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, Interpretation, ObservationCodeSystem, ObservationEvent,
-    PatientClass, PatientIdentity, Problem, Provenance, ReferenceRange, ResultDecimal, ValidEvent,
-    ValidationError, stable_event_id,
+    PatientClass, PatientIdentity, Problem, Provenance, ReferenceRange, ResultDecimal, ValidEvent, ValidationError,
+    stable_event_id,
 };
 
 /// HL7 table 0357 error codes used in ERR-3.

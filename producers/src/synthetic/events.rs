@@ -233,8 +233,11 @@ fn diagnosis(
     provenance: Provenance,
     identity: PatientIdentity,
 ) -> ClinicalEvent {
-    let (code_system, catalogue) =
-        if gp { (DiagnosisCodeSystem::SnomedCt, GP_DIAGNOSES) } else { (DiagnosisCodeSystem::Icd10, HOSPITAL_DIAGNOSES) };
+    let (code_system, catalogue) = if gp {
+        (DiagnosisCodeSystem::SnomedCt, GP_DIAGNOSES)
+    } else {
+        (DiagnosisCodeSystem::Icd10, HOSPITAL_DIAGNOSES)
+    };
     let (code, display) = *pick(rng, catalogue);
     let onset = rng.random_bool(0.6).then(|| date((occurred_at / DAY_MICROS) as i32 - rng.random_range(0..3_650)));
     ClinicalEvent::Diagnosis(DiagnosisEvent {

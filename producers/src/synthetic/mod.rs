@@ -137,6 +137,12 @@ pub struct SyntheticEvent {
 }
 
 impl SyntheticEvent {
+    /// An event of a validated record (for tests that alter a synthetic event: read it back,
+    /// change it, validate it and make its record again).
+    pub fn new(record: SubjectRecord, truth: EventTruth) -> Self {
+        SyntheticEvent { record, truth }
+    }
+
     /// Subject of the catalogue.
     pub fn subject(&self) -> &'static str {
         self.record.subject()
@@ -228,11 +234,25 @@ impl SyntheticSource {
             let opted_out_at = self.period_start_micros - rng.random_range(30..3_000) * DAY_MICROS;
             let mut changes = Vec::new();
             if patient.national_opt_out || patient.national_opt_out_withdrawn {
-                changes.push(events::consent_change(&patient, &mut rng, opted_out_at, "X26", ConsentScope::NationalDataOptOut, true));
+                changes.push(events::consent_change(
+                    &patient,
+                    &mut rng,
+                    opted_out_at,
+                    "X26",
+                    ConsentScope::NationalDataOptOut,
+                    true,
+                ));
             }
             if patient.national_opt_out_withdrawn {
                 let withdrawn_at = opted_out_at + rng.random_range(1..25) * DAY_MICROS;
-                changes.push(events::consent_change(&patient, &mut rng, withdrawn_at, "X26", ConsentScope::NationalDataOptOut, false));
+                changes.push(events::consent_change(
+                    &patient,
+                    &mut rng,
+                    withdrawn_at,
+                    "X26",
+                    ConsentScope::NationalDataOptOut,
+                    false,
+                ));
             }
             if patient.type1_opt_out {
                 changes.push(events::consent_change(

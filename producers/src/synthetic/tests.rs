@@ -94,12 +94,10 @@ fn bad_configuration_is_refused_with_the_setting_named() {
     let error =
         SyntheticSource::new(SyntheticSourceConfig { type1_opt_out_share: 1.5, ..Default::default() }).unwrap_err();
     assert!(error.contains("type1_opt_out_share"), "{error}");
-    let error =
-        SyntheticSource::new(SyntheticSourceConfig { period_start: "2026-13-01".into(), ..Default::default() })
-            .unwrap_err();
+    let error = SyntheticSource::new(SyntheticSourceConfig { period_start: "2026-13-01".into(), ..Default::default() })
+        .unwrap_err();
     assert!(error.contains("period_start"), "{error}");
 }
-
 
 #[test]
 fn every_event_passes_validation_for_any_seed() {

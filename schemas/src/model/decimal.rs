@@ -111,9 +111,9 @@ impl fmt::Display for ResultDecimal {
 
 #[cfg(test)]
 mod tests {
+    use crate::Catalogue;
     use apache_avro::Schema;
     use proptest::prelude::*;
-    use crate::Catalogue;
 
     use super::*;
 

@@ -72,8 +72,8 @@ mod observation;
 mod patient;
 mod read;
 mod symbols;
-pub mod validate;
 mod valid;
+pub mod validate;
 mod write;
 
 #[cfg(test)]
@@ -154,7 +154,8 @@ impl ClinicalEvent {
     /// The event as an Avro record of the newest version of its subject's schema. It is not
     /// validated: use [`ValidEvent::into_record`] for what is to be published.
     pub fn to_avro(&self) -> Value {
-        self.to_avro_as(self.latest_version()).expect("the model writes the newest schema versions (see the schema check)")
+        self.to_avro_as(self.latest_version())
+            .expect("the model writes the newest schema versions (see the schema check)")
     }
 
     /// The event as an Avro record of `version` of its subject's schema: the fields that

@@ -237,7 +237,10 @@ fn every_enum_maps_its_variants_one_to_one_onto_the_schema_symbols() {
 fn a_schema_field_the_model_does_not_know_fails_the_write() {
     let v1 = include_str!("../../avro/diagnosis/v1.avsc");
     let mut json: serde_json::Value = serde_json::from_str(v1).unwrap();
-    json["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "laterality", "type": ["null", "string"], "default": null}));
+    json["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "laterality", "type": ["null", "string"], "default": null}));
     let next = Catalogue::from_files([
         ("diagnosis".to_owned(), "v1".to_owned(), v1.to_owned()),
         ("diagnosis".to_owned(), "v2".to_owned(), json.to_string()),

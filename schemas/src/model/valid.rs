@@ -38,7 +38,12 @@ impl ValidEvent {
     /// Kafka key.
     pub fn into_record(self) -> SubjectRecord {
         let version = self.0.latest_version();
-        SubjectRecord { subject: self.0.subject(), version: version.version(), key: self.0.record_key(), value: self.0.to_avro() }
+        SubjectRecord {
+            subject: self.0.subject(),
+            version: version.version(),
+            key: self.0.record_key(),
+            value: self.0.to_avro(),
+        }
     }
 
     /// The record of this event under an older `version` of its subject's schema (for sources

@@ -79,10 +79,9 @@ pub fn canonical_consent(
         let name = match purpose.as_str() {
             "direct-care" | "planning" | "research" => purpose,
             other => match other.strip_prefix("study:") {
-                Some(id) => format!(
-                    "study:{}",
-                    StudyId::parse(id).map_err(|e| ValidationError::new("purposes", e.into()))?
-                ),
+                Some(id) => {
+                    format!("study:{}", StudyId::parse(id).map_err(|e| ValidationError::new("purposes", e.into()))?)
+                }
                 None => {
                     return Err(ValidationError::new(
                         "purposes",
@@ -441,8 +440,7 @@ mod tests {
                 purposes: Vec::new(),
             })
         };
-        let field =
-            |event: ClinicalEvent| event.check(now).map_err(|error| (error.field.clone(), error.to_string()));
+        let field = |event: ClinicalEvent| event.check(now).map_err(|error| (error.field.clone(), error.to_string()));
         assert_eq!(field(consent(now + TimeDelta::days(30), None)), Ok(()), "a month ahead takes effect then");
         assert_eq!(field(consent(now, Some(now + TimeDelta::days(400)))), Ok(()), "an end may be far ahead");
         let (name, message) = field(consent(now + TimeDelta::days(400), None)).unwrap_err();

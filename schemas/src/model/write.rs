@@ -105,7 +105,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn record(&self, mut fields: Vec<(&'static str, Datum)>, schema: &RecordSchema, prefix: &str) -> Result<Value, WriteError> {
+    fn record(
+        &self,
+        mut fields: Vec<(&'static str, Datum)>,
+        schema: &RecordSchema,
+        prefix: &str,
+    ) -> Result<Value, WriteError> {
         let mut values = Vec::with_capacity(schema.fields.len());
         for RecordField { name, schema, .. } in &schema.fields {
             let path = format!("{prefix}{name}");

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::clinical::{
-    AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, ConsentEvent, DiagnosisCodeSystem, DiagnosisEvent, Interpretation,
-    ObservationCodeSystem, ObservationEvent, PatientClass, ReferenceRange, ResultDecimal, stable_event_id,
+    AdministrativeSex, AdtEvent, AdtEventType, ClinicalEvent, ConsentEvent, DiagnosisCodeSystem, DiagnosisEvent,
+    Interpretation, ObservationCodeSystem, ObservationEvent, PatientClass, ReferenceRange, ResultDecimal,
+    stable_event_id,
 };
 use fixtures::*;
 

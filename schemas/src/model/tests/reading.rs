@@ -164,4 +164,3 @@ fn consent_scope_and_study_id_must_agree() {
         Err(ValidationError::new("study_id", Problem::Missing))
     );
 }
-
