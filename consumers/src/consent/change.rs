@@ -1,21 +1,15 @@
 //! One change read from the consent topic, and what it is about.
 
 use apache_avro::types::Value;
+use sluice_schemas::model::{AvroEnum, ConsentDecision, ConsentScopeKind};
 use sluice_schemas::{NhsNumber, StudyId};
 
 use super::Purpose;
 use crate::record::RecordView;
 
-/// What a consent change is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsentScope {
-    /// The National Data Opt-out.
-    NationalDataOptOut,
-    /// A Type 1 opt-out at the GP practice.
-    Type1OptOut,
-    /// One study, by id.
-    Study(String),
-}
+/// What a consent change is about: the producers' model type
+/// ([`sluice_schemas::model::ConsentScope`]), whose symbols come from the `consent` schema.
+pub use sluice_schemas::model::ConsentScope;
 
 /// One decoded change from the consent topic.
 ///
@@ -56,10 +50,10 @@ impl ConsentChange {
             .string("nhs_number")
             .ok_or("consent change has no NHS number")
             .and_then(|text| NhsNumber::parse(text).map_err(|_| "consent change has an invalid NHS number"))?;
-        let scope = match view.enum_symbol("scope") {
-            Some("NATIONAL_DATA_OPT_OUT") => ConsentScope::NationalDataOptOut,
-            Some("TYPE_1_OPT_OUT") => ConsentScope::Type1OptOut,
-            Some("STUDY") => {
+        let scope = match view.enum_symbol("scope").and_then(ConsentScopeKind::from_symbol) {
+            Some(ConsentScopeKind::NationalDataOptOut) => ConsentScope::NationalDataOptOut,
+            Some(ConsentScopeKind::Type1OptOut) => ConsentScope::Type1OptOut,
+            Some(ConsentScopeKind::Study) => {
                 let id = view
                     .string("study_id")
                     .filter(|id| !id.is_empty())
@@ -69,10 +63,9 @@ impl ConsentChange {
             }
             _ => return Err("consent change has an unknown scope".to_owned()),
         };
-        let deny = match view.enum_symbol("decision") {
-            Some("DENY") => true,
-            Some("PERMIT") => false,
-            _ => return Err("consent change has an unknown decision".to_owned()),
+        let deny = match view.enum_symbol("decision").and_then(ConsentDecision::from_symbol) {
+            Some(decision) => decision == ConsentDecision::Deny,
+            None => return Err("consent change has an unknown decision".to_owned()),
         };
         let effective_at = view.timestamp_micros("effective_at").ok_or("consent change has no effective_at")?;
         let effective_until = match view.get("effective_until") {
@@ -106,15 +99,10 @@ impl ConsentChange {
     /// ([`sluice_schemas::consent_record_key`]): the whole change, so that compacting the
     /// consent topic never drops a change.
     pub fn record_key(&self) -> String {
-        let (scope, study) = match &self.scope {
-            ConsentScope::NationalDataOptOut => ("NATIONAL_DATA_OPT_OUT", None),
-            ConsentScope::Type1OptOut => ("TYPE_1_OPT_OUT", None),
-            ConsentScope::Study(id) => ("STUDY", Some(id.as_str())),
-        };
         sluice_schemas::consent_record_key(
             &self.nhs_number.digits(),
-            scope,
-            study,
+            self.scope.kind().symbol(),
+            self.scope.study_id(),
             self.deny,
             self.effective_at,
             self.effective_until,

@@ -1,12 +1,12 @@
 //! FHIR R4: mapping JSON resources and Bundles, as a FHIR server receives them, to typed
-//! [`ClinicalEvent`]s.
+//! [`ClinicalEvent`](crate::clinical::ClinicalEvent)s.
 //!
 //! This module is pure and synchronous: no HTTP, no Kafka. The HTTP server parses the request
 //! body as JSON and calls [`map_request`] with the resource type of the endpoint it was POSTed
 //! to (`Some("Observation")` for `POST /Observation`, `None` for the base URL, where Bundles
 //! go). It gets back either a [`FhirError`] for the request as a whole, or a [`Mapped`] with one
 //! [`EntryOutcome`] per resource: the resource's type, its source reference and either its
-//! events (already valid by [`ClinicalEvent::validate`]) or why it was refused. The server
+//! events (already [`ValidEvent`]s, by [`ClinicalEvent::validate`](crate::clinical::ClinicalEvent::validate)) or why it was refused. The server
 //! answers with [`operation_outcome`], [`information_outcome`] or [`bundle_response`].
 //!
 //! ```

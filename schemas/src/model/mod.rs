@@ -30,13 +30,18 @@
 //!
 //! ## The schema check
 //!
-//! `schemas/src/model/tests.rs` holds the test that keeps the model and the `.avsc` files
-//! together. For every subject it builds a fully populated event and checks that its record
-//! has exactly the fields of the newest schema version, in order, that the record validates
-//! against that schema (`Value::validate`), that it resolves against every older version's
-//! reader expectations where the fields exist, and that each Rust enum ([`AvroEnum`]) maps its
-//! variants one to one onto the symbols of the schema's enum of the same name. If a type and
-//! its schema differ, that test fails and says which field or symbol.
+//! `schemas/src/model/tests.rs` holds the tests that keep the model and the `.avsc` files
+//! together. For every subject they build a fully populated event and check
+//!
+//! * that the model lists exactly the fields of the newest schema version, in its order
+//!   (nested records too), and that the record it writes validates against that schema
+//!   (`Value::validate`), resolves to itself (`Value::resolve`) and reads back to the event;
+//! * that writing it under every catalogued version gives exactly that version's fields, a
+//!   record that validates against it, and reads back ([`ClinicalEvent::from_record_of`]);
+//! * that each Rust enum ([`AvroEnum`]) maps its variants one to one onto the symbols of the
+//!   schema's enum of the same name, and that every enum of the schemas has a Rust type.
+//!
+//! If a type and its schema differ, one of them fails and names the field or the symbol.
 //!
 //! ## How to add a field (a new schema version)
 //!
