@@ -6,7 +6,7 @@
 //! truth; they are embedded into this crate at build time and can also be loaded from disk
 //! (which is what `sluice schemas check` does before a new version is merged).
 //!
-//! This crate owns four things:
+//! This crate owns five things:
 //!
 //! * the [`Catalogue`] of subjects and versions, indexed by CRC-64-AVRO fingerprint and by a
 //!   Confluent-style schema id;
@@ -16,7 +16,10 @@
 //! * the [`Encoder`] and [`Decoder`]: a consumer resolves the writer's schema from the framing
 //!   header and reads every record with the **newest** version of its subject, using Avro
 //!   schema resolution, so downstream code sees one shape per subject;
-//! * the BACKWARD_TRANSITIVE [`compatibility`] rules that every new version must follow.
+//! * the BACKWARD_TRANSITIVE [`compatibility`] rules that every new version must follow;
+//! * the typed event [`model`]: one Rust type per subject, with its validation rules and its
+//!   conversion to and from the Avro records of the catalogue, checked against the schema files
+//!   by this crate's tests (see the module for how to add a field or a version).
 //!
 //! It also holds [`NhsNumber`], the validated patient identifier that every subject carries.
 //!
@@ -29,24 +32,31 @@
 //! not part of the Avro Parsing Canonical Form, so adding or changing a label never changes a
 //! fingerprint or schema id.
 //!
+//! Events are written through the typed [`model`]: a source builds a
+//! [`ClinicalEvent`](model::ClinicalEvent), validates it, and the resulting record carries the
+//! subject, the schema version (from the catalogue) and the Kafka key.
+//!
 //! ```
-//! use apache_avro::types::Value;
-//! use sluice_schemas::{Catalogue, Decoder, Encoder, Framing};
+//! use sluice_schemas::model::{ClinicalEvent, ConsentEvent, ConsentScope};
+//! use sluice_schemas::{Catalogue, Decoder, Encoder, Framing, NhsNumber};
 //!
 //! let catalogue = Catalogue::embedded();
-//! // Write a consent change with the newest consent schema, in single-object framing.
-//! let consent = catalogue.latest("consent")?;
-//! let mut record = apache_avro::types::Record::new(consent.schema()).unwrap();
-//! record.put("event_id", Value::Uuid(apache_avro::Uuid::nil()));
-//! record.put("effective_at", Value::TimestampMicros(1_700_000_000_000_000));
-//! record.put("recorded_at", Value::TimestampMicros(1_700_000_000_000_000));
-//! record.put("source_organisation", "X26");
-//! record.put("nhs_number", "9434765919");
-//! record.put("scope", Value::Enum(0, "NATIONAL_DATA_OPT_OUT".into()));
-//! record.put("study_id", Value::Union(0, Box::new(Value::Null)));
-//! record.put("decision", Value::Enum(1, "DENY".into()));
-//! record.put("purposes", Value::Array(vec![]));
-//! let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(consent, &record.into())?;
+//! // A National Data Opt-out, written with the newest consent schema in single-object framing.
+//! let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+//! let change = ClinicalEvent::Consent(ConsentEvent {
+//!     event_id: uuid::Uuid::nil(),
+//!     effective_at: at,
+//!     effective_until: None,
+//!     recorded_at: at,
+//!     source_organisation: "X26".into(),
+//!     nhs_number: NhsNumber::parse("9434765919").unwrap(),
+//!     scope: ConsentScope::NationalDataOptOut,
+//!     deny: true,
+//!     purposes: vec![],
+//! });
+//! let record = change.validate(at).unwrap().into_record();
+//! let version = catalogue.version(record.subject(), record.version())?;
+//! let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(version, record.value())?;
 //! assert_eq!(&bytes[..2], &[0xC3, 0x01]);
 //!
 //! let decoded = Decoder::new(catalogue).decode(&bytes)?;

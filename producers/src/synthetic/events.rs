@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rand::{Rng, rngs::StdRng};
-use sluice_schemas::{Catalogue, subjects};
+use sluice_schemas::Catalogue;
 use uuid::Uuid;
 
 use super::vocabulary::*;
@@ -112,7 +112,6 @@ pub(super) fn clinical_event(
         25..80 => observation(patient, rng, gp_sourced, provenance, identity),
         _ => (diagnosis(rng, gp_sourced, occurred_at, provenance, identity), None),
     };
-    debug_assert!(matches!(event.subject(), subjects::ADT | subjects::OBSERVATION | subjects::DIAGNOSIS));
     SyntheticEvent {
         record: record(event, at(recorded_at), version),
         truth: EventTruth { patient: patient.index, event_id, gp_sourced, nhs_number_sent },

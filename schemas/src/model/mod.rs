@@ -16,7 +16,7 @@
 //!   `ValidEvent` becomes a [`SubjectRecord`], and the publisher only takes `SubjectRecord`s: an
 //!   event that was not validated cannot be published.
 //! * [`ValidEvent::into_record`] writes the **newest** schema version of the subject, as found in
-//!   the [`Catalogue`](crate::Catalogue); [`ValidEvent::into_record_as`] writes an older catalogued
+//!   the [`Catalogue`]; [`ValidEvent::into_record_as`] writes an older catalogued
 //!   version (fields that version does not have are left out), for sources that deliberately
 //!   write an old version.
 //! * [`ClinicalEvent::from_record`] reads a record of the newest version back (as the consumers'
