@@ -17,10 +17,11 @@
 //!
 //! [`parse_subject_line`] reads one line (the reader of the file splits lines, decides what to
 //! do with blank ones and removes a byte-order mark at the start of the file; a trailing `\r` is
-//! ignored). It checks the record against the schema
-//! version it names and reads it, in one pass, into a typed [`ClinicalEvent`] (with the fields
-//! that version lacks taking the newest version's defaults, exactly as a Kafka consumer would
-//! read a message written with that version), then applies [`ClinicalEvent::validate`]: the same rules as every other
+//! ignored). It parses the line once, checks each value against the field of the schema
+//! version it names, and reads that version's record directly into a typed [`ClinicalEvent`]
+//! ([`ClinicalEvent::from_record_of`]: no resolution to the newest version first; the fields
+//! that version lacks take the newest version's defaults, as a Kafka consumer would read a
+//! message written with that version), then applies [`ClinicalEvent::validate`]: the same rules as every other
 //! adapter (NHS number Modulus 11 check, ODS codes, plausible timestamps, well-formed ICD-10,
 //! LOINC and SNOMED CT codes, UK postcodes).
 //!
