@@ -7,12 +7,12 @@
 //! reference, so that a resumed import can tell exactly which of them Kafka already holds.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sluice_schemas::Catalogue;
 
 use crate::clinical::{SubjectRecord, ValidEvent};
 use crate::fhir::{self, FhirDefaults, Mapped};
-use crate::{json_input, subject_json};
+use crate::json_input;
+use crate::subject_json::{self, Json};
 
 /// One thing to publish for a line.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,17 +41,19 @@ pub fn map_line(
         return Vec::new();
     }
     let dead = |reason: String| vec![(reference.clone(), Output::DeadLetter(format!("line {number}: {reason}")))];
-    let json: Value = match json_input::utf8(line)
+    // Parsed once, keeping repeated keys (which subject JSON refuses); FHIR gets serde_json's
+    // view of the same value.
+    let json: Json = match json_input::utf8(line)
         .and_then(|text| serde_json::from_str(text).map_err(|error| json_input::describe(&error)))
     {
         Ok(json) => json,
         Err(reason) => return dead(reason),
     };
-    let Some(object) = json.as_object() else {
+    if !matches!(json, Json::Object(_)) {
         return dead("is not a JSON object (a FHIR resource or a subject record)".to_owned());
-    };
-    let events = if object.contains_key("resourceType") {
-        match fhir::map_request(&json, None, defaults, now) {
+    }
+    let events = if json.has_key("resourceType") {
+        match fhir::map_request(&json.into_serde(), None, defaults, now) {
             Err(error) => return dead(error.to_string()),
             Ok(Mapped::Transaction { entries, .. }) => {
                 // All or nothing, as at the FHIR endpoint: one refused entry refuses the line.
@@ -67,8 +69,8 @@ pub fn map_line(
                 entries.into_iter().map(|e| e.result.map_err(|error| error.to_string())).collect()
             }
         }
-    } else if object.contains_key("subject") {
-        vec![subject_json::parse_subject_line(line, catalogue, now).map(|event| vec![event]).map_err(|e| e.to_string())]
+    } else if json.has_key("subject") {
+        vec![subject_json::read_subject_json(&json, catalogue, now).map(|event| vec![event]).map_err(|e| e.to_string())]
     } else {
         return dead("has neither `resourceType` (FHIR) nor `subject` (subject JSON)".to_owned());
     };
@@ -149,5 +151,20 @@ mod tests {
             assert!(text.starts_with(reason), "{text}");
             assert!(!text.contains("Zebedee"));
         }
+    }
+
+    #[test]
+    fn a_line_is_parsed_once_for_either_format() {
+        // Subject JSON still refuses a repeated key, which serde_json's own value would drop.
+        let twice = r#"{"subject": "consent", "subject": "adt", "record": {}}"#;
+        let [(_, Output::DeadLetter(reason))] = &map(twice)[..] else { panic!() };
+        assert_eq!(reason, "line 7: `subject`: appears more than once");
+        // FHIR gets the value serde_json would have given it: the last of a repeated key.
+        let repeated = OBSERVATION.replace(r#""id": "o1""#, r#""id": "o0", "id": "o1""#);
+        let now = "2026-06-01T00:00:00Z".parse().unwrap();
+        let direct = fhir::map_request(&serde_json::from_str(&repeated).unwrap(), None, &defaults(), now).unwrap();
+        let Mapped::Single(entry) = direct else { panic!("a single resource") };
+        let expected = entry.result.unwrap().remove(0).into_record();
+        assert!(matches!(&map(&repeated)[..], [(_, Output::Event(record))] if *record == expected));
     }
 }

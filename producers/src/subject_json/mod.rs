@@ -170,8 +170,17 @@ use sluice_schemas::model::EVENT_SUBJECTS;
 /// Reads one line in subject JSON form (see the [module documentation](self)) into a valid
 /// event. `now` is the time of receipt, against which timestamps are judged plausible.
 pub fn parse_subject_line(line: &[u8], catalogue: &Catalogue, now: DateTime<Utc>) -> Result<ValidEvent, LineError> {
-    let json = parse_json(line)?;
-    let (writer, record) = writer_and_record(&json, catalogue)?;
+    read_subject_json(&parse_json(line)?, catalogue, now)
+}
+
+/// [`parse_subject_line`] of a line already parsed (by a reader that looked at its keys to
+/// tell subject JSON from FHIR), so that a line is parsed once.
+pub(crate) fn read_subject_json(
+    json: &Json,
+    catalogue: &Catalogue,
+    now: DateTime<Utc>,
+) -> Result<ValidEvent, LineError> {
+    let (writer, record) = writer_and_record(json, catalogue)?;
     let value = Converter::new(writer).record_fields(record, record_schema(writer)?, &Path::Record, None)?;
     let in_record =
         |error: ValidationError| LineError::new(format!("record.{}", error.field), error.problem.to_string());
@@ -183,7 +192,7 @@ pub fn parse_subject_line(line: &[u8], catalogue: &Catalogue, now: DateTime<Utc>
 /// A JSON value that keeps its object keys in order and duplicates, so that a repeated key can
 /// be refused instead of one of its values silently winning.
 #[derive(Debug, Clone, PartialEq)]
-enum Json {
+pub(crate) enum Json {
     Null,
     Bool(bool),
     /// A number written without a fraction or exponent that fits in 64 bits (signed or not).
@@ -196,6 +205,37 @@ enum Json {
 }
 
 impl Json {
+    /// Whether this is an object with the key `key`.
+    pub(crate) fn has_key(&self, key: &str) -> bool {
+        matches!(self, Json::Object(entries) if entries.iter().any(|(name, _)| name == key))
+    }
+
+    /// The value as serde_json holds it, for readers of other formats (FHIR): a repeated key
+    /// keeps its last value, as serde_json's own parser does.
+    pub(crate) fn into_serde(self) -> serde_json::Value {
+        match self {
+            Json::Null => serde_json::Value::Null,
+            Json::Bool(b) => serde_json::Value::Bool(b),
+            Json::Integer(n) => match (i64::try_from(n), u64::try_from(n)) {
+                (Ok(i), _) => serde_json::Value::from(i),
+                (_, Ok(u)) => serde_json::Value::from(u),
+                _ => serde_json::Value::from(n as f64),
+            },
+            Json::Float(x) => {
+                serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+            Json::String(s) => serde_json::Value::String(s),
+            Json::Array(items) => serde_json::Value::Array(items.into_iter().map(Json::into_serde).collect()),
+            Json::Object(entries) => {
+                let mut map = serde_json::Map::new();
+                for (key, value) in entries {
+                    map.insert(key, value.into_serde());
+                }
+                serde_json::Value::Object(map)
+            }
+        }
+    }
+
     /// The kind of value, for messages (never the value itself).
     fn kind(&self) -> &'static str {
         match self {
