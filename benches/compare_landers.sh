@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Compares the CPU two sluice binaries spend landing the same events: one broker is loaded once,
-# then each binary lands every clinical event for each purpose with `sluice land
-# --until-caught-up` (a fresh consumer group and lake each time), in alternating rounds so that
-# the machine's drift hits both alike. Prints user+system CPU seconds and microseconds per event
-# for every run, then the median per binary and purpose and the ratio NEW / BASE.
+# Compares the CPU and the peak memory two sluice binaries spend landing the same events: one
+# broker is loaded once, then each binary lands every clinical event for each purpose with
+# `sluice land --until-caught-up` (a fresh consumer group and lake each time), in alternating
+# rounds so that the machine's drift hits both alike. Prints, for every run, user+system CPU
+# seconds, microseconds of CPU per event and peak RSS in MB (GNU time's maximum resident set
+# size), then per binary and purpose the median CPU and median peak RSS, and the ratios NEW / BASE
+# of both.
 #
 # Usage: benches/compare_landers.sh BASE_BINARY NEW_BINARY [EVENTS] [ROUNDS] [PURPOSES]
 #   EVENTS    clinical events to load (default 300000; patients are a tenth of that)
@@ -36,26 +38,32 @@ for round in $(seq 1 "$rounds"); do
       binary=$base
       [ "$which" = new ] && binary=$new
       run="$which-$purpose-$round"
-      /usr/bin/time -f "%U %S" -o "$work/$run.time" \
+      /usr/bin/time -f "%U %S %M" -o "$work/$run.time" \
         "$binary" land --until-caught-up --purpose "$purpose" --group-id "compare-$run" \
         --lake "$work/lake-$run" >"$work/$run.out" 2>"$work/$run.log"
-      read -r user system <"$work/$run.time"
+      # The last line: GNU time puts a note above it if the command exited non-zero.
+      read -r user system rss_kb < <(tail -n 1 "$work/$run.time")
       cpu=$(echo "$user + $system" | bc -l)
-      printf '%s %s %s %.2f %.3f\n' "$which" "$purpose" "$round" "$cpu" "$(echo "$cpu * 1000000 / $events" | bc -l)" |
-        tee -a "$results"
+      printf '%s %s %s %.2f %.3f %.1f\n' "$which" "$purpose" "$round" "$cpu" \
+        "$(echo "$cpu * 1000000 / $events" | bc -l)" "$(echo "$rss_kb / 1024" | bc -l)" | tee -a "$results"
       rm -rf "$work/lake-$run"
     done
   done
 done
 
 echo
-echo "median CPU seconds (and microseconds per event) over $rounds rounds, $events events:"
+echo "median CPU seconds (and microseconds per event) and median peak RSS over $rounds rounds, $events events:"
 for purpose in "${purposes[@]}"; do
-  median() { awk -v w="$1" -v p="$purpose" '$1 == w && $2 == p { print $4 }' "$results" | sort -n |
+  # median BINARY COLUMN: the median of one column of the results (4: CPU s, 6: peak RSS MB).
+  median() { awk -v w="$1" -v p="$purpose" -v c="$2" '$1 == w && $2 == p { print $c }' "$results" | sort -n |
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-  b=$(median base)
-  n=$(median new)
+  b=$(median base 4)
+  n=$(median new 4)
+  b_rss=$(median base 6)
+  n_rss=$(median new 6)
   printf '%s: base %.2f s (%.2f us/event), new %.2f s (%.2f us/event), new / base = %.3f\n' "$purpose" \
     "$b" "$(echo "$b * 1000000 / $events" | bc -l)" "$n" "$(echo "$n * 1000000 / $events" | bc -l)" \
     "$(echo "$n / $b" | bc -l)"
+  printf '%s: peak RSS base %.1f MB, new %.1f MB, new / base = %.3f\n' "$purpose" "$b_rss" "$n_rss" \
+    "$(echo "$n_rss / $b_rss" | bc -l)"
 done

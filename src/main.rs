@@ -88,9 +88,6 @@ impl Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     restrict_new_files();
-    if matches!(cli.command, Command::Land(_)) {
-        limit_malloc_arenas();
-    }
     let default_log = match cli.command {
         Command::Land(_) | Command::Produce(_) => "info",
         _ => "warn",
@@ -132,31 +129,10 @@ fn restrict_new_files() {
     }
 }
 
-/// Most malloc arenas a lander runs with, unless `MALLOC_ARENA_MAX` is set already.
-const LANDER_MALLOC_ARENAS: &str = "2";
-
-/// Re-executes this process (same process id, same arguments) with `MALLOC_ARENA_MAX` set, when
-/// it is not set already.
-///
-/// glibc gives each thread that allocates an arena of its own (up to eight per core) and keeps
-/// memory freed there for reuse. The threads that write a checkpoint's files so raised the
-/// lander's peak RSS through a long run: 305-318 MB landing 3 million events, against 225 MB
-/// with two arenas, at the same speed (docs/BENCHMARKS.md). glibc reads the limit only as the
-/// process starts, hence the re-execution. Set `MALLOC_ARENA_MAX` to choose another limit; C
-/// libraries other than glibc ignore it.
-fn limit_malloc_arenas() {
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt as _;
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-            return;
-        }
-        let Ok(program) = std::env::current_exe() else { return };
-        let error = std::process::Command::new(program)
-            .args(std::env::args_os().skip(1))
-            .env("MALLOC_ARENA_MAX", LANDER_MALLOC_ARENAS)
-            .exec();
-        // `exec` returns only if it failed: land anyway, with glibc's default arenas.
-        eprintln!("warning: not restarted with MALLOC_ARENA_MAX={LANDER_MALLOC_ARENAS} ({error}); landing anyway");
-    }
-}
+/// jemalloc is the global allocator of every sluice command (allocations made by C libraries
+/// such as librdkafka and zstd still go to the C library's malloc). It replaced re-executing
+/// `sluice land` with `MALLOC_ARENA_MAX=2`, which glibc reads only as a process starts; its own
+/// settings are compiled in (`.cargo/config.toml`). See docs/BENCHMARKS.md, "The allocator
+/// (issue 22, item 5)", for what was measured.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
