@@ -38,13 +38,7 @@ async fn send(sender: &mut MllpSender<TcpStream>, message: &[u8]) -> (Option<Str
 
 /// POSTs a FHIR resource and returns the status.
 async fn post(address: std::net::SocketAddr, path: &str, body: String) -> u16 {
-    let url = format!("http://{address}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        agent.post(&url).header("Content-Type", "application/fhir+json").send(&body).unwrap().status().as_u16()
-    })
-    .await
-    .unwrap()
+    sluice_testkit::fhir::post_json(address, path, &body).await.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

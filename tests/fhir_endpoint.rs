@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+use std::{collections::BTreeMap, path::Path};
 
 use serde_json::{Value, json};
 use sluice::{keys, provision, topics::Topics};
@@ -14,48 +14,16 @@ use sluice_producers::{
     headers::{SOURCE_ADAPTER, SOURCE_REFERENCE, TRACEPARENT, TraceContext},
 };
 use sluice_schemas::{Catalogue, Decoder, apache_avro::types::Value as Avro};
-use sluice_testkit::fhir_fixture as fixture;
+use sluice_testkit::{
+    fhir::{FhirAnswer, post, post_json},
+    fhir_fixture as fixture,
+};
 use support::{
     TopicRecord, land_until_caught_up, lander_config,
     listeners::{Serving, serve_fhir},
     read_topic,
     tansu::Tansu,
 };
-
-/// An HTTP answer: status, headers we look at, and the JSON body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    retry_after: Option<String>,
-    body: Value,
-}
-
-/// POSTs `body` with a real HTTP client (ureq, on a blocking thread).
-async fn post(address: SocketAddr, path: &str, content_type: &str, body: Vec<u8>, traceparent: Option<&str>) -> Answer {
-    let url = format!("http://{address}{path}");
-    let content_type = content_type.to_owned();
-    let traceparent = traceparent.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut request = agent.post(&url).header("Content-Type", &content_type);
-        if let Some(traceparent) = traceparent {
-            request = request.header("traceparent", &traceparent);
-        }
-        let mut response = request.send(&body[..]).unwrap();
-        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
-        let (location, retry_after) = (header("location"), header("retry-after"));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        Answer { status, location, retry_after, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
-    })
-    .await
-    .unwrap()
-}
-
-async fn post_json(address: SocketAddr, path: &str, body: &str) -> Answer {
-    post(address, path, "application/fhir+json", body.as_bytes().to_vec(), None).await
-}
 
 /// The endpoint as the tests run it, taking bodies of up to `max_body_bytes`.
 async fn start_endpoint(
@@ -79,7 +47,7 @@ fn fields(record: &TopicRecord) -> BTreeMap<String, Avro> {
         .collect()
 }
 
-fn issue_code(answer: &Answer) -> &str {
+fn issue_code(answer: &FhirAnswer) -> &str {
     answer.body["issue"][0]["code"].as_str().unwrap_or_default()
 }
 

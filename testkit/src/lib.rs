@@ -3,7 +3,8 @@
 //! sluice's integration tests and its benchmark harness (`benches/harness`) run against a real
 //! Kafka-protocol broker process: [`tansu::TansuBroker`] starts Tansu (SQLite storage) on a free
 //! loopback port, kills it as a crash would, restarts it on the same port and data, and turns
-//! on SASL/SCRAM. [`mllp::MllpSender`] is an interface engine's end of an MLLP connection, and
+//! on SASL/SCRAM. [`mllp::MllpSender`] is an interface engine's end of an MLLP connection,
+//! [`fhir::post`] a FHIR sender's HTTP POST, and
 //! [`mllp::hl7_fixture`] and [`fhir_fixture`] read the adapters' fixtures. It is a
 //! dev-dependency only, so nothing here (the broker's path, the helper
 //! script that indexes its database) is built into the `sluice` binary.
@@ -14,6 +15,7 @@
 //! println!("a Kafka-protocol broker on {}", broker.bootstrap());
 //! ```
 
+pub mod fhir;
 pub mod mllp;
 pub mod tansu;
 
