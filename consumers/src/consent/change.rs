@@ -1,11 +1,8 @@
 //! One change read from the consent topic, and what it is about.
 
 use apache_avro::types::Value;
-use sluice_schemas::model::{AvroEnum, ConsentDecision, ConsentScopeKind};
-use sluice_schemas::{NhsNumber, StudyId};
-
-use super::Purpose;
-use crate::record::RecordView;
+use sluice_schemas::model::{AvroEnum, ClinicalEvent};
+use sluice_schemas::{NhsNumber, subjects};
 
 /// What a consent change is about: the producers' model type
 /// ([`sluice_schemas::model::ConsentScope`]), whose symbols come from the `consent` schema.
@@ -42,57 +39,33 @@ pub fn patient_of_record_key(key: &[u8]) -> Option<NhsNumber> {
 }
 
 impl ConsentChange {
-    /// Reads a change from a `consent` record (any version, resolved to the newest). The error
-    /// names what is wrong without quoting any value.
+    /// Reads a change from a `consent` record (any version, resolved to the newest) with the
+    /// producers' model ([`sluice_schemas::model::ClinicalEvent::from_record`]), so that the
+    /// consumers read exactly the fields, symbols and canonical spellings the schema and the
+    /// producers define. The error names the field and what is wrong without quoting any value.
+    ///
+    /// Checks that do not depend on when the record is read apply here too: a time-limited change
+    /// must end after it starts. (The producers' plausibility checks against the clock do not: a
+    /// change read years after it was published is still the patient's decision.)
     pub fn from_record(record: &Value) -> Result<Self, String> {
-        let view = RecordView::new(record).ok_or("a consent change must be a record")?;
-        let nhs_number = view
-            .string("nhs_number")
-            .ok_or("consent change has no NHS number")
-            .and_then(|text| NhsNumber::parse(text).map_err(|_| "consent change has an invalid NHS number"))?;
-        let scope = match view.enum_symbol("scope").and_then(ConsentScopeKind::from_symbol) {
-            Some(ConsentScopeKind::NationalDataOptOut) => ConsentScope::NationalDataOptOut,
-            Some(ConsentScopeKind::Type1OptOut) => ConsentScope::Type1OptOut,
-            Some(ConsentScopeKind::Study) => {
-                let id = view
-                    .string("study_id")
-                    .filter(|id| !id.is_empty())
-                    .ok_or("a STUDY consent change needs a study_id")?;
-                let id = StudyId::parse(id).map_err(|_| "the study_id of a consent change is not a study id")?;
-                ConsentScope::Study(id.into_string())
-            }
-            _ => return Err("consent change has an unknown scope".to_owned()),
+        let event = match ClinicalEvent::from_record(subjects::CONSENT, record) {
+            Ok(ClinicalEvent::Consent(event)) => event,
+            Ok(_) => return Err("a consent record did not read as a consent change".to_owned()),
+            Err(error) => return Err(format!("unreadable consent change: {error}")),
         };
-        let deny = match view.enum_symbol("decision").and_then(ConsentDecision::from_symbol) {
-            Some(decision) => decision == ConsentDecision::Deny,
-            None => return Err("consent change has an unknown decision".to_owned()),
-        };
-        let effective_at = view.timestamp_micros("effective_at").ok_or("consent change has no effective_at")?;
-        let effective_until = match view.get("effective_until") {
-            None => None,
-            Some(_) => Some(
-                view.timestamp_micros("effective_until")
-                    .ok_or("the effective_until of a consent change is not a time")?,
-            ),
-        };
+        let effective_at = event.effective_at.timestamp_micros();
+        let effective_until = event.effective_until.map(|until| until.timestamp_micros());
         if effective_until.is_some_and(|until| until <= effective_at) {
             return Err("a consent change's effective_until is not after its effective_at".to_owned());
         }
-        // Purposes in their canonical names, so that `study:iras 312456` names `study:IRAS-312456`.
-        let purposes = view
-            .string_array("purposes")
-            .unwrap_or_default()
-            .iter()
-            .map(|name| name.parse::<Purpose>().map(|purpose| purpose.name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| "a consent change names a purpose sluice does not know".to_owned())?;
-        if let ConsentScope::Study(id) = &scope
-            && !purposes.is_empty()
-            && !purposes.iter().any(|name| name.strip_prefix("study:") == Some(id.as_str()))
-        {
-            return Err("a study consent change limited to purposes must name its own study among them".to_owned());
-        }
-        Ok(ConsentChange { nhs_number, scope, deny, effective_at, effective_until, purposes })
+        Ok(ConsentChange {
+            nhs_number: event.nhs_number,
+            scope: event.scope,
+            deny: event.deny,
+            effective_at,
+            effective_until,
+            purposes: event.purposes,
+        })
     }
 
     /// The Kafka key a consent record holding this change must have

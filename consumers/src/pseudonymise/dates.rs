@@ -111,7 +111,8 @@ pub fn truncate(value: &Value, unit_micros: i64) -> Option<Option<Cell>> {
         Value::TimestampMillis(millis) => millis.checked_mul(1000),
         _ => return None,
     };
-    Some(micros.map(|at| Cell::TimestampMicros(at - at.rem_euclid(unit_micros.max(1)))))
+    let unit = unit_micros.max(1);
+    Some(micros.and_then(|at| at.checked_sub(at.rem_euclid(unit))).map(Cell::TimestampMicros))
 }
 
 #[cfg(test)]
@@ -212,6 +213,10 @@ mod tests {
         assert_eq!(truncate(&Value::TimestampMicros(-1), hour), Some(Some(Cell::TimestampMicros(-hour))));
         assert_eq!(truncate(&Value::TimestampMillis(1_500), 1_000_000), Some(Some(Cell::TimestampMicros(1_000_000))));
         assert_eq!(truncate(&Value::TimestampMillis(i64::MAX), hour), Some(None));
+        // The earliest hours a timestamp can hold have no start of their hour in range.
+        assert_eq!(truncate(&Value::TimestampMicros(i64::MIN), hour), Some(None));
+        assert_eq!(truncate(&Value::TimestampMicros(i64::MIN + 1), hour), Some(None));
+        assert_eq!(truncate(&Value::TimestampMicros(i64::MAX), 1), Some(Some(Cell::TimestampMicros(i64::MAX))));
         assert_eq!(truncate(&Value::Date(3), hour), None);
     }
 

@@ -149,6 +149,10 @@ fn changes_are_read_from_consent_records() {
     let error = ConsentChange::from_record(&round_trip("9434765918", (1, "TYPE_1_OPT_OUT"), None, &[])).unwrap_err();
     assert!(!error.contains("943476591"), "{error}");
     assert!(ConsentChange::from_record(&round_trip(DIGITS, (2, "STUDY"), None, &[])).is_err());
+    // A study id on a change that is not about a study is contradictory: which did the source
+    // mean? Unreadable, so the patient's data is held back rather than released on a guess.
+    let error = ConsentChange::from_record(&round_trip(DIGITS, (0, "NATIONAL_DATA_OPT_OUT"), Some("S1"), &[]));
+    assert!(error.unwrap_err().contains("`study_id`"));
 
     // Study ids and purposes in any accepted spelling come out canonical.
     let value = round_trip(DIGITS, (2, "STUDY"), Some("IRAS 123456"), &["study:iras-123456", "research"]);
@@ -158,9 +162,9 @@ fn changes_are_read_from_consent_records() {
     // A study change limited to purposes that leave its own study out, an unknown purpose and a
     // study id that is none: unreadable, with a reason.
     for (study_id, purposes, why) in [
-        (Some("IRAS-123456"), &["research"][..], "must name its own study"),
-        (Some("IRAS-123456"), &["study:IRAS-654321"][..], "must name its own study"),
-        (None, &["researh"][..], "purpose sluice does not know"),
+        (Some("IRAS-123456"), &["research"][..], "must name the change's own study"),
+        (Some("IRAS-123456"), &["study:IRAS-654321"][..], "must name the change's own study"),
+        (None, &["researh"][..], "`purposes`: has a value outside direct-care, planning, research"),
         (Some("IRAS/123456"), &[][..], "not a study id"),
     ] {
         let scope = if study_id.is_some() { (2, "STUDY") } else { (0, "NATIONAL_DATA_OPT_OUT") };
