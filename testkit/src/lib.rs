@@ -5,9 +5,19 @@
 //! loopback port, kills it as a crash would, restarts it on the same port and data, and turns
 //! on SASL/SCRAM. [`mllp::MllpSender`] is an interface engine's end of an MLLP connection,
 //! [`fhir::post`] a FHIR sender's HTTP POST, and
-//! [`mllp::hl7_fixture`] and [`fhir_fixture`] read the adapters' fixtures. It is a
-//! dev-dependency only, so nothing here (the broker's path, the helper
-//! script that indexes its database) is built into the `sluice` binary.
+//! [`mllp::hl7_fixture`] and [`fhir_fixture`] read the adapters' fixtures.
+//!
+//! It also holds what the tests check a landed lake with: [`lake`] reads it back with the
+//! Parquet reader (its files, batches, metadata and every value as text, and the event
+//! pseudonyms that tell landed rows apart); [`linkage`] is the unlinkability scan, which looks
+//! for columns that join one purpose's dataset to another's (with its own self-test,
+//! [`linkage::assert_the_scan_finds_links`]); and [`ground_truth::assert_lake_matches_source`]
+//! checks a lake landed for [`ground_truth::PURPOSES`] against the synthetic source's ground
+//! truth. Landing that lake (the demo) is left to the tests, since this crate does not depend on
+//! the root `sluice` crate, whose tests use it.
+//!
+//! It is a dev-dependency only, so nothing here (the broker's path, the helper
+//! script that indexes its database, the checks) is built into the `sluice` binary.
 //!
 //! ```no_run
 //! let dir = std::env::temp_dir().join("sluice-testkit-example");
@@ -16,6 +26,9 @@
 //! ```
 
 pub mod fhir;
+pub mod ground_truth;
+pub mod lake;
+pub mod linkage;
 pub mod mllp;
 pub mod tansu;
 

@@ -1,29 +1,23 @@
-//! Helpers shared by the integration tests: reading a lake back with the Parquet reader.
+//! Helpers shared by the integration tests: running `sluice`, mock clusters, landing, reading
+//! topics back. Reading a lake back with the Parquet reader and the ground-truth and linkage
+//! checks are `sluice_testkit`'s ([`sluice_testkit::lake`], re-exported here).
 
 #![allow(dead_code)]
 
 pub mod ground_truth;
-pub mod linkage;
 pub mod listeners;
 pub mod pipeline;
 pub mod tansu;
 pub mod tls;
 
 use std::{
-    collections::{BTreeMap, HashMap},
-    fs::File,
+    collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
 };
 
-use arrow::{
-    array::{Array, AsArray, RecordBatch},
-    datatypes::DataType,
-    util::display::ArrayFormatter,
-};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::{
     ClientConfig, Message as _, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
@@ -39,6 +33,7 @@ use sluice_consumers::{
 };
 use sluice_producers::{EventPublisher, PublishReport, PublisherConfig, SyntheticSource, SyntheticSourceConfig};
 use sluice_schemas::Catalogue;
+pub use sluice_testkit::lake::*;
 use tokio::sync::watch;
 
 /// The `sluice` binary these tests run (built by Cargo with them).
@@ -119,23 +114,6 @@ pub async fn land_with_setups_until_caught_up(
     landing.run(until, shutdown, |_| {}).await.unwrap()
 }
 
-/// The event pseudonym a purpose's key gives a source event id, as the lander computes it: the
-/// tests hold the keys, so they can tell which source event a landed row is.
-pub fn event_pseudonym(key: &PurposeKey, event_id: &uuid::Uuid) -> String {
-    key.record_pseudonym("event_id", event_id.as_bytes())
-}
-
-/// Every landed event pseudonym under `lake`, with how often it landed.
-pub fn landed_ids(lake: &Path) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for file in parquet_files(lake) {
-        for id in column_strings(&read_parquet(&file).batches, "event_pseudonym") {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
-    seen
-}
-
 /// Publishes a synthetic source's consent changes, then its clinical events.
 pub async fn publish_source(client: &ClientConfig, topics: &Topics, source: &SyntheticSource) -> PublishReport {
     let publisher =
@@ -153,89 +131,6 @@ pub async fn mock_cluster_with_source(
     let source = SyntheticSource::new(config).unwrap();
     publish_source(&client, &topics, &source).await;
     (cluster, client, topics, source)
-}
-
-/// Every Parquet file under `dir`, recursively, in path order.
-pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// A landed file read back: its batches and its key-value metadata.
-pub struct LandedParquet {
-    pub batches: Vec<RecordBatch>,
-    pub metadata: BTreeMap<String, String>,
-}
-
-pub fn read_parquet(path: &Path) -> LandedParquet {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
-    let metadata = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .map(|kv| kv.iter().map(|e| (e.key.clone(), e.value.clone().unwrap_or_default())).collect())
-        .unwrap_or_default();
-    let batches = builder.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
-    LandedParquet { batches, metadata }
-}
-
-/// Every value of a named column as text (nulls as "").
-pub fn column_strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    for batch in batches {
-        let array = batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
-        // Named time zones need chrono-tz to format; the instants are what matter here.
-        let array = match array.data_type() {
-            DataType::Timestamp(_, _) => arrow::compute::cast(array, &DataType::Int64).unwrap(),
-            _ => array.clone(),
-        };
-        // UUIDs (16 bytes with the arrow.uuid extension) in their canonical hyphenated form.
-        if let Some(uuids) = array.as_fixed_size_binary_opt().filter(|a| a.value_length() == 16) {
-            for row in 0..uuids.len() {
-                values.push(if uuids.is_null(row) { String::new() } else { hyphenated_uuid(uuids.value(row)) });
-            }
-            continue;
-        }
-        let formatter = ArrayFormatter::try_new(array.as_ref(), &Default::default()).unwrap();
-        for row in 0..array.len() {
-            values.push(if array.is_null(row) { String::new() } else { formatter.value(row).to_string() });
-        }
-    }
-    values
-}
-
-/// `0b6c3b0e-6f1a-4a55-9a52-6a3f7f0d2c11` of 16 bytes.
-fn hyphenated_uuid(bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-}
-
-/// Every value of every column as text.
-pub fn all_cells(batches: &[RecordBatch]) -> Vec<String> {
-    let mut cells = Vec::new();
-    for batch in batches {
-        for field in batch.schema().fields() {
-            cells.extend(column_strings(std::slice::from_ref(batch), field.name()));
-        }
-    }
-    cells
-}
-
-/// Words of a text: maximal runs of ASCII letters and digits.
-pub fn words(text: &str) -> Vec<&str> {
-    text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect()
 }
 
 /// One record read back from a topic.

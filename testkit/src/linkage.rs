@@ -8,7 +8,7 @@
 //! hashes), or values distinct in at least half the rows (ids, exact times as text). Dates are
 //! not: with a few thousand days to choose from, two lakes' dates coincide by chance, and
 //! whether a shifted date is the true one is checked row by row against the source instead
-//! (see `ground_truth`). A shared
+//! (see [`crate::ground_truth`]). A shared
 //! value that covers many rows on either side (an hour, a sex) joins groups, not rows; one that
 //! covers at most [`RARE_ROWS`] rows on both sides joins rows to rows. A column pair links when
 //! more than 1% of either column's distinct values are such rare shared values.
@@ -25,7 +25,7 @@ use std::{
 
 use arrow::datatypes::DataType;
 
-use super::{column_strings, parquet_files, read_parquet};
+use crate::lake::{column_strings, parquet_files, read_parquet};
 
 /// Most rows a value may cover on each side and still single rows out.
 pub const RARE_ROWS: usize = 5;
@@ -37,7 +37,9 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// of rows holding each, and whether it can serve as a join key.
 #[derive(Debug, Default, Clone)]
 pub struct ColumnValues {
+    /// Each value, with the number of rows holding it (empty values, nulls, left out).
     pub counts: HashMap<String, usize>,
+    /// Whether the column can serve as a join key (see the module documentation).
     pub key_like: bool,
 }
 
@@ -96,10 +98,15 @@ pub fn dataset_columns(dir: &Path) -> BTreeMap<String, ColumnValues> {
 /// A link between two columns: how many rare values they share, of how many distinct values each has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// The column of the first dataset.
     pub left: String,
+    /// The column of the second dataset.
     pub right: String,
+    /// How many values the two share that cover at most [`RARE_ROWS`] rows on each side.
     pub shared_rare: usize,
+    /// How many distinct values the left column has.
     pub left_distinct: usize,
+    /// How many distinct values the right column has.
     pub right_distinct: usize,
 }
 
@@ -208,4 +215,12 @@ pub fn assert_the_scan_finds_links() {
     assert_eq!(links(&shared, &dataset(vec![("p", few)])).len(), 0, "ten rows a value is not rare on the left");
     let once: Vec<String> = (0..100).map(|i| format!("{i:064x}")).collect();
     assert_eq!(links(&dataset(vec![("p", once.clone())]), &dataset(vec![("q", once)])).len(), 1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_scan_finds_links() {
+        super::assert_the_scan_finds_links();
+    }
 }
