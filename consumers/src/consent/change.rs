@@ -1,7 +1,7 @@
 //! One change read from the consent topic, and what it is about.
 
 use apache_avro::types::Value;
-use sluice_schemas::model::{AvroEnum, ClinicalEvent};
+use sluice_schemas::model::{AvroEnum, ClinicalEvent, Problem, ValidationError};
 use sluice_schemas::{NhsNumber, subjects};
 
 /// What a consent change is about: the producers' model type
@@ -51,6 +51,11 @@ impl ConsentChange {
         let event = match ClinicalEvent::from_record(subjects::CONSENT, record) {
             Ok(ClinicalEvent::Consent(event)) => event,
             Ok(_) => return Err("a consent record did not read as a consent change".to_owned()),
+            // The patient is what a consent change is about: say so in words an operator
+            // searching the dead-letter topic for bad NHS numbers would look for.
+            Err(ValidationError { problem: Problem::NhsNumber(why), .. }) => {
+                return Err(format!("consent change has an invalid NHS number: {why}"));
+            }
             Err(error) => return Err(format!("unreadable consent change: {error}")),
         };
         let effective_at = event.effective_at.timestamp_micros();
