@@ -132,8 +132,8 @@ fn restrict_new_files() {
 /// jemalloc is the allocator of every sluice command, for the C libraries' allocations too
 /// (librdkafka, zstd). It replaced re-executing `sluice land` with `MALLOC_ARENA_MAX=2`, which
 /// glibc reads only as a process starts; its own settings (two arenas, freed pages returned after
-/// 100 ms) are compiled in from `.cargo/config.toml`. Landing 300,000 events it used 11-12% less
-/// CPU than the re-executed lander at 2-5% more peak RSS (docs/BENCHMARKS.md, "The allocator
-/// (issue 22, item 5)").
+/// 100 ms, and at once for allocations over 256 KiB) are compiled in from `.cargo/config.toml`.
+/// Landing 300,000 events it used 5-9% less CPU and 7-10% less peak RSS than the re-executed
+/// lander (docs/BENCHMARKS.md, "The allocator (issue 22, item 5)").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
