@@ -102,6 +102,26 @@ impl Pipeline {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
+    /// The last `lines` lines of every lander's log, for a failure to show what the landers were
+    /// doing (the logs never hold a patient identifier).
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension() == Some("log".as_ref())).collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        logs.iter()
+            .map(|path| {
+                let text = strip_ansi(&std::fs::read_to_string(path).unwrap_or_default());
+                let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- {} (last {lines} lines)\n{}", path.display(), tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Waits until a lander's log shows `text` (ANSI colours removed).
     pub fn wait_for_log(&self, name: &str, text: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -123,9 +143,15 @@ impl Pipeline {
             }
             assert!(
                 Instant::now() < deadline,
-                "group {group} did not catch up: {} of {} committed",
+                "group {group} did not catch up: {} of {} committed\nbehind: {:?}\n{}",
                 committed.values().sum::<i64>(),
-                targets.values().sum::<i64>()
+                targets.values().sum::<i64>(),
+                targets
+                    .iter()
+                    .filter(|(key, end)| committed.get(*key).copied().unwrap_or(0) < **end)
+                    .map(|(key, end)| (key, committed.get(key).copied().unwrap_or(0), *end))
+                    .collect::<Vec<_>>(),
+                self.log_tails(30)
             );
             std::thread::sleep(Duration::from_millis(300));
         }
