@@ -21,8 +21,14 @@ async fn two_landers_in_one_group_land_every_event_exactly_once() {
     let lake = tempfile::tempdir().unwrap();
     let mut config = lander_config(lake.path(), &purposes, "shared-group", &topics);
     config.max_buffered_rows = 400;
-    let (first, second) =
-        tokio::join!(land_until_caught_up(&client, &config, &keys), land_until_caught_up(&client, &config, &keys));
+    // Each lander on its own task, as each would be its own process: one blocked in librdkafka
+    // (committing, or closing its consumer) must not stop the other from serving a rebalance.
+    let lander = || {
+        let (client, config, keys) = (client.clone(), config.clone(), keys.clone());
+        tokio::spawn(async move { land_until_caught_up(&client, &config, &keys).await })
+    };
+    let (first, second) = (lander(), lander());
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert!(first.consumed_total() > 0 && second.consumed_total() > 0, "both landers took partitions");
     assert_eq!(first.consumed_total() + second.consumed_total(), 8_000, "committed work adds up exactly");
 

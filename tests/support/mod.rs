@@ -9,6 +9,7 @@ pub mod listeners;
 pub mod pipeline;
 pub mod tansu;
 pub mod tls;
+pub mod watchdog;
 
 use std::{
     collections::BTreeMap,
@@ -111,8 +112,13 @@ pub async fn land_with_setups_until_caught_up(
     };
     let until = landing.caught_up_now().unwrap();
     let (_shutdown, shutdown) = watch::channel(false);
+    let _watchdog = watchdog::Watchdog::start("a lander running until caught up", LANDING_LIMIT);
     landing.run(until, shutdown, |_| {}).await.unwrap()
 }
+
+/// Longest a test lander may take to catch up (they take seconds to a minute) before the
+/// test binary is stopped as hung.
+pub const LANDING_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Publishes a synthetic source's consent changes, then its clinical events.
 pub async fn publish_source(client: &ClientConfig, topics: &Topics, source: &SyntheticSource) -> PublishReport {

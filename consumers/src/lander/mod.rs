@@ -426,6 +426,9 @@ async fn land(
     // Leave the group now rather than when the session times out, so the partitions move to
     // the other landers at once.
     consumer.unsubscribe();
+    // Closing the consumer waits on librdkafka (leaving the group, serving the last revocation),
+    // so it runs where blocking is allowed, not on a worker the runtime expects to come back.
+    block(move || drop(consumer));
     Ok(state.report)
 }
 
