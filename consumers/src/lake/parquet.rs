@@ -57,12 +57,16 @@ pub fn key_value_pairs(metadata: &parquet::file::metadata::FileMetaData) -> Vec<
 }
 
 /// Writes small bytes (a state record) to `path` durably and atomically: written under a
-/// temporary name, fsynced, renamed into place.
+/// temporary name, fsynced, renamed into place. The temporary name is the writer's own, so two
+/// landers sharing a lake that write the same record at once cannot rename each other's.
 pub fn write_small_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temporary = path.with_extension("inprogress");
+    let temporary = path.with_extension(format!("{}.inprogress", uuid::Uuid::new_v4().simple()));
     fs::write(&temporary, bytes)
         .and_then(|()| File::open(&temporary)?.sync_all())
         .and_then(|()| fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&temporary);
+        })
         .map_err(Error::write(path))
 }
 
