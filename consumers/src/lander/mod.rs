@@ -423,13 +423,38 @@ async fn land(
     }
     apply_revocations(&consumer, &mut state);
     state.checkpoint(&consumer, None).await?;
-    // Leave the group now rather than when the session times out, so the partitions move to
-    // the other landers at once.
-    consumer.unsubscribe();
-    // Closing the consumer waits on librdkafka (leaving the group, serving the last revocation),
-    // so it runs where blocking is allowed, not on a worker the runtime expects to come back.
-    block(move || drop(consumer));
+    leave_group(consumer).await;
     Ok(state.report)
+}
+
+/// Longest a lander waits, when it stops, for the group to take its partitions back, and then
+/// for librdkafka to close the consumer.
+const LEAVE_GROUP_WITHIN: Duration = Duration::from_secs(15);
+
+/// Leaves the consumer group now rather than when the session times out, so the partitions
+/// move to the other landers at once, and closes the consumer.
+///
+/// The revocation that leaving causes is served here, while the consumer is open: served
+/// inside librdkafka's close instead, it asks for the group's rebalance protocol, which a
+/// closing client may never answer (confluentinc/librdkafka#4041), and a test binary hung there
+/// for good. Closing runs on a thread of its own and is given up after [`LEAVE_GROUP_WITHIN`]:
+/// everything the lander landed is committed by now, and a process that exits closes the
+/// connection anyway.
+async fn leave_group(consumer: LanderConsumer) {
+    consumer.unsubscribe();
+    let deadline = Instant::now() + LEAVE_GROUP_WITHIN;
+    while consumer.assignment().is_ok_and(|assigned| assigned.count() > 0) && Instant::now() < deadline {
+        // A message read now is left uncommitted, for the partition's next owner.
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(consumer);
+        let _ = closed_tx.send(());
+    });
+    if block(|| closed_rx.recv_timeout(LEAVE_GROUP_WITHIN)).is_err() {
+        warn!("the clinical consumer did not close in time; leaving it to the process's exit");
+    }
 }
 
 /// The clinical consumer, with the context that notices revoked partitions.
