@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/install-broker.sh
-if ! python3 -c 'import pyarrow, duckdb, polars, pyspark, moto.server, confluent_kafka, fastavro' 2>/dev/null; then
+if ! python3 -c 'import pyarrow, duckdb, polars, pyspark, deltalake, pandas, moto.server, confluent_kafka, fastavro' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/readers/requirements.txt
 fi
 if ! command -v chromium >/dev/null 2>&1; then

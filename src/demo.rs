@@ -224,12 +224,20 @@ impl DemoSummary {
         }
         if let Some((dir, _)) = datasets.iter().next() {
             let example = dir.display();
-            let _ = writeln!(out, "\nOpen the data (no patient identifiers in it; pseudonyms differ per purpose):");
             let _ = writeln!(
                 out,
-                "  duckdb -c \"SELECT * FROM read_parquet('{example}/*/*.parquet', hive_partitioning = true) LIMIT 5\""
+                "\nOpen the data (no patient identifiers in it; pseudonyms differ per purpose). Each dataset is a \
+                 Delta table; name its version with your results (docs/TABLES.md):"
             );
-            let _ = writeln!(out, "  python3 -c \"import pandas as pd; print(pd.read_parquet('{example}').head())\"");
+            let _ = writeln!(
+                out,
+                "  python3 -c \"from deltalake import DeltaTable; t = DeltaTable('{example}'); print(t.version()); print(t.to_pandas().head())\""
+            );
+            let _ = writeln!(out, "  python3 -c \"import polars as pl; print(pl.read_delta('{example}').head())\"");
+            let _ = writeln!(
+                out,
+                "  duckdb -c \"INSTALL delta; LOAD delta; SELECT * FROM delta_scan('{example}') LIMIT 5\""
+            );
         }
         out
     }

@@ -410,7 +410,9 @@ async fn a_running_lander_applies_an_opt_out_dated_ahead_when_its_time_comes() {
     for purpose in ["planning", STUDY] {
         assert_eq!(after.get(&(patient, purpose.to_owned())).copied().unwrap_or(0), 0, "{purpose}");
     }
-    stop.send(true).unwrap();
+    // A lander that stopped by itself dropped the receiver: its error says why.
+    let stopped = stop.send(true);
     let report = lander.await.unwrap().unwrap();
+    assert!(stopped.is_ok(), "the lander stopped before it was asked to");
     assert!(report.erased_rows >= count(early) as u64, "{report:?}");
 }

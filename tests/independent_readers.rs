@@ -1,8 +1,10 @@
-//! The lake read by the tools analysts use, not by sluice: pyarrow, DuckDB, Polars and Apache
-//! Spark (pyspark in local mode, on a Java runtime; all pinned in
-//! `tests/readers/requirements.txt`) each read every dataset of a demo run for every purpose
-//! through `tests/readers/read_lake.py`, and what each of them sees must match what the lander
-//! reported: the same rows, each event (a string `event_pseudonym`) once, every row in its
+//! The lake read by the tools analysts use, not by sluice: pyarrow, DuckDB, Polars, the
+//! `deltalake` package (counting with pandas) and Apache Spark (pyspark in local mode, on a Java
+//! runtime; all pinned in `tests/readers/requirements.txt`) each read every dataset of a demo run
+//! for every purpose through `tests/readers/read_lake.py`: Polars and `deltalake` read each
+//! dataset's Delta table, the others the files of its newest version (after the demo's
+//! compaction, so a reader that globbed the directory would count the replaced files too). What
+//! each of them sees must match what the lander reported: the same rows, each event (a string `event_pseudonym`) once, every row in its
 //! `event_date` (or, for research, `event_month`) partition by the UTC date of the purpose's time
 //! column, microsecond UTC timestamps, real DATE, BOOLEAN, DOUBLE and DECIMAL(18,6) columns, the
 //! exact lab results the source sent, no column of a UUID or fixed-size binary type (Spark 4
@@ -56,7 +58,7 @@ struct Reader {
     month_partition: Option<&'static str>,
 }
 
-const READERS: [Reader; 4] = [
+const READERS: [Reader; 5] = [
     Reader {
         key: "pyarrow",
         timestamp: "timestamp[us, tz=UTC]",
@@ -97,6 +99,21 @@ const READERS: [Reader; 4] = [
         month_partition: Some("String"),
     },
     Reader {
+        // The Delta table read by delta-rs's Python package: its types are the table schema's,
+        // in pyarrow's names, the partition column a real DATE.
+        key: "deltalake",
+        timestamp: "timestamp[us, tz=UTC]",
+        date: "date32[day]",
+        boolean: "bool",
+        double: "double",
+        string: "string",
+        decimal: "decimal128(18, 6)",
+        reference_range: "struct<low: decimal128(18, 6), high: decimal128(18, 6)>",
+        codes: "list<element: string not null>",
+        date_partition: Some("date32[day]"),
+        month_partition: Some("string"),
+    },
+    Reader {
         key: "spark",
         // Spark's TIMESTAMP is an instant (TIMESTAMP_NTZ would be local time), always microseconds.
         timestamp: "timestamp",
@@ -123,7 +140,7 @@ fn time_column(purpose: &str) -> &'static str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pyarrow_duckdb_polars_and_spark_read_every_dataset_with_the_right_types_rows_and_provenance() {
+async fn pyarrow_duckdb_polars_deltalake_and_spark_read_every_dataset_with_the_right_types_rows_and_provenance() {
     let lake = tempfile::tempdir().unwrap();
     let purposes = vec!["direct-care".to_owned(), "planning".to_owned(), "research".to_owned()];
     let keys = keys::generate(&purposes);

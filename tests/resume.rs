@@ -52,3 +52,56 @@ async fn a_stopped_lander_commits_what_it_landed_and_the_next_one_resumes_withou
     let withheld = first.withheld_total("research") + second.withheld_total("research");
     assert_eq!(seen.len() as u64 + withheld, 6_000);
 }
+
+/// A landing its table committed but whose offsets the group did not (the lander was killed in
+/// between, or lost its partitions) is not landed again: the next lander reads the events again
+/// from the group's offsets, asks each table what it holds, and lands none of it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_table_holds_are_not_landed_again_when_the_group_offsets_fall_behind_it() {
+    use rdkafka::{
+        Offset, TopicPartitionList,
+        consumer::{BaseConsumer, CommitMode, Consumer},
+    };
+    let (_cluster, mut client, topics) = mock_cluster();
+    client.set("session.timeout.ms", "6000");
+    let source =
+        SyntheticSource::new(SyntheticSourceConfig { patients: 300, events: 3_000, ..Default::default() }).unwrap();
+    publish_source(&client, &topics, &source).await;
+    let purposes = vec!["research".to_owned(), "planning".to_owned()];
+    let keys = keys::generate(&purposes);
+    let lake = tempfile::tempdir().unwrap();
+    let config = lander_config(lake.path(), &purposes, "table-holds-test", &topics);
+    let first = land_until_caught_up(&client, &config, &keys).await;
+    let landed_first = landed_ids(lake.path());
+    assert!(first.landed.values().sum::<u64>() > 0);
+
+    // The group's offsets go back to the start, as if no commit after the tables' had happened.
+    let mut rewind = TopicPartitionList::new();
+    for ((topic, partition), _) in high_watermarks(&client, &topics.clinical()) {
+        rewind.add_partition_offset(&topic, partition, Offset::Offset(0)).unwrap();
+    }
+    // Committed by a member of the group (the mock coordinator takes no other commits), once
+    // the group has given it the partitions.
+    let member: BaseConsumer = client.clone().set("group.id", "table-holds-test").create().unwrap();
+    let subscribed: Vec<&str> = config.clinical_topics.values().map(String::as_str).collect();
+    member.subscribe(&subscribed).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    tokio::task::block_in_place(|| {
+        while member.assignment().unwrap().count() < rewind.count() {
+            assert!(std::time::Instant::now() < deadline, "the group never gave its partitions to the member");
+            let _ = member.poll(Duration::from_millis(200));
+        }
+        member.commit(&rewind, CommitMode::Sync).unwrap();
+        member.unsubscribe();
+        drop(member);
+    });
+
+    let second = land_until_caught_up(&client, &config, &keys).await;
+    assert_eq!(second.consumed_total(), 3_000, "every event was read again");
+    assert_eq!(second.landed.values().sum::<u64>(), 0, "and none landed again: {:?}", second.landed);
+    assert_eq!(second.already_in_table, first.landed, "each purpose's table held what the first run landed");
+    assert_eq!(second.unreconciled(&purposes), Vec::<String>::new());
+    assert_eq!(landed_ids(lake.path()), landed_first, "the tables hold the same rows, each once");
+    let log = std::fs::read_to_string(lake.path().join("_audit/audit.jsonl")).unwrap();
+    assert!(log.contains("\"already_in_table\":"), "the landing records say so");
+}

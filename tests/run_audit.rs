@@ -24,11 +24,27 @@ async fn runs_record_their_start_stop_and_changes_of_key() {
 
     let log = std::fs::read_to_string(lake.path().join("_audit/audit.jsonl")).unwrap();
     let events: Vec<Value> = log.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).filter(|k| *k != "landing").collect();
+    // Landings, and the table commits that follow them, as many as checkpoints: counted apart.
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| *k != "landing" && *k != "table_commit")
+        .collect();
     assert_eq!(
         kinds,
         ["start", "configuration_change", "configuration_change", "stop", "start", "configuration_change", "stop"]
     );
+    let first_stop = events.iter().position(|e| e["kind"] == "stop").unwrap();
+    let commits: Vec<&Value> = events.iter().filter(|e| e["kind"] == "table_commit").collect();
+    assert!(!commits.is_empty(), "the first run committed its landings to the tables");
+    assert!(
+        events[first_stop..].iter().all(|e| e["kind"] != "table_commit"),
+        "the second run, with nothing new, committed nothing"
+    );
+    for commit in &commits {
+        assert!(commit["table"].as_str().unwrap().starts_with("planning/"), "{commit}");
+        assert!(commit["version"].as_u64().unwrap() >= 1 && commit["change"] == "landing", "{commit}");
+    }
     let start = &events[0];
     assert_eq!(start["group_id"], "run-audit-test");
     assert_eq!(start["purposes"][0]["purpose"], "planning");

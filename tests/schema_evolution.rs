@@ -1,8 +1,10 @@
 //! Files landed under an older version of a subject's schema stay readable together with files
-//! of the newest. A new version only adds nullable columns, so the readers analysts use (DuckDB
-//! with `union_by_name`, pyarrow with the files' schemas unified, Polars concatenating files by
-//! column name, Spark with `mergeSchema`; `tests/readers/read_evolved.py`) read a dataset holding
-//! both: nulls in the added columns for rows of older files, every other value as landed.
+//! of the newest. A new version only adds nullable columns, so the dataset's Delta table (whose
+//! schema has them all) reads with `deltalake` as it is, and the readers analysts use on its
+//! files (DuckDB with `union_by_name`, pyarrow with the files' schemas unified, Polars
+//! concatenating files by column name, Spark with `mergeSchema`; `tests/readers/read_evolved.py`)
+//! read a dataset holding both: nulls in the added columns for rows of older files, every other
+//! value as landed.
 //! Compaction never merges files of different schemas.
 
 mod support;
@@ -18,6 +20,7 @@ use sluice_consumers::{
     lake::{
         parquet::{encode, key_value_pairs},
         storage::LakeStorage,
+        table::{Change, DatasetTable, TableFile},
     },
 };
 use sluice_producers::SyntheticSourceConfig;
@@ -28,7 +31,7 @@ use support::*;
 const ADDED_IN_V3: [&str; 3] = ["value_decimal", "reference_range", "interpretation_codes"];
 
 /// The readers that check a dataset of mixed versions.
-const READERS: [&str; 4] = ["pyarrow", "duckdb", "polars", "spark"];
+const READERS: [&str; 5] = ["deltalake", "pyarrow", "duckdb", "polars", "spark"];
 
 /// What the named readers of `read_evolved.py` see in a dataset: `{reader: {types, rows,
 /// value_decimal: {event pseudonym: exact text or null}}}`.
@@ -39,9 +42,25 @@ fn read_evolved(dataset: &Path, readers: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// Rewrites a landed file as a lander from before observation v3 wrote it: without the columns
-/// v3 added, and read with v2.
-fn as_landed_before_v3(path: &Path) {
+/// Rewrites a landed file of `dataset` as a lander from before observation v3 wrote it: without
+/// the columns v3 added, and read with v2; under a new name, which one table commit puts in
+/// place of the old file (a file in a table is never changed in place).
+async fn as_landed_before_v3(lake: &Path, dataset: &str, path: &Path) {
+    let new_path = path.with_file_name(format!("part-{}.parquet", uuid::Uuid::new_v4().simple()));
+    write_before_v3(path, &new_path);
+    let storage = LakeStorage::local(lake).unwrap();
+    let mut table = DatasetTable::open_in(&storage, dataset).await.unwrap().unwrap();
+    let table_file = |path: &Path| {
+        let key = path.strip_prefix(lake).unwrap().to_str().unwrap().to_owned();
+        let rows = read_parquet(path).batches.iter().map(|b| b.num_rows() as u64).sum();
+        TableFile::of_key(&key, std::fs::metadata(path).unwrap().len(), rows).unwrap().1
+    };
+    let (old, new) = (table_file(path), table_file(&new_path));
+    table.commit(&[new], &[old], Change::Compaction).await.unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+fn write_before_v3(path: &Path, new_path: &Path) {
     let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
     let mut metadata = key_value_pairs(builder.metadata().file_metadata());
     let v2 = Catalogue::embedded().version("observation", 2).unwrap();
@@ -54,7 +73,7 @@ fn as_landed_before_v3(path: &Path) {
     let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
     let kept: Vec<usize> =
         (0..batch.num_columns()).filter(|i| !ADDED_IN_V3.contains(&batch.schema().field(*i).name().as_str())).collect();
-    std::fs::write(path, encode(&batch.project(&kept).unwrap(), metadata).unwrap()).unwrap();
+    std::fs::write(new_path, encode(&batch.project(&kept).unwrap(), metadata).unwrap()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +100,7 @@ async fn files_of_an_older_schema_version_read_together_with_the_newest() {
     let mut older_pseudonyms = Vec::new();
     for path in files.iter().step_by(2) {
         older_pseudonyms.extend(column_strings(&read_parquet(path).batches, "event_pseudonym"));
-        as_landed_before_v3(path);
+        as_landed_before_v3(lake.path(), "direct-care/observation", path).await;
     }
     assert!(
         older_pseudonyms.iter().any(|pseudonym| !as_landed[pseudonym].is_null()),

@@ -29,6 +29,8 @@ use crate::{
     lake::{
         self,
         ledger::{self, LedgerEntry},
+        storage::block_on,
+        table::{Change, DatasetFiles, DatasetTable, FileRole, TableFile, by_dataset},
     },
 };
 
@@ -64,48 +66,62 @@ pub fn compact(
             LedgerEntry::Landed { .. } => None,
         })
         .collect();
-    let mut record =
-        CompactionRecord { files_before: 0, files_after: 0, merged: Vec::new(), removed_leftovers: Vec::new() };
-    let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in storage.parquet_files("")? {
-        let dir = key.rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_owned();
-        directories.entry(dir).or_default().push(key);
-    }
-    for (dir, files) in directories {
-        record.files_before += files.len() as u64;
-        let files = remove_leftovers(storage, files, &merges, &mut record)?;
-        let mut groups: BTreeMap<GroupKey, Vec<Footer>> = BTreeMap::new();
-        for key in files {
-            let name = key.rsplit('/').next().unwrap_or_default();
-            // Where the file's events came from: the ledger, or the name of a file landed
-            // before the ledger existed.
-            let range = match (ranges.get(key.as_str()), parse_landed_file_name(name)) {
-                (Some((topic, partition, first, last)), _) => Some((topic.to_string(), *partition, *first, *last)),
-                (None, Some(old)) => Some((old.topic.to_owned(), old.partition, old.first, old.last)),
-                (None, None) => None,
-            };
-            let settled = match &range {
-                Some((topic, partition, _, last)) => {
-                    *last < committed.get(topic).and_then(|p| p.get(partition)).copied().unwrap_or(0)
+    let mut record = CompactionRecord {
+        files_before: 0,
+        files_after: 0,
+        merged: Vec::new(),
+        removed_leftovers: Vec::new(),
+        table_versions: BTreeMap::new(),
+    };
+    for (dataset, keys) in by_dataset(storage.parquet_files("")?) {
+        let table = block_on(DatasetTable::open_in(storage, &dataset))?;
+        match table {
+            Some(table) => compact_table(lake_dir, storage, options, &dataset, table, keys, &entries, &mut record)?,
+            None => {
+                let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for key in keys {
+                    let dir = key.rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_owned();
+                    directories.entry(dir).or_default().push(key);
                 }
-                None => merges.contains_key(key.as_str()) || name.contains("+merged-"),
-            };
-            if settled {
-                let footer = read_footer(storage, key, range.map(|(_, p, first, last)| (p, first, last)))?;
-                groups.entry(footer.group_key()).or_default().push(footer);
-            } else {
-                record.files_after += 1;
-            }
-        }
-        for mut group in groups.into_values() {
-            group.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.key.cmp(&b.key)));
-            for run in runs(group, options.max_rows_per_file) {
-                if run.len() == 1 {
-                    record.files_after += 1;
-                    continue;
+                for (dir, files) in directories {
+                    record.files_before += files.len() as u64;
+                    let files = remove_leftovers(storage, files, &merges, &mut record)?;
+                    let mut groups: BTreeMap<GroupKey, Vec<Footer>> = BTreeMap::new();
+                    for key in files {
+                        let name = key.rsplit('/').next().unwrap_or_default();
+                        // Where the file's events came from: the ledger, or the name of a file
+                        // landed before the ledger existed.
+                        let range = match (ranges.get(key.as_str()), parse_landed_file_name(name)) {
+                            (Some((topic, partition, first, last)), _) => {
+                                Some((topic.to_string(), *partition, *first, *last))
+                            }
+                            (None, Some(old)) => Some((old.topic.to_owned(), old.partition, old.first, old.last)),
+                            (None, None) => None,
+                        };
+                        let settled = match &range {
+                            Some((topic, partition, _, last)) => {
+                                *last < committed.get(topic).and_then(|p| p.get(partition)).copied().unwrap_or(0)
+                            }
+                            None => merges.contains_key(key.as_str()) || name.contains("+merged-"),
+                        };
+                        if settled {
+                            let footer = read_footer(storage, key, range.map(|(_, p, first, last)| (p, first, last)))?;
+                            groups.entry(footer.group_key()).or_default().push(footer);
+                        } else {
+                            record.files_after += 1;
+                        }
+                    }
+                    for run in groups.into_values().flat_map(|group| ordered_runs(group, options)) {
+                        if run.len() > 1 {
+                            let merged = merge(lake_dir, storage, &dir, &run)?;
+                            for file in &run {
+                                storage.delete(&file.key)?;
+                            }
+                            record.merged.push(merged);
+                        }
+                        record.files_after += 1;
+                    }
                 }
-                record.merged.push(merge(lake_dir, storage, &dir, &run)?);
-                record.files_after += 1;
             }
         }
     }
@@ -114,6 +130,69 @@ pub fn compact(
     let present = storage.parquet_files("")?.into_iter().collect();
     ledger::prune(lake_dir, &committed, &present)?;
     Ok(record)
+}
+
+/// Compacts a dataset that has a table: only files of the table's newest version are merged
+/// (they are committed, so never withdrawn), and one commit per table replaces each run of
+/// small files with its merged file. The small files stay in the lake, for reading earlier
+/// versions of the table.
+// The lake, its ledger and the run's record are separate things the caller holds.
+#[allow(clippy::too_many_arguments)]
+fn compact_table(
+    lake_dir: &Path,
+    storage: &LakeStorage,
+    options: CompactionOptions,
+    dataset: &str,
+    mut table: DatasetTable,
+    keys: Vec<String>,
+    entries: &[LedgerEntry],
+    record: &mut CompactionRecord,
+) -> Result<()> {
+    let files = block_on(DatasetFiles::read(Some(&table), dataset, entries))?;
+    let ranges = ledger::landed_ranges(entries);
+    let mut directories: BTreeMap<String, BTreeMap<GroupKey, Vec<Footer>>> = BTreeMap::new();
+    for key in keys.into_iter().filter(|key| files.role(key) == FileRole::Current) {
+        record.files_before += 1;
+        let dir = key.rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_owned();
+        let range = ranges.get(key.as_str()).map(|(_, partition, first, last)| (*partition, *first, *last));
+        let footer = read_footer(storage, key, range)?;
+        directories.entry(dir).or_default().entry(footer.group_key()).or_default().push(footer);
+    }
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let mut merged_here = Vec::new();
+    for (dir, groups) in directories {
+        for run in groups.into_values().flat_map(|group| ordered_runs(group, options)) {
+            record.files_after += 1;
+            if run.len() < 2 {
+                continue;
+            }
+            let merged = merge(lake_dir, storage, &dir, &run)?;
+            for file in &run {
+                removed.push(table_file(&file.key, file.record.bytes, file.record.rows)?);
+            }
+            added.push(table_file(&merged.output.path, merged.output.bytes, merged.output.rows)?);
+            merged_here.push(merged);
+        }
+    }
+    if !added.is_empty() {
+        let version = block_on(table.commit(&added, &removed, Change::Compaction))?;
+        record.table_versions.insert(dataset.to_owned(), version);
+        record.merged.extend(merged_here);
+    }
+    Ok(())
+}
+
+/// The file at `key` as its table names it.
+fn table_file(key: &str, bytes: u64, rows: u64) -> Result<TableFile> {
+    TableFile::of_key(key, bytes, rows)
+        .map(|(_, file)| file)
+        .ok_or_else(|| Error::WriteFile { path: key.into(), reason: "not in an event-time directory".to_owned() })
+}
+
+/// A group's files in offset order, in runs of at most the options' rows each.
+fn ordered_runs(mut group: Vec<Footer>, options: CompactionOptions) -> Vec<Vec<Footer>> {
+    group.sort_by(|a, b| a.range.cmp(&b.range).then_with(|| a.key.cmp(&b.key)));
+    runs(group, options.max_rows_per_file)
 }
 
 /// What merging needs to know of a landed file, from the ledger and its footer.
@@ -206,8 +285,9 @@ fn runs(files: Vec<Footer>, max_rows: usize) -> Vec<Vec<Footer>> {
     runs
 }
 
-/// Writes one file holding every row of `run`, sorted as landed files are, then removes the
-/// inputs. The ledger records the merge before the merged file is written.
+/// Writes one file holding every row of `run`, sorted as landed files are. The ledger records
+/// the merge before the merged file is written; the caller removes the inputs or replaces them
+/// in the table.
 fn merge(lake_dir: &Path, storage: &LakeStorage, dir: &str, run: &[Footer]) -> Result<MergedFile> {
     let head = &run[0];
     let key = format!("{dir}/{}", ledger::fresh_file_name());
@@ -252,9 +332,6 @@ fn merge(lake_dir: &Path, storage: &LakeStorage, dir: &str, run: &[Footer]) -> R
     let inputs_keys = run.iter().map(|f| f.key.clone()).collect();
     ledger::append(lake_dir, &[LedgerEntry::Merged { key: key.clone(), inputs: inputs_keys }])?;
     let written = crate::lake::parquet::write_parquet(storage, &key, &merged, metadata)?;
-    for file in run {
-        storage.delete(&file.key)?;
-    }
     Ok(MergedFile { output: FileRecord::from(&written), inputs })
 }
 

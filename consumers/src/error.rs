@@ -217,6 +217,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A dataset's Delta table could not be opened, created or committed to (see
+    /// [`crate::lake::table`]). Nothing that depends on the commit is done: its offsets are not
+    /// committed and its audit record is not written.
+    #[error("table {location}: cannot {operation} it: {reason}")]
+    Table {
+        /// The table's location.
+        location: String,
+        /// What was being done.
+        operation: &'static str,
+        /// delta-rs's reason.
+        reason: String,
+    },
+
     /// The audit log cannot be read, verified or appended to. Landing and erasure stop rather
     /// than act without a record.
     #[error("audit log {path}: {reason}")]

@@ -85,6 +85,7 @@ pub fn render(model: &ReportModel, context: &Context) -> String {
     flows(&mut page, model);
     withheld(&mut page, model);
     versions(&mut page, model);
+    tables(&mut page, model);
     operations(&mut page, model);
     page.push_str("</body></html>\n");
     page
@@ -212,6 +213,17 @@ fn versions(page: &mut String, model: &ReportModel) {
             escape(&seen.last),
             if seen.in_force { "<b>yes</b>" } else { "no" },
         );
+    }
+    page.push_str("</tbody></table></section>");
+}
+
+fn tables(page: &mut String, model: &ReportModel) {
+    page.push_str(
+        r#"<section id="tables"><h2>Tables</h2><p class="note">Each dataset is a Delta table; an analysis names the version it read (docs/TABLES.md). The current version is the newest the audit log records.</p><table><thead><tr><th>Dataset</th><th>Current version</th></tr></thead><tbody>"#,
+    );
+    for (table, version) in &model.table_versions {
+        // Not a count, so neither suppressed nor styled as one.
+        let _ = write!(page, r#"<tr><td>{}</td><td class="version">v{version}</td></tr>"#, escape(table));
     }
     page.push_str("</tbody></table></section>");
 }

@@ -24,6 +24,9 @@ pub struct ReportModel {
     pub status: AuditStatus,
     /// Earliest and latest `recorded_at` in the log.
     pub period: Option<(String, String)>,
+    /// Each dataset's Delta table and its current version (the newest the log records), the
+    /// version an analysis cites (docs/TABLES.md).
+    pub table_versions: BTreeMap<String, u64>,
 }
 
 /// Counts of one flow: events of one topic consumed for one purpose into one dataset.
@@ -169,6 +172,14 @@ fn dataset(event: &Value, purpose: &str, subjects: &BTreeMap<String, String>) ->
     from_files.unwrap_or_else(|| format!("{purpose}/?"))
 }
 
+/// Keeps the newest version of each table in `versions` from a record's `table_versions`.
+fn note_table_versions(versions: &mut BTreeMap<String, u64>, recorded: &Value) {
+    for (table, version) in recorded.as_object().into_iter().flatten() {
+        let newest = versions.entry(table.clone()).or_default();
+        *newest = (*newest).max(number(version));
+    }
+}
+
 /// Builds the report from the log's records (each a whole line: `sequence`, `recorded_at`,
 /// `event`, ...), the subject of each clinical topic (`topic -> subject`) and what verification
 /// found. Records of unknown kinds are counted, not interpreted.
@@ -228,8 +239,16 @@ pub fn build(records: &[Value], subjects: &BTreeMap<String, String>, status: Aud
             "erasure" => {
                 model.operations.erasures += 1;
                 model.operations.rows_erased += number(&event["rows_removed"]);
+                note_table_versions(&mut model.table_versions, &event["table_versions"]);
             }
-            "compaction" => model.operations.compactions += 1,
+            "compaction" => {
+                model.operations.compactions += 1;
+                note_table_versions(&mut model.table_versions, &event["table_versions"]);
+            }
+            "table_commit" => {
+                let version = model.table_versions.entry(text(&event["table"])).or_default();
+                *version = (*version).max(number(&event["version"]));
+            }
             "withdrawal" => model.operations.withdrawals += 1,
             "recovery" => model.operations.recoveries += 1,
             "consent_unreadable" => {
@@ -285,7 +304,9 @@ mod tests {
                 "research@v2",
             ),
             landing("2026-11-25T11:00:00.000Z", "clinical.unknown", "planning", json!({}), 98, "planning@v1"),
-            json!({"sequence": 3, "recorded_at": "2026-11-25T12:00:00.000Z", "event": {"kind": "erasure", "rows_removed": 4}}),
+            json!({"sequence": 3, "recorded_at": "2026-11-25T12:00:00.000Z", "event": {"kind": "erasure", "rows_removed": 4, "table_versions": {"research/observation": 7}}}),
+            json!({"sequence": 7, "recorded_at": "2026-11-25T11:00:00.000Z", "event": {"kind": "table_commit", "table": "research/observation", "version": 6, "change": "landing", "added": [], "removed": []}}),
+            json!({"sequence": 8, "recorded_at": "2026-11-25T11:00:00.000Z", "event": {"kind": "table_commit", "table": "planning/adt", "version": 2, "change": "landing", "added": [], "removed": []}}),
             json!({"sequence": 4, "recorded_at": "2026-11-25T13:00:00.000Z", "event": {"kind": "start", "lander": "a"}}),
             json!({"sequence": 5, "recorded_at": "2026-11-25T12:30:00.000Z", "event": {"kind": "consent_unreadable", "partition": 2, "offset": 7, "patient_held": true, "patients_held": 1}}),
             json!({"sequence": 6, "recorded_at": "2026-11-25T12:40:00.000Z", "event": {"kind": "consent_unreadable", "partition": 2, "offset": 9, "patient_held": true, "patients_held": 2}}),
@@ -308,6 +329,9 @@ mod tests {
         assert!(!research_versions[0].in_force && research_versions[1].in_force);
         assert_eq!(research_versions[1].policy, "research@v2");
         assert_eq!((model.operations.erasures, model.operations.rows_erased), (1, 4));
+        let tables = BTreeMap::from([("planning/adt".to_owned(), 2), ("research/observation".to_owned(), 7)]);
+        assert_eq!(model.table_versions, tables, "each table's newest version, from commits and erasures");
+        assert!(!model.operations.other_kinds.contains_key("table_commit"));
         assert_eq!(model.operations.other_kinds["start"], 1);
         assert_eq!((model.operations.unreadable_consent_records, model.operations.patients_held), (2, 2));
         assert_eq!(

@@ -348,6 +348,7 @@ pub fn assert_lake_matches_source(
         "{onsets_true} of {onsets_compared} shifted onsets are the true date"
     );
     linkage::assert_no_links_between_purposes(lake, &PURPOSES);
+    crate::table_log::assert_table_logs_keep_the_privacy_rules(lake, &PURPOSES);
 }
 
 /// A file's or directory's modification time, in seconds since the Unix epoch.

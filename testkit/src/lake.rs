@@ -33,8 +33,63 @@ pub fn landed_ids(lake: &Path) -> HashMap<String, usize> {
     seen
 }
 
-/// Every Parquet file under `dir`, recursively, in path order.
+/// The Parquet files under `dir` that a reader of the lake sees, in path order: in a dataset
+/// with a Delta table, the files of the table's newest version (read from its `_delta_log`, by
+/// this crate's own replay of the log, not by the writer's library); elsewhere, every file.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut tables: Vec<(PathBuf, std::collections::BTreeSet<PathBuf>)> = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        if let Some(current) = current_table_files(&dir) {
+            tables.push((dir.clone(), current));
+        }
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    for (root, current) in &tables {
+        let missing: Vec<&PathBuf> = current.iter().filter(|file| !file.exists()).collect();
+        assert!(missing.is_empty(), "the table at {} names files that are not there: {missing:?}", root.display());
+    }
+    let mut files = every_parquet_file(dir);
+    files.retain(|file| match tables.iter().find(|(root, _)| file.starts_with(root)) {
+        Some((_, current)) => current.contains(file),
+        None => true,
+    });
+    files
+}
+
+/// The files of the newest version of the Delta table at `root` (its log's `add` actions
+/// less its `remove` actions, in commit order), or `None` if `root` holds no table.
+pub fn current_table_files(root: &Path) -> Option<std::collections::BTreeSet<PathBuf>> {
+    let log = root.join("_delta_log");
+    let mut commits: Vec<PathBuf> = std::fs::read_dir(&log)
+        .ok()?
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    let mut current = std::collections::BTreeSet::new();
+    for commit in commits {
+        for line in std::fs::read_to_string(&commit).unwrap().lines().filter(|line| !line.trim().is_empty()) {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(path) = action["add"]["path"].as_str() {
+                current.insert(root.join(path));
+            }
+            if let Some(path) = action["remove"]["path"].as_str() {
+                current.remove(&root.join(path));
+            }
+        }
+    }
+    Some(current)
+}
+
+/// Every Parquet file under `dir`, recursively, in path order, whether or not a table holds it
+/// (files kept for a table's earlier versions too): what a scan for identifiers must read.
+pub fn every_parquet_file(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {

@@ -30,6 +30,7 @@ pub mod ground_truth;
 pub mod lake;
 pub mod linkage;
 pub mod mllp;
+pub mod table_log;
 pub mod tansu;
 
 use std::path::{Path, PathBuf};

@@ -25,7 +25,7 @@ use std::{
 
 use arrow::datatypes::DataType;
 
-use crate::lake::{column_strings, parquet_files, read_parquet};
+use crate::lake::{column_strings, every_parquet_file, read_parquet};
 
 /// Most rows a value may cover on each side and still single rows out.
 pub const RARE_ROWS: usize = 5;
@@ -66,7 +66,8 @@ impl ColumnValues {
 pub fn dataset_columns(dir: &Path) -> BTreeMap<String, ColumnValues> {
     let mut columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut kinds: BTreeMap<String, bool> = BTreeMap::new();
-    for file in parquet_files(dir) {
+    // Every file, not only the table's newest version's: analysts can read earlier versions.
+    for file in every_parquet_file(dir) {
         let parquet = read_parquet(&file);
         for batch in &parquet.batches {
             for field in batch.schema().fields() {

@@ -1,11 +1,12 @@
 """Reads one dataset whose files were landed under different versions of its schema, the way an
-analyst must: DuckDB with `union_by_name`, pyarrow with the files' schemas unified, Polars
-concatenating the files' frames by column name, and Spark (local mode) with `mergeSchema`.
-Prints JSON.
+analyst must: the Delta table itself with `deltalake` (its schema has every column, so nothing
+needs unifying), and the files of its newest version with DuckDB's `union_by_name`, pyarrow with
+the files' schemas unified, Polars concatenating the files' frames by column name, and Spark
+(local mode) with `mergeSchema`. Prints JSON.
 
 Usage: python3 read_evolved.py DATASET_DIR [READER ...]
 
-READER is any of pyarrow, duckdb, polars and spark (all four if none is named). For each
+READER is any of deltalake, pyarrow, duckdb, polars and spark (all five if none is named). For each
 reader: the columns and types it sees, and every row's `value_decimal` (as exact text, or null)
 by event pseudonym. Everything the readers print goes to stderr, so stdout holds only the JSON.
 Nothing here imports sluice code.
@@ -23,18 +24,34 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-# The Spark session the lake reader starts (this script's directory is on the import path).
-from read_lake import start_spark
+from deltalake import DeltaTable
+
+# The Spark session and the table's files as the lake reader gets them (this script's directory
+# is on the import path).
+from read_lake import start_spark, table_files
 
 
 def text_of_decimal(value):
     return None if value is None else format(value, "f")
 
 
+def deltalake_view(dataset_dir: pathlib.Path) -> dict:
+    table = DeltaTable(str(dataset_dir)).to_pyarrow_table()
+    pseudonyms = table.column("event_pseudonym").to_pylist()
+    values = [text_of_decimal(v) for v in table.column("value_decimal").to_pylist()]
+    return {
+        "types": {field.name: str(field.type) for field in table.schema},
+        "value_decimal": dict(zip(pseudonyms, values)),
+        "rows": table.num_rows,
+    }
+
+
 def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
-    files = sorted(dataset_dir.rglob("*.parquet"))
+    files = table_files(dataset_dir)
     unified = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="default")
-    table = ds.dataset(dataset_dir, format="parquet", partitioning="hive", schema=unified).to_table()
+    table = ds.dataset(
+        files, format="parquet", partitioning="hive", partition_base_dir=str(dataset_dir), schema=unified
+    ).to_table()
     pseudonyms = table.column("event_pseudonym").to_pylist()
     values = [text_of_decimal(v) for v in table.column("value_decimal").to_pylist()]
     return {
@@ -46,7 +63,7 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
 
 def duckdb_view(dataset_dir: pathlib.Path) -> dict:
     con = duckdb.connect()
-    source = f"read_parquet('{dataset_dir}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+    source = f"read_parquet({table_files(dataset_dir)!r}, hive_partitioning = true, union_by_name = true)"
     types = {name: kind for name, kind, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     rows = con.execute(f"SELECT event_pseudonym, value_decimal FROM {source}").fetchall()
     return {
@@ -59,7 +76,7 @@ def duckdb_view(dataset_dir: pathlib.Path) -> dict:
 def polars_view(dataset_dir: pathlib.Path) -> dict:
     # A scan of the whole directory takes its schema from the first file; files of different
     # versions are concatenated by column name instead, with nulls where a file lacks a column.
-    frames = [pl.scan_parquet(f) for f in sorted(dataset_dir.rglob("*.parquet"))]
+    frames = [pl.scan_parquet(f) for f in table_files(dataset_dir)]
     frame = pl.concat(frames, how="diagonal_relaxed").collect()
     return {
         "types": {name: str(kind) for name, kind in frame.schema.items()},
@@ -76,7 +93,11 @@ def spark_view(dataset_dir: pathlib.Path) -> dict:
         spark = start_spark(scratch)
         try:
             # Without mergeSchema Spark takes one file's schema and drops columns the others add.
-            frame = spark.read.option("mergeSchema", "true").parquet(str(dataset_dir))
+            frame = (
+                spark.read.option("mergeSchema", "true")
+                .option("basePath", str(dataset_dir))
+                .parquet(*table_files(dataset_dir))
+            )
             rows = frame.select("event_pseudonym", "value_decimal").collect()
             return {
                 "types": {field.name: field.dataType.simpleString() for field in frame.schema.fields},
@@ -87,7 +108,7 @@ def spark_view(dataset_dir: pathlib.Path) -> dict:
             spark.stop()
 
 
-READERS = {"pyarrow": pyarrow_view, "duckdb": duckdb_view, "polars": polars_view, "spark": spark_view}
+READERS = {"deltalake": deltalake_view, "pyarrow": pyarrow_view, "duckdb": duckdb_view, "polars": polars_view, "spark": spark_view}
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
-"""Reads a sluice lake with pyarrow, DuckDB, Polars and Apache Spark, as analysts do, and prints
-what they see as JSON.
+"""Reads a sluice lake with pyarrow, DuckDB, Polars, the `deltalake` package (with pandas) and
+Apache Spark, as analysts do, and prints what they see as JSON.
+
+Each dataset is a Delta table. Polars and `deltalake` read the table; pyarrow, DuckDB and Spark
+(whose Delta support needs downloads this machine cannot make) read the files of its newest
+version, as `deltalake` lists them (docs/TABLES.md).
 
 Usage: python3 read_lake.py LAKE_DIR
 
@@ -33,6 +37,7 @@ import polars as pl
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 # The event time each purpose lands: direct care as it was, planning to the hour, research
 # shifted per patient.
@@ -70,10 +75,42 @@ def lab_results(rows) -> dict:
     }
 
 
+def table_files(dataset_dir: pathlib.Path) -> list:
+    """The files of the newest version of the dataset's Delta table, as `deltalake` lists them:
+    readers without Delta support read these, never a glob (which also finds the files a
+    compaction replaced, kept for the table's earlier versions)."""
+    return sorted(uri.removeprefix("file://") for uri in DeltaTable(str(dataset_dir)).file_uris())
+
+
+def deltalake_view(dataset_dir: pathlib.Path) -> dict:
+    """The table read by delta-rs's Python package, counted with pandas, as `to_pandas` users do."""
+    table = DeltaTable(str(dataset_dir))
+    arrow = table.to_pyarrow_table()
+    frame = table.to_pandas()
+    time, partition = time_column(frame.columns), partition_column(frame.columns)
+    pattern = "%Y-%m" if partition == "event_month" else "%Y-%m-%d"
+    outside = frame[time].dt.tz_convert("UTC").dt.strftime(pattern) != frame[partition].astype(str)
+    view = {
+        "types": {field.name: str(field.type) for field in arrow.schema},
+        "rows": len(frame),
+        "distinct_event_pseudonyms": int(frame["event_pseudonym"].nunique()),
+        "outside_partition": int(outside.sum()),
+        "version": table.version(),
+    }
+    if "value_decimal" in arrow.column_names:
+        view["lab_results"] = lab_results(zip(
+            arrow.column("event_pseudonym").to_pylist(),
+            arrow.column("value_decimal").to_pylist(),
+            arrow.column("reference_range").to_pylist(),
+            arrow.column("interpretation_codes").to_pylist(),
+        ))
+    return view
+
+
 def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
-    dataset = ds.dataset(dataset_dir, format="parquet", partitioning="hive")
+    files = table_files(dataset_dir)
+    dataset = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(dataset_dir))
     table = dataset.to_table()
-    files = sorted(dataset_dir.rglob("*.parquet"))
     metadata = pq.read_metadata(files[0]).metadata or {}
     time, partition = time_column(table.column_names), partition_column(table.column_names)
     # pyarrow formats a timestamp with a time zone in that zone: UTC here.
@@ -104,7 +141,7 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
 
 def duckdb_view(dataset_dir: pathlib.Path) -> dict:
     con = duckdb.connect()
-    source = f"read_parquet('{dataset_dir}/*/*.parquet', hive_partitioning = true)"
+    source = f"read_parquet({table_files(dataset_dir)!r}, hive_partitioning = true)"
     described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     types = {name: column_type for name, column_type, *_ in described}
     time, partition = time_column(types), partition_column(types)
@@ -128,7 +165,8 @@ def duckdb_view(dataset_dir: pathlib.Path) -> dict:
 
 
 def polars_view(dataset_dir: pathlib.Path) -> dict:
-    frame = pl.scan_parquet(f"{dataset_dir}/**/*.parquet", hive_partitioning=True)
+    # Polars reads the Delta table itself.
+    frame = pl.scan_delta(str(dataset_dir))
     schema = frame.collect_schema()
     time, partition = time_column(schema.names()), partition_column(schema.names())
     utc = pl.col(time).dt.convert_time_zone("UTC")
@@ -178,7 +216,9 @@ def start_spark(scratch: str):
 def spark_view(spark, dataset_dir: pathlib.Path) -> dict:
     from pyspark.sql import functions as F
 
-    frame = spark.read.parquet(str(dataset_dir))
+    # Spark without Delta Lake's jars (they come from Maven, out of reach here) reads the
+    # table's files; basePath keeps the partition column the directory names carry.
+    frame = spark.read.option("basePath", str(dataset_dir)).parquet(*table_files(dataset_dir))
     time, partition = time_column(frame.columns), partition_column(frame.columns)
     # date_format formats in the session time zone, UTC.
     pattern = "yyyy-MM" if partition == "event_month" else "yyyy-MM-dd"
@@ -235,6 +275,7 @@ def main() -> None:
                 "pyarrow": pyarrow_view(dataset_dir),
                 "duckdb": duckdb_view(dataset_dir),
                 "polars": polars_view(dataset_dir),
+                "deltalake": deltalake_view(dataset_dir),
             }
         print(f"read_lake.py: pyarrow, DuckDB and Polars read {len(datasets)} datasets in {time.monotonic() - began:.1f} s", file=sys.stderr)
         starting.join()

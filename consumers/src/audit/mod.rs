@@ -64,6 +64,24 @@ pub enum AuditEvent {
     ConfigurationChange(ConfigurationChangeRecord),
     /// A consent record could not be read, and the patient its key names is held back.
     ConsentUnreadable(ConsentUnreadableRecord),
+    /// A new version of a dataset's Delta table.
+    TableCommit(TableCommitRecord),
+}
+
+/// A commit to a dataset's Delta table: the version an analyst reads to see exactly what the
+/// lake held after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableCommitRecord {
+    /// The dataset, `<purpose>/<subject>`, whose table it is.
+    pub table: String,
+    /// The table's version after the commit.
+    pub version: u64,
+    /// What the commit did: `landing`, `compaction` or `erasure`.
+    pub change: String,
+    /// Keys of the files it added.
+    pub added: Vec<String>,
+    /// Keys of the files it removed.
+    pub removed: Vec<String>,
 }
 
 /// A consent record sluice could not read. Names where it is and why, never whom it is about.
@@ -96,6 +114,10 @@ pub struct CompactionRecord {
     pub merged: Vec<MergedFile>,
     /// Inputs of an interrupted earlier compaction, removed because a merged file holds them.
     pub removed_leftovers: Vec<FileRecord>,
+    /// Each table the compaction committed to, with its version after the compaction. The
+    /// inputs of those merges stay in the lake for reading the tables' earlier versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_versions: BTreeMap<String, u64>,
 }
 
 /// A file written by compaction, and its inputs (removed).
@@ -144,6 +166,10 @@ pub struct LandingRecord {
     pub released_under_exemption: BTreeMap<String, ExemptionUse>,
     /// Rows landed.
     pub landed: u64,
+    /// Events of the range the purpose's table already held from an earlier landing whose
+    /// offsets were not committed (recorded by that landing's own record), so not landed again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub already_in_table: u64,
     /// The files the rows were written to (one per event date), if any.
     pub files: Vec<FileRecord>,
     /// Policy applied, `name@vN`.
@@ -156,6 +182,10 @@ pub struct LandingRecord {
     pub reader_schema: String,
     /// Fingerprints of the schemas the events were written with.
     pub writer_schemas: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Releases under one exemption, with the legal basis that allowed them.
@@ -207,7 +237,16 @@ pub struct ErasureRecord {
     pub files_searched: u64,
     /// Files rewritten, each with its checksums before and after.
     pub files_rewritten: Vec<RewrittenFile>,
-    /// Rows removed in all.
+    /// Files no current table version holds any more (replaced by a compaction or an earlier
+    /// erasure, kept for reading earlier versions) that held rows of the patients: removed, so
+    /// that no earlier version brings those rows back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_files_removed: Vec<FileRecord>,
+    /// Each table the erasure committed to, with its version after the erasure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_versions: BTreeMap<String, u64>,
+    /// Rows of the patients removed from the files the tables hold now (and from files landed
+    /// before tables); the earlier versions' files removed are listed above.
     pub rows_removed: u64,
 }
 
@@ -222,6 +261,10 @@ pub struct RewrittenFile {
     pub sha256_before: String,
     /// SHA-256 after it.
     pub sha256_after: String,
+    /// For a file of a dataset's table: the new file that holds the rows kept, which the
+    /// erasure's table commit put in its place (the old file is removed at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
 }
 
 /// The envelope of every line, in the order its fields are written and hashed.
@@ -482,6 +525,8 @@ mod tests {
             patients: 1,
             files_searched: 3,
             files_rewritten: Vec::new(),
+            earlier_files_removed: Vec::new(),
+            table_versions: BTreeMap::new(),
             rows_removed: rows,
         })
     }

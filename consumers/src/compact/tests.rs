@@ -12,7 +12,14 @@ use crate::{audit::verify, lake::layout::landed_file_name, lake::parquet::write_
 fn land(lake: &Path, partition: i32, offsets: &[i64], key_id: &str) -> PathBuf {
     let key = format!("{DIR}/{}", ledger::fresh_file_name());
     let (first, last) = (offsets[0], *offsets.last().unwrap());
-    let entry = LedgerEntry::Landed { key: key.clone(), topic: "clinical.adt".to_owned(), partition, first, last };
+    let entry = LedgerEntry::Landed {
+        key: key.clone(),
+        topic: "clinical.adt".to_owned(),
+        partition,
+        first,
+        last,
+        table_landing: None,
+    };
     ledger::append(lake, &[entry]).unwrap();
     write_file(lake, &key, partition, offsets, key_id)
 }

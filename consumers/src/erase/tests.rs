@@ -173,3 +173,129 @@ fn files_whose_key_is_not_in_the_ring_stop_the_erasure_and_stay_as_they_were() {
     );
     assert!(matches!(missing_ring, Err(Error::MissingKey(purpose)) if purpose == "planning"));
 }
+
+/// Commits landed files to the dataset's table (creating it) as one landing, with a ledger
+/// entry for each naming that landing, as a lander does.
+async fn commit_landing(lake: &Path, dataset: &str, keys: &[&str], sequence: i64) -> DatasetTable {
+    use crate::lake::{ledger::TableLanding, table::application_id};
+    let storage = storage(lake);
+    let mut table = match DatasetTable::open_in(&storage, dataset).await.unwrap() {
+        Some(table) => table,
+        None => {
+            let schema = read(&lake.join(keys[0])).schema;
+            DatasetTable::create_in(&storage, dataset, &schema, Some("event_date")).await.unwrap()
+        }
+    };
+    let landing = TableLanding { application: application_id(&table.table_id().unwrap(), "g", "t", 0), sequence };
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for key in keys {
+        let file = read(&lake.join(key));
+        files.push(TableFile::of_key(key, file.bytes, file.rows()).unwrap().1);
+        entries.push(LedgerEntry::Landed {
+            key: key.to_string(),
+            topic: "t".into(),
+            partition: 0,
+            first: sequence * 10,
+            last: sequence * 10 + 9,
+            table_landing: Some(landing.clone()),
+        });
+    }
+    crate::lake::ledger::append(lake, &entries).unwrap();
+    table.commit(&files, &[], Change::Landing { landings: vec![landing] }).await.unwrap();
+    table
+}
+
+/// Every file in the lake holding a row of `pseudonym`.
+fn files_holding(lake: &Path, pseudonym: &str) -> Vec<String> {
+    let storage = storage(lake);
+    storage
+        .parquet_files("")
+        .unwrap()
+        .into_iter()
+        .filter(|key| {
+            let file = LandedParquet::read(&storage, key).unwrap();
+            file.batches.iter().any(|batch| {
+                let column = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+                column.iter().any(|value| value == Some(pseudonym))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_table_an_erasure_is_one_commit_and_no_version_keeps_the_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let k = key("research-1", 7);
+    let day = "research/adt/event_date=2026-01-05";
+    land(lake, &format!("{day}/part-a.parquet"), &k, &[(ERASED, "RR8", 1), (KEPT, "RR8", 2)]);
+    land(lake, &format!("{day}/part-b.parquet"), &k, &[(KEPT, "RR8", 3)]);
+    land(lake, &format!("{day}/part-c.parquet"), &k, &[(ERASED, "RR8", 4)]);
+    let a = format!("{day}/part-a.parquet");
+    let b = format!("{day}/part-b.parquet");
+    let c = format!("{day}/part-c.parquet");
+    commit_landing(lake, "research/adt", &[&a, &b], 1).await;
+    let mut table = commit_landing(lake, "research/adt", &[&c], 2).await;
+    // A compaction replaced c by d (same rows): c is held by earlier versions only.
+    let d = format!("{day}/part-d.parquet");
+    land(lake, &d, &k, &[(ERASED, "RR8", 4)]);
+    crate::lake::ledger::append(lake, &[LedgerEntry::Merged { key: d.clone(), inputs: vec![c.clone()] }]).unwrap();
+    let (c_file, d_file) = (read(&lake.join(&c)), read(&lake.join(&d)));
+    table
+        .commit(
+            &[TableFile::of_key(&d, d_file.bytes, d_file.rows()).unwrap().1],
+            &[TableFile::of_key(&c, c_file.bytes, c_file.rows()).unwrap().1],
+            Change::Compaction,
+        )
+        .await
+        .unwrap();
+    // A landing written but not yet committed to the table is the lander's, not the erasure's.
+    let pending = format!("{day}/part-e.parquet");
+    land(lake, &pending, &k, &[(ERASED, "RR8", 5)]);
+    let landing = crate::lake::ledger::TableLanding {
+        application: crate::lake::table::application_id(&table.table_id().unwrap(), "g", "t", 0),
+        sequence: 3,
+    };
+    crate::lake::ledger::append(
+        lake,
+        &[LedgerEntry::Landed {
+            key: pending.clone(),
+            topic: "t".into(),
+            partition: 0,
+            first: 30,
+            last: 30,
+            table_landing: Some(landing),
+        }],
+    )
+    .unwrap();
+    let before = table.version();
+
+    let rings = BTreeMap::from([("research".to_owned(), KeyRing::single(k.clone()))]);
+    let mut audit = AuditLog::open(&lake.join("_audit/audit.jsonl")).unwrap();
+    let request =
+        [PatientErasure { nhs_number: nhs(ERASED), purposes: vec!["research".into()], gp_sourced_only: false }];
+    let record = erase_in(lake, &request, &rings, ErasureTrigger::Command, "REQ-7", &mut audit).unwrap();
+
+    table.refresh().await.unwrap();
+    assert_eq!(table.version(), before + 1, "one commit for the table");
+    assert_eq!(record.table_versions, BTreeMap::from([("research/adt".to_owned(), before + 1)]));
+    assert_eq!(record.rows_removed, 2, "from a and d; the earlier version's c went whole");
+    assert_eq!(files_holding(lake, &k.patient_pseudonym(ERASED)), [pending], "only the uncommitted landing");
+    let mut current = table.files().unwrap();
+    current.sort();
+    let replaced: Vec<&str> = record.files_rewritten.iter().filter_map(|f| f.replaced_by.as_deref()).collect();
+    assert_eq!(replaced.len(), 2, "a and d were replaced by new files");
+    assert!(current.contains(&"event_date=2026-01-05/part-b.parquet".to_owned()), "b is untouched");
+    for new_file in &replaced {
+        assert!(current.contains(&new_file.trim_start_matches("research/adt/").to_owned()));
+    }
+    assert_eq!(current.len(), 3);
+    for gone in [&a, &c, &d] {
+        assert!(!lake.join(gone).exists(), "{gone} is removed at once");
+    }
+    let earlier: Vec<&str> = record.earlier_files_removed.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(earlier, [c.as_str()]);
+    let log = std::fs::read_to_string(audit.path()).unwrap();
+    assert!(!log.contains(&k.patient_pseudonym(ERASED)), "the audit never names the patient's pseudonym");
+}

@@ -18,6 +18,18 @@ use crate::policy::EventTimePartition;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// Hive's directory value for a missing (null) partition value, which Delta readers and Hive
+/// readers alike read as null.
+pub const MISSING_PARTITION_VALUE: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The name of the table column the event-time directories stand for.
+pub fn partition_column(partition: EventTimePartition) -> &'static str {
+    match partition {
+        EventTimePartition::Day => "event_date",
+        EventTimePartition::Month => "event_month",
+    }
+}
+
 /// The period (UTC days, or months, since 1970-01) an event time in microseconds is filed under.
 pub fn event_time_period(partition: EventTimePartition, micros: i64) -> Option<i32> {
     let day = i32::try_from(micros.div_euclid(MICROS_PER_DAY)).ok()?;
@@ -38,12 +50,12 @@ pub fn event_time_directory(partition: EventTimePartition, period: Option<i32>) 
         EventTimePartition::Day => {
             match period.and_then(|d| chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0)) {
                 Some(midnight) => format!("event_date={}", midnight.format("%Y-%m-%d")),
-                None => "event_date=__HIVE_DEFAULT_PARTITION__".to_owned(),
+                None => format!("event_date={MISSING_PARTITION_VALUE}"),
             }
         }
         EventTimePartition::Month => match period {
             Some(months) => format!("event_month={:04}-{:02}", 1970 + months.div_euclid(12), months.rem_euclid(12) + 1),
-            None => "event_month=__HIVE_DEFAULT_PARTITION__".to_owned(),
+            None => format!("event_month={MISSING_PARTITION_VALUE}"),
         },
     }
 }

@@ -50,6 +50,11 @@ pub enum LedgerEntry {
         first: i64,
         /// Offset of the last event in the file.
         last: i64,
+        /// The landing of the dataset's Delta table the file was written for, when it was
+        /// (absent in ledgers written before tables): which of the table's commits, if any,
+        /// holds it, and so which offsets the table holds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table_landing: Option<TableLanding>,
     },
     /// A file compaction is about to write from committed files, which it removes once the
     /// merged file is durable.
@@ -59,6 +64,78 @@ pub enum LedgerEntry {
         /// Keys of the files merged into it.
         inputs: Vec<String>,
     },
+}
+
+/// One landing of a dataset's Delta table: the lander's application id in that table and the
+/// landing's sequence number (the table's `txn` action, see
+/// [`crate::lake::table::Change::Landing`]). The ledger is where a sequence number is tied to
+/// offsets: the table's log never names one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableLanding {
+    /// The lander's id in the table ([`crate::lake::table::application_id`]).
+    pub application: String,
+    /// The landing's sequence number.
+    pub sequence: i64,
+}
+
+/// What a table holds from the source partitions `application` lands, given the highest
+/// sequence number the table has committed for it: per source topic and partition, the offset
+/// ranges its committed landings cover (each landing from the first to the last offset of its
+/// files' rows), merged where they touch, in order.
+///
+/// A range, not a last offset: a landing need not begin where the group's offsets do (a lander
+/// that lost a partition and was given it back part-way through a batch begins where it picked
+/// up), so offsets before a landing, or between two, are not held whatever comes after them.
+pub fn table_holds(
+    entries: &[LedgerEntry],
+    application: &str,
+    committed: Option<i64>,
+) -> std::collections::BTreeMap<(String, i32), Vec<(i64, i64)>> {
+    let mut landings: std::collections::BTreeMap<(String, i32, i64), (i64, i64)> = Default::default();
+    let Some(committed) = committed else { return Default::default() };
+    for entry in entries {
+        if let LedgerEntry::Landed { topic, partition, first, last, table_landing: Some(landing), .. } = entry
+            && landing.application == application
+            && landing.sequence <= committed
+        {
+            let range = landings.entry((topic.clone(), *partition, landing.sequence)).or_insert((*first, *last));
+            *range = (range.0.min(*first), range.1.max(*last));
+        }
+    }
+    let mut held: std::collections::BTreeMap<(String, i32), Vec<(i64, i64)>> = Default::default();
+    for ((topic, partition, _), range) in landings {
+        held.entry((topic, partition)).or_default().push(range);
+    }
+    for ranges in held.values_mut() {
+        ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+        for &(first, last) in ranges.iter() {
+            match merged.last_mut() {
+                Some(previous) if first <= previous.1.saturating_add(1) => previous.1 = previous.1.max(last),
+                _ => merged.push((first, last)),
+            }
+        }
+        *ranges = merged;
+    }
+    held
+}
+
+/// The files written for landings of `application` that the table never committed (sequence
+/// numbers above `committed`): not part of the table, so never seen by its readers, and removed
+/// by the next lander of those partitions.
+pub fn never_committed<'e>(entries: &'e [LedgerEntry], application: &str, committed: Option<i64>) -> Vec<&'e str> {
+    entries
+        .iter()
+        .filter_map(|entry| match entry {
+            LedgerEntry::Landed { key, table_landing: Some(landing), .. }
+                if landing.application == application && committed.is_none_or(|c| landing.sequence > c) =>
+            {
+                Some(key.as_str())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn path(state_dir: &Path) -> Result<PathBuf> {
@@ -180,7 +257,7 @@ pub fn landed_ranges(entries: &[LedgerEntry]) -> std::collections::HashMap<&str,
     entries
         .iter()
         .filter_map(|entry| match entry {
-            LedgerEntry::Landed { key, topic, partition, first, last } => {
+            LedgerEntry::Landed { key, topic, partition, first, last, .. } => {
                 Some((key.as_str(), (topic.as_str(), *partition, *first, *last)))
             }
             LedgerEntry::Merged { .. } => None,
@@ -199,7 +276,70 @@ mod tests {
     use super::*;
 
     fn landed(key: &str, partition: i32, first: i64, last: i64) -> LedgerEntry {
-        LedgerEntry::Landed { key: key.to_owned(), topic: "clinical.adt".to_owned(), partition, first, last }
+        LedgerEntry::Landed {
+            key: key.to_owned(),
+            topic: "clinical.adt".to_owned(),
+            partition,
+            first,
+            last,
+            table_landing: None,
+        }
+    }
+
+    fn landed_for(
+        key: &str,
+        partition: i32,
+        (first, last): (i64, i64),
+        application: &str,
+        sequence: i64,
+    ) -> LedgerEntry {
+        let landing = TableLanding { application: application.to_owned(), sequence };
+        match landed(key, partition, first, last) {
+            LedgerEntry::Landed { key, topic, partition, first, last, .. } => {
+                LedgerEntry::Landed { key, topic, partition, first, last, table_landing: Some(landing) }
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn a_table_holds_the_offsets_of_its_committed_landings_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = [
+            landed_for("a", 0, (0, 9), "app-0", 1),
+            landed_for("b", 0, (10, 19), "app-0", 2),
+            landed_for("c", 0, (20, 29), "app-0", 3),
+            // The same sequence number of another application (another partition or table).
+            landed_for("d", 1, (0, 99), "app-1", 2),
+            // A ledger written before tables.
+            landed("e", 0, 30, 39),
+        ];
+        append(dir.path(), &entries).unwrap();
+        let entries = read(dir.path()).unwrap();
+        let held = |committed| table_holds(&entries, "app-0", committed);
+        assert!(held(None).is_empty());
+        assert_eq!(held(Some(2)), [(("clinical.adt".to_owned(), 0), vec![(0, 19)])].into(), "touching ranges merge");
+        assert_eq!(held(Some(3)), [(("clinical.adt".to_owned(), 0), vec![(0, 29)])].into());
+        assert_eq!(never_committed(&entries, "app-0", Some(2)), ["c"]);
+        assert_eq!(never_committed(&entries, "app-0", None), ["a", "b", "c"]);
+        assert!(never_committed(&entries, "app-0", Some(3)).is_empty());
+        assert_eq!(never_committed(&entries, "app-1", Some(1)), ["d"]);
+        // Entries without a table landing still read, and their lines carry no such field.
+        let text = std::fs::read_to_string(path(dir.path()).unwrap()).unwrap();
+        assert_eq!(text.lines().filter(|line| line.contains("table_landing")).count(), 4);
+    }
+
+    #[test]
+    fn offsets_before_or_between_committed_landings_are_not_held() {
+        // A lander picked the partition up at 98 (it had dropped 0..=97 when the partition was
+        // taken from it and given back within one batch), and a later landing skipped 200..=209.
+        let entries = [
+            landed_for("a", 0, (98, 150), "app-0", 1),
+            landed_for("b", 0, (120, 183), "app-0", 1),
+            landed_for("c", 0, (210, 230), "app-0", 2),
+        ];
+        let held = table_holds(&entries, "app-0", Some(2));
+        assert_eq!(held[&("clinical.adt".to_owned(), 0)], [(98, 183), (210, 230)]);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! * [`ledger`]: which source offsets each landed file holds, kept in the state directory, never
 //!   in the file;
 //! * [`state`]: the state directory's locks and committed offsets;
+//! * [`table`]: each dataset as a Delta Lake table, committed a version at a time, whose log
+//!   keeps the lake's privacy rules;
 //! * [`check`]: the lake against its audit log: every recorded file present with its checksum,
 //!   every landed file recorded.
 
@@ -20,6 +22,7 @@ pub mod ledger;
 pub mod parquet;
 pub mod state;
 pub mod storage;
+pub mod table;
 
 pub use state::{CommittedOffsets, audit_publish_lock, committed, lock, record_committed};
 pub use storage::LakeStorage;

@@ -45,6 +45,9 @@ pub struct LakeStorage {
     location: String,
     /// The lake's directory when it is local: written objects are fsynced there.
     local_root: Option<PathBuf>,
+    /// On an object store, the store at its bucket's root, through which the datasets' Delta
+    /// tables are read and committed (their URLs say where in the bucket they are).
+    bucket_root: Option<Arc<dyn ObjectStore>>,
 }
 
 /// An object just written.
@@ -89,11 +92,17 @@ impl LakeStorage {
                     .map_err(|e: object_store::Error| storage_error(location, "configure", name, e.to_string()))?;
                 builder = builder.with_config(key, *value);
             }
-            let s3 = builder.build().map_err(|e| storage_error(location, "open", "", e.to_string()))?;
+            let s3: Arc<dyn ObjectStore> =
+                Arc::new(builder.build().map_err(|e| storage_error(location, "open", "", e.to_string()))?);
             let prefix = prefix.trim_matches('/');
             let store: Arc<dyn ObjectStore> =
-                if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
-            return Ok(LakeStorage { store, location: location.trim_end_matches('/').to_owned(), local_root: None });
+                if prefix.is_empty() { Arc::clone(&s3) } else { Arc::new(PrefixStore::new(Arc::clone(&s3), prefix)) };
+            return Ok(LakeStorage {
+                store,
+                location: location.trim_end_matches('/').to_owned(),
+                local_root: None,
+                bucket_root: Some(s3),
+            });
         }
         if location.contains("://") && !location.starts_with("file://") {
             return Err(storage_error(
@@ -112,12 +121,22 @@ impl LakeStorage {
         let root = dir.canonicalize().map_err(Error::write(dir))?;
         let store = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| storage_error(&root.display().to_string(), "open", "", e.to_string()))?;
-        Ok(LakeStorage { store: Arc::new(store), location: root.display().to_string(), local_root: Some(root) })
+        Ok(LakeStorage {
+            store: Arc::new(store),
+            location: root.display().to_string(),
+            local_root: Some(root),
+            bucket_root: None,
+        })
     }
 
     /// The lake's location, for messages.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// On an object store, the store at its bucket's root (for the datasets' Delta tables).
+    pub fn bucket_root(&self) -> Option<Arc<dyn ObjectStore>> {
+        self.bucket_root.clone()
     }
 
     /// The lake's directory, when it is local.
@@ -284,25 +303,34 @@ impl LakeStorage {
     where
         F::Output: Send,
     {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| handle.block_on(future))
-            }
-            // On a thread of its own with a runtime of its own, so that it also works inside a
-            // single-threaded runtime, and the runtime is dropped outside any async context.
-            _ => std::thread::scope(|scope| {
-                scope
-                    .spawn(|| {
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .expect("a Tokio runtime for lake storage")
-                            .block_on(future)
-                    })
-                    .join()
-                    .expect("lake storage call panicked")
-            }),
+        block_on(future)
+    }
+}
+
+/// Runs `future` to its end from synchronous code, inside a multi-threaded Tokio runtime or
+/// outside any.
+pub(crate) fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(future))
         }
+        // On a thread of its own with a runtime of its own, so that it also works inside a
+        // single-threaded runtime, and the runtime is dropped outside any async context.
+        _ => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a Tokio runtime for lake storage")
+                        .block_on(future)
+                })
+                .join()
+                .expect("lake storage call panicked")
+        }),
     }
 }
 
@@ -312,6 +340,13 @@ impl LakeStorage {
 /// that a date-shifted purpose must not reveal; `ls`, `rsync -t` and copies carry this instead.
 /// (A file system's change time, `ctime`, cannot be set and still tells: see docs/GOVERNANCE.md.)
 pub const HIDDEN_WRITE_TIME: std::time::Duration = std::time::Duration::from_secs(315_532_800);
+
+/// Makes a file or directory just written durable (fsynced) and gives it the hidden times.
+pub(crate) fn settle(path: &Path) -> std::io::Result<()> {
+    let handle = std::fs::File::open(path)?;
+    handle.sync_all()?;
+    handle.set_times(hidden_times())
+}
 
 fn hidden_times() -> std::fs::FileTimes {
     let at = std::time::UNIX_EPOCH + HIDDEN_WRITE_TIME;

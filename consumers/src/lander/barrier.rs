@@ -90,7 +90,7 @@ impl Barrier<'_, '_> {
             // outside general practice, say) are not erased with them.
             state.checkpoint(self.consumer, None).await?;
         }
-        let revoked = apply_revocations(self.consumer, state);
+        let revoked = apply_revocations(self.consumer, state)?;
         batch.retain(|m| !is_revoked(&revoked, m));
         // Partitions lost at a checkpoint inside this batch: the rest of their events are left
         // to their new owner.
@@ -115,7 +115,7 @@ impl Barrier<'_, '_> {
             landed_ms = started.elapsed().as_millis() as u64,
             "batch released"
         );
-        apply_revocations(self.consumer, state);
+        apply_revocations(self.consumer, state)?;
         let due = state.buffers.partitions_due(state.config);
         if !due.is_empty() {
             state.checkpoint(self.consumer, Some(&due)).await?;

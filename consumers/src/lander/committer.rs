@@ -2,19 +2,23 @@
 //! offsets they came from. In order:
 //!
 //! 1. **take** the rolling partitions' files and consumed ranges out of the buffers;
-//! 2. **record** the files in the landing ledger, then **write** them, several at a time, each
-//!    atomically and fsynced;
+//! 2. **record** the files in the landing ledger, each with the table landing it belongs to,
+//!    then **write** them, several at a time, each atomically and fsynced;
 //! 3. **sync** the directories they went to, once each;
-//! 4. **erase** the rows owed to opt-outs read since they were landed;
-//! 5. **drain** the dead-letter records: wait until every one is acknowledged;
-//! 6. **audit**: one landing record per partition range and purpose, with its files;
-//! 7. **commit** the offsets, or, if the group gave the partitions to another lander meanwhile,
-//!    **withdraw** the files and leave the events to their new owner.
+//! 4. **drain** the dead-letter records: wait until every one is acknowledged;
+//! 5. **audit**: one landing record per partition range and purpose, with its files;
+//! 6. **commit to the tables**: one Delta commit per dataset adds the files (see
+//!    [`super::tables`]); from here on readers of the table see them;
+//! 7. **erase** the rows owed to opt-outs read since they were decided, this checkpoint's
+//!    included (an erasure works on what the tables hold);
+//! 8. **commit** the offsets. If the group gave the partitions to another lander meanwhile,
+//!    the files stay in their tables and the new owner, which asks the tables what they hold,
+//!    does not land those events again.
 //!
-//! An offset is never committed before everything it covers is durable and recorded. Files get
-//! random names and their rows are sorted by keyed pseudonyms; which source offsets a file holds
-//! is recorded in the landing ledger (see [`crate::lake::ledger`]) before it is written, never in
-//! the file.
+//! An offset is never committed before everything it covers is durable, recorded and part of
+//! its table. Files get random names and their rows are sorted by keyed pseudonyms; which
+//! source offsets a file holds is recorded in the landing ledger (see
+//! [`crate::lake::ledger`]) before it is written, never in the file or the table's log.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -37,12 +41,13 @@ use super::{
 };
 use crate::{
     Error, Result,
-    audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, WithdrawalRecord},
+    audit::{AuditEvent, ExemptionUse, FileRecord, LandingRecord, TableCommitRecord},
     batch::{SORTED_BY_KEY, order_rows, sort_columns},
     erase::PSEUDONYM_COLUMN_KEY,
     lake::{
-        ledger::{self, LedgerEntry},
+        ledger::{self, LedgerEntry, TableLanding},
         parquet::{LandedFile, write_parquet_leaving_directory_unsynced},
+        table::TableFile,
     },
     policy::LandingPlan,
 };
@@ -60,6 +65,10 @@ struct WrittenFile {
     record: FileRecord,
     /// Fingerprints of the schemas its events were written with.
     writer_schemas: Vec<String>,
+    /// The table landing it belongs to.
+    table_landing: TableLanding,
+    /// Its columns, which its table's schema must have.
+    schema: arrow::datatypes::SchemaRef,
 }
 
 /// Whether a checkpoint's offsets were committed.
@@ -83,12 +92,17 @@ impl LandingState<'_> {
         let (checkpoint_span, checkpoint_trace) = telemetry::checkpoint_span(committing.len());
         let written = self.write_files(files, &checkpoint_trace).await?;
         self.sync_directories(&written).await?;
-        self.run_erasures()?;
         self.dead_letters.drain().await?;
         self.audit_landings(&committing, &written)?;
+        self.commit_tables(&written).await?;
+        self.run_erasures()?;
         if let Commit::MovedAway(error) = self.commit(consumer, &committing).await? {
-            warn!(%error, files = written.len(), "commit refused after a rebalance: withdrawing this checkpoint's files");
-            self.withdraw(&written)?;
+            warn!(
+                %error,
+                files = written.len(),
+                "offsets not committed after a rebalance: the files are in their tables, and the partitions' new \
+                 owners do not land those events again"
+            );
             // Every partition is likely to have moved: leave all uncommitted work to the new owners.
             let partitions: Vec<TopicPartition> =
                 committing.keys().chain(self.buffers.uncommitted()).cloned().collect();
@@ -133,21 +147,26 @@ impl LandingState<'_> {
         let mut writes = Vec::with_capacity(files.len());
         let mut ledger_entries = Vec::with_capacity(files.len());
         for (pending_key, mut pending) in files {
-            let runtime = &self.router.purposes[pending_key.purpose];
+            let (router, tables) = (&self.router, &mut self.tables);
+            let runtime = &router.purposes[pending_key.purpose];
             let plan = pending.rows.plan().clone();
+            let dataset = format!("{}/{}", runtime.purpose.name(), plan.subject);
             let key = format!(
-                "{}/{}/{}/{}",
-                runtime.purpose.name(),
-                plan.subject,
+                "{dataset}/{}/{}",
                 crate::lake::layout::event_time_directory(plan.event_time_partition, pending_key.period),
                 ledger::fresh_file_name()
             );
+            let batch = pending.rows.finish();
+            let partition_column = crate::lake::layout::partition_column(plan.event_time_partition);
+            let table_landing =
+                tables.next_landing(&dataset, batch.schema_ref(), partition_column, &pending_key.source).await?;
             ledger_entries.push(LedgerEntry::Landed {
                 key: key.clone(),
                 topic: pending_key.source.topic.clone(),
                 partition: pending_key.source.partition,
                 first: pending.offsets.0,
                 last: pending.offsets.1,
+                table_landing: Some(table_landing.clone()),
             });
             let writer_schemas: Vec<String> = pending.writer_fingerprints.iter().map(|f| format!("{f:016x}")).collect();
             let sorted_by = sort_columns(&plan);
@@ -167,8 +186,8 @@ impl LandingState<'_> {
             if let Some(column) = plan.patient_pseudonym_column() {
                 metadata.push((PSEUDONYM_COLUMN_KEY.to_owned(), column.to_owned()));
             }
-            let batch = pending.rows.finish();
             let file_span = telemetry::file_span(checkpoint_trace, &key);
+            let schema = batch.schema();
             let storage = Arc::clone(&self.storage);
             let subject = plan.subject.clone();
             writes.push(async move {
@@ -183,7 +202,7 @@ impl LandingState<'_> {
                 })
                 .await
                 .expect("the file writer does not panic");
-                (pending_key, subject, writer_schemas, file_span, written)
+                (pending_key, subject, writer_schemas, (table_landing, schema), file_span, written)
             });
         }
         // Recorded before any file is written, so a crash leaves no file the ledger does not know.
@@ -193,7 +212,9 @@ impl LandingState<'_> {
         // commits concurrent syncs together, while the other core encodes the next file.
         let mut writes = futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILE_WRITES);
         let mut written = HashMap::new();
-        while let Some((pending_key, subject, writer_schemas, mut file_span, landed)) = writes.next().await {
+        while let Some((pending_key, subject, writer_schemas, (table_landing, schema), mut file_span, landed)) =
+            writes.next().await
+        {
             let landed = landed?;
             let record = FileRecord::from(&landed);
             telemetry::record_file(
@@ -208,7 +229,7 @@ impl LandingState<'_> {
             ]);
             let span = file_span.context();
             file_span.end();
-            written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas });
+            written.insert(pending_key, WrittenFile { span, landed, record, writer_schemas, table_landing, schema });
         }
         Ok(written)
     }
@@ -222,7 +243,7 @@ impl LandingState<'_> {
             .expect("syncing directories does not panic")
     }
 
-    /// Step 4: removes the rows of patients whose opt-out was read after their rows were landed.
+    /// Step 7: removes the rows of patients whose opt-out was read after their rows were decided.
     fn run_erasures(&mut self) -> Result<()> {
         let Some(erasures) = self.erasures.as_mut().filter(|e| e.has_work()) else { return Ok(()) };
         let lake = self.config.lake_dir.clone();
@@ -234,7 +255,7 @@ impl LandingState<'_> {
         Ok(())
     }
 
-    /// Step 7: commits the partitions' next offsets and records them in the lake.
+    /// Step 8: commits the partitions' next offsets and records them in the lake.
     async fn commit(
         &mut self,
         consumer: &LanderConsumer,
@@ -263,20 +284,37 @@ impl LandingState<'_> {
         Ok(Commit::Done)
     }
 
-    /// Step 7, when the commit was refused after a rebalance: the new owner re-reads the
-    /// uncommitted events, so this checkpoint's files are removed (audited) and it lands them,
-    /// once.
-    fn withdraw(&mut self, written: &HashMap<PendingFileKey, WrittenFile>) -> Result<()> {
-        let mut withdrawn = Vec::new();
+    /// Step 6: one commit per dataset's table adding the checkpoint's files, each audited with
+    /// the table's new version.
+    async fn commit_tables(&mut self, written: &HashMap<PendingFileKey, WrittenFile>) -> Result<()> {
+        let mut by_table: BTreeMap<String, Vec<(TableFile, TableLanding, arrow::datatypes::SchemaRef)>> =
+            BTreeMap::new();
         for file in written.values() {
-            if block(|| file.landed.withdraw(&self.storage))? {
-                withdrawn.push(file.record.clone());
-            }
+            let landed = &file.landed;
+            let (dataset, table_file) = super::tables::table_file(&landed.key, landed.bytes, landed.rows as u64)
+                .ok_or_else(|| Error::Table {
+                    location: self.storage.describe(&landed.key),
+                    operation: "commit to",
+                    reason: "the file is not in a dataset's event-time directory".to_owned(),
+                })?;
+            by_table.entry(dataset).or_default().push((table_file, file.table_landing.clone(), file.schema.clone()));
         }
-        self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
-            reason: "offsets not committed: the partitions moved to another lander, which lands them again".to_owned(),
-            files: withdrawn,
-        }))?;
+        let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (dataset, files) in &mut by_table {
+            files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+            added.insert(dataset.clone(), files.iter().map(|(file, ..)| format!("{dataset}/{}", file.path)).collect());
+        }
+        let versions = self.tables.commit(by_table).await?;
+        for (table, version) in versions {
+            let added = added.remove(&table).unwrap_or_default();
+            self.audit.append(&AuditEvent::TableCommit(TableCommitRecord {
+                table,
+                version,
+                change: "landing".to_owned(),
+                added,
+                removed: Vec::new(),
+            }))?;
+        }
         Ok(())
     }
 
@@ -342,6 +380,7 @@ impl LandingState<'_> {
                     withheld: tally.withheld.get(&purpose).cloned().unwrap_or_default(),
                     released_under_exemption,
                     landed: tally.landed.get(&purpose).copied().unwrap_or(0),
+                    already_in_table: tally.already_in_table.get(&purpose).copied().unwrap_or(0),
                     files: files.iter().map(|f| f.record.clone()).collect(),
                     policy: runtime.setup.policy.label(),
                     policy_hash: runtime.setup.policy.hash(),

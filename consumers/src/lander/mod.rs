@@ -62,6 +62,7 @@ mod route;
 mod run_audit;
 mod setup;
 mod state;
+mod tables;
 mod telemetry;
 
 use barrier::{AwaitingConsent, Barrier, answer_for, forget_revoked, is_revoked};
@@ -335,7 +336,7 @@ async fn land(
     // while the lander reads instead of stopping it.
     let mut awaiting: Option<AwaitingConsent> = None;
     loop {
-        let revoked = apply_revocations(&consumer, &mut state);
+        let revoked = apply_revocations(&consumer, &mut state)?;
         forget_revoked(&mut awaiting, &revoked);
         if *shutdown.borrow() {
             break;
@@ -386,7 +387,7 @@ async fn land(
                 };
                 let mut batch = collect_batch(&consumer, first, config.max_batch_messages.max(1)).await?;
                 // Rebalances are served while reading: neither batch may hold a revoked partition.
-                let revoked = apply_revocations(&consumer, &mut state);
+                let revoked = apply_revocations(&consumer, &mut state)?;
                 forget_revoked(&mut awaiting, &revoked);
                 batch.retain(|m| !is_revoked(&revoked, m));
                 // Consent barrier: the ends asked for now are past every consent change Kafka
@@ -410,7 +411,7 @@ async fn land(
                 // Quiet clinical topics: keep the consent state (and erasures owed) current anyway.
                 block(|| consent_reader.catch_up(&decoder, &mut state, consent_timeout))?;
                 state.advance_consent_clock();
-                apply_revocations(&consumer, &mut state);
+                apply_revocations(&consumer, &mut state)?;
                 if state.has_uncommitted() {
                     state.checkpoint(&consumer, None).await?;
                 }
@@ -421,7 +422,7 @@ async fn land(
         // Read but not released: its offsets are not committed, so it is read again next run.
         info!("the last batch read is left for the next run: its consent barrier had not come back");
     }
-    apply_revocations(&consumer, &mut state);
+    apply_revocations(&consumer, &mut state)?;
     state.checkpoint(&consumer, None).await?;
     leave_group(consumer).await;
     Ok(state.report)
@@ -514,13 +515,40 @@ pub(super) fn fail_if_fatal(consumer: &LanderConsumer, error: &rdkafka::error::K
 }
 
 /// Forgets the uncommitted work of partitions revoked since the last call; returns them.
-fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) -> Vec<TopicPartition> {
+fn apply_revocations(consumer: &LanderConsumer, state: &mut LandingState<'_>) -> Result<Vec<TopicPartition>> {
     let revoked =
         std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     if !revoked.is_empty() {
         state.revoke(&revoked);
+        read_again_what_was_given_back(consumer, &revoked)?;
     }
-    revoked
+    Ok(revoked)
+}
+
+/// Seeks each of the `revoked` partitions that the group has already given back to this lander
+/// to the group's committed offset. Their messages read since the revocation (from the new
+/// assignment, which began at the committed offset) were dropped with the revoked ones; without
+/// the seek they would be read by no one, and a later commit would pass over them.
+fn read_again_what_was_given_back(consumer: &LanderConsumer, revoked: &[TopicPartition]) -> Result<()> {
+    let Ok(assigned) = consumer.assignment() else { return Ok(()) };
+    let given_back: BTreeMap<TopicPartition, i64> = revoked
+        .iter()
+        .filter(|source| assigned.find_partition(&source.topic, source.partition).is_some())
+        .map(|source| (source.clone(), 0))
+        .collect();
+    if given_back.is_empty() {
+        return Ok(());
+    }
+    // Fails closed: a lander that cannot read them again stops, and whoever lands the
+    // partitions next reads them from the committed offsets.
+    let committed = block(|| committed_offsets(consumer, &given_back))?;
+    for source in given_back.keys() {
+        let offset = committed.get(source).map_or(Offset::Beginning, |offset| Offset::Offset(*offset));
+        block(|| consumer.seek(&source.topic, source.partition, offset, Duration::from_secs(10)))
+            .map_err(Error::kafka("read a partition given back again"))?;
+        info!(%source, "partition given back within a batch: reading it again from the group's offset");
+    }
+    Ok(())
 }
 
 /// Longest wait for more messages to join a batch.

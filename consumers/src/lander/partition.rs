@@ -24,6 +24,11 @@ impl TopicPartition {
         TopicPartition::new(message.topic(), message.partition())
     }
 
+    /// The partition as a `(topic, partition)` pair.
+    pub(crate) fn key(&self) -> (String, i32) {
+        (self.topic.clone(), self.partition)
+    }
+
     /// Whether `message` was read from this partition.
     pub(crate) fn holds(&self, message: &impl rdkafka::Message) -> bool {
         self.partition == message.partition() && self.topic == message.topic()

@@ -17,6 +17,10 @@ pub struct LandingReport {
     pub consent_changes: u64,
     /// Rows landed, per purpose.
     pub landed: BTreeMap<String, u64>,
+    /// Rows not landed again because the purpose's table already held them, per purpose: a
+    /// landing committed to the table whose offsets the group had not committed (the lander
+    /// stopped, or lost the partition, in between).
+    pub already_in_table: BTreeMap<String, u64>,
     /// Events withheld, per purpose and reason label.
     pub withheld: BTreeMap<String, BTreeMap<String, u64>>,
     /// Events released although the patient holds an opt-out the purpose is exempt from, per
@@ -45,6 +49,9 @@ impl LandingReport {
         }
         for (purpose, n) in other.landed {
             *self.landed.entry(purpose).or_default() += n;
+        }
+        for (purpose, n) in other.already_in_table {
+            *self.already_in_table.entry(purpose).or_default() += n;
         }
         add_nested(&mut self.withheld, other.withheld);
         add_nested(&mut self.released_under_exemption, other.released_under_exemption);
@@ -77,7 +84,8 @@ impl LandingReport {
             .iter()
             .filter(|p| {
                 let landed = self.landed.get(*p).copied().unwrap_or(0);
-                landed + self.withheld_total(p) + self.dead_lettered != self.consumed_total()
+                let already_in_table = self.already_in_table.get(*p).copied().unwrap_or(0);
+                landed + already_in_table + self.withheld_total(p) + self.dead_lettered != self.consumed_total()
             })
             .cloned()
             .collect()

@@ -51,8 +51,13 @@ pub(super) struct LandingState<'a> {
     pub(super) erasures: Option<OptOutErasures>,
     /// Totals of committed work (and of consent changes).
     pub(super) report: LandingReport,
-    /// The landing ledger as last read, for withdrawing files at newly assigned partitions.
+    /// The landing ledger as last read, for what the tables hold at newly assigned partitions.
     ledger: crate::lake::ledger::CachedLedger,
+    /// The datasets' Delta tables this lander commits to.
+    pub(super) tables: super::tables::LanderTables,
+    /// Per purpose (by index) and source partition, the offset ranges the purpose's table
+    /// already held when the partition was assigned here: rows in them are not landed again.
+    held: HashMap<(usize, TopicPartition), Vec<(i64, i64)>>,
 }
 
 /// A clinical event read and routed, not yet counted or buffered.
@@ -134,6 +139,7 @@ impl<'a> LandingState<'a> {
         } else {
             None
         };
+        let tables = super::tables::LanderTables::new(&storage, &config.group_id);
         Ok(LandingState {
             config,
             router: Router::new(purposes, source_organisations, &config.clinical_topics),
@@ -150,6 +156,8 @@ impl<'a> LandingState<'a> {
             erasures,
             report: LandingReport::default(),
             ledger: Default::default(),
+            tables,
+            held: HashMap::new(),
         })
     }
 
@@ -246,9 +254,9 @@ impl<'a> LandingState<'a> {
         let offset = message.offset();
         let subject = self.router.subject_of(&source.topic);
         if !self.buffers.reading(&source) {
-            // First event of this partition since it was assigned here: files an earlier owner
-            // wrote from this offset on were never committed, and are about to be landed again.
-            self.withdraw_uncommitted_files(&source, offset, &subject)?;
+            // First event of this partition since it was assigned here: ask each table what it
+            // already holds from it, and remove what an earlier owner wrote but never committed.
+            self.take_over(&source, offset, &subject)?;
         }
         let routed = self.router.route(&self.consent, decoder, message.payload().unwrap_or_default(), &subject);
         Ok(ReadEvent { source, offset, subject, routed })
@@ -320,11 +328,19 @@ impl<'a> LandingState<'a> {
         for (index, opt_out) in routed.exempted {
             *tally.released_under_exemption.entry(name(index)).or_default().entry(opt_out.to_owned()).or_default() += 1;
         }
+        let held = &self.held;
+        let in_table = |index: usize| {
+            held.get(&(index, source.clone()))
+                .is_some_and(|ranges| ranges.iter().any(|(first, last)| (*first..=*last).contains(&offset)))
+        };
         for (index, _, _) in &routed.rows {
-            *tally.landed.entry(name(*index)).or_default() += 1;
+            let counted = if in_table(*index) { &mut tally.already_in_table } else { &mut tally.landed };
+            *counted.entry(name(*index)).or_default() += 1;
         }
         for (index, plan, row) in routed.rows {
-            self.buffers.push_row(index, &source, offset, plan, row, routed.writer_fingerprint);
+            if !in_table(index) {
+                self.buffers.push_row(index, &source, offset, plan, row, routed.writer_fingerprint);
+            }
         }
         Ok(())
     }
@@ -353,31 +369,69 @@ impl<'a> LandingState<'a> {
         )
     }
 
-    /// Removes files of `topic`/`partition` holding offsets from `from` on, in every purpose's
-    /// dataset of `subject`: they were written by a lander that stopped (or crashed) before it
-    /// committed them, and consuming resumes from `from`, so keeping them would land their events
-    /// twice. The landing ledger says which files those are (their names do not). Each removal is
-    /// recorded in the audit log.
-    fn withdraw_uncommitted_files(&mut self, source: &TopicPartition, from: i64, subject: &str) -> Result<()> {
+    /// Takes over `source` from offset `from` (where the group's committed offset says to
+    /// begin), in every purpose's dataset of `subject`:
+    ///
+    /// * what the purpose's table already holds from it (a landing committed to the table whose
+    ///   offsets were not committed to Kafka) is not landed again: the rows are counted as
+    ///   already in the table;
+    /// * files written for landings the table never committed are not part of it, and are
+    ///   removed (audited as a withdrawal);
+    /// * files landed before tables (the ledger names no table landing for them, or their names
+    ///   give their offsets) from `from` on were never committed, and are removed too.
+    fn take_over(&mut self, source: &TopicPartition, from: i64, subject: &str) -> Result<()> {
         let (topic, partition) = (source.topic.as_str(), source.partition);
         let storage = &self.storage;
         let (ledger, lake) = (&mut self.ledger, &self.config.lake_dir);
-        let entries = super::block(|| ledger.entries(lake))?;
+        let entries = super::block(|| ledger.entries(lake))?.to_vec();
+        let mut removable: Vec<String> = Vec::new();
+        for (index, runtime) in self.router.purposes.iter().enumerate() {
+            let dataset = format!("{}/{subject}", runtime.purpose.name());
+            let tables = &mut self.tables;
+            let holdings = super::block(|| {
+                tokio::runtime::Handle::current().block_on(tables.holdings(&dataset, source, &entries))
+            })?;
+            let ranges: Vec<(i64, i64)> = holdings.ranges.into_iter().filter(|(_, last)| *last >= from).collect();
+            if !ranges.is_empty() {
+                info!(
+                    purpose = runtime.purpose.name(),
+                    topic,
+                    partition,
+                    ranges = ranges.len(),
+                    "the purpose's table already holds events from where the group's offsets begin: not landing them again"
+                );
+                self.held.insert((index, source.clone()), ranges);
+            }
+            removable.extend(holdings.never_committed);
+        }
         let datasets: Vec<String> =
             self.router.purposes.iter().map(|p| format!("{}/{subject}/", p.purpose.name())).collect();
+        for entry in &entries {
+            if let crate::lake::ledger::LedgerEntry::Landed {
+                key,
+                topic: t,
+                partition: p,
+                first,
+                table_landing: None,
+                ..
+            } = entry
+                && t == topic
+                && *p == partition
+                && *first >= from
+                && datasets.iter().any(|dataset| key.starts_with(dataset.as_str()))
+            {
+                removable.push(key.clone());
+            }
+        }
+        removable.sort();
+        removable.dedup();
         let mut withdrawn = Vec::new();
-        for (key, (file_topic, file_partition, first, _)) in crate::lake::ledger::landed_ranges(entries) {
-            if file_topic != topic || file_partition != partition || first < from {
-                continue;
-            }
-            if !datasets.iter().any(|dataset| key.starts_with(dataset.as_str())) {
-                continue;
-            }
+        for key in &removable {
             let (directory, name) = key.rsplit_once('/').unwrap_or(("", key));
             super::block(|| storage.remove_interrupted_writes(directory, name))?;
             let present = matches!(super::block(|| storage.e_tag(key))?, ObjectTag::Present(_));
             if !present {
-                continue; // never written, or withdrawn already
+                continue; // never written, or removed already
             }
             let record = super::block(|| -> Result<FileRecord> {
                 let record = file_record(storage, key)?;
@@ -410,7 +464,7 @@ impl<'a> LandingState<'a> {
                 topic,
                 partition,
                 files = withdrawn.len(),
-                "removed files written after the last commit; landing them again"
+                "removed files written but never committed (not part of any table); landing their events again"
             );
             self.audit.append(&AuditEvent::Withdrawal(WithdrawalRecord {
                 reason: format!(
@@ -426,6 +480,7 @@ impl<'a> LandingState<'a> {
     /// is written or committed here, and their new owner re-reads them from the committed offsets.
     pub(super) fn revoke(&mut self, partitions: &[TopicPartition]) {
         self.buffers.revoke(partitions);
+        self.held.retain(|(_, source), _| !partitions.contains(source));
     }
 
     /// Clinical messages consumed so far, committed or not.
