@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Compares the CPU and the peak memory two sluice binaries spend landing the same events: one
+# Compares the CPU, the wall-clock time and the peak memory two sluice binaries spend landing the same events: one
 # broker is loaded once, then each binary lands every clinical event for each purpose with
 # `sluice land --until-caught-up` (a fresh consumer group and lake each time), in alternating
 # rounds so that the machine's drift hits both alike. Prints, for every run, user+system CPU
-# seconds, microseconds of CPU per event and peak RSS in MB (GNU time's maximum resident set
-# size), then per binary and purpose the median CPU and median peak RSS, and the ratios NEW / BASE
-# of both.
+# seconds, microseconds of CPU per event, peak RSS in MB (GNU time's maximum resident set size)
+# and the landing rate in events per wall-clock second (the run's elapsed time, start-up and
+# consent load included), then per binary and purpose the medians of each, and the ratios
+# NEW / BASE.
 #
 # Usage: benches/compare_landers.sh BASE_BINARY NEW_BINARY [EVENTS] [ROUNDS] [PURPOSES]
 #   EVENTS    clinical events to load (default 300000; patients are a tenth of that)
@@ -38,23 +39,25 @@ for round in $(seq 1 "$rounds"); do
       binary=$base
       [ "$which" = new ] && binary=$new
       run="$which-$purpose-$round"
-      /usr/bin/time -f "%U %S %M" -o "$work/$run.time" \
+      /usr/bin/time -f "%U %S %M %e" -o "$work/$run.time" \
         "$binary" land --until-caught-up --purpose "$purpose" --group-id "compare-$run" \
         --lake "$work/lake-$run" >"$work/$run.out" 2>"$work/$run.log"
       # The last line: GNU time puts a note above it if the command exited non-zero.
-      read -r user system rss_kb < <(tail -n 1 "$work/$run.time")
+      read -r user system rss_kb elapsed < <(tail -n 1 "$work/$run.time")
       cpu=$(echo "$user + $system" | bc -l)
-      printf '%s %s %s %.2f %.3f %.1f\n' "$which" "$purpose" "$round" "$cpu" \
-        "$(echo "$cpu * 1000000 / $events" | bc -l)" "$(echo "$rss_kb / 1024" | bc -l)" | tee -a "$results"
+      printf '%s %s %s %.2f %.3f %.1f %.0f\n' "$which" "$purpose" "$round" "$cpu" \
+        "$(echo "$cpu * 1000000 / $events" | bc -l)" "$(echo "$rss_kb / 1024" | bc -l)" \
+        "$(echo "$events / $elapsed" | bc -l)" | tee -a "$results"
       rm -rf "$work/lake-$run"
     done
   done
 done
 
 echo
-echo "median CPU seconds (and microseconds per event) and median peak RSS over $rounds rounds, $events events:"
+echo "median CPU seconds (and microseconds per event), peak RSS and landing rate over $rounds rounds, $events events:"
 for purpose in "${purposes[@]}"; do
-  # median BINARY COLUMN: the median of one column of the results (4: CPU s, 6: peak RSS MB).
+  # median BINARY COLUMN: the median of one column of the results (4: CPU s, 6: peak RSS MB,
+  # 7: events per second).
   median() { awk -v w="$1" -v p="$purpose" -v c="$2" '$1 == w && $2 == p { print $c }' "$results" | sort -n |
     awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
   b=$(median base 4)
@@ -66,4 +69,8 @@ for purpose in "${purposes[@]}"; do
     "$(echo "$n / $b" | bc -l)"
   printf '%s: peak RSS base %.1f MB, new %.1f MB, new / base = %.3f\n' "$purpose" "$b_rss" "$n_rss" \
     "$(echo "$n_rss / $b_rss" | bc -l)"
+  b_rate=$(median base 7)
+  n_rate=$(median new 7)
+  printf '%s: landing rate base %.0f events/s, new %.0f events/s, new / base = %.3f\n' "$purpose" "$b_rate" \
+    "$n_rate" "$(echo "$n_rate / $b_rate" | bc -l)"
 done

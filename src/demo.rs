@@ -77,6 +77,9 @@ pub struct DemoOptions {
     pub topics: Topics,
     /// Rows buffered before a checkpoint.
     pub max_buffered_rows: usize,
+    /// Commits between two checkpoints of each dataset's Delta table
+    /// ([`sluice_consumers::lander::LanderConfig::table_checkpoint_interval`]).
+    pub table_checkpoint_interval: std::num::NonZeroU64,
     /// Draw progress bars on the terminal.
     pub show_progress: bool,
 }
@@ -315,6 +318,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoSummary, DemoError> {
         .configure(|config| {
             config.group_id = format!("sluice-demo-{}", hex::encode(rand::random::<[u8; 4]>()));
             config.max_buffered_rows = options.max_buffered_rows;
+            config.table_checkpoint_interval = options.table_checkpoint_interval;
             config.idle_flush_secs = 2;
         })
         .build()

@@ -155,6 +155,8 @@ async fn pyarrow_duckdb_polars_deltalake_and_spark_read_every_dataset_with_the_r
         framing: Framing::SingleObject,
         topics: Topics::embedded(),
         max_buffered_rows: 1_500,
+        // Tables with checkpoints: the Delta readers start from one.
+        table_checkpoint_interval: std::num::NonZeroU64::new(2).unwrap(),
         show_progress: false,
     })
     .await
@@ -165,6 +167,11 @@ async fn pyarrow_duckdb_polars_deltalake_and_spark_read_every_dataset_with_the_r
     let seen = read_with_python(lake.path());
     let datasets = seen.as_object().unwrap();
     assert_eq!(datasets.len(), 9, "three subjects for each of three purposes: {:?}", datasets.keys());
+    // Each table was checkpointed (every second commit), so the Delta readers started from one.
+    for dataset in datasets.keys() {
+        let pointer = lake.path().join(dataset).join("_delta_log/_last_checkpoint");
+        assert!(pointer.is_file(), "{dataset}: the table has a checkpoint");
+    }
     let mut rows_per_purpose: BTreeMap<String, u64> = BTreeMap::new();
     for (dataset, views) in datasets {
         let (purpose, subject) = dataset.split_once('/').unwrap();

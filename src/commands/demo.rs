@@ -24,6 +24,10 @@ pub struct DemoArgs {
     /// Rows held in memory before files are written and offsets committed.
     #[arg(long, default_value_t = sluice_consumers::lander::DEFAULT_MAX_BUFFERED_ROWS)]
     max_buffered_rows: usize,
+    /// Commits between two checkpoints of each dataset's Delta table (Delta's
+    /// `delta.checkpointInterval`): a reader opening a table starts from its newest checkpoint.
+    #[arg(long, default_value_t = sluice_consumers::lake::table::DEFAULT_CHECKPOINT_INTERVAL)]
+    table_checkpoint_interval: std::num::NonZeroU64,
     /// Topic definitions and brokers (default: an embedded mock cluster).
     #[command(flatten)]
     kafka: KafkaArgs,
@@ -50,6 +54,7 @@ impl DemoArgs {
             framing: self.framing,
             topics,
             max_buffered_rows: self.max_buffered_rows,
+            table_checkpoint_interval: self.table_checkpoint_interval,
             show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         let summary = super::runtime()?.block_on(demo::run(options)).map_err(|e| e.to_string())?;

@@ -87,8 +87,10 @@ pub fn current_table_files(root: &Path) -> Option<std::collections::BTreeSet<Pat
     Some(current)
 }
 
-/// Every Parquet file under `dir`, recursively, in path order, whether or not a table holds it
-/// (files kept for a table's earlier versions too): what a scan for identifiers must read.
+/// Every landed Parquet file under `dir`, recursively, in path order, whether or not a table
+/// holds it (files kept for a table's earlier versions too): what a scan for identifiers must
+/// read. A table's checkpoints (Parquet files in its `_delta_log`) are the log's, not data:
+/// [`crate::table_log`] checks them with the rest of the log.
 pub fn every_parquet_file(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -96,7 +98,9 @@ pub fn every_parquet_file(dir: &Path) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                stack.push(path);
+                if !path.ends_with("_delta_log") {
+                    stack.push(path);
+                }
             } else if path.extension().is_some_and(|e| e == "parquet") {
                 files.push(path);
             }

@@ -4,7 +4,10 @@
 //! that appears in two purposes' logs.
 //!
 //! The log is read here as plain JSON lines, not through the library that wrote it, so a
-//! field that library adds behind sluice's back is seen too.
+//! field that library adds behind sluice's back is seen too. A checkpoint (the table's state at
+//! a version, as one Parquet file) is read row by row and each of its actions checked as a
+//! commit's would be; the `_last_checkpoint` pointer may say only where the checkpoint is and
+//! how large.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -48,25 +51,82 @@ pub fn assert_table_logs_keep_the_privacy_rules(lake: &Path, purposes: &[&str]) 
     }
 }
 
+/// What a file in a table's log is, by its name.
+#[derive(Debug, PartialEq, Eq)]
+enum LogFile {
+    /// `<version>.json`: one commit.
+    Commit,
+    /// `<version>.checkpoint.parquet`: the table's state at a version.
+    Checkpoint(u64),
+    /// `_last_checkpoint`: which checkpoint is the newest.
+    LastCheckpoint,
+}
+
+fn log_file(name: &str) -> Option<LogFile> {
+    fn numbered(digits: &str) -> Option<&str> {
+        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+    }
+    if name == "_last_checkpoint" {
+        Some(LogFile::LastCheckpoint)
+    } else if let Some(version) = name.strip_suffix(".checkpoint.parquet").and_then(numbered) {
+        Some(LogFile::Checkpoint(version.parse().unwrap()))
+    } else {
+        name.strip_suffix(".json").and_then(numbered).map(|_| LogFile::Commit)
+    }
+}
+
 fn check_log(log: &Path, identifiers: &mut LogIdentifiers) {
-    let mut commits: Vec<_> = std::fs::read_dir(log).unwrap().map(|e| e.unwrap().path()).collect();
-    commits.sort();
-    for commit in commits {
-        let name = commit.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            name.len() == 25 && name.ends_with(".json") && name[..20].bytes().all(|b| b.is_ascii_digit()),
-            "{}: only numbered commits, no checkpoint or other file",
-            commit.display()
-        );
-        let modified = std::fs::metadata(&commit).unwrap().modified().unwrap();
+    let mut entries: Vec<_> = std::fs::read_dir(log).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    let mut checkpoints = BTreeSet::new();
+    let mut newest_checkpoint = None;
+    for entry in entries {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        let kind = log_file(&name)
+            .unwrap_or_else(|| panic!("{}: only commits and checkpoints, no other file", entry.display()));
+        let modified = std::fs::metadata(&entry).unwrap().modified().unwrap();
         let seconds = modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        assert_eq!(seconds * 1000, HIDDEN_TIME_MS, "{}: the log entry's file time is hidden", commit.display());
-        for line in std::fs::read_to_string(&commit).unwrap().lines().filter(|l| !l.trim().is_empty()) {
-            let action: Value = serde_json::from_str(line).unwrap();
-            let at = format!("{}: {line}", commit.display());
-            check_action(&action, &at, identifiers);
+        assert_eq!(seconds * 1000, HIDDEN_TIME_MS, "{}: the log entry's file time is hidden", entry.display());
+        match kind {
+            LogFile::Commit => {
+                for line in std::fs::read_to_string(&entry).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+                    let action: Value = serde_json::from_str(line).unwrap();
+                    let at = format!("{}: {line}", entry.display());
+                    check_action(&action, &at, identifiers);
+                }
+            }
+            LogFile::Checkpoint(version) => {
+                check_checkpoint(&entry, identifiers);
+                checkpoints.insert(version);
+            }
+            LogFile::LastCheckpoint => {
+                let pointer: Value = serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
+                let at = format!("{}: {pointer}", entry.display());
+                let keys: BTreeSet<&str> = pointer.as_object().unwrap().keys().map(String::as_str).collect();
+                let allowed =
+                    ["version", "size", "parts", "sizeInBytes", "numOfAddFiles", "checkpointSchema", "checksum"];
+                assert!(keys.iter().all(|key| allowed.contains(key)), "{at}: says more than where the checkpoint is");
+                newest_checkpoint = Some(pointer["version"].as_u64().unwrap_or_else(|| panic!("{at}: no version")));
+            }
         }
     }
+    assert_eq!(newest_checkpoint, checkpoints.last().copied(), "{}: _last_checkpoint names the newest", log.display());
+}
+
+/// Checks every action a checkpoint holds, one row per action.
+fn check_checkpoint(path: &Path, identifiers: &mut LogIdentifiers) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut actions = 0;
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap().to_json_value();
+        for (kind, body) in row.as_object().unwrap().iter().filter(|(_, body)| !body.is_null()) {
+            let action = serde_json::json!({ kind: body });
+            check_action(&action, &format!("{}: {action}", path.display()), identifiers);
+            actions += 1;
+        }
+    }
+    assert!(actions > 0, "{}: a checkpoint with no action", path.display());
 }
 
 fn check_action(action: &Value, at: &str, identifiers: &mut LogIdentifiers) {
@@ -159,5 +219,87 @@ mod tests {
         ));
         assert!(fails(r#"{"metaData":{"id":"x","createdTime":1765000000000}}"#), "a creation time");
         assert!(fails(r#"{"cdc":{"path":"x"}}"#), "an action sluice never writes");
+    }
+
+    #[test]
+    fn the_log_holds_commits_and_checkpoints_and_nothing_else() {
+        assert_eq!(log_file("00000000000000000007.json"), Some(LogFile::Commit));
+        assert_eq!(log_file("00000000000000000100.checkpoint.parquet"), Some(LogFile::Checkpoint(100)));
+        assert_eq!(log_file("_last_checkpoint"), Some(LogFile::LastCheckpoint));
+        for other in
+            ["7.json", "00000000000000000007.crc", "_commits", "00000000000000000100.checkpoint.0001.0002.parquet"]
+        {
+            assert_eq!(log_file(other), None, "{other}");
+        }
+    }
+
+    /// A table of `subject` under `<lake>/<purpose>` with one file per landing and a
+    /// checkpoint every second commit, written by sluice's own table code.
+    async fn table_with_checkpoints(lake: &Path, purpose: &str, landings: i64) {
+        use std::sync::Arc;
+
+        use arrow::{
+            array::{RecordBatch, StringArray},
+            datatypes::{DataType, Field, Schema},
+        };
+        use sluice_consumers::lake::{
+            ledger::TableLanding,
+            table::{Change, DatasetTable, NewTable, TableFile},
+        };
+        let schema = Arc::new(Schema::new(vec![Field::new("patient_pseudonym", DataType::Utf8, false)]));
+        let root = lake.join(purpose).join("observation");
+        let settings = NewTable { partition_column: Some("event_date"), checkpoint_interval: 2.try_into().unwrap() };
+        let mut table = DatasetTable::create(root.to_str().unwrap(), &schema, settings).await.unwrap();
+        let application = sluice_consumers::lake::table::application_id(
+            &table.table_id().unwrap(),
+            "group",
+            "clinical.observation",
+            0,
+        );
+        for sequence in 1..=landings {
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec!["a", "b"]))]).unwrap();
+            let bytes = sluice_consumers::lake::parquet::encode(&batch, Vec::new()).unwrap();
+            let path = format!("event_date=2026-01-05/part-{}.parquet", uuid::Uuid::new_v4().simple());
+            std::fs::create_dir_all(root.join("event_date=2026-01-05")).unwrap();
+            std::fs::write(root.join(&path), &bytes).unwrap();
+            let file = TableFile {
+                path,
+                partition_value: Some(Some("2026-01-05".to_owned())),
+                bytes: bytes.len() as u64,
+                rows: 2,
+            };
+            let landing = TableLanding { application: application.clone(), sequence };
+            table.commit(&[file], &[], Change::Landing { landings: vec![landing] }).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn checkpoints_are_read_and_held_to_the_same_rules() {
+        let lake = tempfile::tempdir().unwrap();
+        table_with_checkpoints(lake.path(), "research", 4).await;
+        table_with_checkpoints(lake.path(), "planning", 3).await;
+        let log = lake.path().join("research/observation/_delta_log");
+        assert!(log.join("00000000000000000004.checkpoint.parquet").is_file());
+        assert_table_logs_keep_the_privacy_rules(lake.path(), &["research", "planning"]);
+
+        // The identifiers a checkpoint holds are collected from it: with the commits before
+        // it gone, its files and application are still found.
+        let all = check_purpose_logs(lake.path(), "research");
+        for version in 0..=4 {
+            std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+        }
+        assert_eq!(check_purpose_logs(lake.path(), "research"), all);
+
+        // A pointer that says more than where the checkpoint is, is refused.
+        let pointer = log.join("_last_checkpoint");
+        let mut said: Value = serde_json::from_str(&std::fs::read_to_string(&pointer).unwrap()).unwrap();
+        said["writtenAt"] = serde_json::json!(1_765_000_000_000_i64);
+        std::fs::write(&pointer, said.to_string()).unwrap();
+        let hidden = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(HIDDEN_TIME_MS as u64));
+        std::fs::File::options().write(true).open(&pointer).unwrap().set_times(hidden).unwrap();
+        let lake = lake.path().to_owned();
+        assert!(std::panic::catch_unwind(move || check_purpose_logs(&lake, "research")).is_err());
     }
 }

@@ -31,6 +31,8 @@ pub async fn run_demo(
         topics: Topics::embedded(),
         // Small enough to force several checkpoints (and several files per partition).
         max_buffered_rows: 7_000,
+        // Small enough that tables have checkpoints, whose privacy the linkage checks read too.
+        table_checkpoint_interval: std::num::NonZeroU64::new(2).unwrap(),
         show_progress: false,
     })
     .await

@@ -183,7 +183,14 @@ async fn commit_landing(lake: &Path, dataset: &str, keys: &[&str], sequence: i64
         Some(table) => table,
         None => {
             let schema = read(&lake.join(keys[0])).schema;
-            DatasetTable::create_in(&storage, dataset, &schema, Some("event_date")).await.unwrap()
+            DatasetTable::create_in(
+                &storage,
+                dataset,
+                &schema,
+                crate::lake::table::NewTable::partitioned_by(Some("event_date")),
+            )
+            .await
+            .unwrap()
         }
     };
     let landing = TableLanding { application: application_id(&table.table_id().unwrap(), "g", "t", 0), sequence };

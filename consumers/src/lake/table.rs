@@ -31,6 +31,7 @@
 
 use std::{
     collections::HashMap,
+    num::NonZeroU64,
     path::{Path, PathBuf},
 };
 
@@ -57,6 +58,29 @@ pub const HIDDEN_TIME_MS: i64 = 315_532_800_000;
 
 /// The directory of a table's log, under the table's root.
 pub const LOG_DIRECTORY: &str = "_delta_log";
+
+/// The file in a table's log that names its newest checkpoint.
+pub const LAST_CHECKPOINT: &str = "_last_checkpoint";
+
+/// Commits between two checkpoints of a table unless configured: Delta's own default.
+pub const DEFAULT_CHECKPOINT_INTERVAL: NonZeroU64 = NonZeroU64::new(100).expect("not zero");
+
+/// The settings a new table is created with.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTable<'a> {
+    /// The table's partition column (`event_date`, a `DATE`, or `event_month`, a string), which
+    /// the files themselves do not hold; `None` for an unpartitioned table.
+    pub partition_column: Option<&'a str>,
+    /// Commits between two checkpoints (`delta.checkpointInterval`).
+    pub checkpoint_interval: NonZeroU64,
+}
+
+impl<'a> NewTable<'a> {
+    /// A table partitioned by `partition_column`, checkpointed at Delta's default interval.
+    pub fn partitioned_by(partition_column: Option<&'a str>) -> Self {
+        NewTable { partition_column, checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL }
+    }
+}
 
 /// The id under which a lander records its landings from one source partition in one table
 /// (the `appId` of the table's `txn` actions): 32 hex digits of SHA-256 over the table's own
@@ -263,10 +287,9 @@ impl DatasetTable {
         storage: &super::storage::LakeStorage,
         dataset: &str,
         file_schema: &Schema,
-        partition_column: Option<&str>,
+        settings: NewTable<'_>,
     ) -> Result<Self> {
-        Self::create_with(&dataset_location(storage, dataset), storage.bucket_root(), file_schema, partition_column)
-            .await
+        Self::create_with(&dataset_location(storage, dataset), storage.bucket_root(), file_schema, settings).await
     }
 
     async fn open_with(location: &str, bucket_root: Option<BucketRoot>) -> Result<Option<Self>> {
@@ -282,19 +305,19 @@ impl DatasetTable {
         Ok(Some(DatasetTable { table, local_root, location: location.to_owned(), partition_column }))
     }
 
-    /// Creates the table at `location` for files of `file_schema`, partitioned by
-    /// `partition_column` (a `DATE` column for `event_date`, a string for `event_month`), which
-    /// the files themselves do not hold. Fails if a table is already there.
-    pub async fn create(location: &str, file_schema: &Schema, partition_column: Option<&str>) -> Result<Self> {
-        Self::create_with(location, None, file_schema, partition_column).await
+    /// Creates the table at `location` for files of `file_schema`, with `settings` (its
+    /// partition column and checkpoint interval). Fails if a table is already there.
+    pub async fn create(location: &str, file_schema: &Schema, settings: NewTable<'_>) -> Result<Self> {
+        Self::create_with(location, None, file_schema, settings).await
     }
 
     async fn create_with(
         location: &str,
         bucket_root: Option<BucketRoot>,
         file_schema: &Schema,
-        partition_column: Option<&str>,
+        settings: NewTable<'_>,
     ) -> Result<Self> {
+        let partition_column = settings.partition_column;
         let (url, local_root) = table_url(location)?;
         let schema = table_schema(file_schema, partition_column).map_err(|reason| Error::Table {
             location: location.to_owned(),
@@ -312,7 +335,10 @@ impl DatasetTable {
             "schemaString": serde_json::to_string(&schema).map_err(table_error(location, "create"))?,
             "partitionColumns": partition_column.into_iter().collect::<Vec<_>>(),
             // The log's times are hidden, so expiry by time would discard all history.
-            "configuration": { "delta.enableExpiredLogCleanup": "false" },
+            "configuration": {
+                "delta.enableExpiredLogCleanup": "false",
+                "delta.checkpointInterval": settings.checkpoint_interval.to_string(),
+            },
         }))
         .map_err(table_error(location, "create"))?;
         let log_store = table_builder(url.clone(), bucket_root)
@@ -464,7 +490,45 @@ impl DatasetTable {
         let version = committed.version();
         self.settle_log_entry(version)?;
         self.table.update_incremental(Some(version)).await.map_err(table_error(&self.location, "read"))?;
+        self.checkpoint_if_due(version).await;
         Ok(version)
+    }
+
+    /// Writes a checkpoint of `version` when it is a multiple of the table's checkpoint interval
+    /// (`delta.checkpointInterval`, 100 commits unless the table says otherwise), so that opening
+    /// the table (a lander starting, `sluice audit verify`, an analyst's reader) reads one Parquet
+    /// file and the commits after it rather than every commit since the table began.
+    ///
+    /// A checkpoint only speeds reading: every commit stays in the log, so a failure to write one
+    /// is logged and the landing it follows stands.
+    async fn checkpoint_if_due(&mut self, version: u64) {
+        use deltalake::table::config::TablePropertiesExt;
+        let Ok(snapshot) = self.table.snapshot() else { return };
+        let interval = snapshot.table_config().checkpoint_interval().get();
+        if version == 0 || !version.is_multiple_of(interval) {
+            return;
+        }
+        let written = deltalake::checkpoints::create_checkpoint(&self.table, None)
+            .await
+            .map_err(table_error(&self.location, "write a checkpoint of"))
+            .and_then(|()| self.settle_checkpoint(version));
+        match written {
+            Ok(()) => tracing::debug!(version, "table checkpoint written"),
+            Err(error) => {
+                tracing::warn!(%error, version, "no table checkpoint written; readers replay the commits instead")
+            }
+        }
+    }
+
+    /// Makes a checkpoint and the `_last_checkpoint` pointer to it durable with their times
+    /// hidden, on a directory lake, as [`Self::settle_log_entry`] does for commits.
+    fn settle_checkpoint(&self, version: u64) -> Result<()> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        let log = root.join(LOG_DIRECTORY);
+        for file in [log.join(format!("{version:020}.checkpoint.parquet")), log.join(LAST_CHECKPOINT)] {
+            super::storage::settle(&file).map_err(Error::write(&file))?;
+        }
+        super::storage::settle(&log).map_err(Error::write(&log))
     }
 
     /// The table's metadata with the columns of `file_schema` it lacks appended (nullable), or
@@ -683,7 +747,8 @@ mod tests {
         let location = dir.path().join("research/observation");
         let location = location.to_str().unwrap();
         assert!(DatasetTable::open(location).await.unwrap().is_none());
-        let mut table = DatasetTable::create(location, &file_schema(), Some("event_date")).await.unwrap();
+        let mut table =
+            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
         assert_eq!(table.version(), 0);
         assert_eq!(table.landed_sequence("lander-3f1c").await.unwrap(), None);
 
@@ -708,15 +773,67 @@ mod tests {
             ]
         );
 
-        let error = DatasetTable::create(location, &file_schema(), Some("event_date")).await.unwrap_err();
+        let error = DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date")))
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains("a table already exists there"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_every_interval_holds_the_files_and_landings_with_hidden_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap();
+        let settings =
+            NewTable { partition_column: Some("event_date"), checkpoint_interval: NonZeroU64::new(2).unwrap() };
+        let mut table = DatasetTable::create(location, &file_schema(), settings).await.unwrap();
+        for sequence in 1..=4 {
+            let file = write_file(dir.path(), "2026-01-05", &format!("part-{sequence}"), 3);
+            table.commit(&[file], &[], landing(sequence)).await.unwrap();
+        }
+        let other =
+            Change::Landing { landings: vec![TableLanding { application: "lander-9a2b".to_owned(), sequence: 1 }] };
+        table.commit(&[write_file(dir.path(), "2026-01-06", "part-5", 3)], &[], other).await.unwrap();
+        let log = dir.path().join(LOG_DIRECTORY);
+        let checkpoints: Vec<String> = {
+            let mut names: Vec<String> = std::fs::read_dir(&log)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains("checkpoint"))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            checkpoints,
+            ["00000000000000000002.checkpoint.parquet", "00000000000000000004.checkpoint.parquet", LAST_CHECKPOINT]
+        );
+        for name in &checkpoints {
+            let modified = std::fs::metadata(log.join(name)).unwrap().modified().unwrap();
+            let millis = modified.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+            assert_eq!(millis, HIDDEN_TIME_MS, "{name}: its file time is hidden");
+        }
+        let pointer: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(log.join(LAST_CHECKPOINT)).unwrap()).unwrap();
+        assert_eq!(pointer["version"], 4);
+
+        // The checkpoint alone gives the table up to its version: without the commits before
+        // it, the table still has every file and knows the lander's last landing.
+        for version in 0..=4 {
+            std::fs::remove_file(log.join(format!("{version:020}.json"))).unwrap();
+        }
+        let reopened = DatasetTable::open(location).await.unwrap().unwrap();
+        assert_eq!(reopened.version(), 5);
+        assert_eq!(reopened.files().unwrap().len(), 5);
+        assert_eq!(reopened.landed_sequence("lander-3f1c").await.unwrap(), Some(4));
+        assert_eq!(reopened.landed_sequence("lander-9a2b").await.unwrap(), Some(1));
     }
 
     #[tokio::test]
     async fn a_new_optional_column_joins_the_table_schema_as_nullable_once() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table = DatasetTable::create(location, &file_schema(), Some("event_date")).await.unwrap();
+        let mut table =
+            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
         let columns = |table: &DatasetTable| -> Vec<(String, bool)> {
             let snapshot = table.table.snapshot().unwrap();
             snapshot.schema().fields().map(|f| (f.name().clone(), f.is_nullable())).collect()
@@ -747,7 +864,8 @@ mod tests {
     async fn a_compaction_replaces_files_in_one_version_and_earlier_versions_still_list_them() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table = DatasetTable::create(location, &file_schema(), Some("event_date")).await.unwrap();
+        let mut table =
+            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
         let small =
             [write_file(dir.path(), "2026-01-05", "part-a", 3), write_file(dir.path(), "2026-01-05", "part-b", 2)];
         table.commit(&small, &[], landing(1)).await.unwrap();
@@ -770,7 +888,8 @@ mod tests {
     async fn the_log_holds_no_time_but_the_hidden_one_and_no_engine_or_creation_details() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table = DatasetTable::create(location, &file_schema(), Some("event_date")).await.unwrap();
+        let mut table =
+            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
         let files = [write_file(dir.path(), "2026-01-05", "part-a", 3)];
         table.commit(&files, &[], landing(7)).await.unwrap();
         let merged = write_file(dir.path(), "2026-01-05", "part-m", 3);
@@ -813,8 +932,12 @@ mod tests {
     async fn application_ids_differ_between_tables_and_say_nothing_of_the_partition() {
         let dir = tempfile::tempdir().unwrap();
         let (research, planning) = (dir.path().join("research/adt"), dir.path().join("planning/adt"));
-        let research = DatasetTable::create(research.to_str().unwrap(), &file_schema(), None).await.unwrap();
-        let planning = DatasetTable::create(planning.to_str().unwrap(), &file_schema(), None).await.unwrap();
+        let research = DatasetTable::create(research.to_str().unwrap(), &file_schema(), NewTable::partitioned_by(None))
+            .await
+            .unwrap();
+        let planning = DatasetTable::create(planning.to_str().unwrap(), &file_schema(), NewTable::partitioned_by(None))
+            .await
+            .unwrap();
         let (research_id, planning_id) = (research.table_id().unwrap(), planning.table_id().unwrap());
         assert_ne!(research_id, planning_id);
         let id = application_id(&research_id, "sluice-lander", "clinical.adt", 3);

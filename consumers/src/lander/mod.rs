@@ -147,6 +147,11 @@ pub struct LanderConfig {
     /// ([`crate::consent::SourceOrganisations`]): a CSV file operators maintain. `None` for the
     /// one built into sluice (`policies/source-organisations.csv`).
     pub source_organisations: Option<PathBuf>,
+    /// Commits between two checkpoints of a dataset's Delta table, set as the table's
+    /// `delta.checkpointInterval` when the lander creates it (a table keeps its own afterwards).
+    /// A checkpoint lets a reader start from one Parquet file instead of replaying every commit;
+    /// a lander that commits every few seconds makes thousands of commits a day.
+    pub table_checkpoint_interval: std::num::NonZeroU64,
 }
 
 impl LanderConfig {
@@ -215,6 +220,7 @@ impl Default for LanderConfig {
             audit_log: None,
             reviewed_consent_records: Vec::new(),
             source_organisations: None,
+            table_checkpoint_interval: crate::lake::table::DEFAULT_CHECKPOINT_INTERVAL,
         }
     }
 }

@@ -139,7 +139,7 @@ impl<'a> LandingState<'a> {
         } else {
             None
         };
-        let tables = super::tables::LanderTables::new(&storage, &config.group_id);
+        let tables = super::tables::LanderTables::new(&storage, &config.group_id, config.table_checkpoint_interval);
         Ok(LandingState {
             config,
             router: Router::new(purposes, source_organisations, &config.clinical_topics),

@@ -22,7 +22,7 @@ use crate::{
     lake::{
         ledger::{LedgerEntry, TableLanding},
         storage::LakeStorage,
-        table::{Change, DatasetTable, TableFile, application_id},
+        table::{Change, DatasetTable, NewTable, TableFile, application_id},
     },
 };
 
@@ -38,6 +38,9 @@ pub(super) struct LanderTables {
     /// The last sequence number committed per dataset and application id, as read from the
     /// table once and counted on from there (the table's own answer needs a read of its log).
     sequences: HashMap<(String, String), i64>,
+    /// The checkpoint interval a table this lander creates is given
+    /// ([`crate::lander::LanderConfig::table_checkpoint_interval`]).
+    checkpoint_interval: std::num::NonZeroU64,
 }
 
 /// What one table already holds from one source partition, when a lander is given it.
@@ -51,12 +54,17 @@ pub(super) struct Holdings {
 }
 
 impl LanderTables {
-    pub(super) fn new(storage: &std::sync::Arc<LakeStorage>, group: &str) -> Self {
+    pub(super) fn new(
+        storage: &std::sync::Arc<LakeStorage>,
+        group: &str,
+        checkpoint_interval: std::num::NonZeroU64,
+    ) -> Self {
         LanderTables {
             lake: std::sync::Arc::clone(storage),
             group: group.to_owned(),
             tables: HashMap::new(),
             sequences: HashMap::new(),
+            checkpoint_interval,
         }
     }
 
@@ -77,7 +85,9 @@ impl LanderTables {
         partition_column: &str,
     ) -> Result<&mut DatasetTable> {
         if self.open(dataset).await?.is_none() {
-            let table = match DatasetTable::create_in(&self.lake, dataset, file_schema, Some(partition_column)).await {
+            let new_table =
+                NewTable { partition_column: Some(partition_column), checkpoint_interval: self.checkpoint_interval };
+            let table = match DatasetTable::create_in(&self.lake, dataset, file_schema, new_table).await {
                 Ok(table) => table,
                 // Another lander of the group created it first.
                 Err(error) => DatasetTable::open_in(&self.lake, dataset).await?.ok_or(error)?,
