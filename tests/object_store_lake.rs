@@ -121,7 +121,9 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     let state = pipeline.dir.path().join("state");
     let state_arg = state.display().to_string();
     let lander = |name: &str| {
-        let mut command = pipeline.lander_command("s3-test", name, &["--lake", &url, "--state-dir", &state_arg]);
+        // A checkpoint every second commit: delta-rs writes them to the bucket as well.
+        let args = ["--lake", &url, "--state-dir", &state_arg, "--table-checkpoint-interval", "2"];
+        let mut command = pipeline.lander_command("s3-test", name, &args);
         command.envs(s3.env());
         command.spawn().unwrap()
     };
@@ -144,6 +146,10 @@ async fn a_lake_in_object_storage_lands_every_event_once_and_compacts() {
     let files = table_files(&storage, "research").await;
     // The research policy files by month of the shifted event time.
     assert!(!files.is_empty() && files.iter().all(|key| key.contains("/event_month=")), "{files:?}");
+    let checkpoint = storage.get("research/adt/_delta_log/_last_checkpoint").expect("the table has a checkpoint");
+    let checkpoint: serde_json::Value = serde_json::from_slice(&checkpoint).unwrap();
+    let version = checkpoint["version"].as_u64().unwrap();
+    assert!(storage.get(&format!("research/adt/_delta_log/{version:020}.checkpoint.parquet")).is_ok());
     let dictionary = String::from_utf8(storage.get("research/adt/_dictionary.md").unwrap().to_vec()).unwrap();
     assert!(dictionary.contains("patient_pseudonym"));
 

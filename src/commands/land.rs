@@ -44,6 +44,10 @@ pub struct LandArgs {
     /// its events move on to a later window (a UTC day by default, one `event_date` directory).
     #[arg(long, default_value_t = 86_400)]
     event_time_window_secs: u64,
+    /// Commits between two checkpoints of a dataset's Delta table, given to each table this
+    /// lander creates (Delta's `delta.checkpointInterval`; a table keeps its own afterwards).
+    #[arg(long, default_value_t = sluice_consumers::lake::table::DEFAULT_CHECKPOINT_INTERVAL)]
+    table_checkpoint_interval: std::num::NonZeroU64,
     /// Append the run's OpenLineage events (START, then COMPLETE or FAIL) to this file, one JSON
     /// object a line, synced.
     #[arg(long)]
@@ -102,6 +106,7 @@ impl LandArgs {
                 config.erase_on_opt_out = !self.keep_landed_rows_on_opt_out;
                 config.max_file_age_secs = self.max_file_age_secs;
                 config.event_time_window_secs = self.event_time_window_secs;
+                config.table_checkpoint_interval = self.table_checkpoint_interval;
                 config.reviewed_consent_records.clone_from(&self.reviewed_consent_records);
                 config.source_organisations.clone_from(&self.source_organisations);
             })
