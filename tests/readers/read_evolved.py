@@ -35,8 +35,8 @@ def text_of_decimal(value):
     return None if value is None else format(value, "f")
 
 
-def deltalake_view(dataset_dir: pathlib.Path) -> dict:
-    table = DeltaTable(str(dataset_dir)).to_pyarrow_table()
+def arrow_view(table: pa.Table) -> dict:
+    """The column types, each event's lab result and the row count of a pyarrow table."""
     pseudonyms = table.column("event_pseudonym").to_pylist()
     values = [text_of_decimal(v) for v in table.column("value_decimal").to_pylist()]
     return {
@@ -44,6 +44,11 @@ def deltalake_view(dataset_dir: pathlib.Path) -> dict:
         "value_decimal": dict(zip(pseudonyms, values)),
         "rows": table.num_rows,
     }
+
+
+def deltalake_view(dataset_dir: pathlib.Path) -> dict:
+    table = DeltaTable(str(dataset_dir)).to_pyarrow_table()
+    return arrow_view(table)
 
 
 def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
@@ -52,13 +57,7 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
     table = ds.dataset(
         files, format="parquet", partitioning="hive", partition_base_dir=str(dataset_dir), schema=unified
     ).to_table()
-    pseudonyms = table.column("event_pseudonym").to_pylist()
-    values = [text_of_decimal(v) for v in table.column("value_decimal").to_pylist()]
-    return {
-        "types": {field.name: str(field.type) for field in table.schema},
-        "value_decimal": dict(zip(pseudonyms, values)),
-        "rows": table.num_rows,
-    }
+    return arrow_view(table)
 
 
 def duckdb_view(dataset_dir: pathlib.Path) -> dict:

@@ -98,13 +98,18 @@ def deltalake_view(dataset_dir: pathlib.Path) -> dict:
         "version": table.version(),
     }
     if "value_decimal" in arrow.column_names:
-        view["lab_results"] = lab_results(zip(
-            arrow.column("event_pseudonym").to_pylist(),
-            arrow.column("value_decimal").to_pylist(),
-            arrow.column("reference_range").to_pylist(),
-            arrow.column("interpretation_codes").to_pylist(),
-        ))
+        view["lab_results"] = arrow_lab_results(arrow)
     return view
+
+
+def arrow_lab_results(table) -> dict:
+    """`lab_results` of a pyarrow table that has the observation's lab result columns."""
+    return lab_results(zip(
+        table.column("event_pseudonym").to_pylist(),
+        table.column("value_decimal").to_pylist(),
+        table.column("reference_range").to_pylist(),
+        table.column("interpretation_codes").to_pylist(),
+    ))
 
 
 def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
@@ -130,12 +135,7 @@ def pyarrow_view(dataset_dir: pathlib.Path) -> dict:
         "parquet_physical_types": {column.path: column.physical_type for column in columns},
     }
     if "value_decimal" in table.column_names:
-        view["lab_results"] = lab_results(zip(
-            table.column("event_pseudonym").to_pylist(),
-            table.column("value_decimal").to_pylist(),
-            table.column("reference_range").to_pylist(),
-            table.column("interpretation_codes").to_pylist(),
-        ))
+        view["lab_results"] = arrow_lab_results(table)
     return view
 
 

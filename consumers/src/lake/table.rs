@@ -737,6 +737,11 @@ mod tests {
         TableFile { path, partition_value: Some(Some(day.to_owned())), bytes: bytes.len() as u64, rows: rows as u64 }
     }
 
+    /// A new table at `location` for files of [`file_schema`], partitioned by `event_date`.
+    async fn dated_table(location: &str) -> DatasetTable {
+        DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap()
+    }
+
     fn landing(sequence: i64) -> Change {
         Change::Landing { landings: vec![TableLanding { application: "lander-3f1c".to_owned(), sequence }] }
     }
@@ -747,8 +752,7 @@ mod tests {
         let location = dir.path().join("research/observation");
         let location = location.to_str().unwrap();
         assert!(DatasetTable::open(location).await.unwrap().is_none());
-        let mut table =
-            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
+        let mut table = dated_table(location).await;
         assert_eq!(table.version(), 0);
         assert_eq!(table.landed_sequence("lander-3f1c").await.unwrap(), None);
 
@@ -832,8 +836,7 @@ mod tests {
     async fn a_new_optional_column_joins_the_table_schema_as_nullable_once() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table =
-            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
+        let mut table = dated_table(location).await;
         let columns = |table: &DatasetTable| -> Vec<(String, bool)> {
             let snapshot = table.table.snapshot().unwrap();
             snapshot.schema().fields().map(|f| (f.name().clone(), f.is_nullable())).collect()
@@ -864,8 +867,7 @@ mod tests {
     async fn a_compaction_replaces_files_in_one_version_and_earlier_versions_still_list_them() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table =
-            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
+        let mut table = dated_table(location).await;
         let small =
             [write_file(dir.path(), "2026-01-05", "part-a", 3), write_file(dir.path(), "2026-01-05", "part-b", 2)];
         table.commit(&small, &[], landing(1)).await.unwrap();
@@ -888,8 +890,7 @@ mod tests {
     async fn the_log_holds_no_time_but_the_hidden_one_and_no_engine_or_creation_details() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_str().unwrap();
-        let mut table =
-            DatasetTable::create(location, &file_schema(), NewTable::partitioned_by(Some("event_date"))).await.unwrap();
+        let mut table = dated_table(location).await;
         let files = [write_file(dir.path(), "2026-01-05", "part-a", 3)];
         table.commit(&files, &[], landing(7)).await.unwrap();
         let merged = write_file(dir.path(), "2026-01-05", "part-m", 3);
