@@ -85,11 +85,18 @@ impl Command {
     }
 }
 
+/// The log filter of the long-running commands (`land`, `produce`) when `SLUICE_LOG` is not set:
+/// sluice's own progress at `info`, and delta-rs (`deltalake_core`) and its Delta kernel
+/// (`buoyant_kernel`) at `warn`. At `info` the two log every snapshot they build and every log
+/// scan, over 90% of a lander's lines, which buried the checkpoints an operator reads for; their
+/// warnings and errors still show. `SLUICE_LOG=info` brings their lines back.
+const LONG_RUNNING_LOG: &str = "info,buoyant_kernel=warn,deltalake_core=warn,deltalake=warn";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     restrict_new_files();
     let default_log = match cli.command {
-        Command::Land(_) | Command::Produce(_) => "info",
+        Command::Land(_) | Command::Produce(_) => LONG_RUNNING_LOG,
         _ => "warn",
     };
     let service = format!("sluice-{}", cli.command.name());

@@ -91,7 +91,8 @@ impl Pipeline {
             .args(["--max-buffered-rows", "700", "--brokers", &self.broker.bootstrap()])
             .args(args)
             .env("SLUICE_KEYS_FILE", self.dir.path().join("keys.toml"))
-            .env("SLUICE_LOG", "info")
+            // The lander's own default filter, as an operator gets it.
+            .env_remove("SLUICE_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
         command
