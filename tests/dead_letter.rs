@@ -29,7 +29,7 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
     // observation topic; a consent change with an invalid NHS number.
     let adt = source.clinical_events().find(|e| e.subject() == "adt").unwrap();
     let encoder = Encoder::new(catalogue, Framing::SingleObject);
-    let adt_bytes = encoder.encode(catalogue.version("adt", 1).unwrap(), adt.value()).unwrap();
+    let adt_bytes = encoder.encode(catalogue.version("adt", adt.version()).unwrap(), adt.value()).unwrap();
     let mut unknown_schema = vec![0xC3, 0x01];
     unknown_schema.extend_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
     unknown_schema.extend_from_slice(&adt_bytes[10..]);
@@ -44,7 +44,9 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
         encoder.encode(catalogue.version("consent", bad_consent.version()).unwrap(), &bad_consent_value).unwrap();
     // A laboratory result with 19 digits for its decimal(18,6) field: Avro decodes it (16 bytes
     // hold it), but it must not land rounded or truncated.
-    let too_wide = source.clinical_events().find(|e| e.subject() == "observation" && e.version() == 3).unwrap();
+    let newest_observation = catalogue.latest("observation").unwrap().version();
+    let too_wide =
+        source.clinical_events().find(|e| e.subject() == "observation" && e.version() == newest_observation).unwrap();
     let mut too_wide_value = too_wide.value().clone();
     if let sluice_schemas::apache_avro::types::Value::Record(fields) = &mut too_wide_value {
         let decimal = sluice_schemas::apache_avro::Decimal::from(1_234_567_890_123_456_789_000i128.to_be_bytes());
@@ -54,7 +56,8 @@ async fn poison_records_are_dead_lettered_with_a_reason_and_never_stall_landing(
                 Box::new(sluice_schemas::apache_avro::types::Value::Decimal(decimal)),
             );
     }
-    let too_wide_bytes = encoder.encode(catalogue.version("observation", 3).unwrap(), &too_wide_value).unwrap();
+    let too_wide_bytes =
+        encoder.encode(catalogue.version("observation", newest_observation).unwrap(), &too_wide_value).unwrap();
     let poison: Vec<(&str, Vec<u8>)> = vec![
         ("clinical.observation", b"{\"resourceType\":\"Observation\"}".to_vec()),
         ("clinical.observation", unknown_schema),
@@ -201,37 +204,38 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
     let good = publish_source(&client, &topics, &source).await;
 
     let encoder = Encoder::new(catalogue, Framing::SingleObject);
-    let adt_v1 = catalogue.version("adt", 1).unwrap();
-    let observation_v3 = catalogue.version("observation", 3).unwrap();
+    let adt = source.clinical_events().find(|e| e.subject() == "adt").unwrap();
+    let adt_version = catalogue.version("adt", adt.version()).unwrap();
+    let observation_version = catalogue.latest("observation").unwrap();
     let single_object = |fingerprint: u64, body: &[u8]| {
         let mut message = vec![0xC3, 0x01];
         message.extend_from_slice(&fingerprint.to_le_bytes());
         message.extend_from_slice(body);
         message
     };
-    let adt = source.clinical_events().find(|e| e.subject() == "adt").unwrap();
     let nhs_number = field_text(adt.value(), "nhs_number").expect("the synthetic ADT event has an NHS number");
-    let adt_body = encoder.encode(adt_v1, adt.value()).unwrap()[10..].to_vec();
+    let adt_body = encoder.encode(adt_version, adt.value()).unwrap()[10..].to_vec();
 
     // The local patient id of a real ADT event, overwritten byte for byte with 0xFF (a byte that
     // never occurs in UTF-8): the string's length prefix is still right, its bytes are not text.
     const MARKER: &str = "to-be-overwritten";
     let mut marked = adt.value().clone();
-    set_field(&mut marked, "local_patient_id", Value::String(MARKER.into()));
-    let mut not_utf8 = encoder.encode(adt_v1, &marked).unwrap();
+    set_field(&mut marked, "local_patient_id", Value::Union(1, Box::new(Value::String(MARKER.into()))));
+    let mut not_utf8 = encoder.encode(adt_version, &marked).unwrap();
     let at = not_utf8.windows(MARKER.len()).position(|w| w == MARKER.as_bytes()).unwrap();
     not_utf8[at..at + MARKER.len()].fill(0xFF);
     // The lander's reasons name only the kind of failure, so check here what apache-avro itself
     // says: the marked body reads, the overwritten one fails as not UTF-8 and for nothing else.
-    let read =
-        |message: &[u8]| GenericDatumReader::builder(adt_v1.schema()).build().unwrap().read_value(&mut &message[10..]);
-    assert!(read(&encoder.encode(adt_v1, &marked).unwrap()).is_ok());
+    let read = |message: &[u8]| {
+        GenericDatumReader::builder(adt_version.schema()).build().unwrap().read_value(&mut &message[10..])
+    };
+    assert!(read(&encoder.encode(adt_version, &marked).unwrap()).is_ok());
     assert!(read(&not_utf8).unwrap_err().to_string().contains("Invalid utf-8"));
 
     // The first field (the event id, a string) claims 2^40 bytes.
     let mut terabyte = avro_long(1 << 40);
     terabyte.extend_from_slice(&adt_body);
-    let claimed = read(&single_object(adt_v1.fingerprint(), &terabyte)).unwrap_err().to_string();
+    let claimed = read(&single_object(adt_version.fingerprint(), &terabyte)).unwrap_err().to_string();
     assert!(claimed.contains("Unable to allocate 1099511627776 bytes"), "{claimed}");
     // Confluent framing naming a schema id no schema has.
     let mut unknown_id = vec![0x00, 0x7F, 0xFF, 0xFF, 0xFF];
@@ -259,7 +263,7 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
         Poison {
             topic: "clinical.observation",
             key: None,
-            payload: Some(single_object(observation_v3.fingerprint(), &adt_body)),
+            payload: Some(single_object(observation_version.fingerprint(), &adt_body)),
             reason: "cannot decode a `observation` v3 body".to_owned(),
         },
         Poison {
@@ -271,19 +275,19 @@ async fn empty_oversized_and_mistyped_records_are_dead_lettered_and_landing_goes
         Poison {
             topic: "clinical.adt",
             key: None,
-            payload: Some(single_object(adt_v1.fingerprint(), &terabyte)),
+            payload: Some(single_object(adt_version.fingerprint(), &terabyte)),
             reason: format!("{adt_decode}: a length is larger than the data could hold"),
         },
         Poison {
             topic: "clinical.adt",
             key: None,
-            payload: Some(single_object(adt_v1.fingerprint(), &garbage(900_000))),
+            payload: Some(single_object(adt_version.fingerprint(), &garbage(900_000))),
             reason: adt_decode.clone(),
         },
         Poison {
             topic: "clinical.observation",
             key: None,
-            payload: Some(single_object(observation_v3.fingerprint(), &garbage(1_010_000))),
+            payload: Some(single_object(observation_version.fingerprint(), &garbage(1_010_000))),
             reason: "cannot decode a `observation` v3 body".to_owned(),
         },
     ];

@@ -283,3 +283,67 @@ async fn framing_errors_and_oversized_frames_are_dead_lettered_with_the_reason_a
     }
     assert_eq!(read_topic(&client, "clinical.adt").len(), 2);
 }
+
+/// The corpus of realistic messages (`producers/tests/fixtures/hl7/corpus/`) sent over MLLP to a
+/// listener started with the corpus's local code tables: each ACK is the one the corpus expects,
+/// Kafka holds exactly the expected events (an NHS number alone leaves the local id null), the
+/// refused messages are dead-lettered, and every field left out is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_corpus_over_mllp_stores_the_expected_events_and_counts_the_fields_left_out() {
+    let broker = Tansu::start();
+    let client = broker.client();
+    let topics = Topics::embedded();
+    provision::apply(&client, &topics).await.unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("producers/tests/fixtures/hl7/corpus");
+    let state = tempfile::tempdir().unwrap();
+    let config = MllpListenerConfig {
+        state_dir: Some(state.path().to_owned()),
+        local_codes: Some(corpus.join("local-codes.toml")),
+        ..MllpListenerConfig::default()
+    };
+    let listener = serve_hl7(&client, &topics, config).await;
+    let mut sender = MllpSender::connect(listener.address).await.unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".hl7"))
+        .collect();
+    names.sort();
+    let (mut events, mut warnings, mut refused, mut nhs_number_only) = (0, 0, 0, 0);
+    for name in &names {
+        let bytes: Vec<u8> =
+            std::fs::read(corpus.join(name)).unwrap().iter().map(|b| if *b == b'\n' { b'\r' } else { *b }).collect();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(corpus.join(name.replace(".hl7", ".expected.json"))).unwrap())
+                .unwrap();
+        let ack = sender.send_expecting_ack(&bytes).await;
+        assert_eq!(ack.get("MSA-1").as_deref(), expected["ack"].as_str(), "{name}");
+        let expected_events = expected["events"].as_array().unwrap();
+        events += expected_events.len();
+        warnings += expected["warnings"].as_array().unwrap().len();
+        refused += usize::from(expected["ack"] != "AA");
+        nhs_number_only += expected_events.iter().filter(|e| e["record"]["local_patient_id"].is_null()).count();
+    }
+    let counts = listener.stop().await;
+    let [_, accepted, published, _, dead_lettered, not_stored] = counts.snapshot();
+    assert_eq!((accepted as usize, published as usize), (names.len() - refused, events));
+    assert_eq!((dead_lettered as usize, not_stored), (refused, 0));
+    assert_eq!(counts.fields_left_out.load(std::sync::atomic::Ordering::Relaxed) as usize, warnings);
+    assert!(warnings > 0 && refused > 0 && nhs_number_only > 0, "the corpus covers each case");
+
+    let stored: Vec<TopicRecord> =
+        ["clinical.adt", "clinical.observation"].iter().flat_map(|topic| read_topic(&client, topic)).collect();
+    assert_eq!(stored.len(), events);
+    let decoder = Decoder::new(Catalogue::embedded());
+    let without_local_id = stored
+        .iter()
+        .filter(|record| {
+            let Value::Record(fields) = decoder.decode(&record.payload).unwrap().value else { panic!("a record") };
+            fields
+                .iter()
+                .any(|(name, value)| name == "local_patient_id" && *value == Value::Union(0, Box::new(Value::Null)))
+        })
+        .count();
+    assert_eq!(without_local_id, nhs_number_only, "identified by NHS number alone, stored without a local id");
+    assert_eq!(read_topic(&client, topics.dead_letter()).len(), refused);
+}

@@ -57,6 +57,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The HL7 listener's local code tables could not be read or are not valid.
+    #[error("cannot use the local code tables {path}: {reason}")]
+    LocalCodes {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong: the operating system's reason or the entry at fault.
+        reason: String,
+    },
+
     /// The topics could not be read back (to resume a file import where it stopped).
     #[error("cannot read the topics back to find what is already stored: {source}")]
     ReadBack {

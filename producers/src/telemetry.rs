@@ -37,6 +37,16 @@ static PUBLISH_DURATION: LazyLock<Histogram<f64>> = LazyLock::new(|| {
         .build()
 });
 
+/// Fields of accepted HL7 v2 messages left out of their events because their value could not be
+/// used, by HL7 position (`hl7.field`, e.g. `PV1-10`): never the value.
+pub(crate) static HL7_FIELDS_LEFT_OUT: LazyLock<Counter<u64>> = LazyLock::new(|| {
+    global::meter("sluice-producers")
+        .u64_counter("sluice.producer.hl7.fields_left_out")
+        .with_description("Fields of accepted HL7 v2 messages left out of their events, by HL7 position")
+        .with_unit("{field}")
+        .build()
+});
+
 /// One event on its way to Kafka: its span and when it was handed over.
 #[derive(Debug)]
 pub(crate) struct PublishTrace {

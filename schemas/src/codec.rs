@@ -63,8 +63,20 @@ pub struct DecodedEvent<'c> {
 pub struct Decoder<'c> {
     /// Where writer schemas are looked up.
     catalogue: &'c Catalogue,
-    /// A prepared reader per writer fingerprint: (reader version, datum reader).
-    readers: HashMap<u64, (&'c SchemaVersion, GenericDatumReader<'c>)>,
+    /// A prepared reader per writer fingerprint: (reader version, how to read).
+    readers: HashMap<u64, (&'c SchemaVersion, VersionReader<'c>)>,
+}
+
+/// How the records of one writer version are read.
+enum VersionReader<'c> {
+    /// One apache-avro datum reader that decodes and, for an older version, resolves.
+    Resolving(GenericDatumReader<'c>),
+    /// For an older version with `decimal` fields: decode as written, widen every decimal to
+    /// `decimal_bytes`, then resolve to `reader`. The Avro specification lets a writer put a
+    /// decimal in its shortest two's-complement form (Java's and Python's Avro libraries do), and
+    /// apache-avro refuses a decimal whose byte length holds fewer digits than the reader's
+    /// precision when it resolves, though the value fits; sign extension keeps the value.
+    WideningDecimals { writer: GenericDatumReader<'c>, reader: &'c apache_avro::Schema, decimal_bytes: usize },
 }
 
 impl<'c> Decoder<'c> {
@@ -75,13 +87,26 @@ impl<'c> Decoder<'c> {
         let readers = all_versions(catalogue)
             .map(|writer| {
                 let reader = catalogue.latest(writer.subject()).expect("subject of a listed version");
-                let datum_reader = if writer.fingerprint() == reader.fingerprint() {
-                    GenericDatumReader::builder(writer.schema()).build()
+                let built = "catalogue schemas resolve: checked when the catalogue is built";
+                let version_reader = if writer.fingerprint() == reader.fingerprint() {
+                    VersionReader::Resolving(GenericDatumReader::builder(writer.schema()).build().expect(built))
+                } else if let Some(precision) = largest_decimal_precision(writer.schema()) {
+                    VersionReader::WideningDecimals {
+                        writer: GenericDatumReader::builder(writer.schema()).build().expect(built),
+                        reader: reader.schema(),
+                        decimal_bytes: bytes_for_precision(
+                            precision.max(largest_decimal_precision(reader.schema()).unwrap_or_default()),
+                        ),
+                    }
                 } else {
-                    GenericDatumReader::builder(writer.schema()).reader_schema(reader.schema()).build()
-                }
-                .expect("catalogue schemas resolve: checked when the catalogue is built");
-                (writer.fingerprint(), (reader, datum_reader))
+                    VersionReader::Resolving(
+                        GenericDatumReader::builder(writer.schema())
+                            .reader_schema(reader.schema())
+                            .build()
+                            .expect(built),
+                    )
+                };
+                (writer.fingerprint(), (reader, version_reader))
             })
             .collect();
         Decoder { catalogue, readers }
@@ -96,7 +121,16 @@ impl<'c> Decoder<'c> {
         let decode_error =
             |reason: String| Error::Decode { subject: writer.subject().to_owned(), version: writer.version(), reason };
         let mut remaining = TruncationDetectingReader { rest: body, read_past_end: false };
-        let value = datum_reader.read_value(&mut remaining).map_err(|error| decode_error(redacted_reason(&error)))?;
+        let read = match datum_reader {
+            VersionReader::Resolving(datum_reader) => datum_reader.read_value(&mut remaining),
+            VersionReader::WideningDecimals { writer, reader, decimal_bytes } => {
+                writer.read_value(&mut remaining).and_then(|mut value| {
+                    widen_decimals(&mut value, *decimal_bytes);
+                    value.resolve(reader)
+                })
+            }
+        };
+        let value = read.map_err(|error| decode_error(redacted_reason(&error)))?;
         if remaining.read_past_end {
             return Err(decode_error("body is truncated".to_owned()));
         }
@@ -125,6 +159,46 @@ impl std::io::Read for TruncationDetectingReader<'_> {
             self.read_past_end = true;
         }
         self.rest.read(buf)
+    }
+}
+
+/// The largest precision of any `decimal` in a schema, if it has one.
+fn largest_decimal_precision(schema: &apache_avro::Schema) -> Option<usize> {
+    use apache_avro::Schema;
+    match schema {
+        Schema::Decimal(decimal) => Some(decimal.precision),
+        Schema::Record(record) => record.fields.iter().filter_map(|f| largest_decimal_precision(&f.schema)).max(),
+        Schema::Union(union) => union.variants().iter().filter_map(largest_decimal_precision).max(),
+        Schema::Array(array) => largest_decimal_precision(&array.items),
+        Schema::Map(map) => largest_decimal_precision(&map.types),
+        _ => None,
+    }
+}
+
+/// The fewest bytes whose two's-complement range holds every number of `precision` digits
+/// (8 for `decimal(18, s)`): 2^(8n-1) - 1 >= 10^precision - 1.
+fn bytes_for_precision(precision: usize) -> usize {
+    (1..=64).find(|&n| (8.0 * n as f64 - 1.0) * std::f64::consts::LOG10_2 >= precision as f64).unwrap_or(64)
+}
+
+/// Sign-extends every decimal in `value` shorter than `bytes` to `bytes` bytes (same number).
+fn widen_decimals(value: &mut Value, bytes: usize) {
+    match value {
+        Value::Decimal(decimal) => {
+            if let Ok(short) = Vec::<u8>::try_from(&*decimal)
+                && short.len() < bytes
+            {
+                let extension = if short.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0x00 };
+                let mut wide = vec![extension; bytes - short.len()];
+                wide.extend_from_slice(&short);
+                *decimal = apache_avro::Decimal::from(wide);
+            }
+        }
+        Value::Record(fields) => fields.iter_mut().for_each(|(_, field)| widen_decimals(field, bytes)),
+        Value::Union(_, inner) => widen_decimals(inner, bytes),
+        Value::Array(items) => items.iter_mut().for_each(|item| widen_decimals(item, bytes)),
+        Value::Map(entries) => entries.values_mut().for_each(|entry| widen_decimals(entry, bytes)),
+        _ => {}
     }
 }
 
@@ -190,11 +264,16 @@ mod tests {
             let bytes = Encoder::new(catalogue, framing).encode(v1, &record).unwrap();
             let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
             prop_assert_eq!(decoded.writer.version(), 1);
-            prop_assert_eq!(decoded.reader.version(), 3);
-            // Fields of v1 come back unchanged; the fields added by v2 and v3 take their defaults.
+            prop_assert_eq!(decoded.reader.version(), 4);
+            // Fields of v1 come back unchanged (the local id, optional from v4, as the union's
+            // string branch); the fields added by v2 and v3 take their defaults.
             if let Value::Record(original) = &record {
                 for (name, original_value) in original {
-                    prop_assert_eq!(field(&decoded.value, name), original_value);
+                    if name == "local_patient_id" {
+                        prop_assert_eq!(field(&decoded.value, name), &nullable(Some(original_value.clone())));
+                    } else {
+                        prop_assert_eq!(field(&decoded.value, name), original_value);
+                    }
                 }
             }
             for added in ["interpretation", "value_decimal", "reference_range", "interpretation_codes"] {
@@ -240,13 +319,13 @@ mod tests {
         assert!(!error.contains("9434765919"), "{error}");
     }
 
-    /// The Avro specification allows a decimal in its shortest two's-complement form, and a
-    /// record written with the newest version (read as written, not resolved) is read so:
-    /// the lander's `unscaled` sign-extends any length. apache-avro 0.22 refuses the short form
-    /// only when it *resolves* a record to another version; no older version has a decimal
-    /// field today. sluice's producers write eight bytes for `decimal(18,6)` either way.
+    /// The Avro specification allows a decimal in its shortest two's-complement form (Java's
+    /// and Python's Avro libraries write it so). apache-avro 0.22 refuses that form when it
+    /// *resolves* a record to a newer version, so the decoder sign-extends the decimals of an
+    /// older version first: v3 records (the first with decimals) resolve to the newest version
+    /// with any length. sluice's producers write eight bytes for `decimal(18,6)` either way.
     #[test]
-    fn decimals_in_their_shortest_form_are_read_from_the_newest_version() {
+    fn decimals_in_their_shortest_form_are_read_from_an_older_version() {
         let catalogue = Catalogue::embedded();
         let v3 = catalogue.version("observation", 3).unwrap();
         let with_value = |bytes: &[u8]| {
@@ -269,9 +348,26 @@ mod tests {
         );
         let short = [0x3F, 0x52, 0xF0];
         let decoded = with_value(&short).unwrap();
+        assert_eq!(decoded.reader.version(), 4, "resolved, not read as written");
         assert_eq!(
             field(&decoded.value, "value_decimal"),
             &nullable(Some(Value::Decimal(apache_avro::Decimal::from(short))))
         );
+        // Negative numbers keep their sign: -0.5 is -500000 unscaled, 0xF85EE0 at its shortest.
+        let decoded = with_value(&[0xF8, 0x5E, 0xE0]).unwrap();
+        let Value::Union(1, read) = field(&decoded.value, "value_decimal") else { panic!("a decimal") };
+        assert_eq!(crate::model::ResultDecimal::from_avro(read), crate::model::ResultDecimal::parse("-0.5"));
+        let Value::Union(1, read) = field(&with_value(&short).unwrap().value, "value_decimal").clone() else {
+            panic!("a decimal")
+        };
+        assert_eq!(crate::model::ResultDecimal::from_avro(&read), crate::model::ResultDecimal::parse("4.15"));
+    }
+
+    #[test]
+    fn bytes_for_precision_is_the_fewest_that_hold_every_number_of_that_many_digits() {
+        assert_eq!(bytes_for_precision(18), 8);
+        assert_eq!(bytes_for_precision(19), 9);
+        assert_eq!(bytes_for_precision(2), 1);
+        assert_eq!(bytes_for_precision(38), 16);
     }
 }

@@ -259,7 +259,7 @@ fn a_field_the_policy_does_not_mention_is_refused_at_planning() {
     let error = Policy::from_toml(&text, "t").unwrap().plan(version).unwrap_err().to_string();
     assert_eq!(
         error,
-        "policy `test@v1` has no action for field `interpretation` of subject `observation` v3; add one before landing"
+        "policy `test@v1` has no action for field `interpretation` of subject `observation` v4; add one before landing"
     );
 }
 
@@ -268,7 +268,7 @@ fn a_field_the_schema_does_not_have_is_refused_at_planning() {
     let error = plan_error("adt", &[("ethnicity", r#""keep""#)]);
     assert_eq!(
         error,
-        "policy `test@v1` names field `ethnicity` under [subjects.adt], but subject `adt` v1 has no such field; \
+        "policy `test@v1` names field `ethnicity` under [subjects.adt], but subject `adt` v2 has no such field; \
          remove or correct the entry"
     );
 }
@@ -279,7 +279,7 @@ fn a_subject_without_a_table_is_refused() {
     let error = Policy::from_toml(&text, "t").unwrap().plan(latest("diagnosis")).unwrap_err().to_string();
     assert_eq!(
         error,
-        "policy `test@v1` has no [subjects.diagnosis] table, so subject `diagnosis` v1 cannot be landed under it"
+        "policy `test@v1` has no [subjects.diagnosis] table, so subject `diagnosis` v2 cannot be landed under it"
     );
 }
 
@@ -366,7 +366,7 @@ fn sensitive_fields_cannot_be_landed_as_they_are() {
     ];
     for (field, action, reason) in cases {
         let error = plan_error("adt", &[(field, action)]);
-        assert!(error.starts_with(&format!("policy `test@v1`: field `{field}` of subject `adt v1`: ")), "{error}");
+        assert!(error.starts_with(&format!("policy `test@v1`: field `{field}` of subject `adt v2`: ")), "{error}");
         assert!(error.contains(reason), "{error}");
     }
     let comment = plan_error("observation", &[("comment", r#""keep""#)]);
@@ -428,7 +428,7 @@ fn two_fields_in_one_column_are_refused() {
     );
     assert_eq!(
         error,
-        "policy `test@v1`: fields `occurred_at` and `date_of_birth` of subject `adt v1` would both land as column `year`"
+        "policy `test@v1`: fields `occurred_at` and `date_of_birth` of subject `adt v2` would both land as column `year`"
     );
 }
 

@@ -87,7 +87,7 @@ fn provenance() -> impl Strategy<Value = Provenance> {
 fn patient() -> impl Strategy<Value = PatientIdentity> {
     (
         option::of(nhs_number()),
-        "[A-Z0-9]{1,12}",
+        option::of("[A-Z0-9]{1,12}"),
         text(),
         text(),
         option::of(date()),
@@ -96,8 +96,12 @@ fn patient() -> impl Strategy<Value = PatientIdentity> {
     )
         .prop_map(|(nhs_number, local_patient_id, family_name, given_name, date_of_birth, sex, postcode)| {
             PatientIdentity {
+                // A valid event names the patient by NHS number, local id or both.
+                local_patient_id: match (&nhs_number, local_patient_id) {
+                    (None, None) => Some("H0000001".to_owned()),
+                    (_, local) => local,
+                },
                 nhs_number,
-                local_patient_id,
                 family_name,
                 given_name,
                 date_of_birth,

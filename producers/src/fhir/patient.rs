@@ -36,18 +36,14 @@ pub(super) fn identity(patient: &Object) -> Result<PatientIdentity, FhirError> {
         }
         other.get_or_insert(value);
     }
-    let local_patient_id = record_number
-        .or(other)
-        .or(string(patient, "id", "Patient")?)
-        .map(str::to_owned)
-        .or_else(|| nhs.map(|number| number.digits()))
-        .ok_or_else(|| {
-            FhirError::unprocessable(
-                IssueType::Required,
-                AT,
-                "the Patient needs an NHS number, another identifier or an id",
-            )
-        })?;
+    let local_patient_id = record_number.or(other).or(string(patient, "id", "Patient")?).map(str::to_owned);
+    if local_patient_id.is_none() && nhs.is_none() {
+        return Err(FhirError::unprocessable(
+            IssueType::Required,
+            AT,
+            "the Patient needs an NHS number, another identifier or an id",
+        ));
+    }
 
     let names = objects(patient, "name", "Patient")?;
     let official = names.iter().find(|name| name.get("use").and_then(|u| u.as_str()) == Some("official"));
@@ -164,7 +160,7 @@ pub(super) fn referenced<'a>(
     let number = logical.ok_or_else(unidentified)?;
     Ok(PatientIdentity {
         nhs_number: Some(number),
-        local_patient_id: number.digits(),
+        local_patient_id: None,
         family_name: None,
         given_name: None,
         date_of_birth: None,

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::map::{ErrorCode, Hl7Error, MessageHeader};
+use super::map::{ErrorCode, FieldWarning, Hl7Error, MessageHeader};
 use super::message::{Message, Separators, escape};
 
 /// The separators every acknowledgement is written with.
@@ -110,12 +110,13 @@ pub struct Receiver {
     pub facility: String,
 }
 
-/// Writes the acknowledgement of `original`: AA when `outcome` is `Ok`, else AE or AR with an ERR
-/// segment. `control_id` is this ACK's own MSH-10.
+/// Writes the acknowledgement of `original`: AA when `outcome` is `Ok`, with an ERR segment of
+/// severity W for each field left out of the events, else AE or AR with an ERR segment.
+/// `control_id` is this ACK's own MSH-10.
 pub fn acknowledgement(
     receiver: &Receiver,
     original: &Acknowledged,
-    outcome: Result<(), &Hl7Error>,
+    outcome: Result<&[FieldWarning], &Hl7Error>,
     control_id: &str,
     now: DateTime<Utc>,
 ) -> Vec<u8> {
@@ -125,7 +126,7 @@ pub fn acknowledgement(
     let trigger =
         if original.trigger_event.is_empty() { String::new() } else { format!("^{}", text(&original.trigger_event)) };
     let code = match outcome {
-        Ok(()) => AckCode::Accept,
+        Ok(_) => AckCode::Accept,
         Err(error) if error.reject => AckCode::Reject,
         Err(_) => AckCode::Error,
     };
@@ -148,17 +149,21 @@ pub fn acknowledgement(
         ),
         format!("MSA|{}|{}{msa_text}", code.as_str(), text(&original.control_id)),
     ];
-    if let Err(error) = outcome {
-        let location = error_location(&error.location);
-        let code = format!("{}^{}^HL70357", error.code as u16, error.code.text());
+    let problems: Vec<(&str, ErrorCode, &str, &str)> = match outcome {
+        Ok(warnings) => warnings.iter().map(|w| (w.location, w.code, "W", w.message)).collect(),
+        Err(error) => vec![(error.location.as_str(), error.code, "E", error.message.as_str())],
+    };
+    for (location, code, severity, message) in problems {
+        let location = error_location(location);
         segments.push(if legacy_err {
-            // HL7 2.3/2.4 ERR-1: segment^sequence^field^code&text&table.
-            let code = format!("{}&{}&HL70357", error.code as u16, error.code.text());
+            // HL7 2.3/2.4 ERR-1: segment^sequence^field^code&text&table (no severity).
+            let code = format!("{}&{}&HL70357", code as u16, code.text());
             let mut parts: Vec<&str> = location.split('^').take(3).collect();
             parts.resize(3, "");
             format!("ERR|{}^{code}", parts.join("^"))
         } else {
-            format!("ERR||{location}|{code}|E||||{}", text(&error.message))
+            let code = format!("{}^{}^HL70357", code as u16, code.text());
+            format!("ERR||{location}|{code}|{severity}||||{}", text(message))
         });
     }
     if !segments.iter().all(|segment| segment.is_ascii()) {
@@ -222,7 +227,7 @@ mod tests {
         let message =
             Message::parse(b"MSH|^~\\&|PAS|RR8|SLUICE|X26|20260105093000||ADT^A01|M\\X0d\\1|P|2\\X0D\\5\r").unwrap();
         let original = Acknowledged::from_message(&message);
-        let error = crate::hl7::map::map_message(&message, now()).unwrap_err();
+        let error = crate::hl7::map::map_message(&message, now(), &Default::default()).unwrap_err();
         let ack = acknowledgement(&receiver(), &original, Err(&error), "A1", now());
         let parsed = Message::parse(&ack).expect("the ACK parses");
         assert_eq!(parsed.segment_names(), ["MSH", "MSA", "ERR"]);
@@ -232,7 +237,7 @@ mod tests {
     #[test]
     fn accept_echoes_the_control_id_and_swaps_sender_and_receiver() {
         let original = Acknowledged::from_message(&Message::parse(A01).unwrap());
-        let ack = acknowledgement(&receiver(), &original, Ok(()), "ACK0001", now());
+        let ack = acknowledgement(&receiver(), &original, Ok(&[]), "ACK0001", now());
         let text = String::from_utf8(ack).unwrap();
         assert_eq!(
             text,
@@ -289,11 +294,11 @@ mod tests {
     fn an_ack_echoing_text_outside_ascii_declares_utf_8() {
         let message = "MSH|^~\\&|Ŵales PAS|RR8|||20260105||ADT^A08|Ω1|P|2.5.1||||||UNICODE UTF-8\rEVN|A08\r";
         let original = Acknowledged::from_message(&Message::parse(message.as_bytes()).unwrap());
-        let parsed = Message::parse(&acknowledgement(&receiver(), &original, Ok(()), "A7", now())).unwrap();
+        let parsed = Message::parse(&acknowledgement(&receiver(), &original, Ok(&[]), "A7", now())).unwrap();
         assert_eq!(parsed.get("MSH-18").as_deref(), Some("UNICODE UTF-8"));
         assert_eq!(parsed.get("MSA-2").as_deref(), Some("Ω1"));
         assert_eq!(parsed.get("MSH-5").as_deref(), Some("Ŵales PAS"));
-        let plain = acknowledgement(&receiver(), &Acknowledged::default(), Ok(()), "A8", now());
+        let plain = acknowledgement(&receiver(), &Acknowledged::default(), Ok(&[]), "A8", now());
         assert!(Message::parse(&plain).unwrap().get("MSH-18").is_none(), "ASCII ACKs stay undeclared");
     }
 
@@ -311,7 +316,7 @@ mod tests {
         assert_eq!(parsed.get("MSA-2"), None);
         assert_eq!(parsed.get("MSH-9.1").as_deref(), Some("ACK"));
         let odd = Acknowledged { control_id: "A|B^C".into(), ..Acknowledged::default() };
-        let parsed = Message::parse(&acknowledgement(&receiver(), &odd, Ok(()), "A6", now())).unwrap();
+        let parsed = Message::parse(&acknowledgement(&receiver(), &odd, Ok(&[]), "A6", now())).unwrap();
         assert_eq!(parsed.get("MSA-2").as_deref(), Some("A|B^C"));
     }
 }

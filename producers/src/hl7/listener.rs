@@ -45,7 +45,8 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::ack::{Acknowledged, Receiver, acknowledgement, not_stored};
-use super::map::{ErrorCode, Hl7Error, MessageHeader, map_message};
+use super::local_codes::LocalCodes;
+use super::map::{ErrorCode, FieldWarning, Hl7Error, MessageHeader, map_message};
 use super::message::{Message, ParseError};
 use super::mllp::{MllpDecoder, MllpError, frame};
 use super::seen::{Claim, SeenMessages};
@@ -88,6 +89,10 @@ pub struct MllpListenerConfig {
     /// the listener speaks plain MLLP, for use only inside a trusted network segment.
     #[serde(default)]
     pub tls: Option<ListenerTlsConfig>,
+    /// A TOML file of per-sender local code tables ([`super::local_codes`]), read when the
+    /// listener binds. Without one, local codes are not mapped.
+    #[serde(default)]
+    pub local_codes: Option<PathBuf>,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -120,6 +125,7 @@ impl Default for MllpListenerConfig {
             remembered_messages: default_remembered_messages(),
             state_dir: None,
             tls: None,
+            local_codes: None,
         }
     }
 }
@@ -149,6 +155,11 @@ pub struct ListenerCounts {
     /// one from another CA, or too slow. Also counted in `connections`; no message of theirs is
     /// counted anywhere else.
     pub unauthenticated: AtomicU64,
+    /// Fields of stored messages left out of their events because their value could not be used
+    /// (a local code without a table entry, a sex code outside HL7 table 0001, a postcode that is
+    /// not a UK one); each was warned of in the ACK. Not an outcome: these messages are also
+    /// counted in `accepted`.
+    pub fields_left_out: AtomicU64,
 }
 
 impl ListenerCounts {
@@ -177,6 +188,8 @@ struct Shared {
     counts: Arc<ListenerCounts>,
     /// Terminates TLS on each connection, when configured.
     tls: Option<TlsTerminator>,
+    /// The senders' local code tables (empty without a file).
+    local_codes: LocalCodes,
 }
 
 /// A bound MLLP listener, ready to [`serve`](MllpListener::serve).
@@ -195,6 +208,14 @@ impl MllpListener {
         config: MllpListenerConfig,
     ) -> Result<Self> {
         let tls = config.tls.as_ref().map(TlsTerminator::new).transpose()?;
+        let local_codes = match &config.local_codes {
+            Some(path) => {
+                let invalid = |reason: String| Error::LocalCodes { path: path.clone(), reason };
+                let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+                LocalCodes::from_toml(&text).map_err(|e| invalid(e.to_string()))?
+            }
+            None => LocalCodes::default(),
+        };
         let listener = TcpListener::bind(address).await.map_err(|source| Error::Listen { address, source })?;
         let seen = match &config.state_dir {
             Some(dir) => {
@@ -207,7 +228,8 @@ impl MllpListener {
         };
         let receiver =
             Receiver { application: config.receiving_application.clone(), facility: config.receiving_facility.clone() };
-        let shared = Shared { publisher, seen: Mutex::new(seen), receiver, config, counts: Arc::default(), tls };
+        let shared =
+            Shared { publisher, seen: Mutex::new(seen), receiver, config, counts: Arc::default(), tls, local_codes };
         Ok(MllpListener { listener, shared: Arc::new(shared) })
     }
 
@@ -374,8 +396,8 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
     };
     let original = Acknowledged::from_message(&message);
     let header = MessageHeader::read(&message);
-    let events = match map_message(&message, Utc::now()) {
-        Ok(events) => events,
+    let mapped = match map_message(&message, Utc::now(), &shared.local_codes) {
+        Ok(mapped) => mapped,
         Err(error) => return refuse(shared, bytes, &original, &error, &trace).await,
     };
     let key = format!("{}\t{}", header.sender(), header.control_id);
@@ -384,7 +406,7 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
         Claim::AlreadyStored => {
             debug!(sender = header.sender(), control_id = header.control_id, "repeat of a stored message");
             ListenerCounts::add(&shared.counts.duplicates, 1);
-            return ack(shared, &original, Ok(()));
+            return ack(shared, &original, Ok(&[]));
         }
         Claim::InFlight => {
             ListenerCounts::add(&shared.counts.not_stored, 1);
@@ -392,7 +414,7 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
         }
         Claim::New => {}
     }
-    let records: Vec<_> = events.into_iter().map(ValidEvent::into_record).collect();
+    let records: Vec<_> = mapped.events.into_iter().map(ValidEvent::into_record).collect();
     let source_reference = header.source_reference();
     let origin = Origin { source_reference: &source_reference, adapter: ADAPTER, trace: &trace };
     match shared.publisher.publish_records(&records, origin).await {
@@ -404,7 +426,22 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
             ListenerCounts::add(&shared.counts.accepted, 1);
             ListenerCounts::add(&shared.counts.events, records.len() as u64);
             debug!(sender = header.sender(), control_id = header.control_id, events = records.len(), "stored");
-            ack(shared, &original, Ok(()))
+            for warning in &mapped.warnings {
+                // The position and why, never the value: the sender's team finds the message by
+                // its control id.
+                ListenerCounts::add(&shared.counts.fields_left_out, 1);
+                crate::telemetry::HL7_FIELDS_LEFT_OUT
+                    .add(1, &[opentelemetry::KeyValue::new("hl7.field", warning.location)]);
+                info!(
+                    sender = header.sender(),
+                    control_id = header.control_id,
+                    field = warning.location,
+                    code = warning.code as u16,
+                    "field left out of the events: {}",
+                    warning.message
+                );
+            }
+            ack(shared, &original, Ok(&mapped.warnings))
         }
         Err(error) => {
             shared.seen.lock().expect("no panics while holding the lock").release(&key);
@@ -460,7 +497,7 @@ async fn refuse(
     }
 }
 
-fn ack(shared: &Shared, original: &Acknowledged, outcome: std::result::Result<(), &Hl7Error>) -> Vec<u8> {
+fn ack(shared: &Shared, original: &Acknowledged, outcome: std::result::Result<&[FieldWarning], &Hl7Error>) -> Vec<u8> {
     let control_id = format!("SLC{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
     acknowledgement(&shared.receiver, original, outcome, &control_id, Utc::now())
 }

@@ -26,6 +26,7 @@
 use chrono::{DateTime, Utc};
 use sluice_schemas::NhsNumber;
 
+use super::local_codes::{LocalCodes, is_treatment_function_code};
 use super::message::{Message, Segment};
 use super::timestamp::{parse_date, parse_timestamp};
 use crate::clinical::{
@@ -97,6 +98,28 @@ impl Hl7Error {
     }
 }
 
+/// A field the message sent that could not be used: the event landed without it (the field
+/// null) and the ACK carries a warning (an ERR segment of severity W) so the sender's interface
+/// team can put it right. Names the position and why, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldWarning {
+    /// ERR-2, e.g. `PV1-10`.
+    pub location: &'static str,
+    /// ERR-3.
+    pub code: ErrorCode,
+    /// ERR-8.
+    pub message: &'static str,
+}
+
+/// A mapped message: its events and the fields left out of them.
+#[derive(Debug)]
+pub struct Mapped {
+    /// One event for ADT, one per OBX for ORU, validated.
+    pub events: Vec<ValidEvent>,
+    /// Optional fields sent with a value that could not be used, in message order.
+    pub warnings: Vec<FieldWarning>,
+}
+
 /// The MSH fields that identify a message and its sender.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageHeader {
@@ -158,14 +181,21 @@ impl MessageHeader {
     }
 }
 
-/// Maps a parsed message to validated events (one for ADT, one per OBX for ORU).
-pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<ValidEvent>, Hl7Error> {
+/// Maps a parsed message to validated events (one for ADT, one per OBX for ORU), using the
+/// sender's local code tables in `codes`.
+///
+/// Optional fields sent with a value that cannot be used (a local PV1-10 code without a table
+/// entry, a PID-8 outside HL7 table 0001, a postcode that is not a UK one) are left out of the
+/// events and reported as [`FieldWarning`]s; only a message that cannot give a correct event is
+/// an error.
+pub fn map_message(message: &Message, received_at: DateTime<Utc>, codes: &LocalCodes) -> Result<Mapped, Hl7Error> {
     let header = MessageHeader::read(message);
     check_header(&header)?;
     let sent_at = timestamp(&header.sent_at, "MSH-7")?;
+    let mut mapping = Mapping { message, header: &header, codes, warnings: Vec::new() };
     let events = match header.message_type.as_str() {
-        "ADT" => vec![adt(message, &header, sent_at)?],
-        "ORU" if header.trigger_event == "R01" => observations(message, &header, sent_at)?,
+        "ADT" => vec![mapping.adt(sent_at)?],
+        "ORU" if header.trigger_event == "R01" => mapping.observations(sent_at)?,
         "ORU" => {
             return Err(Hl7Error::reject(ErrorCode::UnsupportedEventCode, "MSH-9.2", "only ORU^R01 is accepted"));
         }
@@ -177,11 +207,21 @@ pub fn map_message(message: &Message, received_at: DateTime<Utc>) -> Result<Vec<
             ));
         }
     };
-    events
+    let events = events
         .into_iter()
         .enumerate()
         .map(|(index, event)| event.validate(received_at).map_err(|error| from_validation(&error, &header, index)))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Mapped { events, warnings: mapping.warnings })
+}
+
+/// What mapping one message needs: the message, its header, the local code tables, and the
+/// warnings gathered so far.
+struct Mapping<'m> {
+    message: &'m Message,
+    header: &'m MessageHeader,
+    codes: &'m LocalCodes,
+    warnings: Vec<FieldWarning>,
 }
 
 /// Longest MSH-10 accepted (the length HL7 v2.7 and later allow). It is echoed in the ACK, kept
@@ -218,135 +258,170 @@ fn check_header(header: &MessageHeader) -> Result<(), Hl7Error> {
     Ok(())
 }
 
-fn adt(message: &Message, header: &MessageHeader, sent_at: DateTime<Utc>) -> Result<ClinicalEvent, Hl7Error> {
-    let (event_type, needs_visit) = match header.trigger_event.as_str() {
-        "A01" => (AdtEventType::Admit, true),
-        "A02" => (AdtEventType::Transfer, true),
-        "A03" => (AdtEventType::Discharge, true),
-        "A04" => (AdtEventType::Register, true),
-        "A08" => (AdtEventType::UpdatePatient, false),
-        "A11" => (AdtEventType::CancelAdmit, true),
-        "A13" => (AdtEventType::CancelDischarge, true),
-        "A40" => (AdtEventType::MergePatient, false),
-        _ => {
-            return Err(Hl7Error::reject(
-                ErrorCode::UnsupportedEventCode,
-                "MSH-9.2",
-                "ADT triggers A01, A02, A03, A04, A08, A11, A13 and A40 are accepted",
-            ));
-        }
-    };
-    let pid = required_segment(message, "PID")?;
-    let visit = message.segments("PV1").next();
-    if needs_visit && visit.is_none() {
-        return Err(missing_segment("PV1"));
-    }
-    if event_type == AdtEventType::MergePatient {
-        required_segment(message, "MRG")?;
-    }
-    let separators = message.separators();
-    let visit_field = |path: &str| visit.and_then(|pv1| pv1.get(path, separators));
-    let event_time = match event_type {
-        AdtEventType::Admit | AdtEventType::Register => visit_field("44").map(|v| (v, "PV1-44")),
-        AdtEventType::Discharge => visit_field("45").map(|v| (v, "PV1-45")),
-        _ => None,
-    };
-    let recorded_at = optional_timestamp(message.get("EVN-2"), "EVN-2")?.unwrap_or(sent_at);
-    let occurred_at = match event_time {
-        Some((value, location)) => timestamp(&value, location)?,
-        None => optional_timestamp(message.get("EVN-6"), "EVN-6")?.unwrap_or(recorded_at),
-    };
-    let patient_class = visit_field("2").map(|class| match class.as_str() {
-        "I" => PatientClass::Inpatient,
-        "O" | "R" => PatientClass::Outpatient,
-        "E" => PatientClass::Emergency,
-        "D" => PatientClass::DayCase,
-        _ => PatientClass::Other,
-    });
-    Ok(ClinicalEvent::Adt(AdtEvent {
-        provenance: provenance(header, occurred_at, recorded_at, 0),
-        patient: patient(pid, message)?,
-        event_type,
-        patient_class,
-        location_code: visit_field("3.1"),
-        treatment_function_code: visit_field("10"),
-    }))
-}
-
-fn observations(
-    message: &Message,
-    header: &MessageHeader,
-    sent_at: DateTime<Utc>,
-) -> Result<Vec<ClinicalEvent>, Hl7Error> {
-    let patient = patient(required_segment(message, "PID")?, message)?;
-    let separators = message.separators();
-    let mut events = Vec::new();
-    let mut order_time = None;
-    let mut reported_at = None;
-    let segments = message.all_segments();
-    for (position, segment) in segments.iter().enumerate() {
-        match segment.name() {
-            "OBR" => {
-                order_time = optional_timestamp(segment.get("7", separators), "OBR-7")?;
-                reported_at = optional_timestamp(segment.get("22", separators), "OBR-22")?;
+impl Mapping<'_> {
+    fn adt(&mut self, sent_at: DateTime<Utc>) -> Result<ClinicalEvent, Hl7Error> {
+        let (message, header) = (self.message, self.header);
+        let (event_type, needs_visit) = match header.trigger_event.as_str() {
+            "A01" => (AdtEventType::Admit, true),
+            "A02" => (AdtEventType::Transfer, true),
+            "A03" => (AdtEventType::Discharge, true),
+            "A04" => (AdtEventType::Register, true),
+            "A08" => (AdtEventType::UpdatePatient, false),
+            "A11" => (AdtEventType::CancelAdmit, true),
+            "A13" => (AdtEventType::CancelDischarge, true),
+            "A40" => (AdtEventType::MergePatient, false),
+            _ => {
+                return Err(Hl7Error::reject(
+                    ErrorCode::UnsupportedEventCode,
+                    "MSH-9.2",
+                    "ADT triggers A01, A02, A03, A04, A08, A11, A13 and A40 are accepted",
+                ));
             }
-            "OBX" => {
-                let notes: Vec<String> = segments[position + 1..]
-                    .iter()
-                    .take_while(|s| s.name() == "NTE")
-                    .filter_map(|nte| nte.get("3", separators))
-                    .collect();
-                let occurred_at = match optional_timestamp(segment.get("14", separators), "OBX-14")? {
-                    Some(at) => at,
-                    None => order_time.unwrap_or(sent_at),
-                };
-                let recorded_at = reported_at.unwrap_or(sent_at).max(occurred_at);
-                let index = events.len();
-                let ((value, value_decimal), text) = result_value(segment, message)?;
-                let comment = text.into_iter().chain(notes).collect::<Vec<_>>().join("\n");
-                let (code_system, code, display) = observation_code(segment, message)?;
-                events.push(ClinicalEvent::Observation(ObservationEvent {
-                    provenance: provenance(header, occurred_at, recorded_at, index),
-                    patient: patient.clone(),
-                    code_system,
-                    code,
-                    display,
-                    value,
-                    unit: segment.get("6.1", separators),
-                    comment: (!comment.is_empty()).then_some(comment),
-                    interpretation: segment.get("8", separators).and_then(|flag| interpretation(&flag)),
-                    value_decimal,
-                    reference_range: reference_range(segment, message),
-                    interpretation_codes: interpretation_codes(segment, message),
-                }));
-            }
-            _ => {}
-        }
-    }
-    if events.is_empty() {
-        return Err(missing_segment("OBX"));
-    }
-    Ok(events)
-}
-
-/// OBX-3 coded in LOINC or SNOMED CT: the primary coding, else the alternate (components 4-6).
-fn observation_code(obx: &Segment, message: &Message) -> Result<(ObservationCodeSystem, String, String), Hl7Error> {
-    let separators = message.separators();
-    for (code, text, system) in [("3.1", "3.2", "3.3"), ("3.4", "3.5", "3.6")] {
-        let code_system = match obx.get(system, separators).as_deref() {
-            Some("LN") => ObservationCodeSystem::Loinc,
-            Some("SCT") => ObservationCodeSystem::SnomedCt,
-            _ => continue,
         };
-        let code = obx.get(code, separators).ok_or_else(|| required("OBX-3"))?;
-        let display = obx.get(text, separators).unwrap_or_default();
-        return Ok((code_system, code, display));
+        let pid = required_segment(message, "PID")?;
+        let visit = message.segments("PV1").next();
+        if needs_visit && visit.is_none() {
+            return Err(missing_segment("PV1"));
+        }
+        if event_type == AdtEventType::MergePatient {
+            required_segment(message, "MRG")?;
+        }
+        let separators = message.separators();
+        let visit_field = |path: &str| visit.and_then(|pv1| pv1.get(path, separators));
+        let event_time = match event_type {
+            AdtEventType::Admit | AdtEventType::Register => visit_field("44").map(|v| (v, "PV1-44")),
+            AdtEventType::Discharge => visit_field("45").map(|v| (v, "PV1-45")),
+            _ => None,
+        };
+        let recorded_at = optional_timestamp(message.get("EVN-2"), "EVN-2")?.unwrap_or(sent_at);
+        let occurred_at = match event_time {
+            Some((value, location)) => timestamp(&value, location)?,
+            None => optional_timestamp(message.get("EVN-6"), "EVN-6")?.unwrap_or(recorded_at),
+        };
+        let patient_class = visit_field("2").map(|class| match class.as_str() {
+            "I" => PatientClass::Inpatient,
+            "O" | "R" => PatientClass::Outpatient,
+            "E" => PatientClass::Emergency,
+            "D" => PatientClass::DayCase,
+            _ => PatientClass::Other,
+        });
+        let patient = self.patient(pid)?;
+        let treatment_function_code = visit_field("10").and_then(|code| self.treatment_function(&code));
+        Ok(ClinicalEvent::Adt(AdtEvent {
+            provenance: provenance(header, occurred_at, recorded_at, 0),
+            patient,
+            event_type,
+            patient_class,
+            location_code: visit_field("3.1"),
+            treatment_function_code,
+        }))
     }
-    Err(Hl7Error::content(
-        ErrorCode::TableValueNotFound,
-        "OBX-3",
-        "the observation must be coded in LOINC (LN) or SNOMED CT (SCT)",
-    ))
+
+    /// PV1-10 as a national treatment function code: as sent when it is one, else through the
+    /// sender's table; else `None`, with a warning.
+    fn treatment_function(&mut self, code: &str) -> Option<String> {
+        if is_treatment_function_code(code) {
+            return Some(code.to_owned());
+        }
+        if let Some(national) = self.codes.treatment_function(&self.header.sender(), code) {
+            return Some(national.to_owned());
+        }
+        self.warn(
+            "PV1-10",
+            ErrorCode::TableValueNotFound,
+            "not a treatment function code and not in the sender's local code table: left out",
+        );
+        None
+    }
+
+    fn warn(&mut self, location: &'static str, code: ErrorCode, message: &'static str) {
+        self.warnings.push(FieldWarning { location, code, message });
+    }
+
+    fn observations(&mut self, sent_at: DateTime<Utc>) -> Result<Vec<ClinicalEvent>, Hl7Error> {
+        let (message, header) = (self.message, self.header);
+        let patient = self.patient(required_segment(message, "PID")?)?;
+        let separators = message.separators();
+        let mut events = Vec::new();
+        let mut order_time = None;
+        let mut reported_at = None;
+        let segments = message.all_segments();
+        for (position, segment) in segments.iter().enumerate() {
+            match segment.name() {
+                "OBR" => {
+                    order_time = optional_timestamp(segment.get("7", separators), "OBR-7")?;
+                    reported_at = optional_timestamp(segment.get("22", separators), "OBR-22")?;
+                }
+                "OBX" => {
+                    let notes: Vec<String> = segments[position + 1..]
+                        .iter()
+                        .take_while(|s| s.name() == "NTE")
+                        .filter_map(|nte| nte.get("3", separators))
+                        .collect();
+                    let occurred_at = match optional_timestamp(segment.get("14", separators), "OBX-14")? {
+                        Some(at) => at,
+                        None => order_time.unwrap_or(sent_at),
+                    };
+                    let recorded_at = reported_at.unwrap_or(sent_at).max(occurred_at);
+                    let index = events.len();
+                    let ((value, value_decimal), text) = result_value(segment, message)?;
+                    let comment = text.into_iter().chain(notes).collect::<Vec<_>>().join("\n");
+                    let (code_system, code, display) = self.observation_code(segment)?;
+                    events.push(ClinicalEvent::Observation(ObservationEvent {
+                        provenance: provenance(header, occurred_at, recorded_at, index),
+                        patient: patient.clone(),
+                        code_system,
+                        code,
+                        display,
+                        value,
+                        unit: segment.get("6.1", separators),
+                        comment: (!comment.is_empty()).then_some(comment),
+                        interpretation: segment.get("8", separators).and_then(|flag| interpretation(&flag)),
+                        value_decimal,
+                        reference_range: reference_range(segment, message),
+                        interpretation_codes: interpretation_codes(segment, message),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        if events.is_empty() {
+            return Err(missing_segment("OBX"));
+        }
+        Ok(events)
+    }
+
+    /// OBX-3 coded in LOINC or SNOMED CT: the primary coding, else the alternate (components 4-6),
+    /// else the primary or alternate local code through the sender's table.
+    fn observation_code(&self, obx: &Segment) -> Result<(ObservationCodeSystem, String, String), Hl7Error> {
+        let separators = self.message.separators();
+        let national = |system: &str| match system {
+            "LN" => Some(ObservationCodeSystem::Loinc),
+            "SCT" => Some(ObservationCodeSystem::SnomedCt),
+            _ => None,
+        };
+        let codings = [("3.1", "3.2", "3.3"), ("3.4", "3.5", "3.6")];
+        for (code, text, system) in codings {
+            let Some(code_system) = obx.get(system, separators).as_deref().and_then(national) else { continue };
+            let code = obx.get(code, separators).ok_or_else(|| required("OBX-3"))?;
+            let display = obx.get(text, separators).unwrap_or_default();
+            return Ok((code_system, code, display));
+        }
+        let sender = self.header.sender();
+        for (code, ..) in codings {
+            let Some(local) = obx.get(code, separators) else { continue };
+            if let Some(mapped) = self.codes.observation(&sender, &local)
+                && let Some(code_system) = national(&mapped.system)
+            {
+                return Ok((code_system, mapped.code.clone(), mapped.display.clone()));
+            }
+        }
+        Err(Hl7Error::content(
+            ErrorCode::TableValueNotFound,
+            "OBX-3",
+            "the observation must be coded in LOINC (LN) or SNOMED CT (SCT), or be in the sender's local code table",
+        ))
+    }
 }
 
 /// OBX-5 by OBX-2 value type: numeric types give a value; text types give a comment.
@@ -439,60 +514,75 @@ fn interpretation(flag: &str) -> Option<Interpretation> {
     })
 }
 
-fn patient(pid: &Segment, message: &Message) -> Result<PatientIdentity, Hl7Error> {
-    let separators = message.separators();
-    let ids = pid.repetitions("3.1", separators);
-    let authorities = pid.repetitions("3.4", separators);
-    let types = pid.repetitions("3.5", separators);
-    let mut nhs_number = None;
-    let mut local = None;
-    let mut local_is_record_number = false;
-    for (index, id) in ids.iter().enumerate() {
-        let Some(id) = id else { continue };
-        let kind = types.get(index).cloned().flatten().unwrap_or_default();
-        let authority = authorities.get(index).cloned().flatten().unwrap_or_default();
-        if kind == "NH" || authority == "NHS" {
-            let parsed = NhsNumber::parse(id).map_err(|e| {
-                Hl7Error::content(ErrorCode::DataType, "PID-3", format!("the NHS number is not valid: {e}"))
-            })?;
-            nhs_number = Some(parsed);
-        } else {
-            // The first medical record (MR) or patient internal (PI) identifier wins; any other
-            // identifier only stands in until one appears.
-            let is_record_number = matches!(kind.as_str(), "MR" | "PI");
-            if local.is_none() || (is_record_number && !local_is_record_number) {
-                local = Some(id.clone());
-                local_is_record_number = is_record_number;
+impl Mapping<'_> {
+    /// The patient of PID. An NHS number alone identifies the patient (GP systems, laboratories
+    /// and many PAS feeds send nothing else in PID-3); without it, another identifier must be there.
+    fn patient(&mut self, pid: &Segment) -> Result<PatientIdentity, Hl7Error> {
+        let separators = self.message.separators();
+        let ids = pid.repetitions("3.1", separators);
+        let authorities = pid.repetitions("3.4", separators);
+        let types = pid.repetitions("3.5", separators);
+        let mut nhs_number = None;
+        let mut local = None;
+        let mut local_is_record_number = false;
+        for (index, id) in ids.iter().enumerate() {
+            let Some(id) = id else { continue };
+            let kind = types.get(index).cloned().flatten().unwrap_or_default();
+            let authority = authorities.get(index).cloned().flatten().unwrap_or_default();
+            if kind == "NH" || authority == "NHS" {
+                let parsed = NhsNumber::parse(id).map_err(|e| {
+                    Hl7Error::content(ErrorCode::DataType, "PID-3", format!("the NHS number is not valid: {e}"))
+                })?;
+                nhs_number = Some(parsed);
+            } else {
+                // The first medical record (MR) or patient internal (PI) identifier wins; any other
+                // identifier only stands in until one appears.
+                let is_record_number = matches!(kind.as_str(), "MR" | "PI");
+                if local.is_none() || (is_record_number && !local_is_record_number) {
+                    local = Some(id.clone());
+                    local_is_record_number = is_record_number;
+                }
             }
         }
-    }
-    let date_of_birth = match pid.get("7", separators) {
-        Some(born) => Some(
-            parse_date(&born)
-                .map_err(|e| Hl7Error::content(ErrorCode::DataType, "PID-7", format!("the date of birth {e}")))?,
-        ),
-        None => None,
-    };
-    let sex = match pid.get("8", separators).as_deref() {
-        None => None,
-        Some("F") => Some(AdministrativeSex::Female),
-        Some("M") => Some(AdministrativeSex::Male),
-        Some("O" | "A") => Some(AdministrativeSex::Other),
-        Some("U" | "N") => Some(AdministrativeSex::Unknown),
-        Some(_) => {
-            return Err(Hl7Error::content(ErrorCode::TableValueNotFound, "PID-8", "sex must be F, M, O, U, A or N"));
+        let date_of_birth = match pid.get("7", separators) {
+            Some(born) => Some(
+                parse_date(&born)
+                    .map_err(|e| Hl7Error::content(ErrorCode::DataType, "PID-7", format!("the date of birth {e}")))?,
+            ),
+            None => None,
+        };
+        if nhs_number.is_none() && local.is_none() {
+            return Err(required("PID-3"));
         }
-    };
-    Ok(PatientIdentity {
-        nhs_number,
-        local_patient_id: local.ok_or_else(|| required("PID-3"))?,
-        family_name: pid.get("5.1", separators),
-        given_name: pid.get("5.2", separators),
-        date_of_birth,
-        sex,
-        postcode: pid.get("11.5", separators),
-        address_line: pid.get("11.1", separators),
-    })
+        let sex = match pid.get("8", separators).as_deref() {
+            None => None,
+            Some("F") => Some(AdministrativeSex::Female),
+            Some("M") => Some(AdministrativeSex::Male),
+            Some("O" | "A") => Some(AdministrativeSex::Other),
+            Some("U" | "N") => Some(AdministrativeSex::Unknown),
+            Some(_) => {
+                self.warn("PID-8", ErrorCode::TableValueNotFound, "sex is not F, M, O, U, A or N: left out");
+                None
+            }
+        };
+        let postcode = pid.get("11.5", separators).filter(|postcode| {
+            let uk = crate::clinical::validate::is_uk_postcode(postcode);
+            if !uk {
+                self.warn("PID-11.5", ErrorCode::DataType, "the postcode is not a UK postcode: left out");
+            }
+            uk
+        });
+        Ok(PatientIdentity {
+            nhs_number,
+            local_patient_id: local,
+            family_name: pid.get("5.1", separators),
+            given_name: pid.get("5.2", separators),
+            date_of_birth,
+            sex,
+            postcode,
+            address_line: pid.get("11.1", separators),
+        })
+    }
 }
 
 fn provenance(

@@ -6,6 +6,7 @@ use sluice_schemas::NhsNumber;
 
 use super::*;
 use crate::clinical::{AdtEvent, ObservationEvent};
+use crate::hl7::local_codes::LocalCodes;
 use crate::hl7::message::ParseError;
 
 /// A fixture as a sender puts it on the wire: segments ended by carriage returns.
@@ -25,8 +26,8 @@ fn received() -> DateTime<Utc> {
 }
 
 fn map(bytes: &[u8]) -> Result<Vec<ClinicalEvent>, Hl7Error> {
-    map_message(&Message::parse(bytes).expect("fixtures parse"), received())
-        .map(|events| events.into_iter().map(ValidEvent::into_event).collect())
+    map_message(&Message::parse(bytes).expect("fixtures parse"), received(), &LocalCodes::default())
+        .map(|mapped| mapped.events.into_iter().map(ValidEvent::into_event).collect())
 }
 
 fn adt(name: &str) -> AdtEvent {
@@ -50,7 +51,7 @@ fn observations(name: &str) -> Vec<ObservationEvent> {
 fn zoe() -> PatientIdentity {
     PatientIdentity {
         nhs_number: Some(NhsNumber::parse("9990000018").unwrap()),
-        local_patient_id: "H1234567".into(),
+        local_patient_id: Some("H1234567".into()),
         family_name: Some("O'Brien".into()),
         given_name: Some("Zoë".into()),
         date_of_birth: NaiveDate::from_ymd_opt(1970, 3, 14),
@@ -136,7 +137,11 @@ fn each_adt_trigger_maps_to_its_event_type_and_time() {
     let update = adt("adt_a08_update.hl7");
     assert_eq!(update.patient.postcode.as_deref(), Some("LS7 3JX"), "an A08 carries the new address");
     let merge = adt("adt_a40_merge.hl7");
-    assert_eq!(merge.patient.local_patient_id, "H3333333", "the surviving patient is PID's, not MRG's");
+    assert_eq!(
+        merge.patient.local_patient_id.as_deref(),
+        Some("H3333333"),
+        "the surviving patient is PID's, not MRG's"
+    );
     let register = adt("adt_a04_register.hl7");
     assert_eq!(register.patient.nhs_number.map(|n| n.digits()).as_deref(), Some("9990000026"));
     assert_eq!(register.provenance.source_system, "EDIS");
@@ -220,14 +225,7 @@ fn errors_say_ae_or_ar_with_code_and_location_and_never_quote_values() {
         (altered(a01, "\rPID|", "\rZID|"), false, ErrorCode::SegmentSequence, "PID"),
         (altered(a01, "|20260105093012|||C1234", "|2026-01-05|||C1234"), false, ErrorCode::DataType, "EVN-2"),
         (altered(a01, "|19700314|F|", "|19701314|F|"), false, ErrorCode::DataType, "PID-7"),
-        (altered(a01, "|19700314|F|", "|19700314|X|"), false, ErrorCode::TableValueNotFound, "PID-8"),
-        (altered(a01, "LS6 2QT", "LS6 2Q7"), false, ErrorCode::TableValueNotFound, "PID-11"),
-        (
-            altered(a01, "9990000018^^^NHS^NH~H1234567^^^RR8^MR", "9990000018^^^NHS^NH"),
-            false,
-            ErrorCode::RequiredFieldMissing,
-            "PID-3",
-        ),
+        (altered(a01, "9990000018^^^NHS^NH~H1234567^^^RR8^MR", ""), false, ErrorCode::RequiredFieldMissing, "PID-3"),
         (
             altered(oru, "2823-3^Potassium [Moles/volume] in Serum or Plasma^LN", "K^Potassium^LOCAL"),
             false,
@@ -424,4 +422,69 @@ fn a_relayed_message_is_attributed_to_the_organisation_it_names_as_its_origin() 
     let bad = text.replacen("|B86001", "|b86", 1);
     let error = map(bad.as_bytes()).unwrap_err();
     assert!(format!("{error:?}").contains("EVN-7"), "{error:?}");
+}
+
+#[test]
+fn optional_fields_that_cannot_be_used_are_left_out_with_warnings_that_quote_nothing() {
+    let a01 = "adt_a01_admit.hl7";
+    let message = altered(a01, "|19700314|F|", "|19700314|X|");
+    let message = String::from_utf8(message).unwrap().replace("LS6 2QT", "75011").replace("|||300|", "|||MED|");
+    let parsed = Message::parse(message.as_bytes()).unwrap();
+    let mapped = map_message(&parsed, received(), &LocalCodes::default()).unwrap();
+    let locations: Vec<&str> = mapped.warnings.iter().map(|w| w.location).collect();
+    assert_eq!(locations, ["PID-8", "PID-11.5", "PV1-10"]);
+    let [event] = mapped.events.as_slice() else { panic!("one event") };
+    let ClinicalEvent::Adt(event) = event.event() else { panic!("an ADT event") };
+    assert_eq!((event.patient.sex, event.patient.postcode.as_deref()), (None, None));
+    assert_eq!(event.patient.address_line.as_deref(), Some("12 Church Lane"), "the rest of the address stays");
+    assert_eq!(event.treatment_function_code, None);
+    for warning in &mapped.warnings {
+        let shown = format!("{warning:?}");
+        assert!(!shown.contains("75011") && !shown.contains("MED") && !shown.contains("\"X\""), "{shown}");
+    }
+
+    // The sender's table maps its local code; another sender's table is not used.
+    let codes = LocalCodes::from_toml("[senders.\"PAS^RR8\".treatment_function]\nMED = \"300\"\n").unwrap();
+    let mapped = map_message(&parsed, received(), &codes).unwrap();
+    let ClinicalEvent::Adt(event) = mapped.events[0].event() else { panic!("an ADT event") };
+    assert_eq!(event.treatment_function_code.as_deref(), Some("300"));
+    assert_eq!(mapped.warnings.len(), 2);
+    let others = LocalCodes::from_toml("[senders.\"PAS^RCB\".treatment_function]\nMED = \"300\"\n").unwrap();
+    assert_eq!(map_message(&parsed, received(), &others).unwrap().warnings.len(), 3);
+}
+
+#[test]
+fn the_nhs_number_alone_identifies_the_patient() {
+    let only_nhs = altered("adt_a01_admit.hl7", "9990000018^^^NHS^NH~H1234567^^^RR8^MR", "9990000018^^^NHS^NH");
+    let event = match map(&only_nhs).unwrap().as_slice() {
+        [ClinicalEvent::Adt(event)] => event.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(event.patient.nhs_number, Some(NhsNumber::parse("9990000018").unwrap()));
+    assert_eq!(event.patient.local_patient_id, None);
+    // The NHS number marked only by its assigning authority, after the hospital number.
+    let reordered =
+        altered("adt_a01_admit.hl7", "9990000018^^^NHS^NH~H1234567^^^RR8^MR", "H1234567^^^RR8^MR~9990000018^^^NHS");
+    let events = map(&reordered).unwrap();
+    let [ClinicalEvent::Adt(event)] = events.as_slice() else { panic!("one ADT event") };
+    assert_eq!(event.patient, zoe());
+}
+
+#[test]
+fn local_observation_codes_map_through_the_senders_table_or_the_message_is_refused() {
+    let oru = altered("oru_r01_results.hl7", "2823-3^Potassium [Moles/volume] in Serum or Plasma^LN", "K^Potassium^L");
+    let parsed = Message::parse(&oru).unwrap();
+    let sender = MessageHeader::read(&parsed).sender();
+    let codes = LocalCodes::from_toml(&format!(
+        "[senders.\"{sender}\".observation]\nK = {{ system = \"LN\", code = \"2823-3\", display = \"Potassium\" }}\n"
+    ))
+    .unwrap();
+    let mapped = map_message(&parsed, received(), &codes).unwrap();
+    let ClinicalEvent::Observation(potassium) = mapped.events[0].event() else { panic!("an observation") };
+    assert_eq!(
+        (potassium.code_system, potassium.code.as_str(), potassium.display.as_str()),
+        (ObservationCodeSystem::Loinc, "2823-3", "Potassium")
+    );
+    let error = map_message(&parsed, received(), &LocalCodes::default()).unwrap_err();
+    assert_eq!((error.reject, error.code, error.location.as_str()), (false, ErrorCode::TableValueNotFound, "OBX-3"));
 }

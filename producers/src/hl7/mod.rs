@@ -7,8 +7,12 @@
 
 pub mod ack;
 pub mod listener;
+pub mod local_codes;
 pub mod map;
 pub mod message;
 pub mod mllp;
 pub mod seen;
 pub mod timestamp;
+
+#[cfg(test)]
+mod corpus_tests;

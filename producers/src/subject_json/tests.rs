@@ -61,7 +61,7 @@ fn provenance(id: &str, occurred_at: DateTime<Utc>, recorded_at: DateTime<Utc>, 
 fn patient(local_id: &str) -> PatientIdentity {
     PatientIdentity {
         nhs_number: Some(test_patient()),
-        local_patient_id: local_id.into(),
+        local_patient_id: Some(local_id.into()),
         family_name: None,
         given_name: None,
         date_of_birth: None,
@@ -229,7 +229,7 @@ fn observation_v1_and_v2_lines() {
         Converter::new(writer).record_fields(record, record_schema(writer).unwrap(), &Path::Record, None).unwrap();
     let bytes = Encoder::new(catalogue, Framing::SingleObject).encode(writer, &value).unwrap();
     let decoded = Decoder::new(catalogue).decode(&bytes).unwrap();
-    assert_eq!(decoded.reader.version(), 3);
+    assert_eq!(decoded.reader.version(), 4);
     assert_eq!(decoded.value, to_newest(value, writer, catalogue).unwrap());
     assert_eq!(ClinicalEvent::from_record("observation", &decoded.value), Ok(ClinicalEvent::Observation(event)));
 }
@@ -359,7 +359,7 @@ fn messages_say_what_is_wrong() {
         message(r#""2026-03-15T14:30:00Z""#, "1773585000000000.5"),
         "`record.occurred_at`: must be a whole number, not a fraction"
     );
-    assert_eq!(message(r#""version": 1"#, r#""version": 3"#), "`version`: is not a version of `adt` (1 to 1)");
+    assert_eq!(message(r#""version": 1"#, r#""version": 3"#), "`version`: is not a version of `adt` (1 to 2)");
     assert_eq!(
         message(r#""subject": "adt""#, r#""subject": "x""#),
         "`subject`: is not one of the subjects adt, consent, diagnosis, observation"
@@ -493,6 +493,8 @@ fn to_line(record: &SubjectRecord, style: &Style) -> String {
     if record.subject() == "observation"
         && style.observation_as_v1
         && added_since_v1.iter().all(|name| record_json[*name].is_null())
+        // v1 requires the local id (optional from v4).
+        && !record_json["local_patient_id"].is_null()
     {
         for name in added_since_v1 {
             record_json.as_object_mut().unwrap().remove(name);

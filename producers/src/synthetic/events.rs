@@ -99,7 +99,7 @@ pub(super) fn clinical_event(
     };
     let identity = PatientIdentity {
         nhs_number: nhs_number_sent.then_some(patient.nhs_number),
-        local_patient_id: patient.local_patient_id.clone(),
+        local_patient_id: Some(patient.local_patient_id.clone()),
         family_name: Some(patient.family_name.to_owned()),
         given_name: Some(patient.given_name.to_owned()),
         date_of_birth: Some(date(patient.date_of_birth)),

@@ -14,8 +14,10 @@ use super::{AvroEnum, NhsNumber};
 pub struct PatientIdentity {
     /// The NHS number, when the source sent one (already checked by Modulus 11).
     pub nhs_number: Option<NhsNumber>,
-    /// The source organisation's own patient identifier (hospital number, GP system id).
-    pub local_patient_id: String,
+    /// The source organisation's own patient identifier (hospital number, GP system id), when
+    /// it sent one. GP systems, laboratories and many PAS feeds send the NHS number alone; an
+    /// event has an NHS number, a local id or both ([`ClinicalEvent::check`](super::ClinicalEvent::check)).
+    pub local_patient_id: Option<String>,
     /// Family name.
     pub family_name: Option<String>,
     /// Given name(s).
@@ -76,7 +78,9 @@ impl PatientIdentity {
     pub(crate) fn record_key(&self, provenance: &Provenance) -> String {
         match &self.nhs_number {
             Some(nhs_number) => nhs_number.digits(),
-            None => format!("{}:{}", provenance.source_organisation, self.local_patient_id),
+            None => {
+                format!("{}:{}", provenance.source_organisation, self.local_patient_id.as_deref().unwrap_or_default())
+            }
         }
     }
 }
@@ -91,7 +95,7 @@ pub(crate) fn common_fields(provenance: &Provenance, patient: &PatientIdentity) 
         ("source_organisation", Datum::String(provenance.source_organisation.clone())),
         ("source_system", Datum::String(provenance.source_system.clone())),
         ("nhs_number", Datum::optional(patient.nhs_number, |n| Datum::String(n.digits()))),
-        ("local_patient_id", Datum::String(patient.local_patient_id.clone())),
+        ("local_patient_id", Datum::text(patient.local_patient_id.as_deref())),
         ("family_name", Datum::text(patient.family_name.as_deref())),
         ("given_name", Datum::text(patient.given_name.as_deref())),
         ("date_of_birth", Datum::optional(patient.date_of_birth, date_datum)),
@@ -118,7 +122,7 @@ pub(crate) fn read_common(record: &Fields<'_>) -> Read<(Provenance, PatientIdent
     };
     let patient = PatientIdentity {
         nhs_number,
-        local_patient_id: record.string("local_patient_id")?,
+        local_patient_id: record.optional_string("local_patient_id")?,
         family_name: record.optional_string("family_name")?,
         given_name: record.optional_string("given_name")?,
         date_of_birth: record.nullable("date_of_birth")?.map(|v| date("date_of_birth", v)).transpose()?,

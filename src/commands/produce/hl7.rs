@@ -28,6 +28,11 @@ pub struct Hl7Args {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// TOML file of per-sender local code tables: PV1-10 local codes to treatment function codes,
+    /// OBX-3 local codes to LOINC or SNOMED CT (see docs/SOURCES.md). Read at start; an invalid
+    /// table stops the listener before it accepts a connection.
+    #[arg(long)]
+    local_codes: Option<PathBuf>,
     #[command(flatten)]
     tls: listener_args::TlsArgs,
     #[command(flatten)]
@@ -45,6 +50,7 @@ impl Hl7Args {
             receiving_facility: self.receiving_facility,
             state_dir: Some(self.state_dir),
             tls: self.tls.config(),
+            local_codes: self.local_codes,
             ..MllpListenerConfig::default()
         };
         let tls = if config.tls.is_some() { " with TLS" } else { "" };
@@ -65,9 +71,11 @@ fn render_hl7(counts: &ListenerCounts) -> String {
     let [connections, accepted, events, duplicates, refused, not_stored] = counts.snapshot();
     let unauthenticated = counts.unauthenticated.load(std::sync::atomic::Ordering::Relaxed);
     let framing_errors = counts.framing_errors.load(std::sync::atomic::Ordering::Relaxed);
+    let left_out = counts.fields_left_out.load(std::sync::atomic::Ordering::Relaxed);
     format!(
         "HL7 listener: {connections} connections ({unauthenticated} refused at the TLS handshake); {accepted} messages \
-         stored ({events} events), {duplicates} repeats acknowledged without publishing, {refused} refused and \
-         dead-lettered, {not_stored} not stored (AE 207), {framing_errors} framing errors dead-lettered\n"
+         stored ({events} events; {left_out} fields left out, warned in the ACK), {duplicates} repeats acknowledged \
+         without publishing, {refused} refused and dead-lettered, {not_stored} not stored (AE 207), {framing_errors} \
+         framing errors dead-lettered\n"
     )
 }

@@ -94,7 +94,7 @@ fn a_transaction_resolves_references_between_its_entries() {
 
     let heart = observation(events.pop().unwrap());
     assert_eq!(heart.patient.nhs_number, Some(nhs(PATIENT_NHS)));
-    assert_eq!(heart.patient.local_patient_id, "H1234567");
+    assert_eq!(heart.patient.local_patient_id.as_deref(), Some("H1234567"));
     assert_eq!(heart.patient.given_name.as_deref(), Some("Zoë Ann"));
 
     let admission = adt(events.pop().unwrap());
@@ -141,7 +141,7 @@ fn a_patient_maps_to_an_update_with_its_demographics() {
     assert_eq!(update.event_type, AdtEventType::UpdatePatient);
     let person = &update.patient;
     assert_eq!(person.nhs_number, Some(nhs(PATIENT_NHS)));
-    assert_eq!(person.local_patient_id, "H1234567", "the MR identifier wins over the first other one");
+    assert_eq!(person.local_patient_id.as_deref(), Some("H1234567"), "the MR identifier wins over the first other one");
     assert_eq!(person.family_name.as_deref(), Some("O'Brien"));
     assert_eq!(person.given_name.as_deref(), Some("Zoë Ann"));
     assert_eq!(person.date_of_birth, NaiveDate::from_ymd_opt(1970, 3, 14));
@@ -166,7 +166,8 @@ fn patient_identifiers_fall_back_in_order_and_partial_birth_dates_are_dropped() 
         "gender": "unknown"
     });
     let person = adt(event(&only_nhs)).patient;
-    assert_eq!(person.local_patient_id, PATIENT_NHS);
+    assert_eq!(person.local_patient_id, None, "the NHS number alone identifies the patient");
+    assert_eq!(person.nhs_number.map(|n| n.digits()).as_deref(), Some(PATIENT_NHS));
     assert_eq!(person.date_of_birth, None);
     assert_eq!(person.sex, Some(AdministrativeSex::Unknown));
     assert_eq!(single(&only_nhs).reference, "Patient/-");
@@ -174,7 +175,7 @@ fn patient_identifiers_fall_back_in_order_and_partial_birth_dates_are_dropped() 
     let unidentified = json!({ "resourceType": "Patient", "id": "ed-unknown-42", "gender": "male" });
     let person = adt(event(&unidentified)).patient;
     assert_eq!(person.nhs_number, None, "an unidentified patient is allowed");
-    assert_eq!(person.local_patient_id, "ed-unknown-42");
+    assert_eq!(person.local_patient_id.as_deref(), Some("ed-unknown-42"));
 
     let nothing = json!({ "resourceType": "Patient", "gender": "male" });
     let error = refusal(&nothing);
@@ -247,7 +248,7 @@ fn an_observation_maps_code_value_unit_comment_and_flag() {
     assert_eq!(heart.provenance.occurred_at, utc("2026-03-15T09:30:00Z"));
     assert_eq!(heart.provenance.recorded_at, utc("2026-03-15T09:31:12.5Z"));
     assert_eq!(heart.provenance.source_system, "sluice-fhir");
-    assert_eq!(heart.patient.local_patient_id, PATIENT_NHS, "identified by NHS number only");
+    assert_eq!(heart.patient.local_patient_id, None, "identified by NHS number only");
     assert_eq!(heart.patient.family_name, None);
 
     let sugar = observation(event(&glucose()));
@@ -432,7 +433,7 @@ fn a_contained_patient_is_resolved() {
     let heart = observation(event(&body));
     assert_eq!(heart.patient.nhs_number, Some(nhs(OTHER_NHS)));
     assert_eq!(heart.patient.family_name.as_deref(), Some("Okafor"));
-    assert_eq!(heart.patient.local_patient_id, "p");
+    assert_eq!(heart.patient.local_patient_id.as_deref(), Some("p"));
 }
 
 #[test]

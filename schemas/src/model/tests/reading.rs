@@ -18,7 +18,7 @@ fn observation() -> ClinicalEvent {
         },
         patient: PatientIdentity {
             nhs_number: Some(NhsNumber::parse("9434765919").unwrap()),
-            local_patient_id: "H1234567".into(),
+            local_patient_id: Some("H1234567".into()),
             family_name: Some("Example".into()),
             given_name: None,
             date_of_birth: NaiveDate::from_ymd_opt(1970, 3, 14),

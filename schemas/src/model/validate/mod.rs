@@ -209,7 +209,13 @@ fn provenance(provenance: &Provenance, now: DateTime<Utc>) -> Checked {
 }
 
 fn patient(patient: &PatientIdentity, provenance: &Provenance) -> Checked {
-    required_text("local_patient_id", &patient.local_patient_id)?;
+    // Who the event is about: the NHS number, the source's own id, or both. An empty local id
+    // is no id (a blank PID-3 repetition, an empty FHIR identifier value).
+    match patient.local_patient_id.as_deref() {
+        Some(local) => required_text("local_patient_id", local)?,
+        None if patient.nhs_number.is_none() => return Err(ValidationError::new("local_patient_id", Problem::Missing)),
+        None => {}
+    }
     optional_text("family_name", patient.family_name.as_deref())?;
     optional_text("given_name", patient.given_name.as_deref())?;
     optional_text("address_line", patient.address_line.as_deref())?;
