@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::{
-    commands::{audit, compact, demo, erase, keys, land, policy, produce, report, schemas, topics},
+    commands::{audit, compact, demo, erase, keys, land, policy, produce, registry, report, schemas, topics},
     observability,
 };
 
@@ -47,6 +47,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Inspect and check the Avro schema catalogue.
     Schemas(schemas::SchemasArgs),
+    /// Serve the schema catalogue as a Confluent Schema Registry compatible API.
+    Registry(registry::RegistryArgs),
 }
 
 impl Command {
@@ -64,6 +66,7 @@ impl Command {
             Command::Policy(_) => "policy",
             Command::Audit(_) => "audit",
             Command::Schemas(_) => "schemas",
+            Command::Registry(_) => "registry",
         }
     }
 
@@ -81,6 +84,7 @@ impl Command {
             Command::Policy(args) => args.run(),
             Command::Audit(args) => args.run(),
             Command::Schemas(args) => args.run(),
+            Command::Registry(args) => args.run(),
         }
     }
 }

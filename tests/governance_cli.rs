@@ -194,7 +194,7 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     let refused = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
     let output = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{output}");
-    assert!(output.contains("no action for field `interpretation` of subject `observation` v3"), "{output}");
+    assert!(output.contains("no action for field `interpretation` of subject `observation` v4"), "{output}");
 
     // A study without a policy file is never landed under a default.
     let generated = sluice(

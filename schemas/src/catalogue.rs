@@ -38,6 +38,9 @@ pub struct SchemaVersion {
     version: u32,
     /// The parsed schema.
     schema: Schema,
+    /// The schema file's JSON, compact, with its documentation and sensitivity labels: what a
+    /// schema registry serves for this version.
+    json: String,
     /// CRC-64-AVRO (Rabin) fingerprint of the Parsing Canonical Form, as used in single-object framing.
     fingerprint: u64,
     /// Schema id used in Confluent framing: the fingerprint's low 31 bits, so it is stable for a
@@ -54,13 +57,22 @@ impl SchemaVersion {
         })?;
         let bytes = schema.fingerprint::<Rabin>().bytes;
         let fingerprint = u64::from_le_bytes(bytes.try_into().expect("Rabin fingerprints are 8 bytes"));
+        let json = serde_json::from_str::<serde_json::Value>(json)
+            .map(|value| value.to_string())
+            .unwrap_or_else(|_| json.to_owned());
         Ok(Self {
             subject: subject.to_owned(),
             version,
             schema,
+            json,
             fingerprint,
             schema_id: (fingerprint & 0x7fff_ffff) as u32,
         })
+    }
+
+    /// The schema file's JSON, compact, documentation and sensitivity labels included.
+    pub fn json(&self) -> &str {
+        &self.json
     }
 
     /// The subject this version belongs to.

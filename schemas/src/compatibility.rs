@@ -42,6 +42,12 @@ impl fmt::Display for Incompatibility {
     }
 }
 
+/// Whether a consumer reading with `reader` can read data written with `writer`; when not, the
+/// dotted path of the field at fault (empty for the top level) and the reason.
+pub fn can_read(writer: &Schema, reader: &Schema) -> std::result::Result<(), (String, String)> {
+    Context::new(writer, reader).can_read(writer, reader, "")
+}
+
 /// Checks every subject of the catalogue; returns every incompatibility found (empty when all
 /// subjects are BACKWARD_TRANSITIVE compatible).
 pub fn check_backward_transitive(catalogue: &Catalogue) -> Vec<Incompatibility> {

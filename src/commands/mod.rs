@@ -31,6 +31,7 @@ pub mod land;
 pub mod listener_args;
 pub mod policy;
 pub mod produce;
+pub mod registry;
 pub mod report;
 pub mod schemas;
 pub mod topics;
