@@ -48,6 +48,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The schema registry the producers frame with could not say what a record's schema id is.
+    /// The record is neither landed nor dead-lettered: the lander stops without committing it.
+    #[error("{0}; landing holds until the schema registry answers")]
+    SchemaRegistryUnavailable(String),
+
     /// The pseudonymisation policy does not say what to do with a field of a schema that
     /// would be landed. Fail closed: such a field is never landed by default.
     #[error(

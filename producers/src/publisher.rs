@@ -39,6 +39,11 @@ pub struct PublisherConfig {
     /// Framing of every message value.
     #[serde(default)]
     pub framing: Framing,
+    /// For Confluent framing with an estate's own schema registry: its id for each catalogued
+    /// version, by fingerprint (see `sluice_registry::ids_for_producing`). Empty: the
+    /// catalogue's ids, which `sluice registry serve` gives.
+    #[serde(default)]
+    pub schema_ids: std::collections::BTreeMap<u64, u32>,
 }
 
 fn default_max_in_flight() -> usize {
@@ -54,6 +59,7 @@ impl Default for PublisherConfig {
             max_in_flight: default_max_in_flight(),
             flush_timeout_secs: default_flush_timeout_secs(),
             framing: Framing::default(),
+            schema_ids: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -163,7 +169,7 @@ impl<'c> EventPublisher<'c> {
         let producer: FutureProducer = client.create().map_err(Error::CreateProducer)?;
         Ok(EventPublisher {
             producer,
-            encoder: Encoder::new(catalogue, config.framing),
+            encoder: Encoder::new(catalogue, config.framing).with_schema_ids(config.schema_ids.clone()),
             catalogue,
             topics,
             config,

@@ -38,6 +38,13 @@
 //! not found, 40403 schema not found, 42201 invalid schema, 42202 invalid version, 409 not in the
 //! catalogue, 40501 changing configuration or deleting.
 //!
+//! ## An estate's own registry
+//!
+//! Where producers already frame with the ids of a registry the estate runs, the lander reads
+//! those ids through [`RegistryIds`] (`sluice land --schema-registry URL`): each id is looked up
+//! once and matched to a catalogued version by its canonical form; an id that names anything
+//! else sends its records to the dead-letter topic with that reason.
+//!
 //! ```
 //! use sluice_registry::CatalogueRegistry;
 //! use sluice_schemas::Catalogue;
@@ -49,9 +56,11 @@
 //! ```
 
 pub mod catalogue_registry;
+pub mod client;
 pub mod server;
 
 pub use catalogue_registry::{COMPATIBILITY, CatalogueRegistry, Registered};
+pub use client::{RegistryIds, ids_for_producing};
 pub use server::{RegistryServer, router};
 
 /// What the registry refuses, with the Confluent error code each answers with. Messages name

@@ -99,3 +99,26 @@ async fn a_client_finds_registers_and_checks_catalogued_schemas_and_is_refused_a
     stop.send(true).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_ids_resolve_to_catalogued_versions_and_an_unreachable_registry_is_an_error_not_an_answer() {
+    use sluice_registry::RegistryIds;
+    use sluice_schemas::SchemaIdResolver;
+    let (address, stop, serving) = start().await;
+    let catalogue = Catalogue::embedded();
+    let adt = catalogue.latest("adt").unwrap();
+    let ids = RegistryIds::new(&format!("http://{address}/"), catalogue);
+    let answers = tokio::task::spawn_blocking(move || {
+        (ids.catalogued_fingerprint(adt.schema_id()), ids.catalogued_fingerprint(7), ids.catalogued_fingerprint(7))
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers, (Ok(Some(adt.fingerprint())), Ok(None), Ok(None)));
+    stop.send(true).unwrap();
+    serving.await.unwrap().unwrap();
+
+    let unreachable = RegistryIds::new("http://127.0.0.1:9", catalogue);
+    let answer =
+        tokio::task::spawn_blocking(move || unreachable.catalogued_fingerprint(adt.schema_id())).await.unwrap();
+    assert!(answer.as_ref().is_err_and(|reason| reason.contains("127.0.0.1:9")), "{answer:?}");
+}

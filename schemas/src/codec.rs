@@ -1,10 +1,10 @@
 //! Encoding records into framed messages and decoding them back with the newest schema.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter};
 
-use crate::{Catalogue, Error, Framing, Result, SchemaVersion, error::redacted_reason};
+use crate::{Catalogue, Error, Framing, Result, SchemaVersion, WriterSchemaRef, error::redacted_reason};
 
 /// Writes records as framed Avro messages. Builds one Avro writer per schema version, once.
 pub struct Encoder<'c> {
@@ -12,6 +12,9 @@ pub struct Encoder<'c> {
     framing: Framing,
     /// A prepared writer per schema fingerprint.
     writers: HashMap<u64, GenericDatumWriter<'c>>,
+    /// Confluent schema ids of a schema registry the estate runs, by catalogued fingerprint
+    /// ([`Encoder::with_schema_ids`]); empty for the catalogue's own ids.
+    schema_ids: HashMap<u64, u32>,
 }
 
 impl<'c> Encoder<'c> {
@@ -25,7 +28,15 @@ impl<'c> Encoder<'c> {
                 (version.fingerprint(), writer)
             })
             .collect();
-        Encoder { framing, writers }
+        Encoder { framing, writers, schema_ids: HashMap::new() }
+    }
+
+    /// Frames Confluent records with a schema registry's ids (by catalogued fingerprint) instead
+    /// of the catalogue's. A version without one is refused rather than framed with an id that
+    /// means nothing at that registry.
+    pub fn with_schema_ids(mut self, ids: impl IntoIterator<Item = (u64, u32)>) -> Self {
+        self.schema_ids = ids.into_iter().collect();
+        self
     }
 
     /// The framing this encoder writes.
@@ -36,8 +47,13 @@ impl<'c> Encoder<'c> {
     /// Encodes a record with `version` of its subject's schema, framed.
     pub fn encode(&self, version: &SchemaVersion, value: &Value) -> Result<Vec<u8>> {
         let writer = self.writers.get(&version.fingerprint()).ok_or_else(|| Error::UnknownSubject(version.label()))?;
+        let schema_id = if self.schema_ids.is_empty() {
+            version.schema_id()
+        } else {
+            *self.schema_ids.get(&version.fingerprint()).ok_or_else(|| Error::NoRegistryId(version.label()))?
+        };
         let mut out = Vec::with_capacity(256);
-        self.framing.write_header(version.fingerprint(), version.schema_id(), &mut out);
+        self.framing.write_header(version.fingerprint(), schema_id, &mut out);
         writer.write_value_ref(&mut out, value).map_err(|error| Error::Encode {
             subject: version.subject().to_owned(),
             version: version.version(),
@@ -65,6 +81,19 @@ pub struct Decoder<'c> {
     catalogue: &'c Catalogue,
     /// A prepared reader per writer fingerprint: (reader version, how to read).
     readers: HashMap<u64, (&'c SchemaVersion, VersionReader<'c>)>,
+    /// Where Confluent schema ids are looked up when producers frame with a schema registry's
+    /// own ids ([`Decoder::with_schema_ids`]); without one they are the catalogue's.
+    schema_ids: Option<Arc<dyn SchemaIdResolver>>,
+}
+
+/// Finds the catalogued version a Confluent schema id names, for records framed with the ids of
+/// a schema registry sluice does not run (an estate's own).
+pub trait SchemaIdResolver: Send + Sync {
+    /// The fingerprint of the catalogued version the id names; `Ok(None)` when it names a
+    /// schema the catalogue does not hold (or none at all); `Err` with the reason when the
+    /// answer cannot be had now (the registry is unreachable), which must stop the reader
+    /// rather than condemn the record.
+    fn catalogued_fingerprint(&self, id: u32) -> std::result::Result<Option<u64>, String>;
 }
 
 /// How the records of one writer version are read.
@@ -109,14 +138,39 @@ impl<'c> Decoder<'c> {
                 (writer.fingerprint(), (reader, version_reader))
             })
             .collect();
-        Decoder { catalogue, readers }
+        Decoder { catalogue, readers, schema_ids: None }
+    }
+
+    /// Reads Confluent schema ids through `resolver` (a schema registry's own ids) instead of as
+    /// the catalogue's.
+    pub fn with_schema_ids(mut self, resolver: Arc<dyn SchemaIdResolver>) -> Self {
+        self.schema_ids = Some(resolver);
+        self
+    }
+
+    /// The catalogued version a message was written with, from its framing header.
+    /// [`Error::SchemaRegistry`] means the answer cannot be had now: hold the message.
+    pub fn writer_of(&self, message: &[u8]) -> Result<&'c SchemaVersion> {
+        let (writer_ref, _) = Framing::split(message)?;
+        self.writer(writer_ref)
+    }
+
+    fn writer(&self, writer_ref: WriterSchemaRef) -> Result<&'c SchemaVersion> {
+        match (writer_ref, &self.schema_ids) {
+            (WriterSchemaRef::SchemaId(id), Some(resolver)) => match resolver.catalogued_fingerprint(id) {
+                Ok(Some(fingerprint)) => self.catalogue.resolve(WriterSchemaRef::Fingerprint(fingerprint)),
+                Ok(None) => Err(Error::NotCataloguedAtRegistry(id)),
+                Err(reason) => Err(Error::SchemaRegistry { id, reason }),
+            },
+            (writer_ref, _) => self.catalogue.resolve(writer_ref),
+        }
     }
 
     /// Decodes one message. Fails without panicking on any input: unknown framing, unknown
     /// writer schema, a truncated or corrupt body, or bytes left over after the record.
     pub fn decode(&self, message: &[u8]) -> Result<DecodedEvent<'c>> {
         let (writer_ref, body) = Framing::split(message)?;
-        let writer = self.catalogue.resolve(writer_ref)?;
+        let writer = self.writer(writer_ref)?;
         let (reader, datum_reader) = &self.readers[&writer.fingerprint()];
         let decode_error =
             |reason: String| Error::Decode { subject: writer.subject().to_owned(), version: writer.version(), reason };

@@ -85,6 +85,25 @@ pub enum Error {
     #[error("no schema in the catalogue is {0}")]
     UnknownWriterSchema(WriterSchemaRef),
 
+    /// A record of this version cannot be framed with the schema registry's ids: the registry
+    /// gave it none.
+    #[error("{0} has no id at the schema registry")]
+    NoRegistryId(String),
+
+    /// The schema registry's id names a schema that is not a catalogued version (or no schema).
+    #[error("schema id {0} at the schema registry is not a catalogued version")]
+    NotCataloguedAtRegistry(u32),
+
+    /// The schema registry could not say what an id names (unreachable, or an answer that is
+    /// not a registry's): the record must wait, not be judged.
+    #[error("the schema registry cannot say what schema id {id} is: {reason}")]
+    SchemaRegistry {
+        /// The id asked about.
+        id: u32,
+        /// Why not.
+        reason: String,
+    },
+
     /// The message body does not decode with the writer schema named in its header.
     #[error("cannot decode a `{subject}` v{version} body: {reason}")]
     Decode {

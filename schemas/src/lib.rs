@@ -76,7 +76,7 @@ mod sensitivity;
 mod study_id;
 
 pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
-pub use codec::{DecodedEvent, Decoder, Encoder};
+pub use codec::{DecodedEvent, Decoder, Encoder, SchemaIdResolver};
 pub use consent_key::consent_record_key;
 pub use error::{Error, Result};
 pub use framing::{Framing, WriterSchemaRef};

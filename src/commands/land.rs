@@ -48,6 +48,11 @@ pub struct LandArgs {
     /// lander creates (Delta's `delta.checkpointInterval`; a table keeps its own afterwards).
     #[arg(long, default_value_t = sluice_consumers::lake::table::DEFAULT_CHECKPOINT_INTERVAL)]
     table_checkpoint_interval: std::num::NonZeroU64,
+    /// The schema registry your producers frame Confluent records with, when the estate runs its
+    /// own (e.g. http://registry:8081): its ids are looked up there and matched to catalogued
+    /// versions. Without it, Confluent ids are the catalogue's, as `sluice registry serve` gives.
+    #[arg(long)]
+    schema_registry: Option<String>,
     /// Append the run's OpenLineage events (START, then COMPLETE or FAIL) to this file, one JSON
     /// object a line, synced.
     #[arg(long)]
@@ -107,6 +112,7 @@ impl LandArgs {
                 config.max_file_age_secs = self.max_file_age_secs;
                 config.event_time_window_secs = self.event_time_window_secs;
                 config.table_checkpoint_interval = self.table_checkpoint_interval;
+                config.schema_registry.clone_from(&self.schema_registry);
                 config.reviewed_consent_records.clone_from(&self.reviewed_consent_records);
                 config.source_organisations.clone_from(&self.source_organisations);
             })

@@ -45,6 +45,7 @@ use rdkafka::{
     message::OwnedMessage,
 };
 use serde::{Deserialize, Serialize};
+use sluice_registry::RegistryIds;
 use sluice_schemas::{Catalogue, Decoder};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -152,6 +153,10 @@ pub struct LanderConfig {
     /// A checkpoint lets a reader start from one Parquet file instead of replaying every commit;
     /// a lander that commits every few seconds makes thousands of commits a day.
     pub table_checkpoint_interval: std::num::NonZeroU64,
+    /// The URL of the schema registry whose ids producers frame Confluent records with, for an
+    /// estate that runs its own ([`sluice_registry::RegistryIds`]). `None`: Confluent ids are
+    /// the catalogue's (those `sluice registry serve` gives).
+    pub schema_registry: Option<String>,
 }
 
 impl LanderConfig {
@@ -221,6 +226,7 @@ impl Default for LanderConfig {
             reviewed_consent_records: Vec::new(),
             source_organisations: None,
             table_checkpoint_interval: crate::lake::table::DEFAULT_CHECKPOINT_INTERVAL,
+            schema_registry: None,
         }
     }
 }
@@ -306,7 +312,10 @@ async fn land(
     mut on_progress: impl FnMut(u64),
 ) -> Result<LandingReport> {
     let mut state = LandingState::new(client, config, purposes, catalogue)?;
-    let decoder = Decoder::new(catalogue);
+    let decoder = match &config.schema_registry {
+        Some(url) => Decoder::new(catalogue).with_schema_ids(std::sync::Arc::new(RegistryIds::new(url, catalogue))),
+        None => Decoder::new(catalogue),
+    };
 
     let consent_timeout = Duration::from_secs(config.consent_load_timeout_secs.max(1));
     let mut consent_reader = block(|| ConsentReader::start(client, config))?;

@@ -258,7 +258,15 @@ impl<'a> LandingState<'a> {
             // already holds from it, and remove what an earlier owner wrote but never committed.
             self.take_over(&source, offset, &subject)?;
         }
-        let routed = self.router.route(&self.consent, decoder, message.payload().unwrap_or_default(), &subject);
+        let payload = message.payload().unwrap_or_default();
+        // A registry that cannot say what a schema id is: hold the record (stop without
+        // committing it) rather than judge it.
+        if self.config.schema_registry.is_some()
+            && let Err(error @ sluice_schemas::Error::SchemaRegistry { .. }) = decoder.writer_of(payload)
+        {
+            return Err(Error::SchemaRegistryUnavailable(error.to_string()));
+        }
+        let routed = self.router.route(&self.consent, decoder, payload, &subject);
         Ok(ReadEvent { source, offset, subject, routed })
     }
 

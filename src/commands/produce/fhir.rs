@@ -42,7 +42,7 @@ impl FhirArgs {
             bearer_token: self.bearer_token.source(),
         };
         let scheme = if config.tls.is_some() { "https" } else { "http" };
-        let publisher = self.publish.publisher();
+        let publisher = self.publish.publisher()?;
         let counts = crate::commands::run_service(async |shutdown| {
             let server = services::bind_fhir(&client, &topics, self.listen, config, publisher).await?;
             let address = server.local_addr().map_err(|e| e.to_string())?;

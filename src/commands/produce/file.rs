@@ -43,7 +43,7 @@ impl FileArgs {
             source_system: self.source_system,
             ..FileImportConfig::default()
         };
-        let publisher = self.publish.publisher();
+        let publisher = self.publish.publisher()?;
         let progress = progress::Reporter::new("lines", std::io::IsTerminal::is_terminal(&std::io::stderr()));
         let report = crate::commands::run_service(async |shutdown| {
             services::import_file(&client, &topics, &self.path, &config, publisher, shutdown, |p| {

@@ -54,7 +54,7 @@ impl Hl7Args {
             ..MllpListenerConfig::default()
         };
         let tls = if config.tls.is_some() { " with TLS" } else { "" };
-        let publisher = self.publish.publisher();
+        let publisher = self.publish.publisher()?;
         let counts = crate::commands::run_service(async |shutdown| {
             let listener = services::bind_hl7(&client, &topics, self.listen, config, publisher).await?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;

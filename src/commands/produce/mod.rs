@@ -58,15 +58,35 @@ pub struct PublishArgs {
     /// Message framing: single-object or confluent.
     #[arg(long, default_value = "single-object")]
     pub framing: Framing,
+    /// With `--framing confluent`: the estate's own schema registry, whose ids to frame with
+    /// (e.g. http://registry:8081). Each catalogued version is looked up there under
+    /// `<topic>-value`, and registered if the registry does not hold it yet, before anything is
+    /// published. Without it, Confluent ids are the catalogue's, as `sluice registry serve` gives.
+    #[arg(long)]
+    pub schema_registry: Option<String>,
     /// The topics published to, and the brokers.
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
 
 impl PublishArgs {
-    /// The publisher's settings: the framing asked for, the rest at their defaults.
-    pub fn publisher(&self) -> sluice_producers::PublisherConfig {
-        sluice_producers::PublisherConfig { framing: self.framing, ..Default::default() }
+    /// The publisher's settings: the framing asked for (with the schema registry's ids when one
+    /// is named), the rest at their defaults.
+    pub fn publisher(&self) -> Result<sluice_producers::PublisherConfig, String> {
+        let schema_ids = match &self.schema_registry {
+            None => Default::default(),
+            Some(_) if self.framing != Framing::Confluent => {
+                return Err("--schema-registry frames with a registry's ids: it needs --framing confluent".to_owned());
+            }
+            Some(url) => {
+                let topics = self.kafka.topics()?;
+                let topic_subjects =
+                    topics.topic.iter().filter_map(|topic| Some((topic.name.clone(), topic.subject.clone()?)));
+                sluice_registry::ids_for_producing(url, sluice_schemas::Catalogue::embedded(), topic_subjects)
+                    .map_err(|error| format!("schema registry {url}: {error}"))?
+            }
+        };
+        Ok(sluice_producers::PublisherConfig { framing: self.framing, schema_ids, ..Default::default() })
     }
 }
 

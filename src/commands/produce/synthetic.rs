@@ -46,7 +46,7 @@ impl SyntheticArgs {
 pub(super) fn produce(source: SyntheticArgs, publish: PublishArgs) -> Result<ExitCode, String> {
     let (topics, client) = publish.kafka.connect()?;
     let source = SyntheticSource::new(source.config())?;
-    let config = publish.publisher();
+    let config = publish.publisher()?;
     let outcome = crate::commands::run_service(async |shutdown| {
         services::produce_synthetic(&client, &topics, &source, config, shutdown, |_| {}).await
     })?;
