@@ -88,7 +88,7 @@ def write(target, name, data):
 
 # HL7 v2: the fixtures with the segment separator of the wire (CR).
 hl7 = {}
-for path in sorted(glob.glob(f"{repo}/producers/tests/fixtures/hl7/*.hl7")):
+for path in sorted(glob.glob(f"{repo}/producers/tests/fixtures/hl7/*.hl7") + glob.glob(f"{repo}/producers/tests/fixtures/hl7/corpus/*.hl7")):
     name = os.path.basename(path)[:-4]
     hl7[name] = open(path, "rb").read().replace(b"\n", b"\r")
     write("hl7_message", name, hl7[name])
@@ -122,6 +122,11 @@ for name, resource in resources.items():
     endpoint = supported.index(kind) if kind in supported else len(supported)
     write("fhir_request", name, bytes([endpoint]) + compact)
     write("batch_line", f"fhir_{name}", compact)
+
+# Schema registry requests: every catalogued schema, as a client registers it.
+for path in sorted(glob.glob(f"{repo}/schemas/avro/*/v*.avsc")):
+    subject, version = path.split("/")[-2], os.path.basename(path)[:-5]
+    write("registry_request", f"{subject}_{version}", open(path, "rb").read())
 
 # NDJSON subject lines: the examples in the subject JSON format's documentation.
 doc = open(f"{repo}/producers/src/subject_json/mod.rs", encoding="utf-8").read().splitlines()
