@@ -50,7 +50,8 @@ async fn publish_consent_lines(publisher: &EventPublisher<'_>, lines: &[String])
     let trace = TraceContext::new_root();
     for text in lines {
         let event = parse_subject_line(text.as_bytes(), Catalogue::embedded(), chrono::Utc::now()).unwrap();
-        let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+        let origin =
+            Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace, fields_left_out: &[] };
         publisher.publish_records(&[event.into_record()], origin).await.unwrap();
     }
 }

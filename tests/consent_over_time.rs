@@ -147,7 +147,8 @@ fn seconds_from_now(seconds: i64) -> (chrono::DateTime<chrono::Utc>, String) {
 async fn consent_decided_per_purpose_over_time_and_unchanged_by_compaction_on_a_real_broker() {
     let (_broker, client, topics, publisher) = broker_with_publisher().await;
     let trace = TraceContext::new_root();
-    let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+    let origin =
+        Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace, fields_left_out: &[] };
     let publish = |record: sluice_producers::clinical::SubjectRecord| {
         let publisher = &publisher;
         async move { publisher.publish_records(&[record], origin).await.unwrap() }
@@ -354,7 +355,8 @@ async fn wait_for_rows(
 async fn a_running_lander_applies_an_opt_out_dated_ahead_when_its_time_comes() {
     let (_broker, client, topics, publisher) = broker_with_publisher().await;
     let trace = TraceContext::new_root();
-    let origin = Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace };
+    let origin =
+        Origin { source_reference: "file:consent.ndjson", adapter: "file", trace: &trace, fields_left_out: &[] };
     let source = source_without_decisions(20, 400, 37);
     let events: Vec<_> = source.clinical_events().collect();
     let (early, late) = events.split_at(200);

@@ -356,7 +356,8 @@ async fn refused_source_input_too_large_for_a_kafka_record_is_dead_lettered_cut_
             .unwrap()
             .with_dead_letter_topic(topics.dead_letter());
     let trace = TraceContext::new_root();
-    let origin = Origin { source_reference: "hl7:PAS^RR8:BIG0001", adapter: "hl7-mllp", trace: &trace };
+    let origin =
+        Origin { source_reference: "hl7:PAS^RR8:BIG0001", adapter: "hl7-mllp", trace: &trace, fields_left_out: &[] };
     // A refused MLLP message within the listener's 1 MiB frame limit, over librdkafka's 1,000,000.
     let huge: Vec<u8> = (0..1_040_000u32).map(|i| b'A' + (i % 26) as u8).collect();
     publisher.dead_letter(&huge, "PID-5: is longer than 2000 characters", origin).await.unwrap();

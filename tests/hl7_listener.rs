@@ -310,6 +310,8 @@ async fn the_corpus_over_mllp_stores_the_expected_events_and_counts_the_fields_l
         .collect();
     names.sort();
     let (mut events, mut warnings, mut refused, mut nhs_number_only) = (0, 0, 0, 0);
+    // Every event of a message carries the positions its message's warnings name.
+    let mut positions_carried = 0;
     for name in &names {
         let bytes: Vec<u8> =
             std::fs::read(corpus.join(name)).unwrap().iter().map(|b| if *b == b'\n' { b'\r' } else { *b }).collect();
@@ -321,6 +323,7 @@ async fn the_corpus_over_mllp_stores_the_expected_events_and_counts_the_fields_l
         let expected_events = expected["events"].as_array().unwrap();
         events += expected_events.len();
         warnings += expected["warnings"].as_array().unwrap().len();
+        positions_carried += expected["warnings"].as_array().unwrap().len() * expected_events.len();
         refused += usize::from(expected["ack"] != "AA");
         nhs_number_only += expected_events.iter().filter(|e| e["record"]["local_patient_id"].is_null()).count();
     }
@@ -345,5 +348,14 @@ async fn the_corpus_over_mllp_stores_the_expected_events_and_counts_the_fields_l
         })
         .count();
     assert_eq!(without_local_id, nhs_number_only, "identified by NHS number alone, stored without a local id");
+    let carried: usize = stored
+        .iter()
+        .filter_map(|record| record.headers.get("sluice.source.fields_left_out"))
+        .map(|positions| {
+            assert!(positions.split(',').all(|p| ["PV1-10", "PID-8", "PID-11.5"].contains(&p)), "{positions}");
+            positions.split(',').count()
+        })
+        .sum();
+    assert_eq!(carried, positions_carried, "each event names the fields left out of it");
     assert_eq!(read_topic(&client, topics.dead_letter()).len(), refused);
 }

@@ -10,6 +10,10 @@
 //!   Built from message control ids, resource ids and line numbers, never from patient data.
 //! * `sluice.source.adapter`: which adapter received it (`hl7-mllp`, `fhir-http`, `file`,
 //!   `synthetic`).
+//! * `sluice.source.fields_left_out` (only when there are some): the positions of fields the
+//!   source sent whose values could not be used, so the event carries them as null, e.g.
+//!   `PV1-10,PID-8` for a local hospital-service code and a sex code outside HL7 table 0001.
+//!   Positions only, never the values: the record of what was not mapped, kept with the event.
 
 use rdkafka::message::{Header, OwnedHeaders};
 
@@ -19,6 +23,8 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const SOURCE_REFERENCE: &str = "sluice.source.reference";
 /// Header naming the adapter that received the event.
 pub const SOURCE_ADAPTER: &str = "sluice.source.adapter";
+/// Header listing the positions of fields the source sent that the event leaves out.
+pub const FIELDS_LEFT_OUT: &str = "sluice.source.fields_left_out";
 /// Header with the reason a record went to the dead-letter topic.
 pub const DEAD_LETTER_REASON: &str = "sluice.dead_letter.reason";
 /// Header with the size in bytes of a refused input too large to keep whole on the dead-letter

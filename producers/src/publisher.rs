@@ -142,6 +142,9 @@ pub struct Origin<'a> {
     pub adapter: &'static str,
     /// The trace of the source request; each record gets a child span of it.
     pub trace: &'a TraceContext,
+    /// Positions of fields the source sent but the events leave out because their value could
+    /// not be used (e.g. `PV1-10`), for the `sluice.source.fields_left_out` header; empty for none.
+    pub fields_left_out: &'a [&'static str],
 }
 
 impl<'c> EventPublisher<'c> {
@@ -214,7 +217,11 @@ impl<'c> EventPublisher<'c> {
         let version = self.catalogue.version(record.subject(), record.version())?;
         let payload = self.encoder.encode(version, record.value())?;
         let (trace, context) = PublishTrace::start(topic, origin.adapter, Some(origin.trace));
-        let headers = headers::event_headers(&context, origin.source_reference, origin.adapter);
+        let mut headers = headers::event_headers(&context, origin.source_reference, origin.adapter);
+        if !origin.fields_left_out.is_empty() {
+            let left_out = origin.fields_left_out.join(",");
+            headers = headers.insert(Header { key: headers::FIELDS_LEFT_OUT, value: Some(&left_out) });
+        }
         let delivery = self.send(topic, Some(record.key()), &payload, headers).await?;
         Ok(PendingDelivery { topic: topic.clone(), delivery, trace })
     }

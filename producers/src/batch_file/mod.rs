@@ -262,7 +262,7 @@ pub async fn import_file(
                 report.already_stored += 1;
                 continue;
             }
-            let origin = Origin { source_reference: reference, adapter: ADAPTER, trace: &trace };
+            let origin = Origin { source_reference: reference, adapter: ADAPTER, trace: &trace, fields_left_out: &[] };
             let delivery = match output {
                 Output::Event(record) => {
                     *report.events.entry(record.subject().to_owned()).or_default() += 1;

@@ -488,7 +488,7 @@ async fn publish(
     let records: Vec<(&SubjectRecord, Origin<'_>)> = resources
         .iter()
         .flat_map(|(records, reference)| {
-            let origin = Origin { source_reference: reference, adapter: ADAPTER, trace };
+            let origin = Origin { source_reference: reference, adapter: ADAPTER, trace, fields_left_out: &[] };
             records.iter().map(move |record| (record, origin))
         })
         .collect();
@@ -514,7 +514,7 @@ async fn dead_letter(
     reference: &str,
     trace: &TraceContext,
 ) -> std::result::Result<(), ()> {
-    let origin = Origin { source_reference: reference, adapter: ADAPTER, trace };
+    let origin = Origin { source_reference: reference, adapter: ADAPTER, trace, fields_left_out: &[] };
     match shared.publisher.dead_letter(payload, reason, origin).await {
         Ok(_) => {
             info!(reason, "FHIR resource refused and dead-lettered");

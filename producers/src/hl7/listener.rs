@@ -416,7 +416,9 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
     }
     let records: Vec<_> = mapped.events.into_iter().map(ValidEvent::into_record).collect();
     let source_reference = header.source_reference();
-    let origin = Origin { source_reference: &source_reference, adapter: ADAPTER, trace: &trace };
+    let left_out: Vec<&'static str> = mapped.warnings.iter().map(|warning| warning.location).collect();
+    let origin =
+        Origin { source_reference: &source_reference, adapter: ADAPTER, trace: &trace, fields_left_out: &left_out };
     match shared.publisher.publish_records(&records, origin).await {
         Ok(_) => {
             if let Err(error) = shared.seen.lock().expect("no panics while holding the lock").stored(&key) {
@@ -456,7 +458,7 @@ async fn handle(shared: &Shared, bytes: &[u8]) -> Vec<u8> {
 /// whether Kafka stored them.
 async fn dead_letter_framing(shared: &Shared, bytes: &[u8], error: &MllpError) -> bool {
     let trace = TraceContext::new_root();
-    let origin = Origin { source_reference: "hl7:mllp-framing", adapter: ADAPTER, trace: &trace };
+    let origin = Origin { source_reference: "hl7:mllp-framing", adapter: ADAPTER, trace: &trace, fields_left_out: &[] };
     match shared.publisher.dead_letter(bytes, &error.to_string(), origin).await {
         Ok(_) => true,
         Err(kafka) => {
@@ -477,7 +479,7 @@ async fn refuse(
 ) -> Vec<u8> {
     let source_reference =
         format!("hl7:{}^{}:{}", original.sending_application, original.sending_facility, original.control_id);
-    let origin = Origin { source_reference: &source_reference, adapter: ADAPTER, trace };
+    let origin = Origin { source_reference: &source_reference, adapter: ADAPTER, trace, fields_left_out: &[] };
     match shared.publisher.dead_letter(bytes, &error.to_string(), origin).await {
         Ok(_) => {
             info!(
