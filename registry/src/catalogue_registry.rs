@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_schemas::{
-    Catalogue, SchemaVersion, WriterSchemaRef, apache_avro::Schema, apache_avro::rabin::Rabin, compatibility,
-};
+use sluice_schemas::{Catalogue, SchemaVersion, WriterSchemaRef, apache_avro::Schema, compatibility, fingerprint_of};
 
 use crate::{Error, Result};
 
@@ -107,8 +105,7 @@ impl CatalogueRegistry {
     pub fn find(&self, subject: &str, schema: &str) -> Result<Registered<'_>> {
         let versions = self.versions(subject)?;
         let parsed = Schema::parse_str(schema).map_err(|error| Error::InvalidSchema(error.to_string()))?;
-        let fingerprint =
-            u64::from_le_bytes(parsed.fingerprint::<Rabin>().bytes.try_into().expect("Rabin fingerprints are 8 bytes"));
+        let fingerprint = fingerprint_of(&parsed);
         versions.into_iter().find(|registered| registered.version.fingerprint() == fingerprint).ok_or_else(|| {
             Error::NotCatalogued { subject: subject.to_owned(), catalogued: self.subjects[subject].clone() }
         })

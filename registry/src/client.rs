@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use sluice_schemas::{Catalogue, SchemaIdResolver, apache_avro::Schema, apache_avro::rabin::Rabin};
+use sluice_schemas::{Catalogue, SchemaIdResolver, apache_avro::Schema, fingerprint_of};
 
 /// How long one request to the registry may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,8 +70,7 @@ impl RegistryIds {
             return Err(format!("GET {url}: the answer has no schema"));
         };
         let Ok(schema) = Schema::parse_str(text) else { return Ok(None) };
-        let fingerprint =
-            u64::from_le_bytes(schema.fingerprint::<Rabin>().bytes.try_into().expect("Rabin fingerprints are 8 bytes"));
+        let fingerprint = fingerprint_of(&schema);
         Ok(self.catalogued.contains(&fingerprint).then_some(fingerprint))
     }
 }

@@ -29,6 +29,12 @@ pub mod subjects {
     pub const CLINICAL: [&str; 3] = [ADT, OBSERVATION, DIAGNOSIS];
 }
 
+/// The CRC-64-AVRO (Rabin) fingerprint of a schema's Parsing Canonical Form: what single-object
+/// framing carries and what two schemas that differ only in documentation share.
+pub fn fingerprint_of(schema: &Schema) -> u64 {
+    u64::from_le_bytes(schema.fingerprint::<Rabin>().bytes.try_into().expect("Rabin fingerprints are 8 bytes"))
+}
+
 /// One version of one subject's schema, with the identifiers used to find it on the wire.
 #[derive(Debug, Clone)]
 pub struct SchemaVersion {
@@ -55,8 +61,7 @@ impl SchemaVersion {
             version,
             reason: error.to_string(),
         })?;
-        let bytes = schema.fingerprint::<Rabin>().bytes;
-        let fingerprint = u64::from_le_bytes(bytes.try_into().expect("Rabin fingerprints are 8 bytes"));
+        let fingerprint = fingerprint_of(&schema);
         let json = serde_json::from_str::<serde_json::Value>(json)
             .map(|value| value.to_string())
             .unwrap_or_else(|_| json.to_owned());

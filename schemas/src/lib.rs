@@ -75,7 +75,7 @@ mod nhs_number;
 mod sensitivity;
 mod study_id;
 
-pub use catalogue::{Catalogue, SchemaVersion, fingerprinted_label, subjects};
+pub use catalogue::{Catalogue, SchemaVersion, fingerprint_of, fingerprinted_label, subjects};
 pub use codec::{DecodedEvent, Decoder, Encoder, SchemaIdResolver};
 pub use consent_key::consent_record_key;
 pub use error::{Error, Result};
