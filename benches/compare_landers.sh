@@ -13,6 +13,8 @@
 #   EVENTS    clinical events to load (default 300000; patients are a tenth of that)
 #   ROUNDS    rounds of (BASE, NEW) per purpose (default 3)
 #   PURPOSES  comma-separated (default research,planning)
+# SLUICE_BENCH_PRODUCER names the binary that loads the events (default NEW_BINARY): give the
+# older binary when NEW writes schema versions BASE cannot read.
 # Needs the Tansu broker (infra/install-broker.sh) and GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +32,9 @@ export SLUICE_BROKERS
 "$new" topics apply >/dev/null
 "$new" keys generate --purpose "$(IFS=,; echo "${purposes[*]}")" --out "$work/keys.toml" >/dev/null
 export SLUICE_KEYS_FILE="$work/keys.toml"
-echo "loading $events events"
-"$new" produce synthetic --events "$events" --patients $((events / 10)) >/dev/null
+producer=$(realpath "${SLUICE_BENCH_PRODUCER:-$new}")
+echo "loading $events events with $producer"
+"$producer" produce synthetic --events "$events" --patients $((events / 10)) >/dev/null
 
 # peak_anonymous_kb TIME_PID: waits for GNU time (TIME_PID) and its lander to end and sets anon_kb
 # to the lander's largest anonymous resident set (RssAnon: its heap and stacks, without the pages of the
