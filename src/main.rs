@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sluice::{
-    commands::{audit, compact, demo, erase, keys, land, policy, produce, registry, report, schemas, topics},
+    commands::{
+        audit, compact, demo, disclosure, erase, keys, land, policy, produce, registry, report, schemas, topics,
+    },
     observability,
 };
 
@@ -43,6 +45,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Check policy files against the schemas and show what each does to every field.
     Policy(policy::PolicyArgs),
+    /// Measure the re-identification risk of the landed datasets against each policy's threshold.
+    Disclosure(disclosure::DisclosureArgs),
     /// Check the audit trail.
     Audit(audit::AuditArgs),
     /// Inspect and check the Avro schema catalogue.
@@ -64,6 +68,7 @@ impl Command {
             Command::Erase(_) => "erase",
             Command::Report(_) => "report",
             Command::Policy(_) => "policy",
+            Command::Disclosure(_) => "disclosure",
             Command::Audit(_) => "audit",
             Command::Schemas(_) => "schemas",
             Command::Registry(_) => "registry",
@@ -82,6 +87,7 @@ impl Command {
             Command::Erase(args) => args.run(),
             Command::Report(args) => args.run(),
             Command::Policy(args) => args.run(),
+            Command::Disclosure(args) => args.run(),
             Command::Audit(args) => args.run(),
             Command::Schemas(args) => args.run(),
             Command::Registry(args) => args.run(),

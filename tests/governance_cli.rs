@@ -178,7 +178,7 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     let checked = sluice(&["policy", "check", "--policies", policies.to_str().unwrap()], &keys, None);
     let output = text(&checked);
     assert!(checked.status.success(), "{output}");
-    assert!(output.contains("research@v4"), "{output}");
+    assert!(output.contains("research@v5"), "{output}");
     assert!(output.contains("nhs_number                 hmac               -> patient_pseudonym"), "{output}");
     assert!(output.contains("family_name                drop               not landed"), "{output}");
 

@@ -254,6 +254,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A dataset could not be measured for disclosure risk: a file unreadable, or without the
+    /// patient pseudonym its classes are counted by. Nothing is reported for it as safe.
+    #[error("cannot measure the disclosure risk of {path}: {reason}")]
+    Disclosure {
+        /// The landed file, or the dataset (`<purpose>/<subject>`).
+        path: String,
+        /// Why (never a value from the file).
+        reason: String,
+    },
+
     /// Audit records could not be copied to the audit topic. The log file, which is the
     /// authority, is unaffected; the next attempt starts from the topic's end.
     #[error("cannot publish the audit trail to `{topic}`: {reason}")]

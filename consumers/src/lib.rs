@@ -37,6 +37,7 @@ pub mod batch;
 pub mod compact;
 pub mod consent;
 pub mod dictionary;
+pub mod disclosure;
 pub mod erase;
 pub mod keyring;
 pub mod lake;

@@ -13,6 +13,7 @@
 //! | `sluice erase` | [`erase`] |
 //! | `sluice report` | [`report`] |
 //! | `sluice policy check` | [`policy`] |
+//! | `sluice disclosure check` | [`disclosure`] |
 //! | `sluice audit verify\|publish` | [`audit`] |
 //! | `sluice schemas check\|list` | [`schemas`] |
 //!
@@ -24,6 +25,7 @@ pub mod args;
 pub mod audit;
 pub mod compact;
 pub mod demo;
+pub mod disclosure;
 pub mod erase;
 pub mod keys;
 pub mod lake_args;

@@ -26,7 +26,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A table cell holding a count, suppressed and rounded.
-fn cell(count: u64) -> String {
+pub(crate) fn cell(count: u64) -> String {
     let shown = Shown::of(count);
     let class = if shown.is_suppressed() { "n suppressed" } else { "n" };
     format!(r#"<td class="{class}">{}</td>"#, escape(&shown.to_string()))
@@ -86,6 +86,7 @@ pub fn render(model: &ReportModel, context: &Context) -> String {
     withheld(&mut page, model);
     versions(&mut page, model);
     tables(&mut page, model);
+    super::disclosure::render(&mut page, &model.disclosure);
     operations(&mut page, model);
     page.push_str("</body></html>\n");
     page

@@ -3,6 +3,7 @@
 //! events by reason, the policy, key and schema versions in force, other operations on the lake,
 //! and whether the log and the lake verify. Counts of 1 to 7 are suppressed ([`suppress`]).
 
+pub mod disclosure;
 pub mod html;
 pub mod model;
 pub mod suppress;

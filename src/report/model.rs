@@ -27,6 +27,8 @@ pub struct ReportModel {
     /// Each dataset's Delta table and its current version (the newest the log records), the
     /// version an analysis cites (docs/TABLES.md).
     pub table_versions: BTreeMap<String, u64>,
+    /// Each dataset's newest disclosure check.
+    pub disclosure: BTreeMap<String, super::disclosure::DatasetDisclosure>,
 }
 
 /// Counts of one flow: events of one topic consumed for one purpose into one dataset.
@@ -249,6 +251,7 @@ pub fn build(records: &[Value], subjects: &BTreeMap<String, String>, status: Aud
                 let version = model.table_versions.entry(text(&event["table"])).or_default();
                 *version = (*version).max(number(&event["version"]));
             }
+            "disclosure" => super::disclosure::note(&mut model.disclosure, event, &recorded_at),
             "withdrawal" => model.operations.withdrawals += 1,
             "recovery" => model.operations.recoveries += 1,
             "consent_unreadable" => {

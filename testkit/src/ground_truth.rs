@@ -39,9 +39,9 @@ struct TimeLayout {
 fn layout(purpose: &str) -> TimeLayout {
     match purpose {
         "research" => {
-            TimeLayout { occurred: "occurred_at_shifted", partition: ("event_month", 7), policy: "research@v4" }
+            TimeLayout { occurred: "occurred_at_shifted", partition: ("event_month", 7), policy: "research@v5" }
         }
-        "planning" => TimeLayout { occurred: "occurred_at_hour", partition: ("event_date", 10), policy: "planning@v3" },
+        "planning" => TimeLayout { occurred: "occurred_at_hour", partition: ("event_date", 10), policy: "planning@v4" },
         _ => TimeLayout { occurred: "occurred_at", partition: ("event_date", 10), policy: "direct-care@v3" },
     }
 }

@@ -66,6 +66,58 @@ pub enum AuditEvent {
     ConsentUnreadable(ConsentUnreadableRecord),
     /// A new version of a dataset's Delta table.
     TableCommit(TableCommitRecord),
+    /// The re-identification risk of a purpose's datasets, measured per release unit.
+    Disclosure(DisclosureRecord),
+}
+
+/// A disclosure check of one purpose's datasets (`sluice disclosure check`): per release unit,
+/// the equivalence classes over the policy's quasi-identifiers and what enforcement would do.
+/// Counts and column names only, never a value of a quasi-identifier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DisclosureRecord {
+    /// The purpose.
+    pub purpose: String,
+    /// The policy whose `[disclosure]` was applied (`name@vN`).
+    pub policy: String,
+    /// Its smallest class size, in distinct patients.
+    pub k: u32,
+    /// Its largest share of a unit's records allowed below k.
+    pub max_share_at_risk: f64,
+    /// Each release unit of each dataset.
+    pub units: Vec<DisclosureUnitRecord>,
+}
+
+/// The measured risk of one release unit of one dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisclosureUnitRecord {
+    /// `<purpose>/<subject>`.
+    pub dataset: String,
+    /// The version of the dataset's table measured (none for a dataset without a table).
+    pub table_version: Option<u64>,
+    /// The release unit (`2026-03`).
+    pub unit: String,
+    /// Records measured.
+    pub records: u64,
+    /// Distinct patients.
+    pub patients: u64,
+    /// Equivalence classes.
+    pub classes: u64,
+    /// Distinct patients in the smallest class.
+    pub smallest_class: Option<u64>,
+    /// Records in classes below k.
+    pub records_at_risk: u64,
+    /// Distinct patients with a record in a class below k.
+    pub patients_at_risk: u64,
+    /// Whether the unit meets the threshold as landed.
+    pub meets_threshold: bool,
+    /// The quasi-identifiers, the one driving the risk most first.
+    pub drivers: Vec<String>,
+    /// Each quasi-identifier enforcement generalises, with the step it climbs to.
+    pub generalised_to: BTreeMap<String, String>,
+    /// Records enforcement suppresses after generalising.
+    pub records_suppressed: u64,
+    /// Whether that is more than the policy's share allows.
+    pub exceeded_suppression_limit: bool,
 }
 
 /// A commit to a dataset's Delta table: the version an analyst reads to see exactly what the

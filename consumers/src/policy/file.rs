@@ -49,6 +49,10 @@ pub(crate) struct PolicyFile {
     pub(crate) event_time_partition: EventTimePartition,
     /// For each subject, the action for each field of its newest schema.
     pub(crate) subjects: BTreeMap<String, BTreeMap<String, ActionEntry>>,
+    /// Quasi-identifiers, threshold and generalisation ladders for disclosure control.
+    /// Optional: without it the purpose has none.
+    #[serde(default)]
+    pub(crate) disclosure: Option<crate::disclosure::rules::DisclosureFile>,
 }
 
 /// How a purpose's files are divided into directories by the event time as landed (Hive

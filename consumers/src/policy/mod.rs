@@ -90,7 +90,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result, consent::Purpose, consent::PurposeRules};
+use crate::{Error, Result, consent::Purpose, consent::PurposeRules, disclosure::DisclosureRules};
 
 mod file;
 mod plan;
@@ -132,6 +132,8 @@ pub struct Policy {
     subjects: BTreeMap<String, BTreeMap<String, FieldAction>>,
     /// How landed files are divided into directories by event time.
     event_time_partition: EventTimePartition,
+    /// The purpose's disclosure control, if its policy declares one.
+    disclosure: Option<DisclosureRules>,
     /// Where the text came from, for messages.
     origin: String,
     /// SHA-256 (lowercase hex) of the exact file bytes.
@@ -177,6 +179,11 @@ impl Policy {
             .map(|(subject, fields)| (subject, fields.into_iter().map(|(field, entry)| (field, entry.0)).collect()))
             .collect();
         check_one_shift(&subjects).map_err(invalid)?;
+        let disclosure = file
+            .disclosure
+            .map(|disclosure| crate::disclosure::rules::check(disclosure, &subjects, &file.patient_identifier))
+            .transpose()
+            .map_err(invalid)?;
         if file.consent.keep_landed_rows_on_opt_out.as_deref().is_some_and(|reason| reason.trim().is_empty()) {
             return Err(invalid(
                 "`[consent] keep_landed_rows_on_opt_out` must say why this purpose keeps rows after an opt-out"
@@ -192,6 +199,7 @@ impl Policy {
             rules: file.consent,
             subjects,
             event_time_partition: file.event_time_partition,
+            disclosure,
             origin: origin.to_owned(),
             hash: hex::encode(Sha256::digest(text.as_bytes())),
         })
@@ -259,6 +267,11 @@ impl Policy {
     /// day boundaries and their modification times are hidden.
     pub fn shifts_time(&self) -> bool {
         self.subjects.values().flat_map(|fields| fields.values()).any(|a| matches!(a, FieldAction::ShiftDate { .. }))
+    }
+
+    /// The purpose's disclosure control (`[disclosure]`), if the policy declares one.
+    pub fn disclosure(&self) -> Option<&DisclosureRules> {
+        self.disclosure.as_ref()
     }
 
     /// The subjects the policy has a table for.

@@ -151,7 +151,7 @@ fn hash_is_the_sha256_of_the_file_bytes() {
 #[test]
 fn accessors_report_the_file() {
     let research = Policy::builtin("research").unwrap();
-    assert_eq!((research.name(), research.version(), research.label()), ("research", 4, "research@v4".to_owned()));
+    assert_eq!((research.name(), research.version(), research.label()), ("research", 5, "research@v5".to_owned()));
     assert_eq!(research.patient_identifier(), "nhs_number");
     assert!(research.description().contains("shifted"));
     assert!(research.rules().exemptions.is_empty());
@@ -506,7 +506,13 @@ fn plans_name_the_patient_pseudonym_column_erasure_searches() {
     let text = std::fs::read_to_string(policies_dir().join("research.toml"))
         .unwrap()
         .replace(r#"nhs_number = { action = "hmac", column = "patient_pseudonym" }"#, r#"nhs_number = "drop""#);
-    let dropped = Policy::from_toml(&text, "test").unwrap();
+    // Disclosure control counts patients by their pseudonym, so it refuses such a policy...
+    let refused = Policy::from_toml(&text, "test").unwrap_err().to_string();
+    assert!(refused.contains("`nhs_number` must land as a pseudonym (`hmac`)"), "{refused}");
+    // ... which, without [disclosure], lands no pseudonym for erasure to find.
+    let (before, rest) = text.split_once("[disclosure]").unwrap();
+    let without_disclosure = format!("{before}{}", &rest[rest.find("[subjects.adt]").unwrap()..]);
+    let dropped = Policy::from_toml(&without_disclosure, "test").unwrap();
     assert_eq!(dropped.plan(latest("adt")).unwrap().patient_pseudonym_column(), None);
 }
 
