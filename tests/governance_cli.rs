@@ -181,6 +181,15 @@ fn policy_check_shows_every_field_and_refuses_a_policy_that_misses_one() {
     assert!(output.contains("research@v5"), "{output}");
     assert!(output.contains("nhs_number                 hmac               -> patient_pseudonym"), "{output}");
     assert!(output.contains("family_name                drop               not landed"), "{output}");
+    // Its disclosure control, with each subject's quasi-identifiers and their ladders.
+    assert!(
+        output.contains("disclosure control: classes of at least 5 distinct patients (by `patient_pseudonym`)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("diagnosis quasi-identifiers: age_band_at_reference_date (age_band:10 > age_band:20 > withhold), sex, postcode_district (postcode_area), code (prefix:3 > prefix:1)"),
+        "{output}"
+    );
 
     // A study policy written before observation v2 added `interpretation`: refused, naming it.
     let study = research

@@ -81,6 +81,32 @@ impl PolicyCheckArgs {
                     exemption.reference
                 );
             }
+            match policy.disclosure() {
+                Some(rules) => {
+                    println!(
+                        "  disclosure control: classes of at least {} distinct patients (by `{}`), at most {:.1}% of a \
+                         {} unit's records below",
+                        rules.k,
+                        rules.patient_column,
+                        rules.max_share_at_risk * 100.0,
+                        format!("{:?}", rules.release_unit).to_lowercase()
+                    );
+                    for (subject, quasi_identifiers) in &rules.subjects {
+                        let described: Vec<String> = quasi_identifiers
+                            .iter()
+                            .map(|q| {
+                                let ladder: Vec<String> = q.ladder.iter().map(|step| step.name()).collect();
+                                match ladder.is_empty() {
+                                    true => q.column.clone(),
+                                    false => format!("{} ({})", q.column, ladder.join(" > ")),
+                                }
+                            })
+                            .collect();
+                        println!("    {subject} quasi-identifiers: {}", described.join(", "));
+                    }
+                }
+                None => println!("  no disclosure control ([disclosure])"),
+            }
             for subject in sluice_schemas::subjects::CLINICAL {
                 let version = catalogue.latest(subject).map_err(|e| e.to_string())?;
                 match policy.plan(version) {

@@ -54,6 +54,7 @@
 pub mod classes;
 pub mod enforce;
 mod hierarchy;
+pub mod release;
 pub mod rules;
 pub mod scan;
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::{
-    array::{ArrayRef, RecordBatch, StringArray},
+    array::{Array, ArrayRef, RecordBatch, StringArray},
     datatypes::{DataType, Field, Schema},
 };
 use proptest::prelude::*;
@@ -199,7 +199,115 @@ proptest! {
         }
         // Generalising never makes the classes riskier than landed.
         prop_assert!(plan.generalised.records_at_risk <= plan.before.records_at_risk);
+
+        // The records as a release writes them, in batches of 7, measure the same.
+        let rule = release::ReleaseRule::new(rules.quasi_identifiers("adt").unwrap(), &rows, &plan.levels, &suppressed);
+        let written: Vec<(String, String, String, String)> = records
+            .iter()
+            .map(|(patient, age, sex, sector)| {
+                let age = if *age == 18 { "90+".to_owned() } else { format!("{}-{}", age * 5, age * 5 + 4) };
+                (format!("p{patient}"), age, ["F", "M", "I"][*sex as usize].to_owned(), format!("LS{} {}", sector / 4, sector % 4))
+            })
+            .collect();
+        let mut batches = Vec::new();
+        let mut left_out = 0;
+        for chunk in written.chunks(7) {
+            let released = rule.apply(&batch_of(chunk)).unwrap();
+            left_out += released.suppressed;
+            batches.push(released.batch);
+        }
+        prop_assert_eq!(left_out, plan.records_suppressed());
+        let (reread, _) = rows_of(&batches, &rules).measure(&[0, 0, 0], k, None);
+        prop_assert_eq!(reread.records_at_risk, 0);
+        prop_assert_eq!(reread.records, plan.after.records);
+        prop_assert_eq!(reread.classes, plan.after.classes);
     }
+}
+
+// ---- applying a plan to landed records ---------------------------------------------------------
+
+fn batch_of(records: &[(String, String, String, String)]) -> RecordBatch {
+    let column = |pick: fn(&(String, String, String, String)) -> &str| {
+        Arc::new(StringArray::from(records.iter().map(pick).collect::<Vec<_>>())) as ArrayRef
+    };
+    let schema = Schema::new(
+        ["patient_pseudonym", AGE, "sex", "postcode_sector"]
+            .map(|name| Field::new(name, DataType::Utf8, true))
+            .to_vec(),
+    );
+    RecordBatch::try_new(Arc::new(schema), vec![column(|r| &r.0), column(|r| &r.1), column(|r| &r.2), column(|r| &r.3)])
+        .unwrap()
+}
+
+fn owned(records: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, String)> {
+    records.iter().map(|(p, a, s, c)| (p.to_string(), a.to_string(), s.to_string(), c.to_string())).collect()
+}
+
+/// Reads released batches back into classes at their own (level 0) values.
+fn rows_of(batches: &[RecordBatch], rules: &DisclosureRules) -> UnitRows {
+    let mut rows = UnitRows::new(rules.quasi_identifiers("adt").unwrap());
+    for batch in batches {
+        let text = |name: &str| {
+            let column = arrow::compute::cast(batch.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+            column.as_any().downcast_ref::<StringArray>().unwrap().clone()
+        };
+        let (patients, ages, sexes, sectors) =
+            (text("patient_pseudonym"), text(AGE), text("sex"), text("postcode_sector"));
+        for row in 0..batch.num_rows() {
+            let value = |column: &StringArray| (!column.is_null(row)).then(|| column.value(row).to_owned());
+            let values = [value(&ages), value(&sexes), value(&sectors)];
+            let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            rows.push(classes::patient_of(Some(patients.value(row))), &values);
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_release_generalises_every_record_and_leaves_out_the_suppressed_ones() {
+    let rules = rules(3, 0.1);
+    let mut rows = population_rows(&rules);
+    let (plan, suppressed) = enforce::plan(&mut rows, &rules);
+    let rule = release::ReleaseRule::new(rules.quasi_identifiers("adt").unwrap(), &rows, &plan.levels, &suppressed);
+    // The unit's records in two batches, the suppressed one in the second.
+    let records = owned(&POPULATION);
+    let first = rule.apply(&batch_of(&records[..4])).unwrap();
+    let second = rule.apply(&batch_of(&records[4..])).unwrap();
+    assert_eq!((first.suppressed, second.suppressed), (0, 1));
+    let ages = |batch: &RecordBatch| -> Vec<String> {
+        let column = batch.column_by_name(AGE).unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        column.iter().map(|v| v.unwrap().to_owned()).collect()
+    };
+    assert_eq!(ages(&first.batch), ["40-49"; 4]);
+    assert_eq!(ages(&second.batch), ["40-49", "40-49", "90+", "90+", "90+", "90+"]);
+    // p6 (40-44 M LS6 3) is the record left out; sectors are as landed.
+    let patients = second.batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    assert!(!patients.iter().any(|p| p == Some("p6")));
+    let (released, _) = rows_of(&[first.batch, second.batch], &rules).measure(&[0, 0, 0], 3, None);
+    assert_eq!((released.records, released.records_at_risk, released.smallest_class), (10, 0, Some(4)));
+}
+
+#[test]
+fn a_withheld_column_is_released_null() {
+    let rules = DisclosureRules {
+        subjects: [(
+            "adt".to_owned(),
+            vec![
+                QuasiIdentifier { column: AGE.into(), ladder: vec![Generalisation::Withhold] },
+                QuasiIdentifier { column: "sex".into(), ladder: vec![] },
+                QuasiIdentifier { column: "postcode_sector".into(), ladder: vec![] },
+            ],
+        )]
+        .into(),
+        ..rules(3, 0.0)
+    };
+    let mut rows = population_rows(&rules);
+    let (_, suppressed) = rows.measure(&[1, 0, 0], 3, None);
+    let rule = release::ReleaseRule::new(rules.quasi_identifiers("adt").unwrap(), &rows, &[1, 0, 0], &suppressed);
+    let released = rule.apply(&batch_of(&owned(&POPULATION))).unwrap();
+    // Without age, A and B are one class of 5 women in LS6 2; C, alone, is left out.
+    assert_eq!((released.batch.num_rows(), released.suppressed), (10, 1));
+    assert_eq!(released.batch.column_by_name(AGE).unwrap().null_count(), 10);
 }
 
 // ---- the policy's [disclosure] table ---------------------------------------------------------
