@@ -2,7 +2,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use apache_avro::{reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter};
+use apache_avro::{
+    reader::datum::GenericDatumReader, schema::ResolvedSchema, types::Value, writer::datum::GenericDatumWriter,
+};
 
 use crate::{Catalogue, Error, Framing, Result, SchemaVersion, WriterSchemaRef, error::redacted_reason};
 
@@ -105,7 +107,14 @@ enum VersionReader<'c> {
     /// decimal in its shortest two's-complement form (Java's and Python's Avro libraries do), and
     /// apache-avro refuses a decimal whose byte length holds fewer digits than the reader's
     /// precision when it resolves, though the value fits; sign extension keeps the value.
-    WideningDecimals { writer: GenericDatumReader<'c>, reader: &'c apache_avro::Schema, decimal_bytes: usize },
+    WideningDecimals {
+        writer: GenericDatumReader<'c>,
+        reader: &'c apache_avro::Schema,
+        /// The reader schema's named types, built once: `Value::resolve` would rebuild them for
+        /// every record.
+        reader_names: ResolvedSchema<'c>,
+        decimal_bytes: usize,
+    },
 }
 
 impl<'c> Decoder<'c> {
@@ -123,6 +132,7 @@ impl<'c> Decoder<'c> {
                     VersionReader::WideningDecimals {
                         writer: GenericDatumReader::builder(writer.schema()).build().expect(built),
                         reader: reader.schema(),
+                        reader_names: ResolvedSchema::new(reader.schema()).expect(built),
                         decimal_bytes: bytes_for_precision(
                             precision.max(largest_decimal_precision(reader.schema()).unwrap_or_default()),
                         ),
@@ -177,10 +187,10 @@ impl<'c> Decoder<'c> {
         let mut remaining = TruncationDetectingReader { rest: body, read_past_end: false };
         let read = match datum_reader {
             VersionReader::Resolving(datum_reader) => datum_reader.read_value(&mut remaining),
-            VersionReader::WideningDecimals { writer, reader, decimal_bytes } => {
+            VersionReader::WideningDecimals { writer, reader, reader_names, decimal_bytes } => {
                 writer.read_value(&mut remaining).and_then(|mut value| {
                     widen_decimals(&mut value, *decimal_bytes);
-                    value.resolve(reader)
+                    value.resolve_with_names(reader, reader_names.get_names())
                 })
             }
         };
