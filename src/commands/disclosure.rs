@@ -84,7 +84,7 @@ impl DisclosureCheckArgs {
                 policy.label(),
                 rules.k,
                 percent(rules.max_share_at_risk),
-                format!("{:?}", rules.release_unit).to_lowercase(),
+                rules.release_unit.name(),
             );
             let assessments =
                 disclosure::check_purpose(&storage, &purpose, rules, print_unit).map_err(|e| e.to_string())?;

@@ -89,7 +89,7 @@ impl PolicyCheckArgs {
                         rules.k,
                         rules.patient_column,
                         rules.max_share_at_risk * 100.0,
-                        format!("{:?}", rules.release_unit).to_lowercase()
+                        rules.release_unit.name()
                     );
                     for (subject, quasi_identifiers) in &rules.subjects {
                         let described: Vec<String> = quasi_identifiers

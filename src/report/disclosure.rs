@@ -8,7 +8,10 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use serde_json::Value;
 
-use super::html::{cell, escape};
+use super::{
+    html::{cell, escape},
+    model::{number, text},
+};
 
 /// The newest disclosure check of one dataset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,20 +57,19 @@ pub struct UnitDisclosure {
 
 /// Notes a `disclosure` audit record: it replaces the earlier check of each dataset it covers.
 pub fn note(checks: &mut BTreeMap<String, DatasetDisclosure>, event: &Value, recorded_at: &str) {
-    let number = |value: &Value| value.as_u64().unwrap_or(0);
     let k = number(&event["k"]);
     let mut fresh: BTreeMap<String, DatasetDisclosure> = BTreeMap::new();
     for unit in event["units"].as_array().into_iter().flatten() {
         let dataset = unit["dataset"].as_str().unwrap_or("(unnamed)").to_owned();
         let check = fresh.entry(dataset).or_insert_with(|| DatasetDisclosure {
-            policy: event["policy"].as_str().unwrap_or_default().to_owned(),
+            policy: text(&event["policy"]),
             k,
             share_allowed: format!("{:.1}%", event["max_share_at_risk"].as_f64().unwrap_or(0.0) * 100.0),
             checked_at: recorded_at.to_owned(),
             units: Vec::new(),
         });
         check.units.push(UnitDisclosure {
-            unit: unit["unit"].as_str().unwrap_or_default().to_owned(),
+            unit: text(&unit["unit"]),
             table_version: unit["table_version"].as_u64(),
             records: number(&unit["records"]),
             records_at_risk: number(&unit["records_at_risk"]),
@@ -82,7 +84,7 @@ pub fn note(checks: &mut BTreeMap<String, DatasetDisclosure>, event: &Value, rec
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(column, step)| (column.clone(), step.as_str().unwrap_or_default().to_owned()))
+                .map(|(column, step)| (column.clone(), text(step)))
                 .collect(),
             records_suppressed: number(&unit["records_suppressed"]),
             exceeded_suppression_limit: unit["exceeded_suppression_limit"].as_bool().unwrap_or(false),

@@ -34,11 +34,21 @@ pub struct UnitRows {
     /// for levels above 0, the map from a level-0 value's number to its number at that level.
     columns: Vec<ColumnLevels>,
     /// Number of each quasi-identifier's level-0 values, while rows are being added.
-    lookup: Vec<HashMap<Option<String>, u32>>,
+    lookup: Vec<Dictionary>,
     /// Each record's patient.
     patients: Vec<u64>,
     /// Each record's level-0 value numbers, one per quasi-identifier, record after record.
     codes: Vec<u32>,
+}
+
+/// The numbers of one column's level-0 values: looked up by `&str`, so a record already seen
+/// costs no allocation.
+#[derive(Debug, Clone, Default)]
+struct Dictionary {
+    /// Each text value's number.
+    text: HashMap<String, u32>,
+    /// The number of null, once seen.
+    null: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +106,7 @@ impl UnitRows {
                 .iter()
                 .map(|q| ColumnLevels { ladder: q.ladder.clone(), values: vec![Vec::new()], maps: Vec::new() })
                 .collect(),
-            lookup: vec![HashMap::new(); quasi_identifiers.len()],
+            lookup: vec![Dictionary::default(); quasi_identifiers.len()],
             patients: Vec::new(),
             codes: Vec::new(),
         }
@@ -110,12 +120,22 @@ impl UnitRows {
             // Levels above 0 are built from the whole dictionary: a new record makes them stale.
             column.values.truncate(1);
             column.maps.clear();
-            let key = value.map(str::to_owned);
-            let next = u32::try_from(column.values[0].len()).expect("fewer than 2^32 distinct values");
-            let code = *lookup.entry(key).or_insert_with_key(|key| {
-                column.values[0].push(key.clone());
-                next
-            });
+            let known = match value {
+                Some(text) => lookup.text.get(*text).copied(),
+                None => lookup.null,
+            };
+            let code = match known {
+                Some(code) => code,
+                None => {
+                    let code = u32::try_from(column.values[0].len()).expect("fewer than 2^32 distinct values");
+                    column.values[0].push(value.map(str::to_owned));
+                    match value {
+                        Some(text) => lookup.text.insert((*text).to_owned(), code),
+                        None => lookup.null.replace(code),
+                    };
+                    code
+                }
+            };
             self.codes.push(code);
         }
         self.patients.push(patient);

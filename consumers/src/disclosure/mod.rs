@@ -101,16 +101,16 @@ pub struct UnitAssessment {
     pub enforcement: EnforcementPlan,
 }
 
-/// Measures one release unit: its classes, their drivers, and enforcement's plan for it.
+/// Measures one release unit, whose records `rows` holds for `quasi_identifiers` (the
+/// dataset's, from `rules`): its classes, their drivers, and enforcement's plan for it.
 pub fn assess(
     dataset: &str,
     table_version: Option<u64>,
     unit: &str,
     rows: &mut UnitRows,
+    quasi_identifiers: &[QuasiIdentifier],
     rules: &DisclosureRules,
 ) -> UnitAssessment {
-    let subject = dataset.split_once('/').map_or(dataset, |(_, subject)| subject);
-    let quasi_identifiers = rules.quasi_identifiers(subject).unwrap_or_default();
     let (enforcement, _) = enforce::plan(rows, rules);
     let measured = enforcement.before;
     let mut drivers: Vec<Driver> = quasi_identifiers
@@ -160,7 +160,7 @@ pub fn check_purpose(
         };
         for (unit, keys) in scan::by_release_unit(keys, rules.release_unit) {
             let mut rows = scan::read_unit(storage, &keys, quasi_identifiers, &rules.patient_column)?;
-            let assessment = assess(&dataset, table_version, &unit, &mut rows, rules);
+            let assessment = assess(&dataset, table_version, &unit, &mut rows, quasi_identifiers, rules);
             each(&assessment);
             assessments.push(assessment);
         }

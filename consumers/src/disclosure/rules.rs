@@ -44,6 +44,16 @@ pub enum ReleaseUnit {
     Partition,
 }
 
+impl ReleaseUnit {
+    /// The unit as written in a policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReleaseUnit::Month => "month",
+            ReleaseUnit::Partition => "partition",
+        }
+    }
+}
+
 /// One step up a quasi-identifier's hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Generalisation {

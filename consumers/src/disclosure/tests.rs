@@ -87,7 +87,14 @@ fn classes_are_counted_in_distinct_patients() {
 #[test]
 fn drivers_say_which_column_makes_records_unique() {
     let rules = rules(3, 0.0);
-    let assessment = assess("planning/adt", Some(3), "2026-03", &mut population_rows(&rules), &rules);
+    let assessment = assess(
+        "planning/adt",
+        Some(3),
+        "2026-03",
+        &mut population_rows(&rules),
+        rules.quasi_identifiers("adt").unwrap(),
+        &rules,
+    );
     assert!(!assessment.meets_threshold);
     let without: Vec<(&str, u64)> =
         assessment.drivers.iter().map(|d| (d.column.as_str(), d.records_at_risk_without)).collect();
